@@ -26,6 +26,7 @@ const (
 	CodeUnknownIntent    Code = "unknown_intent"     // PROTO-URN-03
 	CodeLivenessFailed   Code = "liveness_failed"    // iicp-dir.md §3.1 (DIR-REG-04)
 	CodeNoRoute          Code = "no_route_available" // iicp-dir.md §3.4 dispatch tickets
+	CodePrivateAddress   Code = "private_address"    // GET /v1/probe SSRF guard (DIR-PROBE-01/02)
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	CodePayloadTooLarge  Code = "payload_too_large"
 	CodeUnsupportedMedia Code = "unsupported_media_type"
@@ -90,6 +91,7 @@ var codeStatus = map[Code]int{
 	CodeUnknownIntent:    http.StatusUnprocessableEntity,
 	CodeLivenessFailed:   http.StatusUnprocessableEntity,
 	CodeNoRoute:          http.StatusNotFound,
+	CodePrivateAddress:   http.StatusUnprocessableEntity,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
