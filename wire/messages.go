@@ -151,12 +151,31 @@ type AvailabilityWindow struct {
 	Share float64 `json:"share" cbor:"share"`
 }
 
-// CXPublicKey is a node's IICP-CX X25519 key (iicp-confidentiality.md §3).
+// CXPublicKey is a node's IICP-CX X25519 key (iicp-confidentiality.md §3.1,
+// schemas/nodelist.json $defs.CxPublicKey). The spec fields are Algorithm,
+// Encoding, Key, KeyID, NotAfter, HybridPQ and Features; Alg, PublicKey and
+// ExpiresAt are earlier meshnode names kept for source compatibility and
+// omitted from the wire when empty.
 type CXPublicKey struct {
 	KeyID     string `json:"key_id" cbor:"key_id"`
 	Alg       string `json:"alg,omitempty" cbor:"alg,omitempty"`
-	PublicKey string `json:"public_key" cbor:"public_key"`
+	PublicKey string `json:"public_key,omitempty" cbor:"public_key,omitempty"`
 	ExpiresAt string `json:"expires_at,omitempty" cbor:"expires_at,omitempty"`
+
+	// Algorithm is "X25519".
+	Algorithm string `json:"algorithm,omitempty" cbor:"algorithm,omitempty"`
+	// Encoding of Key: "base64url" (no padding).
+	Encoding string `json:"encoding,omitempty" cbor:"encoding,omitempty"`
+	// Key is the 32-byte X25519 public key, base64url without padding.
+	Key string `json:"key,omitempty" cbor:"key,omitempty"`
+	// NotAfter is the RFC 3339 UTC expiry (≤ 90 days, CX-NODE-01).
+	NotAfter string `json:"not_after,omitempty" cbor:"not_after,omitempty"`
+	// HybridPQ is reserved (Phase 4+); Tier 1 sends JSON null. Not carried
+	// in CBOR (a raw JSON value has no CBOR form; Tier 1 has nothing to carry).
+	HybridPQ json.RawMessage `json:"hybrid_pq,omitempty" cbor:"-"`
+	// Features lists additive CX features, e.g. "response_encryption_v1"
+	// (§5a.3); unknown entries are ignored.
+	Features []string `json:"features,omitempty" cbor:"features,omitempty"`
 }
 
 // RegisterRequest is INIT: POST /v1/register (iicp-core.md §2.1, iicp-dir.md §3.1).
