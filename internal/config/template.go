@@ -1,0 +1,151 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// fileTemplate is the commented config written on first run. Every key is
+// present, commented out, showing the profile's default, so the file
+// documents itself and a later release's better defaults still apply to
+// keys the operator never touched. TestDefaultFileCoversEveryKey keeps it
+// complete.
+const fileTemplate = `# meshnode configuration (TOML). Reference: docs/config.md
+# Lines starting with "# key =" show the default of the selected profile;
+# uncomment and edit to change one. Command-line flags (and their MESHNODE_*
+# environment twins) override this file for one run without changing it.
+
+version = 1
+
+# Defaults to build on: "home" (loopback, conservative), "server" (listens on
+# all interfaces, more capacity, JSON logs) or "test" (loopback, free ports,
+# short timers).
+profile = {{v .Profile}}
+
+[node]
+# Region label advertised to directories.
+# region = {{v .Node.Region}}
+# Tasks run at once (limits.max_concurrent); more wait or get capacity_exceeded.
+# max_concurrent = {{v .Node.MaxConcurrent}}
+# Public base URL registered with directories; empty = the HTTP bridge address.
+# endpoint = {{v .Node.Endpoint}}
+# Development mode: plaintext HTTP and loopback/private endpoints allowed.
+# dev = {{v .Node.Dev}}
+# Upper bound for a graceful shutdown (deregister, finish running tasks).
+# shutdown_timeout = {{v .Node.ShutdownTimeout}}
+
+[http]
+# The HTTP bridge: POST /v1/task, GET /iicp/health, GET /metrics.
+# listen = {{v .HTTP.Listen}}
+
+[backend]
+# OpenAI-compatible base URL, e.g. "http://127.0.0.1:11434" (Ollama) or
+# "http://127.0.0.1:8000" (vLLM). Empty = Ollama on 127.0.0.1:11434 when it
+# answers, else the built-in echo backend.
+# url = {{v .Backend.URL}}
+# Name of the environment variable that holds the backend API key (the key
+# itself never goes in this file).
+# api_key_env = {{v .Backend.APIKeyEnv}}
+# Models to advertise; empty = every model the backend lists.
+# models = {{v .Backend.Models}}
+# Upper bound for one backend request.
+# timeout = {{v .Backend.Timeout}}
+
+[directory]
+# IICP-DIR directories to register with. Empty = an in-process directory on
+# loopback (dev mode), so a fresh machine works with nothing else running.
+# urls = {{v .Directory.URLs}}
+# Run without any directory; the node accepts a locally generated operator
+# token (see "meshnode token").
+# disabled = {{v .Directory.Disabled}}
+# Address of the in-process directory when urls is empty.
+# embedded_listen = {{v .Directory.EmbeddedListen}}
+# Heartbeat interval until a directory names one (next_heartbeat_ms).
+# heartbeat_fallback = {{v .Directory.HeartbeatFallback}}
+# Jittered retry backoff bounds while a directory is unreachable.
+# backoff_min = {{v .Directory.BackoffMin}}
+# backoff_max = {{v .Directory.BackoffMax}}
+# Rotate the node token this often (re-register with current_node_token); "0s" = never.
+# token_refresh = {{v .Directory.TokenRefresh}}
+# Upper bound for one directory request.
+# request_timeout = {{v .Directory.RequestTimeout}}
+
+[directory_server]
+# Used by "meshnode directory" (and, for timers, the in-process directory).
+# listen = {{v .Server.Listen}}
+# SQLite database; empty = directory.db in the state directory.
+# db = {{v .Server.DB}}
+# Heartbeat interval handed to nodes (next_heartbeat_ms).
+# heartbeat_interval = {{v .Server.HeartbeatInterval}}
+# Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
+# stale_after = {{v .Server.StaleAfter}}
+# TLS certificate and key (PEM); required outside dev mode.
+# tls_cert = {{v .Server.TLSCert}}
+# tls_key = {{v .Server.TLSKey}}
+
+[mesh]
+# The libp2p host (QUIC first, TCP fallback).
+# enabled = {{v .Mesh.Enabled}}
+# listen = {{v .Mesh.Listen}}
+# Extra peers to dial besides those the directory returns.
+# bootstrap = {{v .Mesh.Bootstrap}}
+# Connection manager watermarks.
+# conns_low = {{v .Mesh.ConnsLow}}
+# conns_high = {{v .Mesh.ConnsHigh}}
+
+[admin]
+# Loopback endpoint for "meshnode status/peers/call/token"; port 0 picks a
+# free port, written to the state directory with a 0600 admin token.
+# listen = {{v .Admin.Listen}}
+
+[log]
+# debug, info, warn or error.
+# level = {{v .Log.Level}}
+# text or json.
+# format = {{v .Log.Format}}
+
+[log.levels]
+# Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh, admin.
+#example: mesh = "debug"
+`
+
+// tomlValue renders one value as TOML.
+func tomlValue(v any) (string, error) {
+	b, err := toml.Marshal(map[string]any{"v": v})
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	s = strings.TrimPrefix(s, "v = ")
+	if s == "" || strings.HasPrefix(s, "v =") {
+		return "", fmt.Errorf("cannot render %T", v)
+	}
+	return s, nil
+}
+
+var tmpl = template.Must(template.New("config").Funcs(template.FuncMap{
+	"v": func(v any) (string, error) {
+		// Empty slices render as [] rather than being omitted.
+		if s, ok := v.([]string); ok && len(s) == 0 {
+			return "[]", nil
+		}
+		return tomlValue(v)
+	},
+}).Parse(fileTemplate))
+
+// DefaultFile renders the commented first-run config for profile.
+func DefaultFile(profile string) ([]byte, error) {
+	cfg, err := Defaults(profile)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, cfg); err != nil {
+		return nil, fmt.Errorf("rendering default config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
