@@ -1,0 +1,441 @@
+package backend
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// This file maps a CALL payload onto an OpenAI-compatible request body, per
+// the intent registry input schemas (registry/schemas/llm-*-v1-input.json).
+// Errors name the offending field path only, never a value: the payload is
+// caller data and must not reach logs or error messages (SEC-LOG-01).
+
+// Forwarded fields. A payload may carry any extra property (the registry
+// schemas set additionalProperties: true) but only these reach the backend:
+// `n`, `best_of` and friends would let one CALL multiply the operator's
+// token bill past the advertised max_tokens.
+var (
+	chatForward = fieldSet("temperature", "top_p", "stop", "presence_penalty",
+		"frequency_penalty", "seed", "response_format", "tools", "tool_choice",
+		"parallel_tool_calls", "logit_bias", "logprobs", "top_logprobs", "user",
+		"top_k", "min_p", "repeat_penalty")
+	completionForward = fieldSet("temperature", "top_p", "stop", "presence_penalty",
+		"frequency_penalty", "seed", "logit_bias", "logprobs", "suffix", "user",
+		"top_k", "min_p", "repeat_penalty")
+	embeddingForward = fieldSet("dimensions", "user")
+)
+
+// chatRoles is the role enum of llm-chat-v1-input.json.
+var chatRoles = fieldSet("system", "user", "assistant", "tool")
+
+// summariseFormats is the format enum of llm-summarize-v1-input.json.
+var summariseFormats = fieldSet("bullets", "paragraph", "headline")
+
+func fieldSet(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// prepared is a validated request ready to send.
+type prepared struct {
+	mode   Mode
+	path   string // relative to the base URL, e.g. "/chat/completions"
+	body   map[string]any
+	stream bool
+	// summary options, echoed into the summarise result.
+	summaryFormat string
+}
+
+// badPayload builds an ErrBadPayload naming a field path, never a value.
+func badPayload(field, problem string) error {
+	if field == "" {
+		return fmt.Errorf("%w: %s", ErrBadPayload, problem)
+	}
+	return fmt.Errorf("%w: %s: %s", ErrBadPayload, field, problem)
+}
+
+// prepare validates req.Payload for req.Mode and builds the backend body.
+// forceStream is the backend-level streaming setting; a payload may also ask
+// for streaming with "stream": true (the IICP response stays buffered).
+func prepare(req Request, forceStream bool) (prepared, error) {
+	obj, err := parseObject(req.Payload)
+	if err != nil {
+		return prepared{}, err
+	}
+	stream, err := optionalBool(obj, "stream")
+	if err != nil {
+		return prepared{}, err
+	}
+	p := prepared{mode: req.Mode, stream: stream || forceStream}
+	switch req.Mode {
+	case ModeChat:
+		p.path = "/chat/completions"
+		p.body, err = chatBody(obj, req)
+	case ModeCompletion:
+		p.path = "/completions"
+		p.body, err = completionBody(obj, req)
+	case ModeEmbedding:
+		p.path = "/embeddings"
+		p.stream = false // embeddings have no streaming form
+		p.body, err = embeddingBody(obj, req)
+	case ModeSummarise:
+		p.path = "/chat/completions"
+		p.body, p.summaryFormat, err = summariseBody(obj, req)
+	default:
+		return prepared{}, fmt.Errorf("%w: route mode %q is not supported", ErrBackend, req.Mode)
+	}
+	if err != nil {
+		return prepared{}, err
+	}
+	p.body["model"] = req.Model
+	if p.stream {
+		p.body["stream"] = true
+		// Usage arrives in a final chunk only when asked for (OpenAI, vLLM,
+		// Ollama ≥0.5, llama.cpp); servers that ignore it simply omit usage.
+		p.body["stream_options"] = map[string]any{"include_usage": true}
+	}
+	return p, nil
+}
+
+// parseObject decodes the payload's top level, rejecting anything but an object.
+func parseObject(payload json.RawMessage) (map[string]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, badPayload("", "payload must be a JSON object")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &obj); err != nil {
+		return nil, badPayload("", "payload is not valid JSON")
+	}
+	return obj, nil
+}
+
+// chatBody validates an llm:chat:v1 payload and builds /chat/completions.
+func chatBody(obj map[string]json.RawMessage, req Request) (map[string]any, error) {
+	raw, ok := obj["messages"]
+	if !ok {
+		return nil, badPayload("messages", "required")
+	}
+	if _, err := parseMessages(raw); err != nil {
+		return nil, err
+	}
+	if err := checkSampling(obj); err != nil {
+		return nil, err
+	}
+	body := forward(obj, chatForward)
+	body["messages"] = raw
+	if err := setMaxTokens(body, obj, req.MaxTokens); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// chatMessage is one validated entry of payload.messages.
+type chatMessage struct {
+	Role    string
+	Content json.RawMessage
+}
+
+// parseMessages checks messages against llm-chat-v1-input.json: a non-empty
+// array of objects with an enumerated role and a present content.
+func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, badPayload("messages", "must be an array of objects")
+	}
+	if len(items) == 0 {
+		return nil, badPayload("messages", "must not be empty")
+	}
+	out := make([]chatMessage, len(items))
+	for i, it := range items {
+		if it == nil {
+			return nil, badPayload(fmt.Sprintf("messages[%d]", i), "must be an object")
+		}
+		var role string
+		if err := json.Unmarshal(it["role"], &role); err != nil {
+			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "required string")
+		}
+		if !chatRoles[role] {
+			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "must be system, user, assistant or tool")
+		}
+		content, ok := it["content"]
+		if !ok {
+			return nil, badPayload(fmt.Sprintf("messages[%d].content", i), "required")
+		}
+		out[i] = chatMessage{Role: role, Content: content}
+	}
+	return out, nil
+}
+
+// completionBody validates an llm:completion:v1 payload for /completions.
+func completionBody(obj map[string]json.RawMessage, req Request) (map[string]any, error) {
+	if _, err := requiredString(obj, "prompt"); err != nil {
+		return nil, err
+	}
+	if err := checkSampling(obj); err != nil {
+		return nil, err
+	}
+	body := forward(obj, completionForward)
+	body["prompt"] = obj["prompt"]
+	if err := setMaxTokens(body, obj, req.MaxTokens); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// embeddingBody validates an llm:embedding:v1 payload: input is a string or
+// a non-empty array of strings.
+func embeddingBody(obj map[string]json.RawMessage, _ Request) (map[string]any, error) {
+	if _, err := embeddingInputs(obj); err != nil {
+		return nil, err
+	}
+	body := forward(obj, embeddingForward)
+	body["input"] = obj["input"]
+	return body, nil
+}
+
+// embeddingInputs returns the embedding input strings.
+func embeddingInputs(obj map[string]json.RawMessage) ([]string, error) {
+	raw, ok := obj["input"]
+	if !ok {
+		return nil, badPayload("input", "required")
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil && isJSONString(raw) {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil || many == nil {
+		return nil, badPayload("input", "must be a string or an array of strings")
+	}
+	if len(many) == 0 {
+		return nil, badPayload("input", "must not be an empty array")
+	}
+	return many, nil
+}
+
+// summariseInput is a validated llm:summarize:v1 payload.
+type summariseInput struct {
+	Text      string
+	MaxLength int64
+	Format    string
+	Language  string
+}
+
+// parseSummarise validates against llm-summarize-v1-input.json, which (unlike
+// the other LLM intents) sets additionalProperties: false.
+func parseSummarise(obj map[string]json.RawMessage) (summariseInput, error) {
+	var in summariseInput
+	for k := range obj {
+		switch k {
+		case "text", "max_length", "format", "language", "stream":
+		default:
+			return in, badPayload(k, "unknown field")
+		}
+	}
+	var err error
+	if in.Text, err = requiredString(obj, "text"); err != nil {
+		return in, err
+	}
+	if in.MaxLength, err = optionalInt(obj, "max_length", 1); err != nil {
+		return in, err
+	}
+	if in.Format, err = optionalString(obj, "format"); err != nil {
+		return in, err
+	}
+	if in.Format != "" && !summariseFormats[in.Format] {
+		return in, badPayload("format", "must be bullets, paragraph or headline")
+	}
+	if in.Language, err = optionalString(obj, "language"); err != nil {
+		return in, err
+	}
+	if in.Language != "" && !isLanguageTag(in.Language) {
+		return in, badPayload("language", "must be a language code such as \"en\" or \"pt-BR\"")
+	}
+	return in, nil
+}
+
+// summariseBody turns a summarise payload into a chat request: a system
+// instruction plus the text as the user message.
+func summariseBody(obj map[string]json.RawMessage, req Request) (map[string]any, string, error) {
+	in, err := parseSummarise(obj)
+	if err != nil {
+		return nil, "", err
+	}
+	format := in.Format
+	if format == "" {
+		format = "paragraph"
+	}
+	body := map[string]any{
+		"messages": []map[string]string{
+			{"role": "system", "content": summaryInstruction(in, format)},
+			{"role": "user", "content": in.Text},
+		},
+		// Summaries should be faithful, not creative.
+		"temperature": 0.2,
+	}
+	if req.MaxTokens > 0 {
+		body["max_tokens"] = req.MaxTokens
+	}
+	return body, format, nil
+}
+
+// summaryInstruction is the system prompt for summarise. The caller's
+// max_length is a word target (registry payload_schema), given to the model
+// as an instruction rather than enforced by truncation.
+func summaryInstruction(in summariseInput, format string) string {
+	var b strings.Builder
+	b.WriteString("You are a summarisation engine. Summarise the user's text faithfully, without adding facts. ")
+	switch format {
+	case "bullets":
+		b.WriteString("Answer as a short list of bullet points, one per line, each starting with \"- \". ")
+	case "headline":
+		b.WriteString("Answer with a single headline of one line. ")
+	default:
+		b.WriteString("Answer as one concise paragraph. ")
+	}
+	if in.MaxLength > 0 {
+		fmt.Fprintf(&b, "Use at most %d words. ", in.MaxLength)
+	}
+	if in.Language != "" {
+		// Language is caller data, but parseSummarise admits only a short
+		// tag of letters, digits and '-', so it cannot smuggle instructions.
+		fmt.Fprintf(&b, "Write the summary in the language with ISO 639-1 code %q. ", in.Language)
+	} else {
+		b.WriteString("Write the summary in the language of the text. ")
+	}
+	b.WriteString("Reply with the summary only.")
+	return b.String()
+}
+
+// checkSampling validates the typed optional fields shared by chat and
+// completion (max_tokens ≥ 1, 0 ≤ temperature ≤ 2, stop: array of strings).
+func checkSampling(obj map[string]json.RawMessage) error {
+	if _, err := optionalInt(obj, "max_tokens", 1); err != nil {
+		return err
+	}
+	if raw, ok := obj["temperature"]; ok {
+		var t float64
+		if err := json.Unmarshal(raw, &t); err != nil || !isJSONNumber(raw) {
+			return badPayload("temperature", "must be a number")
+		}
+		if t < 0 || t > 2 {
+			return badPayload("temperature", "must be between 0 and 2")
+		}
+	}
+	if raw, ok := obj["stop"]; ok {
+		var stops []string
+		if err := json.Unmarshal(raw, &stops); err != nil || stops == nil {
+			return badPayload("stop", "must be an array of strings")
+		}
+	}
+	return nil
+}
+
+// setMaxTokens caps the payload's max_tokens at the route limit, and applies
+// the limit when the payload sets none, so one CALL never exceeds the
+// max_tokens the node advertises (node-capability-format.md §3).
+func setMaxTokens(body map[string]any, obj map[string]json.RawMessage, limit int64) error {
+	want, err := optionalInt(obj, "max_tokens", 1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case want > 0 && (limit <= 0 || want <= limit):
+		body["max_tokens"] = want
+	case limit > 0:
+		body["max_tokens"] = limit
+	}
+	return nil
+}
+
+// forward copies the allowed fields of obj into a new body.
+func forward(obj map[string]json.RawMessage, allowed map[string]bool) map[string]any {
+	body := make(map[string]any, len(obj)+3)
+	for k, v := range obj {
+		if allowed[k] {
+			body[k] = v
+		}
+	}
+	return body
+}
+
+func requiredString(obj map[string]json.RawMessage, field string) (string, error) {
+	raw, ok := obj[field]
+	if !ok {
+		return "", badPayload(field, "required")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil || !isJSONString(raw) {
+		return "", badPayload(field, "must be a string")
+	}
+	return s, nil
+}
+
+func optionalString(obj map[string]json.RawMessage, field string) (string, error) {
+	if _, ok := obj[field]; !ok {
+		return "", nil
+	}
+	return requiredString(obj, field)
+}
+
+func optionalBool(obj map[string]json.RawMessage, field string) (bool, error) {
+	raw, ok := obj[field]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return false, nil
+	}
+	var v bool
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false, badPayload(field, "must be a boolean")
+	}
+	return v, nil
+}
+
+// optionalInt reads a JSON Schema "integer" (a number with no fraction,
+// so 5.0 counts) of at least min; 0 means absent.
+func optionalInt(obj map[string]json.RawMessage, field string, min int64) (int64, error) {
+	raw, ok := obj[field]
+	if !ok {
+		return 0, nil
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil || !isJSONNumber(raw) {
+		return 0, badPayload(field, "must be an integer")
+	}
+	if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, badPayload(field, "must be an integer")
+	}
+	if int64(f) < min {
+		return 0, badPayload(field, fmt.Sprintf("must be at least %d", min))
+	}
+	return int64(f), nil
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && t[0] == '"'
+}
+
+func isJSONNumber(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && (t[0] == '-' || (t[0] >= '0' && t[0] <= '9'))
+}
+
+// isLanguageTag accepts ISO 639-1 codes and short BCP 47 tags ("en", "pt-BR").
+func isLanguageTag(s string) bool {
+	if len(s) < 2 || len(s) > 16 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
