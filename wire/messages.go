@@ -60,6 +60,14 @@ type Call struct {
 	Model string `json:"model,omitempty" cbor:"model,omitempty"`
 	// CallID identifies one attempt of TaskID (iicp-framing.md §4.3 key 15).
 	CallID string `json:"call_id,omitempty" cbor:"call_id,omitempty"`
+	// SessionID is the native CALL session (iicp-framing.md §4.3 key 2); the
+	// native codec fills it from TaskID when empty.
+	SessionID string `json:"session_id,omitempty" cbor:"session_id,omitempty"`
+	// IdempotencyKey is the client's replay-safety token (§4.3 key 16).
+	IdempotencyKey string `json:"idempotency_key,omitempty" cbor:"idempotency_key,omitempty"`
+	// Conf is the IICP-CX envelope (iicp-confidentiality.md §4.1), kept raw so
+	// the engine can answer IICP-E050/E064; Payload is then absent.
+	Conf json.RawMessage `json:"iicp_conf,omitempty" cbor:"-"`
 }
 
 // Constraints is the CALL's enforced execution envelope.
@@ -70,6 +78,8 @@ type Constraints struct {
 	Priority  string `json:"priority,omitempty" cbor:"priority,omitempty"`
 	Consensus string `json:"consensus,omitempty" cbor:"consensus,omitempty"`
 	Region    string `json:"region,omitempty" cbor:"region,omitempty"`
+	// MaxTokens caps output tokens (iicp-cbor-wire.md §4.1.1; native key 17).
+	MaxTokens int64 `json:"max_tokens,omitempty" cbor:"max_tokens,omitempty"`
 }
 
 // Auth carries the operator capability credential (errata v1.5.1).
@@ -104,6 +114,9 @@ type Response struct {
 	Error         *Error          `json:"error" cbor:"error"`
 	// Code duplicates Error.Code at top level for deployed clients (issue 8).
 	Code Code `json:"code,omitempty" cbor:"code,omitempty"`
+	// SessionID and CallID echo the native CALL (iicp-framing.md §4.4 keys 2, 3).
+	SessionID string `json:"session_id,omitempty" cbor:"session_id,omitempty"`
+	CallID    string `json:"call_id,omitempty" cbor:"call_id,omitempty"`
 }
 
 // Metrics are the RESPONSE's execution metrics.
