@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"fmt"
-	"net/http"
-)
+import "fmt"
 
 // Code is an IICP error code as it appears on the wire: either a Phase 1 slug
 // (iicp-core.md §7) or a numbered IICP-Exxx code. Handlers return codes from
@@ -78,62 +75,62 @@ const (
 
 // codeStatus is the HTTP status of every catalogued code.
 var codeStatus = map[Code]int{
-	CodeUnauthorized:     http.StatusUnauthorized,
-	CodeForbidden:        http.StatusForbidden,
-	CodeNotFound:         http.StatusNotFound,
-	CodeConflict:         http.StatusConflict,
-	CodeRateLimited:      http.StatusTooManyRequests,
-	CodeCapacityExceeded: http.StatusTooManyRequests,
-	CodeTaskTimeout:      http.StatusGatewayTimeout,
-	CodeBackendError:     http.StatusBadGateway,
-	CodeNoConsensus:      http.StatusBadGateway,
-	CodeValidationError:  http.StatusUnprocessableEntity,
-	CodeUnknownIntent:    http.StatusUnprocessableEntity,
-	CodeLivenessFailed:   http.StatusUnprocessableEntity,
-	CodeNoRoute:          http.StatusNotFound,
-	CodePrivateAddress:   http.StatusUnprocessableEntity,
-	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	CodePayloadTooLarge:  http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
-	CodeInternal:         http.StatusInternalServerError,
-	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeUnauthorized:     401,
+	CodeForbidden:        403,
+	CodeNotFound:         404,
+	CodeConflict:         409,
+	CodeRateLimited:      429,
+	CodeCapacityExceeded: 429,
+	CodeTaskTimeout:      504,
+	CodeBackendError:     502,
+	CodeNoConsensus:      502,
+	CodeValidationError:  422,
+	CodeUnknownIntent:    422,
+	CodeLivenessFailed:   422,
+	CodeNoRoute:          404,
+	CodePrivateAddress:   422,
+	CodeMethodNotAllowed: 405,
+	CodePayloadTooLarge:  413,
+	CodeUnsupportedMedia: 415,
+	CodeInternal:         500,
+	CodeUnavailable:      503,
 
-	CodeE020: http.StatusForbidden,
-	CodeE021: http.StatusServiceUnavailable,
-	CodeE022: http.StatusServiceUnavailable,
-	CodeE023: http.StatusTooManyRequests,
-	CodeE024: http.StatusGatewayTimeout,
-	CodeE025: http.StatusUnprocessableEntity,
-	CodeE026: http.StatusUnprocessableEntity,
-	CodeE027: http.StatusUnprocessableEntity,
-	CodeE028: http.StatusUnprocessableEntity,
-	CodeE029: http.StatusNotFound,
-	CodeE030: http.StatusNotFound,
-	CodeE031: http.StatusBadGateway,
-	CodeE032: http.StatusUnauthorized,
-	CodeE033: http.StatusServiceUnavailable,
-	CodeE034: http.StatusTooManyRequests,
-	CodeE035: http.StatusUnprocessableEntity,
-	CodeE036: http.StatusPaymentRequired,
-	CodeE013: http.StatusUnprocessableEntity,
-	CodeE014: http.StatusConflict,
-	CodeE040: http.StatusUnprocessableEntity,
-	CodeE041: http.StatusUnprocessableEntity,
-	CodeE042: http.StatusUnprocessableEntity,
-	CodeE043: http.StatusUnprocessableEntity,
-	CodeE044: http.StatusUnprocessableEntity,
-	CodeE045: http.StatusGone,
-	CodeE046: http.StatusServiceUnavailable,
-	CodeE047: http.StatusServiceUnavailable,
-	CodeE048: http.StatusServiceUnavailable,
-	CodeE049: http.StatusForbidden,
-	CodeE050: http.StatusUnprocessableEntity,
-	CodeE053: http.StatusRequestEntityTooLarge,
-	CodeE060: http.StatusUnprocessableEntity,
-	CodeE061: http.StatusUnprocessableEntity,
-	CodeE062: http.StatusBadRequest,
-	CodeE063: http.StatusUnprocessableEntity,
-	CodeE064: http.StatusUnprocessableEntity,
+	CodeE020: 403,
+	CodeE021: 503,
+	CodeE022: 503,
+	CodeE023: 429,
+	CodeE024: 504,
+	CodeE025: 422,
+	CodeE026: 422,
+	CodeE027: 422,
+	CodeE028: 422,
+	CodeE029: 404,
+	CodeE030: 404,
+	CodeE031: 502,
+	CodeE032: 401,
+	CodeE033: 503,
+	CodeE034: 429,
+	CodeE035: 422,
+	CodeE036: 402,
+	CodeE013: 422,
+	CodeE014: 409,
+	CodeE040: 422,
+	CodeE041: 422,
+	CodeE042: 422,
+	CodeE043: 422,
+	CodeE044: 422,
+	CodeE045: 410,
+	CodeE046: 503,
+	CodeE047: 503,
+	CodeE048: 503,
+	CodeE049: 403,
+	CodeE050: 422,
+	CodeE053: 413,
+	CodeE060: 422,
+	CodeE061: 422,
+	CodeE062: 400,
+	CodeE063: 422,
+	CodeE064: 422,
 }
 
 // HTTPStatus is the HTTP status the spec assigns to c; uncatalogued codes map
@@ -142,7 +139,7 @@ func (c Code) HTTPStatus() int {
 	if s, ok := codeStatus[c]; ok {
 		return s
 	}
-	return http.StatusInternalServerError
+	return 500
 }
 
 // Known reports whether c is in the catalogue.
@@ -173,6 +170,12 @@ type Error struct {
 	RetryAfterMs int64  `json:"retry_after_ms,omitempty" cbor:"retry_after_ms,omitempty"`
 	// RetryAfter is in seconds (registration rate limit, IICP-E034 / DIR-RL-01).
 	RetryAfter int64 `json:"retry_after,omitempty" cbor:"retry_after,omitempty"`
+	// HTTP overrides Code.HTTPStatus() where the spec gives one code two
+	// statuses by context (see NewErrorStatus); 0 means the catalogue value.
+	HTTP int `json:"-" cbor:"-"`
+
+	// close is the native CLOSE reason a decoder attached (CloseReason()).
+	close CloseReason
 }
 
 // NewError builds an Error for code c.
@@ -186,8 +189,33 @@ func Errorf(c Code, format string, args ...any) *Error {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
+// NewErrorStatus builds an Error whose HTTP status differs from the
+// catalogue default, for codes the spec assigns per context: IICP-E050 is 422
+// at a node (CX decrypt/no-support, iicp-confidentiality.md §6) but 403 at the
+// directory (routing-field ownership, iicp-dir.md §5); IICP-E039 is 503 for
+// the relay session cap but 429 for bind rate limits (iicp-dir.md §7.3).
+func NewErrorStatus(c Code, status int, msg string) *Error {
+	return &Error{Code: c, Message: msg, HTTP: status}
+}
+
 // Status is the HTTP status for e.
-func (e *Error) Status() int { return e.Code.HTTPStatus() }
+func (e *Error) Status() int {
+	if e.HTTP != 0 {
+		return e.HTTP
+	}
+	return e.Code.HTTPStatus()
+}
+
+// CloseReason is the native CLOSE reason for an error returned by a native
+// decoder (iicp-framing.md §9.6): cbor_decode_error for undecodable CBOR,
+// protocol_error for §4.16 field-length violations, otherwise
+// invalid_payload.
+func (e *Error) CloseReason() CloseReason {
+	if e.close != "" {
+		return e.close
+	}
+	return CloseInvalidPayload
+}
 
 // WithField returns e with Field set.
 func (e *Error) WithField(f string) *Error { e.Field = f; return e }
