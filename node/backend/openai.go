@@ -47,7 +47,6 @@ type OpenAI struct {
 	maxBody  int64
 	stream   bool
 	engine   string
-	log      *slog.Logger
 	userAgnt string
 }
 
@@ -100,17 +99,6 @@ func WithInferenceEngine(name string) Option {
 	return func(c *OpenAI) error { c.engine = name; return nil }
 }
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
-	return func(c *OpenAI) error {
-		if l == nil {
-			return errors.New("backend: nil logger")
-		}
-		c.log = l
-		return nil
-	}
-}
-
 // WithUserAgent sets the User-Agent header sent to the backend.
 func WithUserAgent(ua string) Option {
 	return func(c *OpenAI) error { c.userAgnt = ua; return nil }
@@ -132,7 +120,7 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 		u.Path = "/v1"
 	}
 	u.RawPath = ""
-	c := &OpenAI{base: u, maxBody: DefaultMaxResponseBytes, log: slog.Default(), userAgnt: "meshnode"}
+	c := &OpenAI{base: u, maxBody: DefaultMaxResponseBytes, userAgnt: "meshnode"}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -141,7 +129,6 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 	if c.client == nil {
 		c.client = &http.Client{Transport: pooledTransport()}
 	}
-	c.log = c.log.With("backend", "openai", "base", c.base.Host)
 	return c, nil
 }
 

@@ -236,7 +236,8 @@ func parseSummarise(obj map[string]json.RawMessage) (summariseInput, error) {
 		switch k {
 		case "text", "max_length", "format", "language", "stream":
 		default:
-			return in, badPayload(k, "unknown field")
+			// The field name is caller data too, so it is not quoted.
+			return in, badPayload("", "payload has a field llm:summarize:v1 does not define")
 		}
 	}
 	var err error
