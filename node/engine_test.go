@@ -45,10 +45,7 @@ func TestNODE_TASK_01_04_Success(t *testing.T) {
 }
 
 func TestEchoBackendIsNotGeneratedByAI(t *testing.T) {
-	echo := &funcBackend{name: "echo", fn: func(_ context.Context, req backend.Request) (backend.Result, error) {
-		return backend.Result{Output: req.Payload, Model: "echo"}, nil
-	}}
-	f := newFixtureWith(t, 1, nil, map[string]backend.Backend{wire.IntentChat: echo})
+	f := newFixtureWith(t, 1, nil, backend.NewEcho())
 	r := f.eng.Execute(context.Background(), chatCall("x"), httpCaller)
 	if r.Error != nil || r.GeneratedByAI == nil || *r.GeneratedByAI {
 		t.Fatalf("echo response %+v generated_by_ai=%v, want false", r.Error, r.GeneratedByAI)
@@ -268,7 +265,7 @@ func TestTASK_4_StuckBackendKeepsSlotUntilReturn(t *testing.T) {
 		<-unblock
 		return backend.Result{Output: json.RawMessage(`{}`)}, nil
 	}}
-	f := newFixtureWith(t, 1, nil, map[string]backend.Backend{wire.IntentChat: stuck})
+	f := newFixtureWith(t, 1, nil, stuck)
 	call := chatCall("x")
 	call.Constraints.TimeoutMs = 100
 	wantError(t, f.eng.Execute(context.Background(), call, httpCaller), wire.CodeTaskTimeout, wire.StatusTimeout)
@@ -299,7 +296,7 @@ func TestBackendPanicReleasesSlot(t *testing.T) {
 	panicky := &funcBackend{name: "panicky", fn: func(context.Context, backend.Request) (backend.Result, error) {
 		panic("boom with payload text")
 	}}
-	f := newFixtureWith(t, 1, nil, map[string]backend.Backend{wire.IntentChat: panicky})
+	f := newFixtureWith(t, 1, nil, panicky)
 	for range 3 { // with max_concurrent=1 a leaked slot would turn the 2nd into 429
 		r := f.eng.Execute(context.Background(), chatCall("x"), httpCaller)
 		wantError(t, r, wire.CodeBackendError, wire.StatusError)
@@ -413,7 +410,10 @@ func TestNODE_HEALTH_Engine(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	r := &testResolver{routes: map[string]backend.Backend{}}
+	r, err := backend.NewRouter(backend.Route{Intent: wire.IntentChat, Mode: backend.ModeChat, Backend: backend.NewEcho(), Models: []string{"m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, opt := range map[string]Option{
 		"qos class": WithQoSWait("urgent", time.Millisecond),
 		"qos wait":  WithQoSWait(wire.QoSRealtime, time.Hour),

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -107,73 +106,6 @@ func (s *openAIServer) arrivalOrder() []string {
 	return append([]string(nil), s.arrivals...)
 }
 
-// httpBackend is a minimal OpenAI-compatible client: every Do is a real
-// HTTP round trip to the test server.
-type httpBackend struct {
-	base   string
-	client *http.Client
-}
-
-func (b *httpBackend) Name() string { return "openai" }
-
-func (b *httpBackend) Do(ctx context.Context, req backend.Request) (backend.Result, error) {
-	var in struct {
-		Messages json.RawMessage `json:"messages"`
-	}
-	if err := json.Unmarshal(req.Payload, &in); err != nil || len(in.Messages) == 0 {
-		return backend.Result{}, backend.ErrBadPayload
-	}
-	body, _ := json.Marshal(map[string]any{"model": req.Model, "messages": in.Messages})
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return backend.Result{}, fmt.Errorf("%w: building request", backend.ErrBackend)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := b.client.Do(hr)
-	if err != nil {
-		return backend.Result{}, fmt.Errorf("%w: %w", backend.ErrBackend, ctxOr(ctx, errors.New("request failed")))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return backend.Result{}, fmt.Errorf("%w: status %d", backend.ErrBackend, resp.StatusCode)
-	}
-	var out struct {
-		Model string `json:"model"`
-		Usage struct {
-			Total int64 `json:"total_tokens"`
-		} `json:"usage"`
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || json.Unmarshal(raw, &out) != nil {
-		return backend.Result{}, fmt.Errorf("%w: bad response", backend.ErrBackend)
-	}
-	return backend.Result{Output: raw, Model: out.Model, TokensUsed: out.Usage.Total}, nil
-}
-
-func ctxOr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
-}
-
-func (b *httpBackend) Check(ctx context.Context) error {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, b.base+"/v1/models", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := b.client.Do(hr)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("models: status %d", resp.StatusCode)
-	}
-	return nil
-}
-
 // funcBackend runs fn: for paths a real server cannot produce (panics,
 // ctx-ignoring backends).
 type funcBackend struct {
@@ -186,31 +118,6 @@ func (f *funcBackend) Do(ctx context.Context, req backend.Request) (backend.Resu
 	return f.fn(ctx, req)
 }
 func (f *funcBackend) Check(context.Context) error { return nil }
-
-// testResolver routes intents to backends with one served model each.
-type testResolver struct {
-	routes map[string]backend.Backend
-	model  string
-}
-
-func (r *testResolver) Resolve(intent, model string) (backend.Backend, backend.Request, error) {
-	be, ok := r.routes[intent]
-	if !ok {
-		return nil, backend.Request{}, backend.ErrUnknownIntent
-	}
-	if model != "" && model != r.model {
-		return nil, backend.Request{}, backend.ErrUnknownModel
-	}
-	return be, backend.Request{Intent: intent, Model: r.model, Mode: backend.ModeChat}, nil
-}
-
-func (r *testResolver) Capabilities() []wire.Capability {
-	var caps []wire.Capability
-	for intent := range r.routes {
-		caps = append(caps, wire.Capability{Intent: intent, Models: []string{r.model}})
-	}
-	return caps
-}
 
 const (
 	testToken  = "node-token-0123456789abcdef0123456789abcdef"
@@ -232,18 +139,26 @@ func newFixture(t testing.TB, maxConc int, opts ...Option) *fixture {
 	srv := newOpenAIServer(t)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(tr.CloseIdleConnections)
-	be := &httpBackend{base: srv.URL, client: &http.Client{Transport: tr}}
-	return newFixtureWith(t, maxConc, srv, map[string]backend.Backend{wire.IntentChat: be}, opts...)
+	be, err := backend.NewOpenAI(srv.URL, backend.WithHTTPClient(&http.Client{Transport: tr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureWith(t, maxConc, srv, be, opts...)
 }
 
-func newFixtureWith(t testing.TB, maxConc int, srv *openAIServer, routes map[string]backend.Backend, opts ...Option) *fixture {
+// newFixtureWith serves llm:chat:v1 with model "test-model" on be through
+// the real backend.Router.
+func newFixtureWith(t testing.TB, maxConc int, srv *openAIServer, be backend.Backend, opts ...Option) *fixture {
 	t.Helper()
+	router, err := backend.NewRouter(backend.Route{Intent: wire.IntentChat, Mode: backend.ModeChat, Backend: be, Models: []string{"test-model"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	all := append([]Option{WithRegisterer(reg), WithLogger(logger)}, opts...)
-	eng, err := New(Config{NodeID: testNodeID, NodeToken: testToken, MaxConcurrent: maxConc, Version: "test"},
-		&testResolver{routes: routes, model: "test-model"}, all...)
+	eng, err := New(Config{NodeID: testNodeID, NodeToken: testToken, MaxConcurrent: maxConc, Version: "test"}, router, all...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
