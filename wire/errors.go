@@ -29,6 +29,14 @@ const (
 	CodeUnsupportedMedia Code = "unsupported_media_type"
 	CodeInternal         Code = "internal_error"
 	CodeUnavailable      Code = "service_unavailable"
+	// CodeNoAvailableNode: discover returned candidates but every routing
+	// attempt failed (PROXY-ERR-02; distinct from IICP-E033). No status in
+	// the spec; 503 as for E033.
+	CodeNoAvailableNode Code = "no_available_node"
+	// CodePolicyRefused is the local prohibited-intent refusal
+	// (iicp-semantics.md §1.3). Terminal, not retried; no status in the
+	// spec, 403 as a policy refusal.
+	CodePolicyRefused Code = "IICP-POLICY-001"
 )
 
 // Numbered codes in active use (iicp-core.md §7 and the sub-protocol specs
@@ -52,6 +60,7 @@ const (
 	CodeE034 Code = "IICP-E034" // registration rate limit per source IP
 	CodeE035 Code = "IICP-E035" // non-routable endpoint at register
 	CodeE036 Code = "IICP-E036" // insufficient credits
+	CodeE039 Code = "IICP-E039" // relay session cap (503) / bind rate limit (429 via NewErrorStatus), iicp-dir.md §7.3
 	CodeE013 Code = "IICP-E013" // federation: event signature invalid
 	CodeE014 Code = "IICP-E014" // federation: seq gap / non-monotonic
 	CodeE040 Code = "IICP-E040" // replica did does not resolve
@@ -94,6 +103,8 @@ var codeStatus = map[Code]int{
 	CodeUnsupportedMedia: 415,
 	CodeInternal:         500,
 	CodeUnavailable:      503,
+	CodeNoAvailableNode:  503,
+	CodePolicyRefused:    403,
 
 	CodeE020: 403,
 	CodeE021: 503,
@@ -112,6 +123,7 @@ var codeStatus = map[Code]int{
 	CodeE034: 429,
 	CodeE035: 422,
 	CodeE036: 402,
+	CodeE039: 503,
 	CodeE013: 422,
 	CodeE014: 409,
 	CodeE040: 422,
