@@ -532,4 +532,3 @@ func (m *MemoryStore) Save(dir string, c Credentials) error {
 	m.m[dir] = c
 	return nil
 }
-
