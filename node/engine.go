@@ -160,9 +160,19 @@ func (e *Engine) execute(ctx context.Context, call *wire.Call, caller wire.Calle
 	if qos == "" {
 		qos = DefaultQoS
 	}
+	if len(call.Conf) > 0 {
+		// An IICP-CX envelope reaches the engine only when no transport
+		// opened it: this node is not CX-capable (iicp-confidentiality.md §6,
+		// Tier 1 collapsed error model: IICP-E050).
+		return qos, failure(wire.NewError(wire.CodeE050, "confidential task not supported by this node"))
+	}
 	be, req, err := e.resolver.Resolve(call.Intent, call.Model)
 	if err != nil {
 		return qos, failure(resolveError(err))
+	}
+	if m := call.Constraints.MaxTokens; m > 0 && (req.MaxTokens == 0 || m < req.MaxTokens) {
+		// The CALL may lower the route's output cap, never raise it.
+		req.MaxTokens = m
 	}
 	budget := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
 	ctx, cancel := context.WithDeadline(ctx, start.Add(budget))

@@ -433,3 +433,22 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Error("nil resolver accepted")
 	}
 }
+
+func TestCallFieldsReachBackendAndResponse(t *testing.T) {
+	f := newFixture(t, 1)
+	call := chatCall("x")
+	call.Constraints.MaxTokens = 9
+	call.CallID = "attempt-2"
+	r := f.eng.Execute(context.Background(), call, httpCaller)
+	if r.Error != nil || r.CallID != "attempt-2" {
+		t.Fatalf("response %+v", r)
+	}
+	if got := f.srv.maxTokens.Load(); got != 9 {
+		t.Fatalf("backend saw max_tokens %d, want 9", got)
+	}
+	// An IICP-CX envelope no transport opened: this node is not CX-capable.
+	conf := chatCall("x")
+	conf.Payload = nil
+	conf.Conf = json.RawMessage(`{"v":1}`)
+	wantError(t, f.eng.Execute(context.Background(), conf, httpCaller), wire.CodeE050, wire.StatusError)
+}

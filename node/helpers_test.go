@@ -31,6 +31,7 @@ type openAIServer struct {
 	fail      atomic.Bool                   // answer 500 with a detailed body
 	badModels atomic.Bool                   // /v1/models answers 503
 	inFlight  atomic.Int64
+	maxTokens atomic.Int64 // max_tokens of the last request (0: absent)
 	cancelled atomic.Int64 // requests whose context ended while held
 	mu        sync.Mutex
 	arrivals  []string // "user" message content, in arrival order
@@ -69,7 +70,8 @@ func (s *openAIServer) chat(w http.ResponseWriter, r *http.Request) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 	var req struct {
-		Model    string `json:"model"`
+		Model     string `json:"model"`
+		MaxTokens int64  `json:"max_tokens"`
 		Messages []struct {
 			Role    string `json:"role"`
 			Content string `json:"content"`
@@ -80,6 +82,7 @@ func (s *openAIServer) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	content := req.Messages[len(req.Messages)-1].Content
+	s.maxTokens.Store(req.MaxTokens)
 	s.mu.Lock()
 	s.arrivals = append(s.arrivals, content)
 	s.mu.Unlock()

@@ -27,6 +27,10 @@ func (e *Engine) finish(call *wire.Call, caller wire.Caller, start time.Time, qo
 	if len(call.TaskID) <= maxEchoTaskID {
 		r.TaskID = call.TaskID
 	}
+	if len(call.CallID) <= wire.MaxNameLen && len(call.SessionID) <= wire.MaxNameLen {
+		// The native transport matches RESPONSE to CALL by these (iicp-framing.md §4.4).
+		r.CallID, r.SessionID = call.CallID, call.SessionID
+	}
 	if out.err != nil {
 		r.Status = wire.StatusError
 		if out.timeout {
