@@ -72,7 +72,7 @@ func (s *openAIServer) chat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Model     string `json:"model"`
 		MaxTokens int64  `json:"max_tokens"`
-		Messages []struct {
+		Messages  []struct {
 			Role    string `json:"role"`
 			Content string `json:"content"`
 		} `json:"messages"`
