@@ -1,0 +1,343 @@
+package mesh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// CallOptions tune one direct peer call.
+type CallOptions struct {
+	// Peer pins the call to one peer; no other peer is tried.
+	Peer peer.ID
+	// ConsumerToken travels in the HEADERS frame and reaches the serving
+	// engine as wire.Caller.ConsumerToken. LOG-FORBIDDEN.
+	ConsumerToken string
+	// JSON selects /iicp/task-json/1.0.0 instead of native CBOR.
+	JSON bool
+	// MaxAttempts overrides Config.RetryAttempts when positive.
+	MaxAttempts int
+}
+
+// CallInfo reports how a call went.
+type CallInfo struct {
+	// Peer served the returned response ("" when none did).
+	Peer peer.ID
+	// Attempts is the number of attempts made; Tried lists their peers in order.
+	Attempts int
+	Tried    []peer.ID
+}
+
+var (
+	// ErrNoCandidate: the mesh knows no eligible peer for the intent (none
+	// serves it, or every circuit is open). Fall back to directory discover
+	// and HTTP.
+	ErrNoCandidate = errors.New("mesh: no peer available for the intent")
+	// ErrUnreachable: candidates existed but none returned a response
+	// within the retry budget.
+	ErrUnreachable = errors.New("mesh: no peer answered")
+	// ErrClosed: the mesh has been closed.
+	ErrClosed = errors.New("mesh: closed")
+	// errProtocol: a peer answered with something that is not a RESPONSE.
+	errProtocol = errors.New("mesh: peer violated the task protocol")
+)
+
+// outcome classifies one attempt (iicp-semantics.md §2.2, §6.1, §7.1).
+type outcome int
+
+const (
+	outFinal      outcome = iota // return this response
+	outRetry                     // transient: back off, then try another peer
+	outSwitch                    // capacity_exceeded: next peer, no backoff
+	outLocalError                // our own error: stop
+)
+
+// Call runs call on a mesh peer that serves its intent. Peers come from the
+// peer table and the DHT, ranked by selection value (select.go); a failed
+// attempt is retried on another peer per iicp-semantics.md §6.1 (3
+// attempts, 200 ms base, ×2, ±20 % jitter), capacity_exceeded switches peer
+// at once (§2.2), and per-peer circuit breakers skip failing peers (§7.1).
+// Each attempt gets a fresh call_id; task_id is kept.
+//
+// A non-nil response is the peer's answer, successful or not (its Error
+// carries the IICP code) and err is nil. err is set only when no peer
+// answered: ErrNoCandidate, ErrUnreachable, ErrClosed, a *wire.Error for an
+// invalid call, or the context's error.
+func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wire.Response, CallInfo, error) {
+	var info CallInfo
+	if m.ctx.Err() != nil {
+		return nil, info, ErrClosed
+	}
+	if werr := wire.ValidateCall(call); werr != nil {
+		return nil, info, werr
+	}
+	codec := taskCodecs[0]
+	if opts.JSON {
+		codec = jsonCodec
+	}
+	attempts := m.cfg.RetryAttempts
+	if opts.MaxAttempts > 0 {
+		attempts = opts.MaxAttempts
+	}
+	cands, err := m.candidates(ctx, call, opts, attempts)
+	if err != nil {
+		return nil, info, err
+	}
+	last := outFinal
+	var lastErr error
+	var lastResp *wire.Response
+	retryable := map[peer.ID]bool{}
+	for info.Attempts < attempts {
+		if info.Attempts > 0 && last != outSwitch {
+			if err := sleepCtx(ctx, backoff(m.cfg.RetryBase, info.Attempts)); err != nil {
+				return lastResp, info, err
+			}
+		}
+		p, ok := m.nextPeer(cands, info.Tried, retryable)
+		if !ok {
+			break
+		}
+		info.Attempts++
+		info.Tried = append(info.Tried, p)
+		attempt := *call
+		attempt.CallID = newUUID()
+		resp, err := m.callPeer(ctx, p, &attempt, opts.ConsumerToken, codec)
+		last = m.judge(p, resp, err)
+		m.stats.count("call_attempt")
+		switch last {
+		case outFinal:
+			info.Peer = p
+			return resp, info, nil
+		case outLocalError:
+			return nil, info, err
+		}
+		retryable[p] = last == outRetry
+		if resp != nil {
+			lastResp, info.Peer = resp, p
+		}
+		lastErr = err
+		m.log.Debug("call attempt failed", "peer", logPeer(p), "attempt", info.Attempts, "error", err)
+	}
+	switch {
+	case lastResp != nil:
+		return lastResp, info, nil
+	case info.Attempts == 0:
+		return nil, info, fmt.Errorf("%w: every circuit is open", ErrNoCandidate)
+	}
+	return nil, info, fmt.Errorf("%w after %d attempts: %w", ErrUnreachable, info.Attempts, lastErr)
+}
+
+// candidates returns the ranked eligible peers for call.
+func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions, want int) ([]PeerInfo, error) {
+	if opts.Peer != "" {
+		if p, ok := m.table.get(opts.Peer); ok {
+			return []PeerInfo{p}, nil
+		}
+		// Unknown to the table: the caller knows the peer (its addresses
+		// are in the peerstore, or the DHT will find them).
+		return []PeerInfo{{PeerID: opts.Peer, FromDHT: true}}, nil
+	}
+	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}
+	list := m.eligiblePeers(req)
+	if len(list) < want {
+		m.findProviders(ctx, call.Intent)
+		list = m.eligiblePeers(req)
+	}
+	if len(list) == 0 {
+		return nil, ErrNoCandidate
+	}
+	failures := func(p PeerInfo) int { return m.breakers.consecutive(p.PeerID) }
+	return rank(list, req, failures, m.cfg.BreakerThreshold), nil
+}
+
+func (m *Mesh) eligiblePeers(req selectRequest) []PeerInfo {
+	now := m.now()
+	var out []PeerInfo
+	for _, p := range m.table.serving(req.intent, req.model) {
+		if eligible(&p, req) && m.breakers.state(p.PeerID, now) != BreakerOpen {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nextPeer picks the best untried peer whose circuit admits a call; when
+// all have been tried, a peer that failed transiently may be tried again.
+func (m *Mesh) nextPeer(cands []PeerInfo, tried []peer.ID, retryable map[peer.ID]bool) (peer.ID, bool) {
+	now := m.now()
+	seen := make(map[peer.ID]bool, len(tried))
+	for _, p := range tried {
+		seen[p] = true
+	}
+	for _, c := range cands {
+		if !seen[c.PeerID] && m.breakers.allow(c.PeerID, now) {
+			return c.PeerID, true
+		}
+	}
+	for _, c := range cands {
+		if retryable[c.PeerID] && m.breakers.allow(c.PeerID, now) {
+			return c.PeerID, true
+		}
+	}
+	return "", false
+}
+
+// judge classifies an attempt and feeds the peer's circuit breaker.
+func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
+	now := m.now()
+	if err != nil {
+		var werr *wire.Error
+		if errors.As(err, &werr) || errors.Is(err, context.Canceled) {
+			m.breakers.release(p)
+			return outLocalError
+		}
+		m.breakers.failure(p, now)
+		return outRetry
+	}
+	if resp.Status == wire.StatusSuccess || resp.Error == nil {
+		m.breakers.success(p)
+		return outFinal
+	}
+	switch code := resp.Error.Code; {
+	case code == wire.CodeCapacityExceeded:
+		m.breakers.release(p)
+		return outSwitch
+	case code == wire.CodeRateLimited:
+		m.breakers.release(p)
+		return outRetry
+	case code.HTTPStatus() == http.StatusServiceUnavailable, code.HTTPStatus() == http.StatusGatewayTimeout:
+		m.breakers.failure(p, now)
+		return outRetry
+	case code.HTTPStatus() >= 500:
+		m.breakers.failure(p, now)
+		return outFinal
+	}
+	// A 4xx answer is the caller's problem; the peer is healthy.
+	m.breakers.success(p)
+	return outFinal
+}
+
+// callPeer runs one attempt on one stream to p.
+func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec) (*wire.Response, error) {
+	payload, err := c.encodeCall(call)
+	if err != nil {
+		return nil, wire.NewError(wire.CodeValidationError, "call could not be encoded")
+	}
+	if len(payload) > m.cfg.MaxCallBytes {
+		return nil, wire.NewError(wire.CodePayloadTooLarge, "call exceeds the mesh call size limit")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(call.Constraints.TimeoutMs)*time.Millisecond+callGrace)
+	defer cancel()
+	s, err := m.h.NewStream(network.WithDialPeerTimeout(ctx, m.cfg.DialTimeout), p, c.proto)
+	if err != nil {
+		return nil, fmt.Errorf("opening task stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	resp, err := m.exchange(s, payload, token, c)
+	if err != nil {
+		_ = s.Reset()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("task stream: %w", ctx.Err())
+		}
+		return nil, err
+	}
+	_ = s.Close()
+	return resp, nil
+}
+
+// exchange writes the request frames and reads the answer.
+func (m *Mesh) exchange(s network.Stream, payload []byte, token string, c *taskCodec) (*wire.Response, error) {
+	fw := wire.NewFrameWriter(s)
+	if token != "" {
+		hb, err := cborEnc.Marshal(headersMsg{ConsumerToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("encoding headers: %w", err)
+		}
+		if err := fw.WriteFrame(typeHeaders, 0, hb); err != nil {
+			return nil, err
+		}
+	}
+	if err := fw.WriteFrame(wire.TypeCall, 0, payload); err != nil {
+		return nil, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, fmt.Errorf("closing task stream write side: %w", err)
+	}
+	fr := wire.NewFrameReader(s)
+	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
+	h, b, err := fr.ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	switch h.Type {
+	case wire.TypeResponse:
+		resp, werr := c.decodeResp(b)
+		if werr != nil {
+			return nil, fmt.Errorf("%w: undecodable response", errProtocol)
+		}
+		return resp, nil
+	case wire.TypeClose:
+		return closeResponse(decodeClose(b)), nil
+	}
+	return nil, fmt.Errorf("%w: frame type %s", errProtocol, h.Type)
+}
+
+// closeResponse turns a peer's CLOSE into an error response.
+func closeResponse(r wire.CloseReason) *wire.Response {
+	code := wire.CodeValidationError
+	switch r {
+	case wire.CloseFrameTooLarge, wire.ClosePayloadTooLarge:
+		code = wire.CodePayloadTooLarge
+	case wire.CloseAuthFailed:
+		code = wire.CodeUnauthorized
+	}
+	return errorResponse("", wire.Errorf(code, "peer closed the task stream: %s", r))
+}
+
+// backoff is the delay before retry n (n ≥ 1): base·2^(n-1) ± 20 %.
+func backoff(base time.Duration, n int) time.Duration {
+	d := base << (n - 1)
+	jitter := 1 + (mrand.Float64()*0.4 - 0.2)
+	return time.Duration(float64(d) * jitter)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// newUUID returns a random UUID version 4.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, x := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hex[x>>4], hex[x&0x0f])
+	}
+	return string(out)
+}

@@ -1,0 +1,154 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Host defaults. Home routers keep small NAT tables, so the connection
+// limits are far below libp2p's 160/192 (kubo's router-killing history).
+const (
+	DefaultConnLow   = 32
+	DefaultConnHigh  = 64
+	DefaultConnGrace = 30 * time.Second
+	// DefaultHostMemory is the resource manager's memory budget for libp2p.
+	DefaultHostMemory = 256 << 20
+	// DefaultHostFDs bounds file descriptors libp2p may hold.
+	DefaultHostFDs = 512
+	// DefaultListenPort is meshnode's default libp2p port (UDP for QUIC and
+	// TCP for the fallback); a stable port lets operators forward it.
+	DefaultListenPort = 9485
+	// taskStreamsPerPeer bounds concurrent inbound task streams one peer may
+	// hold, so one caller cannot take every engine slot's stream memory.
+	taskStreamsPerPeer = 64
+	// taskStreamsTotal bounds concurrent inbound task streams overall.
+	taskStreamsTotal = 512
+)
+
+// HostConfig configures the production libp2p host built by NewHost.
+type HostConfig struct {
+	// ListenAddrs are multiaddrs to listen on. Empty means QUIC-v1 and TCP on
+	// DefaultListenPort for IPv4 and IPv6, QUIC listed first.
+	ListenAddrs []string
+	// ConnLow and ConnHigh are the connection manager watermarks.
+	ConnLow, ConnHigh int
+	// ConnGrace protects new connections from trimming for this long.
+	ConnGrace time.Duration
+	// Memory and FDs bound the resource manager.
+	Memory int64
+	FDs    int
+	// NAT enables UPnP/NAT-PMP port mapping, the relay client and hole
+	// punching (DCUtR). Off means none of them runs.
+	NAT bool
+	// Registerer receives libp2p's Prometheus metrics; nil disables them.
+	Registerer prometheus.Registerer
+}
+
+func (c *HostConfig) setDefaults() {
+	if len(c.ListenAddrs) == 0 {
+		p := DefaultListenPort
+		c.ListenAddrs = []string{
+			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", p),
+			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", p),
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", p),
+			fmt.Sprintf("/ip6/::/tcp/%d", p),
+		}
+	}
+	if c.ConnLow == 0 {
+		c.ConnLow = DefaultConnLow
+	}
+	if c.ConnHigh == 0 {
+		c.ConnHigh = DefaultConnHigh
+	}
+	if c.ConnGrace == 0 {
+		c.ConnGrace = DefaultConnGrace
+	}
+	if c.Memory == 0 {
+		c.Memory = DefaultHostMemory
+	}
+	if c.FDs == 0 {
+		c.FDs = DefaultHostFDs
+	}
+}
+
+// NewHost builds the production host: QUIC-v1 first (the default dial
+// ranker prefers QUIC and delays TCP), TCP as fallback, the node's Ed25519
+// identity, conservative connection and resource limits, and NAT traversal
+// only when cfg.NAT is set. ctx is accepted for symmetry with other
+// constructors; the host lives until the caller closes it.
+func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if priv == nil {
+		return nil, errors.New("mesh: new host: nil identity key")
+	}
+	if priv.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("mesh: new host: identity key type %v, want Ed25519", priv.Type())
+	}
+	cfg.setDefaults()
+	if cfg.ConnLow > cfg.ConnHigh {
+		return nil, fmt.Errorf("mesh: new host: conn low %d above high %d", cfg.ConnLow, cfg.ConnHigh)
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
+	if err != nil {
+		return nil, fmt.Errorf("mesh: new host: connection manager: %w", err)
+	}
+	rm, err := newResourceManager(cfg.Memory, cfg.FDs)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: new host: resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.UserAgent("meshnode"),
+	}
+	if cfg.NAT {
+		opts = append(opts, libp2p.NATPortMap(), libp2p.EnableRelay(), libp2p.EnableHolePunching())
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if cfg.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		_ = rm.Close()
+		return nil, fmt.Errorf("mesh: new host: %w", err)
+	}
+	return h, nil
+}
+
+// newResourceManager scales libp2p's default limits to the given budget
+// and adds limits for the task protocols.
+func newResourceManager(memory int64, fds int) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	for _, id := range taskProtocols {
+		limits.AddProtocolLimit(id,
+			rcmgr.BaseLimit{StreamsInbound: taskStreamsTotal, StreamsOutbound: taskStreamsTotal, Streams: 2 * taskStreamsTotal, Memory: 64 << 20},
+			rcmgr.BaseLimitIncrease{})
+		limits.AddProtocolPeerLimit(id,
+			rcmgr.BaseLimit{StreamsInbound: taskStreamsPerPeer, StreamsOutbound: taskStreamsPerPeer, Streams: 2 * taskStreamsPerPeer, Memory: 16 << 20},
+			rcmgr.BaseLimitIncrease{})
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(memory, fds)))
+}

@@ -1,0 +1,121 @@
+package mesh
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Peer selection. The directory's score (iicp-semantics.md §3.1) is the
+// directory's own value; a client must not present a local value as that
+// score. The mesh therefore computes a distinct local *selection value*
+// (docs/spec-decisions.md, ## mesh): the §3.1 formula evaluated on the
+// peer's signed advert, blended with the RTT this node measured:
+//
+//	selection = 0.8 × base + 0.2 × latency_score
+//	latency_score = 1 / (1 + rtt / 50 ms)   (0.5 while unmeasured)
+//
+// base uses the Phase 3 weights, or the Phase 5 weights when the CALL pins
+// a model. Hard gates (intent, pinned model, availability, open circuit)
+// are applied before any ranking (§3.1 "Hard rule").
+const (
+	selBaseWeight    = 0.8
+	selLatencyWeight = 0.2
+	// selRTTScale is the RTT at which latency_score halves; loopback and
+	// LAN peers sit near 1, intercontinental peers near 0.2.
+	selRTTScale = 50 * time.Millisecond
+	// selUnknown is used for any factor a DHT-only peer cannot tell us.
+	selUnknown = 0.5
+)
+
+// selectRequest is what ranking needs to know about the CALL.
+type selectRequest struct {
+	intent string
+	model  string
+	region string
+}
+
+// eligible applies the hard gates to one peer.
+func eligible(p *PeerInfo, req selectRequest) bool {
+	if !p.Serves(req.intent, req.model) {
+		return false
+	}
+	return p.FromDHT || p.Available
+}
+
+// selectionValue is the local selection value of p for req; failures is
+// the peer's current count of consecutive failures seen by this node and
+// threshold the breaker threshold.
+func selectionValue(p *PeerInfo, req selectRequest, failures, threshold int) float64 {
+	avail, load, capRatio := 1.0, p.Load, selUnknown
+	if p.FromDHT {
+		avail, load = selUnknown, selUnknown
+	}
+	if p.MaxConcurrent > 0 {
+		capRatio = clamp01(float64(p.MaxConcurrent-p.ActiveJobs) / float64(p.MaxConcurrent))
+	}
+	region := 1.0
+	if req.region != "" && p.Region != req.region {
+		region = 0
+	}
+	// Local reputation: consecutive failures eat into it until the breaker opens.
+	rep := clamp01(1 - float64(failures)/float64(threshold))
+
+	var base float64
+	if req.model == "" {
+		base = 0.35*avail + 0.28*(1-load) + 0.18*capRatio + 0.09*region + 0.10*rep
+	} else {
+		modelMatch := selUnknown
+		if p.listsModel(req.intent, req.model) {
+			modelMatch = 1
+		}
+		// price_score: adverts carry no pricing, so every peer ties at 1.
+		base = 0.25*avail + 0.20*(1-load) + 0.15*capRatio + 0.10*region + 0.10*rep + 0.10*modelMatch + 0.10
+	}
+	lat := selUnknown
+	if p.RTT > 0 {
+		lat = 1 / (1 + float64(p.RTT)/float64(selRTTScale))
+	}
+	return selBaseWeight*base + selLatencyWeight*lat
+}
+
+func (p *PeerInfo) listsModel(intent, model string) bool {
+	for _, c := range p.Caps {
+		if c.Intent == intent && slices.Contains(c.Models, model) {
+			return true
+		}
+	}
+	return false
+}
+
+// rank orders peers by descending selection value. Peers with equal value
+// are shuffled so equally good peers share the load.
+func rank(peers []PeerInfo, req selectRequest, failures func(PeerInfo) int, threshold int) []PeerInfo {
+	type scored struct {
+		p PeerInfo
+		v float64
+	}
+	s := make([]scored, 0, len(peers))
+	for _, p := range peers {
+		s = append(s, scored{p: p, v: selectionValue(&p, req, failures(p), threshold)})
+	}
+	rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+	slices.SortStableFunc(s, func(a, b scored) int {
+		switch {
+		case a.v > b.v:
+			return -1
+		case a.v < b.v:
+			return 1
+		}
+		return 0
+	})
+	out := make([]PeerInfo, len(s))
+	for i := range s {
+		out[i] = s[i].p
+	}
+	return out
+}
+
+func clamp01(x float64) float64 {
+	return min(1, max(0, x))
+}

@@ -1,0 +1,278 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// The task protocol (docs/spec-decisions.md, ## mesh). One libp2p stream
+// carries one task, following the QUIC stream mapping of iicp-framing.md
+// §10.4: the client opens the stream, optionally sends one HEADERS frame,
+// sends one CALL frame and closes its write side; the server answers with
+// one RESPONSE frame, or a CLOSE frame for a frame-level violation
+// (§9.6), and closes. The libp2p protocol ID stands in for INIT/ACK: it
+// fixes the framing version, the payload encoding and the one CUSTOM type.
+const (
+	// TaskProtocol carries integer-keyed native CBOR (iicp-framing.md §4).
+	TaskProtocol protocol.ID = "/iicp/task/1.0.0"
+	// TaskProtocolJSON carries the JSON CALL/RESPONSE of iicp-core.md §3 in
+	// the same frames, for peers and tools without the native codec.
+	TaskProtocolJSON protocol.ID = "/iicp/task-json/1.0.0"
+
+	// typeHeaders is the CUSTOM frame (iicp-framing.md §7) that carries
+	// per-call transport headers the CALL body has no field for: the
+	// consumer token that HTTP sends as X-IICP-Consumer-Token.
+	typeHeaders wire.MsgType = 0xF0
+	// maxHeadersBytes caps the HEADERS frame.
+	maxHeadersBytes = 4 << 10
+
+	// callReadTimeout bounds how long a server waits for the request frames.
+	callReadTimeout = 10 * time.Second
+	// execGrace is added to timeout_ms for the engine's backstop context:
+	// the engine enforces timeout_ms itself and answers "timeout".
+	execGrace = 1 * time.Second
+	// writeGrace bounds writing the RESPONSE after execution.
+	writeGrace = 5 * time.Second
+	// callGrace is the client's margin over timeout_ms for dialling,
+	// framing and the server's own grace.
+	callGrace = 3 * time.Second
+	// transportQUIC is the wire.Caller transport label of mesh streams.
+	transportQUIC = "quic"
+)
+
+// taskCodec is one payload encoding of the task protocol.
+type taskCodec struct {
+	proto      protocol.ID
+	encodeCall func(*wire.Call) ([]byte, error)
+	decodeCall func([]byte) (*wire.Call, *wire.Error)
+	encodeResp func(*wire.Response) ([]byte, error)
+	decodeResp func([]byte) (*wire.Response, *wire.Error)
+}
+
+var jsonCodec = &taskCodec{
+	proto:      TaskProtocolJSON,
+	encodeCall: func(c *wire.Call) ([]byte, error) { return wire.EncodeJSON(c) },
+	decodeCall: wire.DecodeCallJSON,
+	encodeResp: func(r *wire.Response) ([]byte, error) { return wire.EncodeJSON(r) },
+	decodeResp: wire.DecodeResponseJSON,
+}
+
+// taskCodecs lists the served encodings, default first.
+var taskCodecs = []*taskCodec{jsonCodec}
+
+// taskProtocols lists the task protocol IDs (resource manager limits).
+var taskProtocols = []protocol.ID{TaskProtocol, TaskProtocolJSON}
+
+// headersMsg is the HEADERS frame payload. LOG-FORBIDDEN: ConsumerToken.
+type headersMsg struct {
+	ConsumerToken string `cbor:"1,keyasint,omitempty"`
+}
+
+// closeMsg is the CLOSE frame payload (iicp-framing.md §4.8).
+type closeMsg struct {
+	Reason  string `cbor:"1,keyasint,omitempty"`
+	Message string `cbor:"2,keyasint,omitempty"`
+}
+
+// refusal says why an inbound stream is not executed and how to answer.
+type refusal struct {
+	silent bool             // reset with no reply (bad magic, dead stream)
+	close  wire.CloseReason // reply CLOSE(close)
+	resp   *wire.Error      // reply with an error RESPONSE
+}
+
+func (r *refusal) name() string {
+	switch {
+	case r.silent:
+		return "silent"
+	case r.close != "":
+		return string(r.close)
+	}
+	return string(r.resp.Code)
+}
+
+// taskHandler serves one inbound task stream with codec c.
+func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
+	return func(s network.Stream) {
+		if !m.track() {
+			_ = s.Reset()
+			return
+		}
+		defer m.wg.Done()
+		m.active.Add(1)
+		defer m.active.Add(-1)
+		defer func() {
+			// An engine bug must not take the node down with it.
+			if r := recover(); r != nil {
+				_ = s.Reset()
+				m.log.Error("task handler panic", "peer", logPeer(s.Conn().RemotePeer()))
+			}
+		}()
+		m.serveTask(s, c)
+	}
+}
+
+func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
+	remote := s.Conn().RemotePeer()
+	_ = s.SetDeadline(time.Now().Add(callReadTimeout))
+	call, token, ref := m.readRequest(s, c)
+	if ref != nil {
+		m.stats.count("task_refused_" + ref.name())
+		m.log.Warn("task stream refused", "peer", logPeer(remote), "reason", ref.name())
+		m.refuse(s, c, ref)
+		return
+	}
+	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
+	ctx, cancel := context.WithTimeout(m.ctx, timeout+execGrace)
+	defer cancel()
+	_ = s.SetDeadline(time.Now().Add(timeout + execGrace + writeGrace))
+	// A caller that gives up resets the stream: stop the engine then.
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		var b [1]byte
+		if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) {
+			cancel()
+		}
+	}()
+	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: token}
+	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
+		caller.RemoteIP = ip.String()
+	}
+	resp := m.engine.Execute(ctx, call, caller)
+	if resp == nil {
+		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
+	}
+	err := m.writeResponse(s, c, resp)
+	if err != nil {
+		_ = s.Reset()
+	} else {
+		_ = s.Close()
+	}
+	_ = s.SetReadDeadline(time.Now())
+	<-watchDone
+	m.stats.count("task_served")
+}
+
+// readRequest reads the optional HEADERS frame and the CALL.
+func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, string, *refusal) {
+	fr := wire.NewFrameReader(s)
+	fr.SetMaxPayload(m.cfg.MaxCallBytes)
+	token := ""
+	for i := 0; i < 2; i++ {
+		h, payload, ref := readFrame(fr)
+		if ref != nil {
+			return nil, "", ref
+		}
+		switch {
+		case h.Type == typeHeaders && i == 0:
+			if len(payload) > maxHeadersBytes {
+				return nil, "", &refusal{close: wire.CloseFrameTooLarge}
+			}
+			var hm headersMsg
+			if err := cborDec.Unmarshal(payload, &hm); err != nil {
+				return nil, "", &refusal{close: wire.CloseCBORDecodeError}
+			}
+			token = hm.ConsumerToken
+		case h.Type == wire.TypeCall:
+			if h.Flags&wire.FlagCompressed != 0 {
+				// Compression is not offered on this protocol.
+				return nil, "", &refusal{close: wire.CloseUnsupportedExtension}
+			}
+			call, werr := c.decodeCall(payload)
+			if werr != nil {
+				return nil, "", &refusal{resp: werr}
+			}
+			return call, token, nil
+		default:
+			return nil, "", &refusal{close: wire.CloseProtocolError}
+		}
+	}
+	return nil, "", &refusal{close: wire.CloseProtocolError}
+}
+
+// readFrame reads one frame and applies the §9.6 header dispositions.
+func readFrame(fr *wire.FrameReader) (wire.Header, []byte, *refusal) {
+	h, payload, err := fr.ReadFrame()
+	if err != nil {
+		var fe *wire.FrameError
+		if errors.As(err, &fe) && fe.Reason != "" {
+			return h, nil, &refusal{close: fe.Reason}
+		}
+		// Bad magic (not IICP: no reply), or the stream died or timed out.
+		return h, nil, &refusal{silent: true}
+	}
+	if r := h.Check(func(t wire.MsgType) bool { return t == typeHeaders }); r != "" {
+		return h, nil, &refusal{close: r}
+	}
+	return h, payload, nil
+}
+
+// refuse answers a refused stream: nothing, a CLOSE frame, or an error RESPONSE.
+func (m *Mesh) refuse(s network.Stream, c *taskCodec, r *refusal) {
+	if r.silent {
+		_ = s.Reset()
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(writeGrace))
+	var err error
+	if r.close != "" {
+		err = writeClose(s, r.close)
+	} else {
+		err = m.writeResponse(s, c, errorResponse("", r.resp))
+	}
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+func writeClose(w io.Writer, reason wire.CloseReason) error {
+	b, err := cborEnc.Marshal(closeMsg{Reason: string(reason)})
+	if err != nil {
+		return fmt.Errorf("encoding close: %w", err)
+	}
+	return wire.NewFrameWriter(w).WriteFrame(wire.TypeClose, 0, b)
+}
+
+// writeResponse encodes and writes resp; an unencodable or oversized
+// response is replaced by an internal_error response.
+func (m *Mesh) writeResponse(w io.Writer, c *taskCodec, resp *wire.Response) error {
+	b, err := c.encodeResp(resp)
+	if err != nil || len(b) > wire.MaxFramePayload {
+		b, err = c.encodeResp(errorResponse(resp.TaskID, wire.NewError(wire.CodeInternal, "response could not be encoded")))
+		if err != nil {
+			return fmt.Errorf("encoding response: %w", err)
+		}
+	}
+	return wire.NewFrameWriter(w).WriteFrame(wire.TypeResponse, 0, b)
+}
+
+// errorResponse builds a failed RESPONSE for e.
+func errorResponse(taskID string, e *wire.Error) *wire.Response {
+	status := wire.StatusError
+	if e.Code == wire.CodeTaskTimeout {
+		status = wire.StatusTimeout
+	}
+	return &wire.Response{TaskID: taskID, Status: status, Error: e, Code: e.Code}
+}
+
+// decodeClose reads a CLOSE payload; an unreadable one is protocol_error.
+func decodeClose(b []byte) wire.CloseReason {
+	var cm closeMsg
+	if err := cborDec.Unmarshal(b, &cm); err != nil || cm.Reason == "" || len(cm.Reason) > 64 {
+		return wire.CloseProtocolError
+	}
+	return wire.CloseReason(cm.Reason)
+}
+
