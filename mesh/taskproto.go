@@ -275,4 +275,3 @@ func decodeClose(b []byte) wire.CloseReason {
 	}
 	return wire.CloseReason(cm.Reason)
 }
-
