@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -37,7 +38,6 @@ var decMode = mustDecMode(cbor.DecOptions{
 	UTF8:              cbor.UTF8RejectInvalid,
 	FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 	DefaultMapType:    reflect.TypeOf(map[string]any(nil)),
-	IntDec:            cbor.IntDecConvertSignedOrFail,
 	TagsMd:            cbor.TagsAllowed,
 })
 
@@ -356,6 +356,12 @@ func cborTypeError(err error) *Error {
 	var te *cbor.UnmarshalTypeError
 	if errors.As(err, &te) {
 		f := te.StructFieldName
+		if i := strings.LastIndexByte(f, '.'); i >= 0 {
+			f = f[i+1:]
+		}
+		if n, ok := nativeFieldNames[f]; ok {
+			f = n
+		}
 		if f == "" {
 			f = "body"
 		}

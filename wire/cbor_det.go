@@ -41,8 +41,10 @@ func detHead(b []byte) (major, ai byte, arg uint64, n int, err *Error) {
 	switch {
 	case ai < 24:
 		return major, ai, uint64(ai), 1, nil
-	case ai == 31:
+	case ai == 31 && major >= 2 && major <= 5:
 		return 0, 0, 0, 0, notDet("indefinite length")
+	case ai == 31: // stray break or indefinite int/tag: malformed
+		return 0, 0, 0, 0, cborErr("is malformed")
 	case ai > 27:
 		return 0, 0, 0, 0, cborErr("uses a reserved additional-information value")
 	}

@@ -62,6 +62,15 @@ type nativeCall struct {
 	TaskID          string            `cbor:"24,keyasint,omitempty"`
 }
 
+// nativeFieldNames names CALL keys in errors (iicp-framing.md §4.3).
+var nativeFieldNames = map[string]string{
+	"1": "protocol_version", "2": "session_id", "3": "intent", "4": "provider_id", "5": "payload",
+	"6": "timeout", "7": "priority", "8": "credits", "9": "routing_hint", "10": "scheduling_hint",
+	"11": "auth_token", "12": "retry_policy", "13": "trace_id", "14": "parent_span", "15": "call_id",
+	"16": "idempotency_key", "17": "max_tokens", "18": "qos", "20": "region", "21": "capabilities",
+	"22": "ttl", "23": "metadata", "24": "task_id",
+}
+
 type nativeRetry struct {
 	MaxRetries uint64 `cbor:"1,keyasint"`
 	BackoffMs  uint64 `cbor:"2,keyasint"`
