@@ -173,8 +173,8 @@ func TestCBORWire_413_CanonicalExample(t *testing.T) {
 	}
 	// Payload values outside the JSON model are rejected; bytes become base64.
 	for name, payload := range map[string]any{
-		"tag":       map[string]any{"t": cbor.Tag{Number: 1, Content: 5}},
-		"int keys":  map[int]any{1: 2},
+		"tag":          map[string]any{"t": cbor.Tag{Number: 1, Content: 5}},
+		"int keys":     map[int]any{1: 2},
 		"simple value": map[string]any{"u": cbor.SimpleValue(99)},
 	} {
 		m := map[string]any{}
