@@ -1,0 +1,125 @@
+// Package admin is the running node's local control surface: a small
+// HTTP/JSON API on a loopback port that `meshnode status`, `peers`, `token`
+// and `call` use. It is not part of IICP and never listens beyond loopback.
+//
+// Discovery and authentication are file-based: on start the node writes a
+// fresh random admin token to <state>/admin.token and its addresses to
+// <state>/runtime.json, both mode 0600 in a 0700 directory, so only the
+// user who runs the node (and root) can read the token. Every request
+// carries it as "Authorization: Bearer <token>"; it is compared in
+// constant time. A browser page cannot forge that header cross-origin, and
+// the server also refuses non-loopback peers.
+//
+//	GET  /admin/v1/status  node, directory, mesh and engine state (Status)
+//	GET  /admin/v1/peers   the mesh peer table ([]Peer)
+//	GET  /admin/v1/token   {"token": ...} the token the node accepts in auth.node_token
+//	POST /admin/v1/call    CallRequest → CallResult: run a task on the best
+//	                       node, mesh first, then directory discover + HTTP
+//
+// Errors use the IICP envelope {"error":{"code","message"}}.
+//
+// admin imports wire, dirbridge/client (for directory status) and internal
+// helpers; the composition root implements Backend.
+package admin
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Runtime is runtime.json: where the running node can be reached.
+type Runtime struct {
+	PID      int    `json:"pid"`
+	Version  string `json:"version"`
+	NodeID   string `json:"node_id"`
+	PeerID   string `json:"peer_id,omitempty"`
+	AdminURL string `json:"admin_url"`
+	// HTTPURL is the HTTP bridge's bound base URL.
+	HTTPURL string `json:"http_url"`
+	// Endpoint is the URL registered with directories.
+	Endpoint string `json:"endpoint"`
+	// Directories are the directories the node registers with.
+	Directories []string `json:"directories"`
+	// EmbeddedDirectory is the in-process directory's URL (dev mode).
+	EmbeddedDirectory string    `json:"embedded_directory,omitempty"`
+	P2PAddrs          []string  `json:"p2p_addrs,omitempty"`
+	StartedAt         time.Time `json:"started_at"`
+}
+
+// Status is GET /admin/v1/status.
+type Status struct {
+	NodeID    string    `json:"node_id"`
+	PeerID    string    `json:"peer_id,omitempty"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	UptimeS   int64     `json:"uptime_s"`
+	HTTPURL   string    `json:"http_url"`
+	Endpoint  string    `json:"endpoint"`
+	// DirectoryMode is "embedded", "external" or "disabled".
+	DirectoryMode string          `json:"directory_mode"`
+	Directories   []client.Status `json:"directories"`
+	// ObservedSourceIP is the most recent IP a directory observed
+	// (iicp-core.md §11.2: status MUST show it).
+	ObservedSourceIP string      `json:"observed_source_ip,omitempty"`
+	Health           wire.Health `json:"health"`
+	// Served counts finished tasks by outcome.
+	Served map[string]uint64 `json:"served"`
+	Mesh   MeshStatus        `json:"mesh"`
+}
+
+// MeshStatus summarises the libp2p side.
+type MeshStatus struct {
+	Enabled  bool     `json:"enabled"`
+	PeerID   string   `json:"peer_id,omitempty"`
+	Addrs    []string `json:"addrs,omitempty"`
+	Peers    int      `json:"peers"`
+	Provided bool     `json:"provided"`
+}
+
+// Peer is one row of GET /admin/v1/peers.
+type Peer struct {
+	PeerID        string    `json:"peer_id"`
+	NodeID        string    `json:"node_id,omitempty"`
+	Region        string    `json:"region,omitempty"`
+	Intents       []string  `json:"intents"`
+	Models        []string  `json:"models,omitempty"`
+	Load          float64   `json:"load"`
+	ActiveJobs    int       `json:"active_jobs"`
+	MaxConcurrent int       `json:"max_concurrent"`
+	Available     bool      `json:"available"`
+	Addrs         []string  `json:"addrs,omitempty"`
+	RTTMs         float64   `json:"rtt_ms,omitempty"`
+	LastSeen      time.Time `json:"last_seen,omitzero"`
+	FromDHT       bool      `json:"from_dht,omitempty"`
+	Breaker       string    `json:"breaker,omitempty"`
+}
+
+// CallRequest is POST /admin/v1/call. Payload is passed through to the
+// serving node and never logged.
+type CallRequest struct {
+	Intent    string          `json:"intent"`
+	Payload   json.RawMessage `json:"payload"`
+	Model     string          `json:"model,omitempty"`
+	TimeoutMs int64           `json:"timeout_ms"`
+	QoS       string          `json:"qos,omitempty"`
+}
+
+// Paths a call can take.
+const (
+	PathMesh = "mesh"
+	PathHTTP = "http"
+)
+
+// CallResult says how the task was served and carries the node's RESPONSE.
+type CallResult struct {
+	// Path is PathMesh or PathHTTP.
+	Path     string         `json:"path"`
+	NodeID   string         `json:"node_id,omitempty"`
+	PeerID   string         `json:"peer_id,omitempty"`
+	Endpoint string         `json:"endpoint,omitempty"`
+	Attempts int            `json:"attempts"`
+	Response *wire.Response `json:"response"`
+}
