@@ -1,1 +1,39 @@
+// Package directory is the IICP-DIR directory server (iicp-dir.md,
+// iicp-core.md §2, §4, §5, §11): nodes register, heartbeat and are
+// discovered by intent URN. It speaks this protocol, under both /v1 and
+// /api/v1:
+//
+//	POST   /v1/register          REGISTER → 201 ACK {node_id, node_token (once), observed_source_ip}
+//	                             validation 422; non-routable endpoint 422 IICP-E035; liveness
+//	                             probe GET {endpoint}/iicp/health over verified TLS 1.3 (5 s) →
+//	                             422 liveness_failed; 60/60 s per source IP → 429 retry_after;
+//	                             refresh rotates the token (ownership rules IICP-E049/E050)
+//	DELETE /v1/register          deregister (Bearer) → {"deregistered":true}; also POST /v1/deregister
+//	POST   /v1/heartbeat         PING (Bearer) → PONG {ok, next_heartbeat_ms}; 401 / 404
+//	GET    /v1/discover          scored NODELIST for ?intent= (qos, region, limit ≤ 50,
+//	                             min_reputation, modality, cip_capable, view=public)
+//	GET    /v1/me                the owner's current observed address (Bearer)
+//	GET    /v1/node/{id}         node detail with health block
+//	GET    /v1/registry/nodes/{id|prefix}  public fields only
+//	GET    /v1/bootstrap         freshest live peers with their extensions (meshnode.p2p)
+//	GET    /v1/stats             active nodes, mesh_health, sdk adoption
+//	GET    /v1/directory-key     Ed25519 public key (hex)
+//	POST   /v1/consumer-token    short-lived consumer token (Bearer) → 201
+//	POST   /v1/dispatch/ticket   prompt-free signed route ticket → 201, 404 no_route_available
+//	GET    /v1/probe             SSRF-guarded TCP reachability (422 private_address)
+//	POST   /v1/peers             Ed25519-signed peer exchange
+//	GET    /iicp/health, /metrics (meshnode_directory_*)
+//
+// Every error is the JSON envelope {"error":{"code","message"}}.
+//
+// State lives in SQLite (modernc.org/sqlite, WAL, one connection) and is
+// served from an in-memory index keyed by node, intent, id prefix and token
+// lookup index. Registrations and deregistrations are durable before they
+// are acknowledged and all pass through one write path (store.apply) whose
+// OnChange hook feeds federation; heartbeat state is written behind in
+// batches. Node tokens are 32 random bytes, stored as a bcrypt hash plus an
+// HMAC-SHA256 lookup index keyed with a directory secret.
+//
+// The package imports wire and signedtoken; it must not import node, mesh
+// or cmd.
 package directory

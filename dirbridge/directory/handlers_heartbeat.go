@@ -1,0 +1,149 @@
+package directory
+
+import (
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// heartbeatBody is PING (iicp-core.md §4.1, iicp-dir.md §3.2). Unknown
+// fields (updater evidence, challenge_response) are ignored.
+type heartbeatBody struct {
+	NodeID     string   `json:"node_id"`
+	Load       *float64 `json:"load"`
+	ActiveJobs *int     `json:"active_jobs"`
+	Available  *bool    `json:"available"`
+	SLAP95Ms   *int64   `json:"sla_p95_ms"`
+	Metrics    *struct {
+		TasksSuccess int64 `json:"tasks_success"`
+		TasksFailed  int64 `json:"tasks_failed"`
+	} `json:"metrics"`
+	MetricsBatchID string `json:"metrics_batch_id"`
+}
+
+// pong is the heartbeat answer (iicp-core.md §4.2, iicp-dir.md §3.2).
+type pong struct {
+	OK                   bool    `json:"ok"`
+	NextHeartbeatMs      int64   `json:"next_heartbeat_ms"`
+	ReputationScore      float64 `json:"reputation_score"`
+	MetricsBatchAccepted *string `json:"metrics_batch_accepted"`
+}
+
+// maxStateCAS bounds the optimistic update loop; contention on one node's
+// state comes only from that node's own concurrent heartbeats.
+const maxStateCAS = 16
+
+// handleHeartbeat is POST /v1/heartbeat: 401 without a valid token, 404 for
+// an unknown node, otherwise refresh liveness, load and the observed address.
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	tok := bearer(r)
+	if tok == "" {
+		s.hbFail(w, "unauthorized", wire.NewError(wire.CodeUnauthorized, "missing bearer node token"))
+		return
+	}
+	var b heartbeatBody
+	if e := decodeBody(w, r, maxSmallBody, &b); e != nil {
+		s.hbFail(w, "invalid", e)
+		return
+	}
+	if e := validateHeartbeat(&b); e != nil {
+		s.hbFail(w, "invalid", e)
+		return
+	}
+	e := s.store.idx.get(b.NodeID)
+	if e == nil {
+		s.hbFail(w, "unknown", wire.NewError(wire.CodeNotFound, "node_id is not registered"))
+		return
+	}
+	if owner := s.tokens.verify(s.store.idx, tok); owner == nil || owner.rec.NodeID != e.rec.NodeID {
+		s.hbFail(w, "unauthorized", wire.NewError(wire.CodeUnauthorized, "invalid node token"))
+		return
+	}
+	now, ip := s.now(), observedIP(r)
+	accepted, rep, ok := s.applyHeartbeat(e, &b, now, ip)
+	if !ok {
+		s.hbFail(w, "conflict", wire.NewError(wire.CodeConflict, "concurrent heartbeats; retry"))
+		return
+	}
+	s.metrics.heartbeats.WithLabelValues("ok").Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, pong{OK: true, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
+		ReputationScore: rep, MetricsBatchAccepted: accepted})
+}
+
+func (s *Server) hbFail(w http.ResponseWriter, result string, e *wire.Error) {
+	s.metrics.heartbeats.WithLabelValues(result).Inc()
+	writeError(w, e)
+}
+
+func validateHeartbeat(b *heartbeatBody) *wire.Error {
+	switch {
+	case b.NodeID == "":
+		return verr("node_id", "node_id is required")
+	case b.Load != nil && (math.IsNaN(*b.Load) || *b.Load < 0 || *b.Load > 1):
+		return verr("load", "load must be in [0,1]")
+	case b.ActiveJobs != nil && *b.ActiveJobs < 0:
+		return verr("active_jobs", "active_jobs must be >= 0")
+	case b.SLAP95Ms != nil && *b.SLAP95Ms < 0:
+		return verr("sla_p95_ms", "sla_p95_ms must be >= 0")
+	case b.Metrics != nil && (b.Metrics.TasksSuccess < 0 || b.Metrics.TasksFailed < 0):
+		return verr("metrics", "task counters must be >= 0")
+	case len(b.MetricsBatchID) > 64 || !printableASCII(b.MetricsBatchID):
+		return verr("metrics_batch_id", "metrics_batch_id must be 1-64 printable ASCII characters")
+	}
+	return nil
+}
+
+// applyHeartbeat publishes the node's new state. A heartbeat fully restores
+// a dormant node; available defaults to true (iicp-dir.md §3.2). A metrics
+// batch is applied at most once per (node, metrics_batch_id).
+func (s *Server) applyHeartbeat(e *entry, b *heartbeatBody, now time.Time, ip string) (*string, float64, bool) {
+	for range maxStateCAS {
+		old := e.state.Load()
+		next := *old
+		next.LastSeen, next.DormantSince, next.ObservedIP = now, nil, ip
+		next.Available = b.Available == nil || *b.Available
+		if b.Load != nil {
+			next.Load, next.LoadReported = *b.Load, true
+		}
+		if b.ActiveJobs != nil {
+			next.ActiveJobs = *b.ActiveJobs
+		}
+		if b.SLAP95Ms != nil {
+			v := *b.SLAP95Ms
+			next.SLAP95Ms = &v
+		}
+		var accepted *string
+		if b.Metrics != nil {
+			if b.MetricsBatchID == "" || b.MetricsBatchID != old.LastBatchID {
+				next.CompletedTasks += b.Metrics.TasksSuccess
+				next.FailedTasks += b.Metrics.TasksFailed
+				next.LastBatchID = b.MetricsBatchID
+			}
+			if b.MetricsBatchID != "" {
+				id := b.MetricsBatchID
+				accepted = &id
+			}
+		}
+		if e.state.CompareAndSwap(old, &next) {
+			var addr *addrEvent
+			if ip != "" && ip != old.ObservedIP { // DIR-ADDR-03/06
+				addr = &addrEvent{nodeID: e.rec.NodeID, ip: ip, kind: "heartbeat", at: now}
+			}
+			s.store.markDirty(e.rec.NodeID, addr)
+			return accepted, next.Reputation, true
+		}
+	}
+	return nil, 0, false
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

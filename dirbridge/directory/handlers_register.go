@@ -1,0 +1,262 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// ack is the 201 body of REGISTER (iicp-core.md §2.2, iicp-dir.md §3.1).
+type ack struct {
+	MessageType      string  `json:"message_type"`
+	NodeID           string  `json:"node_id"`
+	NodeToken        string  `json:"node_token"` // returned once; LOG-FORBIDDEN
+	ExpiresAt        *string `json:"expires_at"`
+	Directory        string  `json:"directory"`
+	ObservedSourceIP string  `json:"observed_source_ip"`
+	NextHeartbeatMs  int64   `json:"next_heartbeat_ms"`
+}
+
+// handleRegister is POST /v1/register: validate, refuse non-routable
+// endpoints, check ownership on refresh, probe liveness, then issue a token.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	if ok, wait := s.regLimit.allow(s.limitKey(r), now); !ok {
+		s.metrics.rateLimited.WithLabelValues("register").Inc()
+		s.metrics.registrations.WithLabelValues("rate_limited").Inc()
+		e := wire.NewError(wire.CodeRateLimited, "IICP-E034: too many registrations from this source address")
+		e.RetryAfter = ceilSeconds(wait)
+		writeError(w, e)
+		return
+	}
+	var b registerBody
+	if e := decodeBody(w, r, maxRegisterBody, &b); e != nil {
+		s.regFail(w, "invalid", e)
+		return
+	}
+	if e := s.checkRegister(&b); e != nil {
+		s.regFail(w, "invalid", e)
+		return
+	}
+	if b.NodeID == "" {
+		b.NodeID = newUUID()
+	}
+	b.NodeID = strings.ToLower(b.NodeID)
+	unlock := s.nodeLocks.lock(b.NodeID)
+	defer unlock()
+	old := s.store.idx.get(b.NodeID)
+	if e := s.checkOwnership(r.Context(), old, &b); e != nil {
+		s.regFail(w, "ownership", e)
+		return
+	}
+	if err := s.prober.health(r.Context(), b.Endpoint); err != nil {
+		s.metrics.probes.WithLabelValues("failed").Inc()
+		code := wire.CodeLivenessFailed
+		if errors.Is(err, errNonRoutable) {
+			code = wire.CodeE035
+		}
+		s.regFail(w, "liveness", wire.NewError(code, err.Error()))
+		return
+	}
+	s.metrics.probes.WithLabelValues("ok").Inc()
+	tok, cred, err := s.tokens.issue()
+	if err != nil {
+		s.log.Error("issuing token", "error", err)
+		s.regFail(w, "error", wire.NewError(wire.CodeInternal, "could not issue a token"))
+		return
+	}
+	ip := observedIP(r)
+	rec, st := buildRecord(&b, old, now, ip)
+	ev := ChangeEvent{Kind: ChangeRegister, NodeID: b.NodeID, Record: rec, Credential: &cred, ObservedIP: ip, At: now}
+	if err := s.store.apply(r.Context(), ev, st); err != nil {
+		s.log.Error("storing registration", "node", rec.NodeID, "error", err)
+		s.regFail(w, "error", wire.NewError(wire.CodeInternal, "could not store the registration"))
+		return
+	}
+	result := "new"
+	if old != nil {
+		result = "refresh"
+	}
+	s.metrics.registrations.WithLabelValues(result).Inc()
+	s.log.Info("node registered", "node", rec.NodeID, "result", result, "intents", len(rec.Capabilities))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, ack{
+		MessageType: "ACK", NodeID: rec.NodeID, NodeToken: tok, Directory: s.baseURL(r),
+		ObservedSourceIP: ip, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
+	})
+}
+
+func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {
+	s.metrics.registrations.WithLabelValues(result).Inc()
+	writeError(w, e)
+}
+
+// checkRegister applies validation, the intent risk policy and the
+// name-level routability check (IICP-E035).
+func (s *Server) checkRegister(b *registerBody) *wire.Error {
+	if e := validateRegister(b, s.cfg.Dev); e != nil {
+		return e
+	}
+	for i, c := range b.Capabilities {
+		if refused, why := refusedIntent(c.Intent, s.cfg.AllowHighRisk); refused {
+			return verr(fmt.Sprintf("capabilities[%d].intent", i), why)
+		}
+	}
+	if s.cfg.Dev {
+		return nil
+	}
+	if err := checkHost(endpointHost(b.Endpoint)); err != nil {
+		return wire.NewError(wire.CodeE035, err.Error()).WithField("endpoint")
+	}
+	if b.TransportEndpoint != "" {
+		if err := checkHost(endpointHost(b.TransportEndpoint)); err != nil {
+			return wire.NewError(wire.CodeE035, err.Error()).WithField("transport_endpoint")
+		}
+	}
+	return nil
+}
+
+// checkOwnership enforces iicp-dir.md §5 on a re-registration of an
+// existing node_id:
+//   - a supplied current_node_token must match (else 403);
+//   - without a valid token, a changed cx_public_key is IICP-E049;
+//   - a node with a cx_public_key on record is "secured": every refresh
+//     needs the token (E′ hardening) → IICP-E050;
+//   - a changed endpoint/transport_endpoint is accepted only when the old
+//     endpoint is verified absent (its health probe fails) → else IICP-E050.
+func (s *Server) checkOwnership(ctx context.Context, old *entry, b *registerBody) *wire.Error {
+	if old == nil {
+		return nil
+	}
+	cxChanged := !sameJSON(old.rec.CXPublicKey, b.CXPublicKey)
+	if b.CurrentNodeToken != "" {
+		if e := s.tokens.verify(s.store.idx, b.CurrentNodeToken); e != nil && e.rec.NodeID == old.rec.NodeID {
+			return nil
+		}
+		if cxChanged {
+			return wire.NewError(wire.CodeE049, "current_node_token does not prove ownership of this node")
+		}
+		return wire.NewError(wire.CodeE050, "current_node_token does not prove ownership of this node")
+	}
+	switch {
+	case cxChanged:
+		return wire.NewError(wire.CodeE049, "changing cx_public_key requires current_node_token")
+	case !isNullJSON(old.rec.CXPublicKey):
+		return wire.NewError(wire.CodeE050, "this node is secured by a cx_public_key: refresh requires current_node_token")
+	}
+	if old.rec.Endpoint == b.Endpoint && old.rec.TransportEndpoint == b.TransportEndpoint {
+		return nil
+	}
+	if s.prober.health(ctx, old.rec.Endpoint) == nil {
+		return wire.NewError(wire.CodeE050, "changing a routing endpoint requires current_node_token while the old endpoint still answers")
+	}
+	return nil
+}
+
+// buildRecord turns a validated REGISTER into the stored record and the
+// node's fresh heartbeat state (a refresh keeps history counters).
+func buildRecord(b *registerBody, old *entry, now time.Time, ip string) (*NodeRecord, *nodeState) {
+	rec := &NodeRecord{
+		NodeID: b.NodeID, Endpoint: b.Endpoint, TransportEndpoint: b.TransportEndpoint, Region: b.Region,
+		Capabilities: b.Capabilities, Limits: b.Limits, Availability: b.Availability, PublicKey: b.PublicKey,
+		Extensions: b.Extensions, SDKLanguage: b.SDKLanguage, SDKVersion: b.SDKVersion,
+		ImplementationName: b.ImplementationName, ImplementationVersion: b.ImplementationVersion,
+		SDKCompatVersion: b.SDKCompatibilityVersion, Backend: b.Backend, TransportMethod: b.TransportMethod,
+		RegisteredAt: now, UpdatedAt: now,
+	}
+	if !isNullJSON(b.CXPublicKey) {
+		var buf bytes.Buffer
+		if json.Compact(&buf, b.CXPublicKey) == nil {
+			rec.CXPublicKey = buf.Bytes()
+		}
+	}
+	rec.AllowRemoteInference = b.CIPPolicy != nil && b.CIPPolicy.AllowRemoteInference
+	rec.CIPLevel = b.CIPConformanceLevel
+	if rec.CIPLevel == "" {
+		rec.CIPLevel = "CIP-None"
+		if rec.AllowRemoteInference {
+			rec.CIPLevel = "CIP-Provider"
+		}
+	}
+	st := &nodeState{LastSeen: now, Available: true, ObservedIP: ip, Reputation: defaultReputation}
+	if old != nil {
+		rec.RegisteredAt = old.rec.RegisteredAt
+		prev := old.state.Load()
+		st.CompletedTasks, st.FailedTasks, st.Reputation = prev.CompletedTasks, prev.FailedTasks, prev.Reputation
+		st.LastBatchID = prev.LastBatchID
+	}
+	return rec, st
+}
+
+// handleDeregister is DELETE /v1/register and POST /v1/deregister.
+func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
+	e := s.tokens.verify(s.store.idx, bearer(r))
+	if e == nil {
+		writeError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
+		return
+	}
+	var body struct {
+		NodeID string `json:"node_id"`
+	}
+	if r.Method == http.MethodPost {
+		// The body is optional: an empty one deregisters the token's node.
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSmallBody))
+		if err != nil {
+			writeError(w, bodyError(err))
+			return
+		}
+		if len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &body) != nil {
+			writeError(w, wire.NewError(wire.CodeValidationError, "request body is not valid JSON"))
+			return
+		}
+	}
+	if body.NodeID != "" && !strings.EqualFold(body.NodeID, e.rec.NodeID) {
+		writeError(w, wire.NewError(wire.CodeForbidden, "token does not belong to this node_id"))
+		return
+	}
+	unlock := s.nodeLocks.lock(e.rec.NodeID)
+	defer unlock()
+	ev := ChangeEvent{Kind: ChangeDeregister, NodeID: e.rec.NodeID, Reason: ReasonExplicit, At: s.now()}
+	if err := s.store.apply(r.Context(), ev, nil); err != nil {
+		s.log.Error("deregistering", "node", e.rec.NodeID, "error", err)
+		writeError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
+		return
+	}
+	s.log.Info("node deregistered", "node", e.rec.NodeID)
+	writeJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if isNullJSON(a) || isNullJSON(b) {
+		return isNullJSON(a) == isNullJSON(b)
+	}
+	var ba, bb bytes.Buffer
+	if json.Compact(&ba, a) != nil || json.Compact(&bb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ba.Bytes(), bb.Bytes())
+}
+
+func isNullJSON(r json.RawMessage) bool {
+	t := bytes.TrimSpace(r)
+	return len(t) == 0 || bytes.Equal(t, []byte("null"))
+}
+
+// newUUID returns a random (v4) UUID: anonymised, not tied to hardware
+// (SEC-PRIV-08).
+func newUUID() string {
+	var b [16]byte
+	_, _ = io.ReadFull(rand.Reader, b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,71 @@
+package directory
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Body size caps: REGISTER carries capabilities and extensions, the rest
+// are small control messages.
+const (
+	maxRegisterBody = 256 << 10
+	maxSmallBody    = 16 << 10
+)
+
+// writeJSON writes v with status. Encoding failures cannot be reported to
+// the caller once the header is out; they are programming errors on our
+// own types.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError is the one JSON error writer: the {"error":{code,message}} envelope.
+func writeError(w http.ResponseWriter, e *wire.Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, e.Status(), e.Envelope())
+}
+
+// decodeBody decodes a JSON request body capped at limit into v, mapping
+// every failure to a structured error that echoes no input.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *wire.Error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "text/json") {
+			return wire.NewError(wire.CodeUnsupportedMedia, "request body must be application/json")
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return wire.NewError(wire.CodeValidationError, "request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func bodyError(err error) *wire.Error {
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return wire.NewError(wire.CodePayloadTooLarge, "request body too large")
+	case errors.Is(err, io.EOF):
+		return wire.NewError(wire.CodeValidationError, "request body is empty")
+	case errors.As(err, &typeErr):
+		return wire.NewError(wire.CodeValidationError, "wrong JSON type for a field").WithField(typeErr.Field)
+	default:
+		return wire.NewError(wire.CodeValidationError, "request body is not valid JSON")
+	}
+}

@@ -1,0 +1,215 @@
+package directory
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// entry is one node in memory: its immutable record, its atomically
+// replaced heartbeat state and its credential.
+type entry struct {
+	rec   *NodeRecord
+	state atomic.Pointer[nodeState]
+	cred  Credential
+	// modalities is the union of input modalities per intent, precomputed
+	// so discover's ?modality= filter does not walk capabilities.
+	modalities map[string][]string
+}
+
+// index is the in-memory view discover, heartbeat and auth read. It is kept
+// consistent with SQLite by store.apply (the only writer of records) and is
+// rebuilt from the database at start.
+type index struct {
+	mu       sync.RWMutex
+	byID     map[string]*entry
+	byIntent map[string]map[string]*entry
+	byToken  map[string]string // credential index -> node id
+	byPrefix map[string]map[string]struct{}
+	// verified holds credential indexes whose bcrypt check already passed
+	// (or that we issued ourselves), so heartbeats skip bcrypt.
+	verified map[string]struct{}
+}
+
+// prefixLen is the public node-id prefix length (view=public, registry).
+const prefixLen = 8
+
+func newIndex() *index {
+	return &index{
+		byID:     make(map[string]*entry),
+		byIntent: make(map[string]map[string]*entry),
+		byToken:  make(map[string]string),
+		byPrefix: make(map[string]map[string]struct{}),
+		verified: make(map[string]struct{}),
+	}
+}
+
+func idPrefix(id string) string {
+	if len(id) < prefixLen {
+		return id
+	}
+	return id[:prefixLen]
+}
+
+// put inserts or replaces a node. st is kept from the old entry when nil.
+// A credential with an empty Index keeps the old credential.
+func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified bool) {
+	e := &entry{rec: rec, cred: cred, modalities: modalitiesByIntent(rec)}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old, ok := ix.byID[rec.NodeID]; ok {
+		if st == nil {
+			st = old.state.Load()
+		}
+		if cred.Index == "" {
+			e.cred = old.cred
+		}
+		ix.unlinkLocked(old, e.cred.Index != old.cred.Index)
+	}
+	e.state.Store(st)
+	ix.byID[rec.NodeID] = e
+	for intent := range e.modalities {
+		m := ix.byIntent[intent]
+		if m == nil {
+			m = make(map[string]*entry)
+			ix.byIntent[intent] = m
+		}
+		m[rec.NodeID] = e
+	}
+	p := idPrefix(rec.NodeID)
+	if ix.byPrefix[p] == nil {
+		ix.byPrefix[p] = make(map[string]struct{})
+	}
+	ix.byPrefix[p][rec.NodeID] = struct{}{}
+	if e.cred.Index != "" {
+		ix.byToken[e.cred.Index] = rec.NodeID
+		if verified {
+			ix.verified[e.cred.Index] = struct{}{}
+		}
+	}
+}
+
+// unlinkLocked removes old from the secondary maps; dropToken also revokes
+// its credential (rotation: the old token gets 401 at once).
+func (ix *index) unlinkLocked(old *entry, dropToken bool) {
+	for intent := range old.modalities {
+		if m := ix.byIntent[intent]; m != nil {
+			delete(m, old.rec.NodeID)
+			if len(m) == 0 {
+				delete(ix.byIntent, intent)
+			}
+		}
+	}
+	p := idPrefix(old.rec.NodeID)
+	if m := ix.byPrefix[p]; m != nil {
+		delete(m, old.rec.NodeID)
+		if len(m) == 0 {
+			delete(ix.byPrefix, p)
+		}
+	}
+	if dropToken && old.cred.Index != "" {
+		delete(ix.byToken, old.cred.Index)
+		delete(ix.verified, old.cred.Index)
+	}
+}
+
+func (ix *index) remove(id string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old, ok := ix.byID[id]; ok {
+		ix.unlinkLocked(old, true)
+		delete(ix.byID, id)
+	}
+}
+
+func (ix *index) get(id string) *entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.byID[id]
+}
+
+// byPrefixUnique resolves an 8-char prefix to its node when exactly one matches.
+func (ix *index) byPrefixUnique(p string) *entry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	m := ix.byPrefix[p]
+	if len(m) != 1 {
+		return nil
+	}
+	for id := range m {
+		return ix.byID[id]
+	}
+	return nil
+}
+
+// tokenOwner returns the node a credential index belongs to and whether the
+// index is already verified.
+func (ix *index) tokenOwner(credIndex string) (*entry, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	id, ok := ix.byToken[credIndex]
+	if !ok {
+		return nil, false
+	}
+	_, v := ix.verified[credIndex]
+	return ix.byID[id], v
+}
+
+// markVerified caches a passed bcrypt check, unless the credential was
+// rotated away meanwhile.
+func (ix *index) markVerified(credIndex string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if _, ok := ix.byToken[credIndex]; ok {
+		ix.verified[credIndex] = struct{}{}
+	}
+}
+
+// forIntent calls fn for every node registered for intent, under the read
+// lock; fn must not block.
+func (ix *index) forIntent(intent string, fn func(*entry)) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, e := range ix.byIntent[intent] {
+		fn(e)
+	}
+}
+
+// forAll calls fn for every node under the read lock.
+func (ix *index) forAll(fn func(*entry)) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, e := range ix.byID {
+		fn(e)
+	}
+}
+
+func (ix *index) count() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.byID)
+}
+
+func modalitiesByIntent(rec *NodeRecord) map[string][]string {
+	out := make(map[string][]string, len(rec.Capabilities))
+	for _, c := range rec.Capabilities {
+		mods := c.InputModalities
+		if len(mods) == 0 {
+			mods = []string{"text"} // iicp-dir.md §3.1 default
+		}
+		for _, m := range mods {
+			if !contains(out[c.Intent], m) {
+				out[c.Intent] = append(out[c.Intent], m)
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

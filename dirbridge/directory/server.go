@@ -1,0 +1,387 @@
+package directory
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Server is an IICP-DIR directory: HTTP handlers over an in-memory index
+// backed by SQLite. Build it with New, then run Serve (or Close it).
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	store    *store
+	tokens   *tokens
+	prober   *prober
+	signKey  ed25519.PrivateKey
+	onChange func(ChangeEvent)
+	metrics  *metrics
+	handler  http.Handler
+
+	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *limiter
+	trustedProxies                                     []netip.Prefix
+
+	nodeLocks keyedMutex
+	replay    replayCache
+
+	ln        net.Listener
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Server timeouts: bounded so slow clients cannot hold connections.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 16 << 10
+	shutdownBudget    = 5 * time.Second
+	maintenanceEvery  = 30 * time.Second
+)
+
+// Secondary rate limits (iicp-dir.md §3.12, §3.3e).
+const (
+	directoryKeyPerMin  = 30
+	consumerTokenPerMin = 60
+	probePerMin         = 10
+)
+
+// New opens the database, reloads the index, prepares TLS and binds the
+// listener (so Addr is known at once). Call Serve to run it, or Close.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if riskErr != nil {
+		return nil, riskErr
+	}
+	s := &Server{cfg: cfg, log: slog.Default(), now: time.Now}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	s.log = s.log.With("subsystem", "directory")
+	s.trustedProxies, _ = parsePrefixes(cfg.TrustedProxies)
+	if err := s.openState(context.Background()); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.prober, err = newProber(&s.cfg); err != nil {
+		s.store.close()
+		return nil, err
+	}
+	s.regLimit = newLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow)
+	s.keyLimit = newLimiter(directoryKeyPerMin, time.Minute)
+	s.ctLimit = newLimiter(consumerTokenPerMin, time.Minute)
+	s.probeLimit = newLimiter(probePerMin, time.Minute)
+	s.peerLimit = newLimiter(1, 30*time.Second) // §3.6: one gossip per 30 s per sender
+	s.metrics = newMetrics(s)
+	s.handler = s.routes()
+	if cfg.Listen != "" {
+		if err := s.listen(); err != nil {
+			s.store.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) openState(ctx context.Context) error {
+	if s.cfg.StateDir != "" {
+		if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("directory: creating state dir: %w", err)
+		}
+	}
+	path := s.cfg.DBPath
+	if path == "" {
+		path = filepath.Join(s.cfg.StateDir, "directory.db")
+	}
+	st, err := openStore(ctx, path)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	secret, err := st.secret(ctx, "token_index_key", randomBytes(32))
+	if err == nil && s.signKey == nil {
+		var seed []byte
+		if seed, err = st.secret(ctx, "signing_key_ed25519_seed", ed25519Seed); err == nil {
+			if len(seed) != ed25519.SeedSize {
+				err = errors.New("stored signing key has the wrong size")
+			} else {
+				s.signKey = ed25519.NewKeyFromSeed(seed)
+			}
+		}
+	}
+	if err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
+	n, err := st.load(ctx)
+	if err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
+	st.onChange = s.onChange
+	s.store = st
+	s.tokens = &tokens{secret: secret, cost: s.cfg.BcryptCost}
+	s.log.Info("directory state loaded", "nodes", n)
+	return nil
+}
+
+func (s *Server) listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("directory: listening: %w", err)
+	}
+	if !s.cfg.Dev || s.cfg.TLSCertFile != "" {
+		cert, err := s.loadCert()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS13, // SEC-TLS-01
+			NextProtos:   []string{"h2", "http/1.1"},
+		})
+	}
+	s.ln = ln
+	return nil
+}
+
+func (s *Server) loadCert() (tls.Certificate, error) {
+	if s.cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			return c, fmt.Errorf("directory: loading TLS certificate: %w", err)
+		}
+		return c, nil
+	}
+	return loadOrCreateSelfSigned(s.cfg.StateDir, s.cfg.TLSHosts, s.now())
+}
+
+// Addr is the bound listen address (nil without a listener).
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// TLS reports whether the listener speaks TLS.
+func (s *Server) TLS() bool { return s.ln != nil && (!s.cfg.Dev || s.cfg.TLSCertFile != "") }
+
+// Handler is the full route table for in-process use (the node's embedded
+// directory). Background loops still need Serve.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// PublicKey is the directory's Ed25519 public key (consumer tokens, tickets).
+func (s *Server) PublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
+
+// Serve serves HTTP (when listening) and runs the write-behind and
+// maintenance loops until ctx ends, then shuts down within a bound, flushes
+// and closes the database.
+func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	var hs *http.Server
+	if s.ln != nil {
+		hs = &http.Server{
+			Handler:           s.handler,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("directory: serving: %w", err)
+				cancel()
+			}
+		}()
+		s.log.Info("directory listening", "addr", s.ln.Addr().String(), "tls", s.TLS())
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.loops(ctx) }()
+	<-ctx.Done()
+	if hs != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownBudget)
+		_ = hs.Shutdown(sctx)
+		scancel()
+	}
+	wg.Wait()
+	err := s.Close()
+	select {
+	case e := <-errc:
+		return e
+	default:
+		return err
+	}
+}
+
+// Close flushes pending heartbeat state and releases the database and
+// listener. Serve calls it on exit; call it directly only without Serve.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+		defer cancel()
+		if err := s.store.flush(ctx); err != nil {
+			s.closeErr = fmt.Errorf("directory: final flush: %w", err)
+		}
+		s.prober.closeIdle()
+		if err := s.store.close(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("directory: closing database: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// loops runs the heartbeat write-behind and the maintenance tasks.
+func (s *Server) loops(ctx context.Context) {
+	flush := time.NewTicker(s.cfg.FlushInterval)
+	defer flush.Stop()
+	maint := time.NewTicker(maintenanceEvery)
+	defer maint.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-flush.C:
+			if err := s.store.flush(ctx); err != nil && ctx.Err() == nil {
+				s.metrics.flushErrors.Inc()
+				s.log.Warn("heartbeat flush failed", "error", err)
+			}
+		case <-maint.C:
+			s.maintain(ctx)
+		}
+	}
+}
+
+// maintain marks stale nodes dormant, prunes address history beyond the
+// retention and sweeps idle rate-limit keys.
+func (s *Server) maintain(ctx context.Context) {
+	now := s.now()
+	s.markDormant(now)
+	if n, err := s.store.pruneAddressHistory(ctx, now.Add(-s.cfg.AddressHistoryRetention)); err != nil {
+		s.log.Warn("address history pruning failed", "error", err)
+	} else if n > 0 {
+		s.log.Debug("address history pruned", "rows", n)
+	}
+	for _, l := range []*limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit} {
+		l.sweep(now)
+	}
+	s.replay.sweep(now)
+}
+
+// markDormant records dormant_since on nodes that went stale (iicp-dir.md
+// §3.2). Discover does not depend on it: it checks last_seen itself.
+func (s *Server) markDormant(now time.Time) {
+	var stale []*entry
+	s.store.idx.forAll(func(e *entry) {
+		st := e.state.Load()
+		if st.DormantSince == nil && !s.live(st, now) {
+			stale = append(stale, e)
+		}
+	})
+	for _, e := range stale {
+		old := e.state.Load()
+		if old.DormantSince != nil || s.live(old, now) {
+			continue
+		}
+		next := *old
+		t := now
+		next.DormantSince = &t
+		next.Available = false
+		if e.state.CompareAndSwap(old, &next) {
+			s.store.markDirty(e.rec.NodeID, nil)
+		}
+	}
+}
+
+// live reports whether a node was heard from within the liveness window.
+func (s *Server) live(st *nodeState, now time.Time) bool {
+	return now.Sub(st.LastSeen) <= s.cfg.StaleAfter
+}
+
+func (s *Server) activeCount() int {
+	now, n := s.now(), 0
+	s.store.idx.forAll(func(e *entry) {
+		if s.live(e.state.Load(), now) {
+			n++
+		}
+	})
+	return n
+}
+
+// ApplyChange applies a change received from elsewhere (a federation
+// replica following the seed's event log) through the same choke point as
+// local registrations. Heartbeat state starts fresh at ev.At.
+func (s *Server) ApplyChange(ctx context.Context, ev ChangeEvent) error {
+	if ev.Kind == ChangeRegister {
+		if ev.Record == nil || ev.Record.NodeID != ev.NodeID {
+			return errors.New("directory: register change without a matching record")
+		}
+		st := &nodeState{LastSeen: ev.At, Available: true, Reputation: defaultReputation, ObservedIP: ev.ObservedIP}
+		return s.store.apply(ctx, ev, st)
+	}
+	return s.store.apply(ctx, ev, nil)
+}
+
+// keyedMutex serialises registrations per node_id without a global lock
+// (a liveness probe may take seconds).
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedEntry)
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
