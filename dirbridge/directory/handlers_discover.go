@@ -219,9 +219,9 @@ func cipCapable(rec *NodeRecord) bool {
 
 // dispatchNode is the route-bearing discover entry (iicp-dir.md §3.4).
 type dispatchNode struct {
-	NodeID               string                     `json:"node_id"`
-	Endpoint             string                     `json:"endpoint"`
-	TransportEndpoint    *string                    `json:"transport_endpoint"`
+	NodeID            string  `json:"node_id"`
+	Endpoint          string  `json:"endpoint"`
+	TransportEndpoint *string `json:"transport_endpoint"`
 	publicNode
 	Load                 float64                    `json:"load"`
 	ActiveJobs           int                        `json:"active_jobs"`
