@@ -1,0 +1,62 @@
+package nodeapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+const (
+	mediaJSON = "application/json"
+	mediaCBOR = wire.MediaTypeCBOR
+)
+
+// writeBody writes an already-encoded body with its status.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeJSON encodes v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, wire.NewError(wire.CodeInternal, "encoding the response failed"), false)
+		return
+	}
+	writeBody(w, status, mediaJSON, b)
+}
+
+// writeError writes the spec error envelope {"error":{…},"code"} with the
+// code's status, in CBOR when the caller speaks CBOR (iicp-cbor-wire.md §5).
+// 429s carry Retry-After (iicp-semantics.md §2.2).
+func writeError(w http.ResponseWriter, e *wire.Error, cbor bool) {
+	setRetryAfter(w, e)
+	if cbor {
+		if b, err := wire.EncodeErrorCBOR(e); err == nil {
+			writeBody(w, e.Status(), mediaCBOR, b)
+			return
+		}
+	}
+	b, err := json.Marshal(e.Envelope())
+	if err != nil {
+		b = []byte(`{"error":{"code":"internal_error","message":"encoding the error failed"},"code":"internal_error"}`)
+	}
+	writeBody(w, e.Status(), mediaJSON, b)
+}
+
+// setRetryAfter sets Retry-After in whole seconds (at least 1) from the
+// error's retry hint.
+func setRetryAfter(w http.ResponseWriter, e *wire.Error) {
+	if e.Status() != http.StatusTooManyRequests {
+		return
+	}
+	secs := max(e.RetryAfter, (e.RetryAfterMs+999)/1000, 1)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+}
