@@ -53,25 +53,25 @@ const (
 type Option func(*settings) error
 
 type settings struct {
-	addr           string
-	logger         *slog.Logger
-	registry       *prometheus.Registry
-	maxBody        int64
-	readHeader     time.Duration
-	read           time.Duration
-	write          time.Duration
-	idle           time.Duration
-	shutdown       time.Duration
-	ipRate, ipBurst int
+	addr                    string
+	logger                  *slog.Logger
+	registry                *prometheus.Registry
+	maxBody                 int64
+	readHeader              time.Duration
+	read                    time.Duration
+	write                   time.Duration
+	idle                    time.Duration
+	shutdown                time.Duration
+	ipRate, ipBurst         int
 	originRate, originBurst int
-	rateKeys       int
-	certFile       string
-	keyFile        string
-	selfSignedDir  string
-	selfSignedSANs []string
-	plaintextDev   bool
-	confidential   OpenConfidential
-	now            func() time.Time
+	rateKeys                int
+	certFile                string
+	keyFile                 string
+	selfSignedDir           string
+	selfSignedSANs          []string
+	plaintextDev            bool
+	confidential            OpenConfidential
+	now                     func() time.Time
 }
 
 // OpenConfidential opens an IICP-CX request body (internal/cx Provider.Open
@@ -90,7 +90,7 @@ func defaultSettings() settings {
 		write:      DefaultWriteTimeout,
 		idle:       DefaultIdleTimeout,
 		shutdown:   DefaultShutdownTimeout,
-		ipRate: DefaultIPRatePerMin, ipBurst: DefaultIPBurst,
+		ipRate:     DefaultIPRatePerMin, ipBurst: DefaultIPBurst,
 		originRate: DefaultOriginRatePerMin, originBurst: DefaultOriginBurst,
 		rateKeys: DefaultRateLimitKeys,
 		now:      time.Now,
