@@ -33,7 +33,7 @@ func (f *fakeBackend) Status(context.Context) Status {
 	return Status{NodeID: "n1", DirectoryMode: "embedded", ObservedSourceIP: "127.0.0.1"}
 }
 func (f *fakeBackend) Peers(context.Context) []Peer { return nil }
-func (f *fakeBackend) NodeToken() string           { return "node-token" }
+func (f *fakeBackend) NodeToken() string            { return "node-token" }
 func (f *fakeBackend) Call(_ context.Context, r CallRequest) (*CallResult, *wire.Error) {
 	f.lastCall = r
 	if r.Intent == "urn:iicp:intent:none:v1" {
