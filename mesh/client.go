@@ -148,9 +148,14 @@ func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions
 	}
 	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}
 	list := m.eligiblePeers(req)
-	if len(list) < want {
+	switch {
+	case len(list) == 0:
+		// Nothing in the table: the DHT is the only way to find a peer now.
 		m.findProviders(ctx, call.Intent)
 		list = m.eligiblePeers(req)
+	case len(list) < want:
+		// Enough to start; widen the choice for later calls in the background.
+		m.findProvidersAsync(call.Intent)
 	}
 	if len(list) == 0 {
 		return nil, ErrNoCandidate

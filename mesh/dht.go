@@ -17,8 +17,12 @@ import (
 // /meshnode/kad/1.0.0 and never joins the IPFS Amino DHT.
 const DHTPrefix protocol.ID = "/meshnode"
 
-// maxProvidersPerLookup bounds one provider lookup.
-const maxProvidersPerLookup = 20
+const (
+	// maxProvidersPerLookup bounds one provider lookup.
+	maxProvidersPerLookup = 20
+	// maxConcurrentLookups bounds background provider lookups.
+	maxConcurrentLookups = 4
+)
 
 // IntentCID is the DHT key under which providers of intent are recorded:
 // a CIDv1 (raw codec) of the SHA2-256 multihash of the URN bytes.
@@ -124,4 +128,31 @@ func (m *Mesh) findProviders(ctx context.Context, intent string) int {
 		n++
 	}
 	return n
+}
+
+// findProvidersAsync runs findProviders in the background, at most one
+// lookup per intent at a time and none while the mesh is closing.
+func (m *Mesh) findProvidersAsync(intent string) {
+	m.lookupMu.Lock()
+	if m.lookups[intent] || len(m.lookups) >= maxConcurrentLookups {
+		m.lookupMu.Unlock()
+		return
+	}
+	m.lookups[intent] = true
+	m.lookupMu.Unlock()
+	if !m.track() {
+		m.endLookup(intent)
+		return
+	}
+	go func() {
+		defer m.wg.Done()
+		defer m.endLookup(intent)
+		m.findProviders(m.ctx, intent)
+	}()
+}
+
+func (m *Mesh) endLookup(intent string) {
+	m.lookupMu.Lock()
+	delete(m.lookups, intent)
+	m.lookupMu.Unlock()
 }

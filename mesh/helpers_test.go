@@ -116,11 +116,16 @@ type testNode struct {
 	engine *testEngine
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 // stop ends Serve and closes the host, as a crash-free shutdown would.
 func (n *testNode) stop(t testing.TB) {
 	t.Helper()
+	n.once.Do(func() { n.shutdown(t) })
+}
+
+func (n *testNode) shutdown(t testing.TB) {
 	n.cancel()
 	select {
 	case err := <-n.done:
@@ -147,8 +152,7 @@ func startNode(t testing.TB, h host.Host, cfg Config, opts ...Option) *testNode 
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{h: h, m: m, engine: eng, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- m.Serve(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { n.stop(t) }) })
+	t.Cleanup(func() { n.stop(t) })
 	return n
 }
 

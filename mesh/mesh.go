@@ -63,6 +63,9 @@ type Mesh struct {
 	bootMu sync.Mutex
 	boot   map[peer.ID]peer.AddrInfo
 
+	lookupMu sync.Mutex
+	lookups  map[string]bool // intents with a background DHT lookup running
+
 	seq        atomic.Uint64
 	active     atomic.Int64 // task streams being served
 	provided   atomic.Bool
@@ -104,6 +107,7 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 		table:      newPeerTable(h.ID()),
 		breakers:   newBreakers(cfg.BreakerThreshold, cfg.BreakerOpenFor),
 		boot:       make(map[peer.ID]peer.AddrInfo),
+		lookups:    make(map[string]bool),
 		kickAdvert: make(chan struct{}, 1),
 		kickBoot:   make(chan struct{}, 1),
 		rttSem:     make(chan struct{}, rttConcurrency),
