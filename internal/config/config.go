@@ -76,6 +76,10 @@ type Node struct {
 type HTTP struct {
 	// Listen is host:port for the bridge.
 	Listen string `toml:"listen"`
+	// TLSCert and TLSKey are the bridge's certificate (PEM). Empty outside
+	// dev mode means a self-signed certificate kept in the state directory.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // Backend is the inference backend.
@@ -113,6 +117,9 @@ type Directory struct {
 	TokenRefresh Duration `toml:"token_refresh"`
 	// RequestTimeout bounds one directory HTTP request.
 	RequestTimeout Duration `toml:"request_timeout"`
+	// CAFile is an extra PEM root certificate for directory TLS (a
+	// directory with a self-signed certificate); the system roots still apply.
+	CAFile string `toml:"ca_file"`
 }
 
 // Server configures `meshnode directory` and the embedded directory.

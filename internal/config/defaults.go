@@ -174,6 +174,9 @@ func (c *Config) validateNode(bad func(string, string, ...any)) {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "must be host:port, got %q", c.HTTP.Listen)
 	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert/tls_key", "set both or neither")
+	}
 	if c.Backend.URL != "" {
 		// A backend is usually local plaintext (Ollama, vLLM): http is fine.
 		if err := checkURL(c.Backend.URL, true); err != nil {

@@ -41,6 +41,10 @@ profile = {{v .Profile}}
 [http]
 # The HTTP bridge: POST /v1/task, GET /iicp/health, GET /metrics.
 # listen = {{v .HTTP.Listen}}
+# TLS certificate and key (PEM). Empty outside dev mode = a self-signed
+# certificate generated in the state directory.
+# tls_cert = {{v .HTTP.TLSCert}}
+# tls_key = {{v .HTTP.TLSKey}}
 
 [backend]
 # OpenAI-compatible base URL, e.g. "http://127.0.0.1:11434" (Ollama) or
@@ -73,6 +77,8 @@ profile = {{v .Profile}}
 # token_refresh = {{v .Directory.TokenRefresh}}
 # Upper bound for one directory request.
 # request_timeout = {{v .Directory.RequestTimeout}}
+# Extra PEM root certificate trusted for directory TLS (self-signed directory).
+# ca_file = {{v .Directory.CAFile}}
 
 [directory_server]
 # Used by "meshnode directory" (and, for timers, the in-process directory).
