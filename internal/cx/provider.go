@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
@@ -142,6 +143,9 @@ func (p *Provider) Open(body []byte) (*Opened, *wire.Error) {
 	if len(body) > p.maxBody {
 		return nil, wire.Errorf(wire.CodePayloadTooLarge, "request body exceeds %d bytes", p.maxBody)
 	}
+	if !mayCarryCX(body) {
+		return &Opened{Call: body}, nil
+	}
 	top, werr := topLevel(body)
 	if werr != nil {
 		return nil, werr
@@ -159,6 +163,9 @@ func (p *Provider) Open(body []byte) (*Opened, *wire.Error) {
 	}
 	if _, ok := present(top, "payload"); ok {
 		return nil, wire.NewError(wire.CodeValidationError, "payload must be absent when iicp_conf is present").WithField("payload")
+	}
+	if k := foldedAlias(top); k != "" {
+		return nil, wire.Errorf(wire.CodeValidationError, "member %q differs from %s only in case", k, strings.ToLower(k)).WithField(strings.ToLower(k))
 	}
 	taskID, werr := stringField(top, "task_id")
 	if werr != nil {
@@ -279,6 +286,33 @@ type sealedResponse struct {
 // task, so a retry of the same envelope must be admitted.
 func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
+}
+
+// mayCarryCX is the fast path for plaintext tasks: a body can only hold an
+// iicp_conf or cx_response_encryption member if the name appears literally,
+// or spelled with a \u escape (which JSON allows in member names).
+func mayCarryCX(body []byte) bool {
+	return bytes.Contains(body, []byte(FieldConf)) ||
+		bytes.Contains(body, []byte(FieldResponseEncryption)) ||
+		bytes.Contains(body, []byte(`\u`))
+}
+
+// boundMembers are the members the envelope binds or replaces. Go's JSON
+// decoder matches struct fields case-insensitively, so a "Payload" or
+// "TASK_ID" beside the real one could reach the engine in its place.
+var boundMembers = []string{"payload", "task_id", "intent"}
+
+// foldedAlias returns a top-level member that equals a bound member up to
+// case without being it, or "".
+func foldedAlias(top map[string]json.RawMessage) string {
+	for k := range top {
+		for _, b := range boundMembers {
+			if k != b && strings.EqualFold(k, b) {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // topLevel splits a JSON object body into its members.

@@ -367,10 +367,11 @@ func TestCX_RequestShapeErrors(t *testing.T) {
 		{"NonStringIntent", numIntent, wire.CodeValidationError, "intent"},
 		{"UnknownResponseMode", badMode, wire.CodeValidationError, FieldResponseEncryption},
 		{"ResponseModeWithoutConf", []byte(`{"task_id":"t","intent":"i","payload":{},"cx_response_encryption":"required"}`), wire.CodeValidationError, FieldResponseEncryption},
-		{"NotJSON", []byte(`not json`), wire.CodeValidationError, ""},
+		{"FoldedPayload", mutate(t, fx.body, func(top, _ map[string]any) { top["Payload"] = "x" }), wire.CodeValidationError, "payload"},
+		{"FoldedTaskID", mutate(t, fx.body, func(top, _ map[string]any) { top["TASK_ID"] = "x" }), wire.CodeValidationError, "task_id"},
+		{"NotJSON", []byte(`not json iicp_conf`), wire.CodeValidationError, ""},
 		{"TruncatedJSON", fx.body[:len(fx.body)/2], wire.CodeValidationError, ""},
-		{"JSONArray", []byte(`[1,2]`), wire.CodeValidationError, ""},
-		{"Empty", nil, wire.CodeValidationError, ""},
+		{"JSONArray", []byte(`["iicp_conf"]`), wire.CodeValidationError, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -448,5 +449,25 @@ func TestCX_PaddedBase64Accepted(t *testing.T) {
 	})
 	if _, werr := fx.prov.Open(padded); werr != nil {
 		t.Fatalf("padded envelope: %v", werr)
+	}
+}
+
+// TestCX_EscapedMemberNameDetected: JSON allows "iicp\u005fconf" as a
+// member name; the fast path must not pass such a body through as plaintext.
+func TestCX_EscapedMemberNameDetected(t *testing.T) {
+	fx := newFixture(t)
+	escaped := bytes.Replace(fx.body, []byte(`"iicp_conf"`), []byte(`"iicp\u005fconf"`), 1)
+	if bytes.Equal(escaped, fx.body) {
+		t.Fatal("fixture has no iicp_conf member")
+	}
+	o, werr := fx.prov.Open(escaped)
+	if werr != nil || !o.Encrypted {
+		t.Fatalf("escaped member: %+v, %v", o, werr)
+	}
+	// Non-CX bodies, however malformed, are left to the transport's decoder.
+	for _, body := range []string{"", "not json", "[1]"} {
+		if o, werr := fx.prov.Open([]byte(body)); werr != nil || o.Encrypted || string(o.Call) != body {
+			t.Fatalf("Open(%q) = %+v, %v", body, o, werr)
+		}
 	}
 }
