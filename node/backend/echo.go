@@ -49,6 +49,10 @@ func (e *Echo) InferenceEngine() string { return EchoModel }
 // String describes the backend for health output.
 func (e *Echo) String() string { return "echo (built-in, no model)" }
 
+// GeneratedByAI is false: echo reflects the caller's input, so RESPONSE
+// generated_by_ai must not claim model output (iicp-core.md §3.2).
+func (e *Echo) GeneratedByAI() bool { return false }
+
 // Check implements Backend; the echo backend is always ready.
 func (e *Echo) Check(ctx context.Context) error { return ctx.Err() }
 

@@ -236,7 +236,7 @@ func (m *Monitor) HealthyBackend(b Backend) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, x := range m.backends {
-		if x == b {
+		if sameBackend(x, b) {
 			return m.states[i].Healthy
 		}
 	}

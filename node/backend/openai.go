@@ -152,6 +152,9 @@ func (c *OpenAI) Name() string { return "openai" }
 // InferenceEngine is the advisory engine name for capabilities ("" if unknown).
 func (c *OpenAI) InferenceEngine() string { return c.engine }
 
+// GeneratedByAI is true: answers come from a model (iicp-core.md §3.2).
+func (c *OpenAI) GeneratedByAI() bool { return true }
+
 // String describes the backend without secrets (for health output and logs).
 func (c *OpenAI) String() string { return "openai " + c.base.String() }
 

@@ -145,8 +145,11 @@ type chatMessage struct {
 // parseMessages checks messages against llm-chat-v1-input.json: a non-empty
 // array of objects with an enumerated role and a present content.
 func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
-	var items []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	var items []struct {
+		Role    json.RawMessage `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, badPayload("messages", "must be an array of objects")
 	}
 	if len(items) == 0 {
@@ -154,21 +157,18 @@ func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
 	}
 	out := make([]chatMessage, len(items))
 	for i, it := range items {
-		if it == nil {
-			return nil, badPayload(fmt.Sprintf("messages[%d]", i), "must be an object")
-		}
 		var role string
-		if err := json.Unmarshal(it["role"], &role); err != nil {
+		if err := json.Unmarshal(it.Role, &role); err != nil || !isJSONString(it.Role) {
 			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "required string")
 		}
 		if !chatRoles[role] {
 			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "must be system, user, assistant or tool")
 		}
-		content, ok := it["content"]
-		if !ok {
+		// A present "content": null decodes to the bytes "null"; absent stays nil.
+		if it.Content == nil {
 			return nil, badPayload(fmt.Sprintf("messages[%d].content", i), "required")
 		}
-		out[i] = chatMessage{Role: role, Content: content}
+		out[i] = chatMessage{Role: role, Content: it.Content}
 	}
 	return out, nil
 }

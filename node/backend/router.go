@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -157,11 +158,21 @@ func (r *Router) Backends() []Backend {
 	var out []Backend
 	for _, intent := range r.order {
 		b := r.routes[intent].Backend
-		if !slices.ContainsFunc(out, func(x Backend) bool { return x == b }) {
+		if !slices.ContainsFunc(out, func(x Backend) bool { return sameBackend(x, b) }) {
 			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// sameBackend compares backends without panicking on a non-comparable
+// dynamic type (a struct value holding a slice): those count as distinct.
+func sameBackend(a, b Backend) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || ta == nil || !ta.Comparable() {
+		return false
+	}
+	return a == b
 }
 
 // BackendName is the backend label for node health ("echo", "openai",

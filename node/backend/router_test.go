@@ -151,3 +151,36 @@ func TestDefaultRoutes(t *testing.T) {
 		t.Fatalf("routes %v", rs)
 	}
 }
+
+// valueBackend is a non-comparable backend type (a value holding a slice).
+type valueBackend struct {
+	tags []string
+}
+
+func (v valueBackend) Name() string                    { return "value" }
+func (v valueBackend) Check(ctx context.Context) error { return nil }
+func (v valueBackend) Do(ctx context.Context, req Request) (Result, error) {
+	return NewEcho().Do(ctx, req)
+}
+
+func TestRouterNonComparableBackend(t *testing.T) {
+	vb := valueBackend{tags: []string{"x"}}
+	r, err := NewRouter(
+		Route{Intent: wire.IntentChat, Mode: ModeChat, Backend: vb, Models: []string{"m"}},
+		Route{Intent: wire.IntentCompletion, Mode: ModeCompletion, Backend: vb, Models: []string{"m"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Must not panic; non-comparable values are listed per route.
+	if got := len(r.Backends()); got != 2 {
+		t.Fatalf("backends %d", got)
+	}
+	m, err := NewMonitor(r.Backends())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HealthyBackend(vb) {
+		t.Fatal("unprobed backend healthy")
+	}
+}
