@@ -73,7 +73,7 @@ const (
 	CodeE047 Code = "IICP-E047" // replica_mode_misconfigured
 	CodeE048 Code = "IICP-E048" // replica_signing_misconfigured
 	CodeE049 Code = "IICP-E049" // cx_public_key change without ownership proof
-	CodeE050 Code = "IICP-E050" // CX Tier 1: decrypt failure / CX unsupported (collapsed)
+	CodeE050 Code = "IICP-E050" // directory: routing-field change without ownership (403); CX node: collapsed decrypt/unsupported (422 via NewErrorStatus)
 	CodeE053 Code = "IICP-E053" // oversize signalling message
 	CodeE060 Code = "IICP-E060" // CX: recipient key id not found
 	CodeE061 Code = "IICP-E061" // CX: iicp_conf version not supported
@@ -136,7 +136,7 @@ var codeStatus = map[Code]int{
 	CodeE047: 503,
 	CodeE048: 503,
 	CodeE049: 403,
-	CodeE050: 422,
+	CodeE050: 403,
 	CodeE053: 413,
 	CodeE060: 422,
 	CodeE061: 422,
@@ -202,9 +202,10 @@ func Errorf(c Code, format string, args ...any) *Error {
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
 // NewErrorStatus builds an Error whose HTTP status differs from the
-// catalogue default, for codes the spec assigns per context: IICP-E050 is 422
-// at a node (CX decrypt/no-support, iicp-confidentiality.md §6) but 403 at the
-// directory (routing-field ownership, iicp-dir.md §5); IICP-E039 is 503 for
+// catalogue default, for codes the spec assigns per context: IICP-E050 is 403
+// at the directory (routing-field ownership, iicp-dir.md §5: the newer text and
+// the catalogue default) but 422 at a CX node (collapsed decrypt/no-support,
+// iicp-confidentiality.md §6: NewErrorStatus(CodeE050, 422, ...)); IICP-E039 is 503 for
 // the relay session cap but 429 for bind rate limits (iicp-dir.md §7.3).
 func NewErrorStatus(c Code, status int, msg string) *Error {
 	return &Error{Code: c, Message: msg, HTTP: status}

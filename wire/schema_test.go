@@ -228,7 +228,7 @@ func TestErrorCatalogue(t *testing.T) {
 		CodeBackendError: 502, CodeNoConsensus: 502, CodeValidationError: 422, CodeLivenessFailed: 422,
 		CodeE020: 403, CodeE021: 503, CodeE024: 504, CodeE029: 404, CodeE032: 401, CodeE033: 503,
 		CodeE034: 429, CodeE035: 422, CodeE036: 402, CodeE047: 503, CodeE048: 503, CodeE049: 403,
-		CodeE050: 422, CodeE053: 413, CodeE060: 422, CodeE062: 400, CodeE039: 503,
+		CodeE050: 403, CodeE053: 413, CodeE060: 422, CodeE062: 400, CodeE039: 503,
 	}
 	for c, s := range want {
 		if c.HTTPStatus() != s {
@@ -238,7 +238,7 @@ func TestErrorCatalogue(t *testing.T) {
 	if Code("IICP-E999").HTTPStatus() != 500 || Code("IICP-E999").Known() {
 		t.Fatal("uncatalogued codes must be unknown and 500")
 	}
-	if e := NewErrorStatus(CodeE050, 403, "ownership"); e.Status() != 403 || NewError(CodeE050, "x").Status() != 422 {
+	if e := NewErrorStatus(CodeE050, 422, "cx"); e.Status() != 422 || NewError(CodeE050, "x").Status() != 403 {
 		t.Fatal("status override")
 	}
 }
