@@ -278,3 +278,29 @@ func TestFrameReaderBufferReuse(t *testing.T) {
 		t.Fatalf("steady-state ReadFrame: %v allocs", a)
 	}
 }
+
+func TestInflateFrame(t *testing.T) {
+	plain := bytes.Repeat([]byte{0xa1, 0x01, 0x01}, 1000)
+	z, err := DeflatePayload(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ierr := InflateFrame(Header{Type: TypeCall, Flags: FlagCompressed}, z)
+	if ierr != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("inflate: %v", ierr)
+	}
+	if got, _ := InflateFrame(Header{Type: TypeCall}, plain); !bytes.Equal(got, plain) {
+		t.Fatal("uncompressed payload must pass through")
+	}
+	// A gzip bomb: 33 MiB of zeros compresses to ~33 KiB; inflation stops at 32 MiB.
+	bomb, _ := DeflatePayload(make([]byte, MaxCallPayloadInflated+1))
+	if _, ierr := InflateFrame(Header{Type: TypeCall, Flags: FlagCompressed}, bomb); ierr == nil || ierr.CloseReason() != ClosePayloadTooLarge {
+		t.Fatalf("bomb: %v", ierr)
+	}
+	if _, ierr := InflateFrame(Header{Type: TypeCall, Flags: FlagCompressed}, make([]byte, MaxCallPayloadCompressed+1)); ierr == nil || ierr.Code != CodePayloadTooLarge {
+		t.Fatalf("oversize compressed CALL: %v", ierr)
+	}
+	if _, ierr := InflateFrame(Header{Type: TypePing, Flags: FlagCompressed}, []byte("not gzip")); ierr == nil || ierr.CloseReason() != CloseInvalidPayload {
+		t.Fatalf("corrupt gzip: %v", ierr)
+	}
+}
