@@ -193,10 +193,16 @@ type DefaultConfig struct {
 	ChatModels []string
 	// EmbeddingModels serve embedding; none means no embedding route.
 	EmbeddingModels []string
-	// MaxTokens caps output tokens per request (0 = backend default; the
-	// capability then advertises none).
+	// MaxTokens caps output tokens per request; 0 means DefaultMaxTokens,
+	// since node-capability-format.md §3 makes max_tokens a MUST of an LLM
+	// capability. Build Routes directly for an uncapped route.
 	MaxTokens int64
 }
+
+// DefaultMaxTokens is the per-request output cap of DefaultRoutes: long
+// enough for any chat answer, short enough that one CALL cannot hold a
+// local GPU for minutes.
+const DefaultMaxTokens = 4096
 
 // DefaultRoutes builds the standard routes for b: chat, completion and
 // summarise on the chat models, embedding when an embedding model is
@@ -205,6 +211,9 @@ func DefaultRoutes(b Backend, cfg DefaultConfig) []Route {
 	chat := cfg.ChatModels
 	if len(chat) == 0 && IsEcho(b) {
 		chat = []string{EchoModel}
+	}
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = DefaultMaxTokens
 	}
 	var routes []Route
 	if len(chat) > 0 {

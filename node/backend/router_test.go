@@ -126,6 +126,10 @@ func TestDefaultRoutes(t *testing.T) {
 	if got := er.Models(); !slices.Equal(got, []string{EchoModel}) {
 		t.Fatalf("echo models %v", got)
 	}
+	// max_tokens is a MUST of an LLM capability: the default applies.
+	if c := er.Capabilities()[0]; c.MaxTokens != DefaultMaxTokens {
+		t.Fatalf("capability %+v", c)
+	}
 
 	oa, _ := NewOpenAI("http://127.0.0.1:1")
 	chat, embed := SplitEmbeddingModels([]string{"llama3.2:latest", "nomic-embed-text:latest", "qwen2.5:7b", "all-minilm", "bge-m3"})
