@@ -6,4 +6,22 @@
 // clock. It encodes and decodes on byte slices and io.Reader/io.Writer only;
 // every limit is a named constant and every decoder checks sizes before it
 // allocates.
+//
+// Layout:
+//
+//	messages.go, errors.go   types and the Code catalogue (HTTP statuses)
+//	intent.go, validate.go   intent URN grammar; ValidateCall/Register/Heartbeat
+//	json.go                  DecodeCallJSON & co: size cap, nesting bound,
+//	                         duplicate members rejected, unknown members ignored
+//	cbor.go, cbor_det.go     the one DecMode/EncMode, the RFC 8949 §4.2.1
+//	                         determinism check, string-keyed CBOR (application/iicp+cbor)
+//	cbor_native*.go          integer-keyed CALL/RESPONSE/INIT/ACK/PING/CLOSE
+//	frame.go, compress.go    12-byte header, FrameReader/FrameWriter, §9.6 checks, gzip
+//
+// Native decoders come in two flavours. The strict ones (DecodeCallNative,
+// DecodeResponseNative, DecodeNative(..., true)) enforce iicp-framing.md §4.1
+// deterministic CBOR and the spec's required keys; the Compat ones accept
+// what deployed IICP SDK nodes send (unsorted maps, CALL keys 2/3/5/15,
+// RESPONSE errors under 100/101). Encoders always emit the strict form.
+// Decision record: docs/spec-decisions.md, section "wire".
 package wire
