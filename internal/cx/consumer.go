@@ -171,23 +171,23 @@ func (o *ResponseOpener) Open(body []byte) ([]byte, *wire.Error) {
 	}
 	top, werr := topLevel(body)
 	if werr != nil {
-		return nil, wire.NewError(wire.CodeE050, "node response is not a JSON object")
+		return nil, errE050("node response is not a JSON object")
 	}
 	confRaw, ok := present(top, FieldConfResp)
 	if !ok {
 		_, hasResult := present(top, "result")
 		if o.required && hasResult {
-			return nil, wire.NewError(wire.CodeE050, "node returned a plaintext result after negotiating response encryption")
+			return nil, errE050("node returned a plaintext result after negotiating response encryption")
 		}
 		return body, nil
 	}
 	var env RespEnvelope
 	if err := json.Unmarshal(confRaw, &env); err != nil {
-		return nil, wire.NewError(wire.CodeE050, "encrypted response could not be opened")
+		return nil, errE050("encrypted response could not be opened")
 	}
 	plain, err := openResponse(o.shared, o.taskID, &env)
 	if err != nil || !json.Valid(plain) {
-		return nil, wire.NewError(wire.CodeE050, "encrypted response could not be opened")
+		return nil, errE050("encrypted response could not be opened")
 	}
 	return plain, nil
 }

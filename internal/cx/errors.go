@@ -1,6 +1,10 @@
 package cx
 
-import "github.com/meshnode/meshnode/wire"
+import (
+	"net/http"
+
+	"github.com/meshnode/meshnode/wire"
+)
 
 // failure is why an envelope could not be opened. It stays inside the
 // package: callers only ever see the wire error it maps to, so the reason
@@ -59,7 +63,7 @@ const collapsedMessage = "confidential task payload could not be opened"
 // wireError maps f to the caller-visible error under model m.
 func (m ErrorModel) wireError(f failure) *wire.Error {
 	if m != Granular {
-		return wire.NewError(wire.CodeE050, collapsedMessage)
+		return errE050(collapsedMessage)
 	}
 	switch f {
 	case failUnknownKey:
@@ -73,4 +77,10 @@ func (m ErrorModel) wireError(f failure) *wire.Error {
 	default: // malformed, decrypt, replay: one code, one message, no oracle
 		return wire.NewError(wire.CodeE062, "confidential task payload could not be decrypted")
 	}
+}
+
+// errE050 is IICP-E050 in its CX-node meaning: 422 (§6), where the
+// catalogue default is the directory's 403 (docs/spec-decisions.md, wire).
+func errE050(msg string) *wire.Error {
+	return wire.NewErrorStatus(wire.CodeE050, http.StatusUnprocessableEntity, msg)
 }
