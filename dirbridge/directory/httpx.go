@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/meshnode/meshnode/wire"
 )
@@ -64,8 +66,21 @@ func bodyError(err error) *wire.Error {
 	case errors.Is(err, io.EOF):
 		return wire.NewError(wire.CodeValidationError, "request body is empty")
 	case errors.As(err, &typeErr):
-		return wire.NewError(wire.CodeValidationError, "wrong JSON type for a field").WithField(typeErr.Field)
+		return wire.NewError(wire.CodeValidationError, "wrong JSON type for a field").WithField(jsonPath(typeErr.Field))
 	default:
 		return wire.NewError(wire.CodeValidationError, "request body is not valid JSON")
 	}
+}
+
+// jsonPath drops the Go names of embedded structs from a decoder field
+// path ("RegisterRequest.limits.max_concurrent" → "limits.max_concurrent").
+func jsonPath(p string) string {
+	parts := strings.Split(p, ".")
+	out := parts[:0]
+	for _, s := range parts {
+		if s != "" && !unicode.IsUpper(rune(s[0])) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
 }
