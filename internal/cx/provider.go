@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
@@ -28,6 +29,9 @@ type Provider struct {
 	maxBody int
 	now     func() time.Time
 	log     *slog.Logger
+
+	opened   atomic.Uint64
+	failures [failUnsupported + 1]atomic.Uint64
 }
 
 type providerConfig struct {
@@ -177,7 +181,8 @@ func (p *Provider) Open(body []byte) (*Opened, *wire.Error) {
 	}
 	plain, shared, rk, f := p.decrypt(conf, taskID, intent)
 	if f != failNone {
-		p.log.Info("cx: rejected confidential task", "reason", f.String(), "task_id", taskID)
+		p.failures[f].Add(1)
+		p.log.Debug("cx: rejected confidential task", "reason", f.String(), "task_id", taskID)
 		return nil, p.model.wireError(f)
 	}
 	delete(top, FieldConf)
@@ -188,7 +193,25 @@ func (p *Provider) Open(body []byte) (*Opened, *wire.Error) {
 		p.replay.forget(rk)
 		return nil, wire.NewError(wire.CodeInternal, "re-encoding the decrypted call failed")
 	}
+	p.opened.Add(1)
 	return &Opened{Call: call, Encrypted: true, ResponseEncryption: mode, taskID: taskID, shared: shared, replayID: rk, provider: p}, nil
+}
+
+// Stats counts opened envelopes and rejections by reason, for the node's
+// metrics (e.g. meshnode_cx_open_failures_total{reason}). The reasons are a
+// fixed set of names, safe as metric labels.
+type Stats struct {
+	Opened   uint64
+	Failures map[string]uint64
+}
+
+// Stats returns the counters since the Provider was built.
+func (p *Provider) Stats() Stats {
+	st := Stats{Opened: p.opened.Load(), Failures: make(map[string]uint64, len(p.failures))}
+	for f := failMalformed; f <= failUnsupported; f++ {
+		st.Failures[f.String()] = p.failures[f].Load()
+	}
+	return st
 }
 
 // decrypt runs the node-side steps of §5 and the replay check. The replay

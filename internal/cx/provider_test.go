@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -469,5 +470,52 @@ func TestCX_EscapedMemberNameDetected(t *testing.T) {
 		if o, werr := fx.prov.Open([]byte(body)); werr != nil || o.Encrypted || string(o.Call) != body {
 			t.Fatalf("Open(%q) = %+v, %v", body, o, werr)
 		}
+	}
+}
+
+// TestCX_ConcurrentOpenDuringRotation: parallel opens of distinct envelopes
+// race a rotation (run with -race); all open, and Stats counts them.
+func TestCX_ConcurrentOpenDuringRotation(t *testing.T) {
+	clk := newFakeClock()
+	ring := ringWithKey(t, newKey(t), clk)
+	p := newTestProvider(t, ring, clk)
+	const n = 32
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = sealTo(t, ring, clk, "task-"+string(rune('a'+i%26))+strings.Repeat("x", i))
+	}
+	errs := make(chan *wire.Error, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 3; i++ {
+			if err := ring.Rotate(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, werr := p.Open(b)
+			errs <- werr
+		}()
+	}
+	wg.Wait()
+	<-done
+	close(errs)
+	for werr := range errs {
+		if werr != nil {
+			t.Fatalf("Open during rotation: %v", werr)
+		}
+	}
+	if _, werr := p.Open(bodies[0]); werr == nil {
+		t.Fatal("replay accepted")
+	}
+	st := p.Stats()
+	if st.Opened != n || st.Failures["replay"] != 1 || st.Failures["decrypt_failed"] != 0 {
+		t.Fatalf("Stats = %+v", st)
 	}
 }
