@@ -278,9 +278,8 @@ func (m *Mesh) exchange(s network.Stream, payload []byte, token string, c *taskC
 	if err := fw.WriteFrame(wire.TypeCall, 0, payload); err != nil {
 		return nil, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, fmt.Errorf("closing task stream write side: %w", err)
-	}
+	// The write side stays open until the answer is in: the server watches
+	// it, and a Reset (the caller giving up) then cancels the engine.
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
 	h, b, err := fr.ReadFrame()

@@ -17,7 +17,7 @@ import (
 // The task protocol (docs/spec-decisions.md, ## mesh). One libp2p stream
 // carries one task, following the QUIC stream mapping of iicp-framing.md
 // §10.4: the client opens the stream, optionally sends one HEADERS frame,
-// sends one CALL frame and closes its write side; the server answers with
+// sends one CALL frame and waits; the server answers with
 // one RESPONSE frame, or a CLOSE frame for a frame-level violation
 // (§9.6), and closes. The libp2p protocol ID stands in for INIT/ACK: it
 // fixes the framing version, the payload encoding and the one CUSTOM type.
