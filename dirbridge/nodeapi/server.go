@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -55,7 +57,11 @@ func New(eng TaskEngine, opts ...Option) (*Server, error) {
 		ipLim:    newLimiter(set.ipRate, set.ipBurst, set.rateKeys),
 		originLm: newLimiter(set.originRate, set.originBurst, set.rateKeys),
 	}
-	met, err := newHTTPMetrics(set.registry)
+	var reg prometheus.Registerer // stays a nil interface without a registry
+	if set.registry != nil {
+		reg = set.registry
+	}
+	met, err := newHTTPMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("nodeapi: %w", err)
 	}
