@@ -168,8 +168,8 @@ func (p *Provider) Open(body []byte) (*Opened, *wire.Error) {
 	if _, ok := present(top, "payload"); ok {
 		return nil, wire.NewError(wire.CodeValidationError, "payload must be absent when iicp_conf is present").WithField("payload")
 	}
-	if k := foldedAlias(top); k != "" {
-		return nil, wire.Errorf(wire.CodeValidationError, "member %q differs from %s only in case", k, strings.ToLower(k)).WithField(strings.ToLower(k))
+	if b := foldedAlias(top); b != "" {
+		return nil, wire.Errorf(wire.CodeValidationError, "a second %s member differing only in case is not allowed beside iicp_conf", b).WithField(b)
 	}
 	taskID, werr := stringField(top, "task_id")
 	if werr != nil {
@@ -325,13 +325,14 @@ func mayCarryCX(body []byte) bool {
 // "TASK_ID" beside the real one could reach the engine in its place.
 var boundMembers = []string{"payload", "task_id", "intent"}
 
-// foldedAlias returns a top-level member that equals a bound member up to
-// case without being it, or "".
+// foldedAlias returns the bound member that another top-level member
+// equals up to case (Unicode simple folding, as encoding/json matches), or
+// "". The offending name itself is caller-chosen and never echoed.
 func foldedAlias(top map[string]json.RawMessage) string {
 	for k := range top {
 		for _, b := range boundMembers {
 			if k != b && strings.EqualFold(k, b) {
-				return k
+				return b
 			}
 		}
 	}

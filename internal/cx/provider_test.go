@@ -370,6 +370,7 @@ func TestCX_RequestShapeErrors(t *testing.T) {
 		{"ResponseModeWithoutConf", []byte(`{"task_id":"t","intent":"i","payload":{},"cx_response_encryption":"required"}`), wire.CodeValidationError, FieldResponseEncryption},
 		{"FoldedPayload", mutate(t, fx.body, func(top, _ map[string]any) { top["Payload"] = "x" }), wire.CodeValidationError, "payload"},
 		{"FoldedTaskID", mutate(t, fx.body, func(top, _ map[string]any) { top["TASK_ID"] = "x" }), wire.CodeValidationError, "task_id"},
+		{"FoldedLongS", mutate(t, fx.body, func(top, _ map[string]any) { top["ta\u017fk_id"] = "x" }), wire.CodeValidationError, "task_id"},
 		{"NotJSON", []byte(`not json iicp_conf`), wire.CodeValidationError, ""},
 		{"TruncatedJSON", fx.body[:len(fx.body)/2], wire.CodeValidationError, ""},
 		{"JSONArray", []byte(`["iicp_conf"]`), wire.CodeValidationError, ""},
