@@ -287,7 +287,9 @@ func (h *harness) do(method, path string, body any, hdr map[string]string) resp 
 	return resp{status: res.StatusCode, header: res.Header, body: raw}
 }
 
-func bearerHdr(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerHdr(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // regBody is a minimal valid REGISTER for host serving intents.
 func (h *harness) regBody(host string, intents ...string) map[string]any {
