@@ -340,3 +340,5 @@ func (h *harness) discover(qs string) (resp, []map[string]any) {
 	}
 	return r, body.Nodes
 }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
