@@ -182,4 +182,3 @@ func TestTaskProtoCallerCancelStopsEngine(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the server handler to finish", func() bool { return server.m.active.Load() == 0 })
 }
-
