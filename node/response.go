@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -74,13 +76,16 @@ func (e *Engine) record(call *wire.Call, caller wire.Caller, qos string, r *wire
 		// Refused before validation: neither task_id nor intent is trusted text.
 		return
 	}
-	attrs := []any{"task_id", call.TaskID, "intent", intent, "qos", qos, "outcome", outcome,
-		"latency_ms", r.Metrics.LatencyMs, "transport", transportLabel(caller.Transport)}
+	level, msg := slog.LevelInfo, "task failed"
 	if r.Error == nil {
-		e.log.Debug("task done", attrs...)
-	} else {
-		e.log.Info("task failed", attrs...)
+		level, msg = slog.LevelDebug, "task done"
 	}
+	if !e.log.Enabled(context.Background(), level) {
+		return // hot path: build no attributes for a disabled level
+	}
+	e.log.LogAttrs(context.Background(), level, msg, slog.String("task_id", call.TaskID),
+		slog.String("intent", intent), slog.String("qos", qos), slog.String("outcome", outcome),
+		slog.Int64("latency_ms", r.Metrics.LatencyMs), slog.String("transport", transportLabel(caller.Transport)))
 }
 
 func (e *Engine) countServed(outcome string) {

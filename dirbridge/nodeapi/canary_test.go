@@ -62,7 +62,10 @@ func TestSEC_LOG_01_TASK_5_CanaryNeverLeaks(t *testing.T) {
 	expect(h.postTask(t, call("backend error", nil), hdr), 502, "backend error")
 	h.llm.fail.Store(false)
 	// backend panic with the payload in the panic value
-	expect(h.postTask(t, call("panic", func(c map[string]any) { c["intent"] = wire.IntentCompletion; c["payload"] = map[string]any{"prompt": canary} }), hdr), 502, "panic")
+	expect(h.postTask(t, call("panic", func(c map[string]any) {
+		c["intent"] = wire.IntentCompletion
+		c["payload"] = map[string]any{"prompt": canary}
+	}), hdr), 502, "panic")
 	// capacity exceeded, then timeout of the task holding the slot
 	h.llm.hold()
 	done := make(chan reply, 1)

@@ -38,6 +38,7 @@ type llmServer struct {
 	fail     atomic.Bool
 	inFlight atomic.Int64
 	calls    atomic.Int64
+	delay    atomic.Int64 // simulated inference time per request (ns)
 }
 
 func newLLMServer(t testing.TB) *llmServer {
@@ -76,6 +77,15 @@ func (s *llmServer) chat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	if s.fail.Load() {
 		// A detailed upstream failure that echoes the prompt: none of it may surface.
 		http.Error(w, "Traceback (most recent call last): /home/op/llm.py "+string(body), http.StatusInternalServerError)
@@ -110,6 +120,7 @@ type harnessConfig struct {
 	engineOpts []node.Option
 	apiOpts    []nodeapi.Option
 	routes     func(openai backend.Backend) []backend.Route
+	infoLogs   bool // log at info (production level) instead of debug
 }
 
 func startNode(t testing.TB, hc harnessConfig) *harness {
@@ -131,7 +142,11 @@ func startNode(t testing.TB, hc harnessConfig) *harness {
 	}
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if hc.infoLogs {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	eng, err := node.New(node.Config{NodeID: testNodeID, NodeToken: testToken, MaxConcurrent: max(hc.maxConc, 1), Version: "test"},
 		router, append([]node.Option{node.WithRegisterer(reg), node.WithLogger(logger)}, hc.engineOpts...)...)
 	if err != nil {

@@ -2,9 +2,10 @@ package nodeapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -16,12 +17,21 @@ import (
 // The middleware chain, outermost first: recover → request ID → CORS →
 // trace → route. Each is a plain func(http.Handler) http.Handler.
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	ctxRequestID ctxKey = iota
-	ctxTraceID
-)
+// reqInfo is the per-request state the middleware shares, stored in the
+// context once (one Request copy instead of one per middleware).
+type reqInfo struct {
+	requestID string
+	traceID   string
+}
+
+func info(ctx context.Context) *reqInfo {
+	if ri, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
 
 // recorder remembers the status written, for the access log, metrics and
 // the recover middleware (which must not write twice).
@@ -79,11 +89,11 @@ func requestIDs(next http.Handler) http.Handler {
 			id = randomHex(8)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequestID, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &reqInfo{requestID: id})))
 	})
 }
 
-func requestID(ctx context.Context) string { s, _ := ctx.Value(ctxRequestID).(string); return s }
+func requestID(ctx context.Context) string { return info(ctx).requestID }
 
 // CORS (iicp-core.md §3.1 note: nodes answer preflights for any origin so
 // browser consumers can reach them; abuse is bounded by the per-origin rate
@@ -134,11 +144,12 @@ func tracing(next http.Handler) http.Handler {
 			id = randomHex(16)
 		}
 		w.Header().Set("X-IICP-Trace-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxTraceID, id)))
+		info(r.Context()).traceID = id
+		next.ServeHTTP(w, r)
 	})
 }
 
-func traceID(ctx context.Context) string { s, _ := ctx.Value(ctxTraceID).(string); return s }
+func traceID(ctx context.Context) string { return info(ctx).traceID }
 
 // parseTraceparent returns the trace-id of a W3C traceparent
 // (version-traceid-parentid-flags, lowercase hex, W3C Trace Context §3.2).
@@ -185,10 +196,14 @@ func safeID(s string, maxLen int) bool {
 	return true
 }
 
+// randomHex returns 2n hex digits. Request and trace IDs need uniqueness,
+// not secrecy, so the fast runtime generator (ChaCha8) is enough.
 func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand, Go ≥ 1.24)
-	return hex.EncodeToString(b)
+	b := make([]byte, 0, 16)
+	for len(b) < n {
+		b = binary.LittleEndian.AppendUint64(b, rand.Uint64())
+	}
+	return hex.EncodeToString(b[:n])
 }
 
 // accessLog logs one line per request at debug: route (not the raw path,

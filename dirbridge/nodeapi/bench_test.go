@@ -1,0 +1,175 @@
+package nodeapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+)
+
+// BenchmarkNodeOverhead measures what the node adds on top of its backend:
+// latency through POST /v1/task (bridge + engine + OpenAI client + backend)
+// minus latency of the same chat request sent straight to the same
+// zero-delay OpenAI-compatible test backend, at concurrency 1 and 64, plus
+// throughput at 64 and its ratio to direct. Every RESPONSE is checked: a
+// lost or mis-attributed task (task_id mismatch) fails the benchmark.
+//
+//	make bench-node   (or: go test -run '^$' -bench NodeOverhead -benchtime 4000x ./dirbridge/nodeapi/)
+//
+// Metrics (µs = microseconds): direct-p50/p99-µs, node-p50/p99-µs,
+// overhead-p50/p99-µs, direct-req/s, node-req/s, throughput-ratio.
+func BenchmarkNodeOverhead(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		conc  int
+		tls   bool
+		delay time.Duration
+	}{
+		{"plain/c=1", 1, false, 0},
+		{"plain/c=64", 64, false, 0},
+		{"tls/c=1", 1, true, 0},
+		{"tls/c=64", 64, true, 0},
+		// A backend that takes 20 ms, like a small real model: shows the
+		// node's cost once the backend, not the HTTP stack, is the bottleneck.
+		{"plain/c=64/backend=20ms", 64, false, 20 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchOverhead(b, bc.conc, bc.tls, bc.delay) })
+	}
+}
+
+func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
+	opts := []nodeapi.Option{nodeapi.WithPlaintextDev()}
+	if useTLS {
+		opts = nil // startNode supplies the self-signed TLS config
+	}
+	h := startNode(b, harnessConfig{maxConc: 128, apiOpts: opts, infoLogs: true})
+	h.llm.delay.Store(int64(delay))
+	direct := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	b.Cleanup(direct.CloseIdleConnections)
+	chatBody := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
+
+	directOnce := func(int) error {
+		resp, err := direct.Post(h.llm.URL+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || !json.Valid(body) {
+			return fmt.Errorf("direct: status %d err %v", resp.StatusCode, err)
+		}
+		return nil
+	}
+	calls := make([][]byte, b.N)
+	ids := make([]string, b.N)
+	for i := range calls {
+		c := taskBody("hello")
+		ids[i] = c["task_id"].(string)
+		calls[i], _ = json.Marshal(c)
+	}
+	nodeOnce := func(i int) error {
+		resp, err := h.client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var r struct {
+			TaskID string `json:"task_id"`
+			Status string `json:"status"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 || r.Status != "success" {
+			return fmt.Errorf("node: status %d %q err %v", resp.StatusCode, r.Status, err)
+		}
+		if r.TaskID != ids[i] {
+			return fmt.Errorf("task %d answered with task_id %s: mis-attributed", i, r.TaskID)
+		}
+		return nil
+	}
+
+	// Warm connections and code paths on both sides, outside the timings.
+	for i := range min(conc*2, 256) {
+		if err := directOnce(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	// Alternate direct and node rounds so a change in machine load during
+	// the run (the box is shared) hits both paths alike.
+	var dLat, nLat []time.Duration
+	var dTime, nTime time.Duration
+	const rounds = 8
+	for r := range rounds {
+		lo, hi := b.N*r/rounds, b.N*(r+1)/rounds
+		if hi == lo {
+			continue
+		}
+		lat, el := runLoad(b, lo, hi, conc, directOnce)
+		dLat, dTime = append(dLat, lat...), dTime+el
+		lat, el = runLoad(b, lo, hi, conc, nodeOnce)
+		nLat, nTime = append(nLat, lat...), nTime+el
+	}
+	b.StopTimer()
+	dRate, nRate := float64(len(dLat))/dTime.Seconds(), float64(len(nLat))/nTime.Seconds()
+
+	dp50, dp99 := pct(dLat, 50), pct(dLat, 99)
+	np50, np99 := pct(nLat, 50), pct(nLat, 99)
+	b.ReportMetric(us(dp50), "direct-p50-µs")
+	b.ReportMetric(us(dp99), "direct-p99-µs")
+	b.ReportMetric(us(np50), "node-p50-µs")
+	b.ReportMetric(us(np99), "node-p99-µs")
+	b.ReportMetric(us(np50-dp50), "overhead-p50-µs")
+	b.ReportMetric(us(np99-dp99), "overhead-p99-µs")
+	b.ReportMetric(dRate, "direct-req/s")
+	b.ReportMetric(nRate, "node-req/s")
+	b.ReportMetric(nRate/dRate, "throughput-ratio")
+}
+
+// runLoad runs requests lo..hi-1 over conc workers and returns each
+// request's latency and the wall time. Any failed request fails the benchmark.
+func runLoad(b *testing.B, lo, hi, conc int, do func(i int) error) ([]time.Duration, time.Duration) {
+	lat := make([]time.Duration, hi-lo)
+	var next atomic.Int64
+	next.Store(int64(lo))
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= hi || failed.Load() != nil {
+					return
+				}
+				t0 := time.Now()
+				if err := do(i); err != nil {
+					failed.Store(&err)
+					return
+				}
+				lat[i-lo] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := failed.Load(); e != nil {
+		b.Fatal(*e)
+	}
+	return lat, time.Since(start)
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
