@@ -111,11 +111,13 @@ type CallRequest struct {
 const (
 	PathMesh = "mesh"
 	PathHTTP = "http"
+	// PathLocal: no directory and no mesh peer; this node served it.
+	PathLocal = "local"
 )
 
 // CallResult says how the task was served and carries the node's RESPONSE.
 type CallResult struct {
-	// Path is PathMesh or PathHTTP.
+	// Path is PathMesh, PathHTTP or PathLocal.
 	Path     string         `json:"path"`
 	NodeID   string         `json:"node_id,omitempty"`
 	PeerID   string         `json:"peer_id,omitempty"`

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/paths"
+)
+
+// dialNode finds the node running for this --home.
+func dialNode(e *env, g *globals) (*admin.Client, error) {
+	p, err := resolvePaths(e, g)
+	if err != nil {
+		return nil, err
+	}
+	c, err := admin.Dial(p)
+	if err != nil {
+		return nil, notRunning(err)
+	}
+	return c, nil
+}
+
+func notRunning(err error) error {
+	if errors.Is(err, admin.ErrNotRunning) {
+		return withCode(exitNotRunning, err)
+	}
+	return withCode(exitFailure, err)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newStatusCmd(e *env, g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running node's state",
+		Long: `Show what the running node is doing: directory registrations and their state, the
+source IP the directory observes (iicp-core.md §11.2), mesh peers, load and served tasks.
+Read from the node's loopback admin endpoint, authenticated by the 0600 admin token in
+the state directory.`,
+		Example: `  meshnode status
+  meshnode status --json | jq .directories
+  meshnode --home /tmp/n2 status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dialNode(e, g)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), admin.QuickTimeout)
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return notRunning(err)
+			}
+			if asJSON {
+				return printJSON(e.stdout, st)
+			}
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *admin.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "node ID\t%s\n", st.NodeID)
+	if st.PeerID != "" {
+		fmt.Fprintf(tw, "peer ID\t%s\n", st.PeerID)
+	}
+	fmt.Fprintf(tw, "version\t%s (up %s)\n", st.Version, (time.Duration(st.UptimeS) * time.Second).String())
+	fmt.Fprintf(tw, "HTTP bridge\t%s\n", st.HTTPURL)
+	fmt.Fprintf(tw, "endpoint\t%s\n", st.Endpoint)
+	fmt.Fprintf(tw, "directory mode\t%s\n", st.DirectoryMode)
+	for _, d := range st.Directories {
+		line := string(d.State)
+		if !d.LastHeartbeat.IsZero() {
+			line += fmt.Sprintf(", last heartbeat %s ago", time.Since(d.LastHeartbeat).Round(time.Second))
+		}
+		if d.LastError != "" {
+			line += ", last error: " + d.LastError
+		}
+		fmt.Fprintf(tw, "directory %s\t%s\n", d.Directory, line)
+		if d.EndpointMismatch {
+			fmt.Fprintf(tw, "\tobserved IP %s differs from the endpoint host (NAT or reverse proxy?)\n", d.ObservedSourceIP)
+		}
+	}
+	if st.ObservedSourceIP != "" {
+		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
+	}
+	h := st.Health
+	fmt.Fprintf(tw, "health\t%s, backend %s\n", h.Status, h.Backend)
+	fmt.Fprintf(tw, "load\t%.2f (%d of %d slots busy)\n", h.Load, h.ActiveJobs, h.MaxConcurrent)
+	fmt.Fprintf(tw, "intents\t%s\n", strings.Join(h.Intents, ", "))
+	fmt.Fprintf(tw, "models\t%s\n", strings.Join(h.Models, ", "))
+	var served []string
+	for k, v := range st.Served {
+		served = append(served, fmt.Sprintf("%s=%d", k, v))
+	}
+	if len(served) == 0 {
+		served = []string{"none yet"}
+	}
+	fmt.Fprintf(tw, "served tasks\t%s\n", strings.Join(served, " "))
+	if st.Mesh.Enabled {
+		fmt.Fprintf(tw, "mesh\t%d peers, intents provided to DHT: %v\n", st.Mesh.Peers, st.Mesh.Provided)
+		for _, a := range st.Mesh.Addrs {
+			fmt.Fprintf(tw, "\t%s\n", a)
+		}
+	} else {
+		fmt.Fprintf(tw, "mesh\tdisabled\n")
+	}
+	tw.Flush()
+}
+
+func newPeersCmd(e *env, g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List the mesh peers the running node knows",
+		Example: `  meshnode peers
+  meshnode peers --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := dialNode(e, g)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), admin.QuickTimeout)
+			defer cancel()
+			ps, err := c.Peers(ctx)
+			if err != nil {
+				return notRunning(err)
+			}
+			if asJSON {
+				return printJSON(e.stdout, ps)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tRTT\tINTENTS\tBREAKER")
+			for _, p := range ps {
+				id := p.PeerID
+				if len(id) > 16 {
+					id = "…" + id[len(id)-12:]
+				}
+				node := p.NodeID
+				if len(node) > 8 {
+					node = node[:8]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1fms\t%s\t%s\n", id, node, p.Load, p.RTTMs, strings.Join(p.Intents, ","), p.Breaker)
+			}
+			tw.Flush()
+			if len(ps) == 0 {
+				fmt.Fprintln(e.stderr, "no peers yet")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newTokenCmd(e *env, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "token",
+		Short: "Print the token the node accepts in auth.node_token",
+		Long: `Print, alone on one line, the token the node currently accepts in auth.node_token:
+the one its (first) directory issued, or with --no-directory the locally generated
+operator token (0600 in the state directory). Give it only to callers you trust: it is
+an operator capability credential (iicp-core.md §3.1 errata v1.5.1).`,
+		Example: `  meshnode token
+  meshnode call --directory http://127.0.0.1:8010 --token "$(meshnode token)" "hi"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := resolvePaths(e, g)
+			if err != nil {
+				return err
+			}
+			tok, err := currentToken(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, tok)
+			return nil
+		},
+	}
+}
+
+// currentToken asks the running node; without one, a directory-less node's
+// operator token file still answers.
+func currentToken(ctx context.Context, p paths.Paths) (string, error) {
+	if c, err := admin.Dial(p); err == nil {
+		ctx, cancel := context.WithTimeout(ctx, admin.QuickTimeout)
+		defer cancel()
+		tok, err := c.NodeToken(ctx)
+		if err == nil {
+			return tok, nil
+		}
+		if !errors.Is(err, admin.ErrNotRunning) {
+			return "", withCode(exitFailure, err)
+		}
+	}
+	if b, err := os.ReadFile(p.OperatorToken); err == nil {
+		if err := paths.CheckPrivate(p.OperatorToken); err != nil {
+			return "", withCode(exitFailure, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", withCode(exitNotRunning, admin.ErrNotRunning)
+}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// maxPromptBytes bounds a prompt read from stdin (IICP task invocations
+// are capped at 1 MiB, iicp-framing.md §2).
+const maxPromptBytes = 1 << 20
+
+type callFlags struct {
+	intent    string
+	directory string
+	timeout   time.Duration
+	json      bool
+	model     string
+	token     string
+	payload   string
+}
+
+func newCallCmd(e *env, g *globals) *cobra.Command {
+	f := &callFlags{}
+	cmd := &cobra.Command{
+		Use:   "call [prompt...]",
+		Short: "Send a task by intent to the best node",
+		Long: `Send a task to the best node serving an intent and print the answer.
+
+With a node running for this --home, the task goes through that node's admin endpoint,
+which tries libp2p mesh peers first and then the nodes its directories list, using
+directory-issued consumer tokens. With --directory (or no running node), meshnode call
+discovers nodes itself and POSTs /v1/task to the best ones (at most 3); remote nodes
+then need the operator token given with --token.
+
+The prompt comes from the arguments or, when there are none, from stdin. --payload
+sends a raw JSON payload instead, for intents without a prompt shape.`,
+		Example: `  meshnode call "hello"
+  echo "summarise this" | meshnode call --intent llm:summarize
+  meshnode call --json --timeout 30s "what is IICP?"
+  meshnode call --directory http://127.0.0.1:8010 --token $(meshnode token) "hi"`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runCall(cmd.Context(), e, g, f, args) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.intent, "intent", wire.IntentChat, "intent URN, or a short form like llm:chat")
+	fl.StringVar(&f.directory, "directory", "", "discover through this directory instead of the local node")
+	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "task timeout (constraints.timeout_ms, 100ms-300s)")
+	fl.BoolVar(&f.json, "json", false, "print the full result as JSON: path (mesh|http|local), serving node/peer, RESPONSE")
+	fl.StringVar(&f.model, "model", "", "pin a model")
+	fl.StringVar(&f.token, "token", "", "operator token for auth.node_token (direct HTTP path only)")
+	fl.StringVar(&f.payload, "payload", "", "raw JSON payload instead of a prompt")
+	return cmd
+}
+
+func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []string) error {
+	intent := expandIntent(f.intent)
+	if !wire.ValidIntent(intent) {
+		return usageErr("--intent %q is not an intent URN (urn:iicp:intent:<domain>:<action>:v<N>)", f.intent)
+	}
+	if f.timeout < time.Duration(wire.MinTimeoutMs)*time.Millisecond || f.timeout > time.Duration(wire.MaxTimeoutMs)*time.Millisecond {
+		return usageErr("--timeout %v outside 100ms-300s", f.timeout)
+	}
+	payload, err := buildPayload(e, intent, f.payload, args)
+	if err != nil {
+		return err
+	}
+	req := admin.CallRequest{Intent: intent, Payload: payload, Model: f.model, TimeoutMs: f.timeout.Milliseconds()}
+	p, err := resolvePaths(e, g)
+	if err != nil {
+		return err
+	}
+	var res *admin.CallResult
+	if f.directory == "" {
+		if ac, derr := admin.Dial(p); derr == nil {
+			res, err = ac.Call(ctx, req)
+			if !errors.Is(err, admin.ErrNotRunning) {
+				return printCall(e, f, res, err)
+			}
+		}
+	}
+	dir := f.directory
+	if dir == "" {
+		dir = defaultDirectory(e, g)
+	}
+	res, err = callDirect(ctx, dir, f.token, req)
+	return printCall(e, f, res, err)
+}
+
+// expandIntent accepts "llm:chat" for urn:iicp:intent:llm:chat:v1.
+func expandIntent(s string) string {
+	if strings.HasPrefix(s, "urn:") {
+		return s
+	}
+	if !strings.Contains(s, ":v") {
+		s += ":v1"
+	}
+	return "urn:iicp:intent:" + s
+}
+
+// buildPayload shapes the prompt for the well-known intents.
+func buildPayload(e *env, intent, raw string, args []string) (json.RawMessage, error) {
+	if raw != "" {
+		if len(args) > 0 {
+			return nil, usageErr("give either --payload or a prompt, not both")
+		}
+		if !json.Valid([]byte(raw)) {
+			return nil, usageErr("--payload is not valid JSON")
+		}
+		return json.RawMessage(raw), nil
+	}
+	prompt := strings.Join(args, " ")
+	if prompt == "" {
+		if f, ok := e.stdin.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return nil, usageErr("no prompt: pass it as arguments or on stdin")
+			}
+		}
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxPromptBytes+1))
+		if err != nil {
+			return nil, withCode(exitFailure, fmt.Errorf("reading stdin: %w", err))
+		}
+		if len(b) > maxPromptBytes {
+			return nil, usageErr("prompt on stdin exceeds %d bytes", maxPromptBytes)
+		}
+		prompt = strings.TrimSpace(string(b))
+	}
+	if prompt == "" {
+		return nil, usageErr("empty prompt")
+	}
+	var v any
+	switch intent {
+	case wire.IntentChat:
+		v = map[string]any{"messages": []map[string]string{{"role": "user", "content": prompt}}}
+	case wire.IntentCompletion:
+		v = map[string]string{"prompt": prompt}
+	case wire.IntentSummarise:
+		v = map[string]string{"text": prompt}
+	case wire.IntentEmbedding:
+		v = map[string]string{"input": prompt}
+	default:
+		return nil, usageErr("intent %s has no prompt shape; pass --payload JSON", intent)
+	}
+	b, _ := json.Marshal(v)
+	return b, nil
+}
+
+// defaultDirectory is where a standalone call discovers: the directories of
+// the node last run with this --home, else the config's, else the embedded
+// default address.
+func defaultDirectory(e *env, g *globals) string {
+	p, err := resolvePaths(e, g)
+	if err == nil {
+		if rt, err := admin.ReadRuntime(p.Runtime); err == nil && len(rt.Directories) > 0 {
+			return rt.Directories[0]
+		}
+		if cfg, _, err := loadConfig(e, g, p, false); err == nil {
+			if len(cfg.Directory.URLs) > 0 {
+				return cfg.Directory.URLs[0]
+			}
+			return "http://" + cfg.Directory.EmbeddedListen
+		}
+	}
+	return "http://127.0.0.1:8010"
+}
+
+// callDirect discovers through dir and posts the task itself.
+func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (*admin.CallResult, error) {
+	dc, err := client.New(dir, client.WithUserAgent("meshnode/"+version()))
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	call := &wire.Call{TaskID: client.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
+		Constraints: wire.Constraints{TimeoutMs: req.TimeoutMs}}
+	if token != "" {
+		call.Auth = &wire.Auth{NodeToken: token}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond+10*time.Second)
+	defer cancel()
+	resp, info, err := (&client.Caller{Directory: dc}).Call(ctx, call, client.Query{Intent: req.Intent})
+	if err != nil {
+		if errors.Is(err, client.ErrUnavailable) {
+			return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
+		}
+		return nil, err
+	}
+	return &admin.CallResult{Path: admin.PathHTTP, NodeID: info.NodeID, Endpoint: info.Endpoint,
+		Attempts: len(info.Tried), Response: resp}, nil
+}
+
+// printCall prints the result and maps outcomes to exit codes.
+func printCall(e *env, f *callFlags, res *admin.CallResult, err error) error {
+	var werr *wire.Error
+	if err != nil {
+		if errors.As(err, &werr) {
+			switch werr.Code {
+			case wire.CodeE033, wire.CodeNoAvailableNode, wire.CodeUnavailable:
+				return withCode(exitNoNode, err)
+			}
+			return withCode(exitTaskFailed, err)
+		}
+		return withCode(exitFailure, err)
+	}
+	if f.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return withCode(exitFailure, err)
+		}
+	}
+	r := res.Response
+	if r == nil {
+		return withCode(exitFailure, errors.New("no response"))
+	}
+	if r.Status != wire.StatusSuccess {
+		msg := r.Status
+		if r.Error != nil {
+			msg = fmt.Sprintf("%s: %s", r.Error.Code, r.Error.Message)
+			if r.Error.Code == wire.CodeUnauthorized {
+				msg += " (the node needs its operator token: --token)"
+			}
+		}
+		return withCode(exitTaskFailed, fmt.Errorf("task failed on %s: %s", servedBy(res), msg))
+	}
+	if !f.json {
+		fmt.Fprintln(e.stdout, resultText(r.Result))
+	}
+	return nil
+}
+
+func servedBy(res *admin.CallResult) string {
+	switch {
+	case res.PeerID != "":
+		return "peer " + res.PeerID
+	case res.Endpoint != "":
+		return res.Endpoint
+	case res.NodeID != "":
+		return "node " + res.NodeID
+	}
+	return "the node"
+}
+
+// resultText extracts the answer text from the OpenAI-shaped results of
+// the llm intents; anything else prints as JSON.
+func resultText(raw json.RawMessage) string {
+	var r struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+			Text string `json:"text"`
+		} `json:"choices"`
+		Summary string `json:"summary"`
+	}
+	if json.Unmarshal(raw, &r) == nil {
+		if len(r.Choices) > 0 {
+			if c := r.Choices[0].Message.Content; c != "" {
+				return c
+			}
+			if t := r.Choices[0].Text; t != "" {
+				return t
+			}
+		}
+		if r.Summary != "" {
+			return r.Summary
+		}
+	}
+	return string(raw)
+}

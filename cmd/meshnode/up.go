@@ -1,0 +1,111 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/meshnode/meshnode/internal/app"
+	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/sdnotify"
+)
+
+// upFlags are runtime overrides: they change this run only and are never
+// written back to the config file.
+type upFlags struct {
+	directories   []string
+	http          string
+	backend       string
+	maxConcurrent int
+	noDirectory   bool
+	dev           bool
+	p2p           []string
+}
+
+func newUpCmd(e *env, g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the node",
+		Long: `Run the node: load the config (creating a commented default and an identity key on
+first run), serve the HTTP bridge, join the libp2p mesh, register with the configured
+directories (or, with none configured, with an in-process directory on loopback) and
+serve tasks until SIGINT/SIGTERM. Shutdown deregisters and drains running tasks within
+node.shutdown_timeout; a second signal exits at once.
+
+Flags override the config file for this run only; persistent changes go in the file.`,
+		Example: `  meshnode up                                        # embedded directory, echo or Ollama
+  meshnode up --backend http://127.0.0.1:8000        # a vLLM server
+  meshnode up --directory https://dir.example.net    # register with a public directory
+  meshnode up --home /tmp/n2 --http 127.0.0.1:0      # a second node on the same machine
+  MESHNODE_UP_MAX_CONCURRENT=4 meshnode up`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := resolvePaths(e, g)
+			if err != nil {
+				return err
+			}
+			cfg, created, err := loadConfig(e, g, p, true)
+			if err != nil {
+				return err
+			}
+			if err := f.apply(cmd, cfg); err != nil {
+				return err
+			}
+			logs, err := newLogs(e, cfg)
+			if err != nil {
+				return err
+			}
+			err = app.Up(e.ctx, app.Options{
+				Paths: p, Config: cfg, ConfigCreated: created, Version: version(),
+				Out: e.stdout, Logs: logs, Notify: notify,
+			})
+			return withCode(exitFailure, err)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.directories, "directory", nil, "directory URL to register with (repeatable; replaces directory.urls)")
+	fl.StringVar(&f.http, "http", "", "HTTP bridge listen address host:port (http.listen)")
+	fl.StringVar(&f.backend, "backend", "", "OpenAI-compatible backend base URL (backend.url)")
+	fl.IntVar(&f.maxConcurrent, "max-concurrent", 0, "tasks run at once (node.max_concurrent)")
+	fl.BoolVar(&f.noDirectory, "no-directory", false, "run without any directory; accept a local operator token")
+	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private endpoints allowed")
+	fl.StringSliceVar(&f.p2p, "p2p", nil, "libp2p listen multiaddr (repeatable; replaces mesh.listen)")
+	return cmd
+}
+
+// apply writes the given overrides into cfg and revalidates it.
+func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
+	fl := cmd.Flags()
+	if fl.Changed("directory") {
+		cfg.Directory.URLs = f.directories
+		cfg.Directory.Disabled = false
+	}
+	if fl.Changed("http") {
+		cfg.HTTP.Listen = f.http
+	}
+	if fl.Changed("backend") {
+		cfg.Backend.URL = f.backend
+	}
+	if fl.Changed("max-concurrent") {
+		cfg.Node.MaxConcurrent = f.maxConcurrent
+	}
+	if f.noDirectory {
+		if fl.Changed("directory") {
+			return usageErr("--no-directory and --directory contradict each other")
+		}
+		cfg.Directory.Disabled = true
+		cfg.Directory.URLs = nil
+	}
+	if fl.Changed("dev") {
+		cfg.Node.Dev = f.dev
+	}
+	if fl.Changed("p2p") {
+		cfg.Mesh.Listen = f.p2p
+	}
+	if err := cfg.Validate(); err != nil {
+		return withCode(exitConfig, err)
+	}
+	return nil
+}
+
+// notify forwards to systemd when run under Type=notify.
+func notify(state string) { _, _ = sdnotify.Notify(state) }
