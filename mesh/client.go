@@ -251,7 +251,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	resp, err := m.exchange(s, payload, token, c)
+	resp, err := m.exchange(s, call.TaskID, payload, token, c)
 	if err != nil {
 		_ = s.Reset()
 		if ctx.Err() != nil {
@@ -264,7 +264,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 }
 
 // exchange writes the request frames and reads the answer.
-func (m *Mesh) exchange(s network.Stream, payload []byte, token string, c *taskCodec) (*wire.Response, error) {
+func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token string, c *taskCodec) (*wire.Response, error) {
 	fw := wire.NewFrameWriter(s)
 	if token != "" {
 		hb, err := cborEnc.Marshal(headersMsg{ConsumerToken: token})
@@ -292,23 +292,32 @@ func (m *Mesh) exchange(s network.Stream, payload []byte, token string, c *taskC
 		if werr != nil {
 			return nil, fmt.Errorf("%w: undecodable response", errProtocol)
 		}
+		// The native RESPONSE has no task_id key; it answers our CALL.
+		resp.TaskID = taskID
 		return resp, nil
 	case wire.TypeClose:
-		return closeResponse(decodeClose(b)), nil
+		resp := closeResponse(decodeClose(b))
+		resp.TaskID = taskID
+		return resp, nil
 	}
 	return nil, fmt.Errorf("%w: frame type %s", errProtocol, h.Type)
 }
 
-// closeResponse turns a peer's CLOSE into an error response.
-func closeResponse(r wire.CloseReason) *wire.Response {
+// closeResponse turns a peer's CLOSE into an error response. A CLOSE is the
+// peer refusing our frames, which retrying elsewhere will not fix.
+func closeResponse(cm wire.CloseMsg) *wire.Response {
 	code := wire.CodeValidationError
-	switch r {
+	switch cm.Reason {
 	case wire.CloseFrameTooLarge, wire.ClosePayloadTooLarge:
 		code = wire.CodePayloadTooLarge
 	case wire.CloseAuthFailed:
 		code = wire.CodeUnauthorized
 	}
-	return errorResponse("", wire.Errorf(code, "peer closed the task stream: %s", r))
+	msg := "peer closed the task stream: " + string(cm.Reason)
+	if cm.Message != "" {
+		msg += ": " + cm.Message
+	}
+	return errorResponse("", wire.NewError(code, msg))
 }
 
 // backoff is the delay before retry n (n ≥ 1): base·2^(n-1) ± 20 %.

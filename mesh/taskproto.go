@@ -56,6 +56,10 @@ type taskCodec struct {
 	decodeCall func([]byte) (*wire.Call, *wire.Error)
 	encodeResp func(*wire.Response) ([]byte, error)
 	decodeResp func([]byte) (*wire.Response, *wire.Error)
+	// closeOnBody answers an undecodable or invalid CALL with CLOSE(reason)
+	// as iicp-framing.md §9.6 requires of native CBOR; the JSON protocol
+	// answers with an error RESPONSE instead.
+	closeOnBody bool
 }
 
 var jsonCodec = &taskCodec{
@@ -66,8 +70,19 @@ var jsonCodec = &taskCodec{
 	decodeResp: wire.DecodeResponseJSON,
 }
 
+// nativeCodec uses the strict decoders: peers on this protocol are
+// meshnode nodes, which always encode the deterministic spec form.
+var nativeCodec = &taskCodec{
+	proto:       TaskProtocol,
+	encodeCall:  wire.EncodeCallNative,
+	decodeCall:  wire.DecodeCallNative,
+	encodeResp:  wire.EncodeResponseNative,
+	decodeResp:  wire.DecodeResponseNative,
+	closeOnBody: true,
+}
+
 // taskCodecs lists the served encodings, default first.
-var taskCodecs = []*taskCodec{jsonCodec}
+var taskCodecs = []*taskCodec{nativeCodec, jsonCodec}
 
 // taskProtocols lists the task protocol IDs (resource manager limits).
 var taskProtocols = []protocol.ID{TaskProtocol, TaskProtocolJSON}
@@ -77,17 +92,11 @@ type headersMsg struct {
 	ConsumerToken string `cbor:"1,keyasint,omitempty"`
 }
 
-// closeMsg is the CLOSE frame payload (iicp-framing.md §4.8).
-type closeMsg struct {
-	Reason  string `cbor:"1,keyasint,omitempty"`
-	Message string `cbor:"2,keyasint,omitempty"`
-}
-
 // refusal says why an inbound stream is not executed and how to answer.
 type refusal struct {
 	silent bool             // reset with no reply (bad magic, dead stream)
 	close  wire.CloseReason // reply CLOSE(close)
-	resp   *wire.Error      // reply with an error RESPONSE
+	resp   *wire.Error      // reply with an error RESPONSE, or its message in the CLOSE
 }
 
 func (r *refusal) name() string {
@@ -189,6 +198,9 @@ func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, string, 
 				return nil, "", &refusal{close: wire.CloseUnsupportedExtension}
 			}
 			call, werr := c.decodeCall(payload)
+			if werr != nil && c.closeOnBody {
+				return nil, "", &refusal{close: werr.CloseReason(), resp: werr}
+			}
 			if werr != nil {
 				return nil, "", &refusal{resp: werr}
 			}
@@ -226,7 +238,11 @@ func (m *Mesh) refuse(s network.Stream, c *taskCodec, r *refusal) {
 	_ = s.SetWriteDeadline(time.Now().Add(writeGrace))
 	var err error
 	if r.close != "" {
-		err = writeClose(s, r.close)
+		msg := ""
+		if r.resp != nil {
+			msg = r.resp.Message // wire messages never echo the input
+		}
+		err = writeClose(s, r.close, msg)
 	} else {
 		err = m.writeResponse(s, c, errorResponse("", r.resp))
 	}
@@ -237,8 +253,8 @@ func (m *Mesh) refuse(s network.Stream, c *taskCodec, r *refusal) {
 	_ = s.Close()
 }
 
-func writeClose(w io.Writer, reason wire.CloseReason) error {
-	b, err := cborEnc.Marshal(closeMsg{Reason: string(reason)})
+func writeClose(w io.Writer, reason wire.CloseReason, msg string) error {
+	b, err := wire.EncodeNative(&wire.CloseMsg{Reason: reason, Message: msg})
 	if err != nil {
 		return fmt.Errorf("encoding close: %w", err)
 	}
@@ -268,10 +284,10 @@ func errorResponse(taskID string, e *wire.Error) *wire.Response {
 }
 
 // decodeClose reads a CLOSE payload; an unreadable one is protocol_error.
-func decodeClose(b []byte) wire.CloseReason {
-	var cm closeMsg
-	if err := cborDec.Unmarshal(b, &cm); err != nil || cm.Reason == "" || len(cm.Reason) > 64 {
-		return wire.CloseProtocolError
+func decodeClose(b []byte) wire.CloseMsg {
+	var cm wire.CloseMsg
+	if err := wire.DecodeNative(b, &cm, true); err != nil || cm.Reason == "" {
+		return wire.CloseMsg{Reason: wire.CloseProtocolError}
 	}
-	return wire.CloseReason(cm.Reason)
+	return cm
 }

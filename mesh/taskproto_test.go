@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshnode/meshnode/wire"
 )
@@ -27,11 +28,11 @@ func frame(typ wire.MsgType, payload []byte) []byte {
 }
 
 // rawExchange writes raw bytes on a fresh task stream and reads one frame back.
-func rawExchange(t *testing.T, from *testNode, to *testNode, raw []byte) (wire.Header, []byte, error) {
+func rawExchange(t *testing.T, from *testNode, to *testNode, proto protocol.ID, raw []byte) (wire.Header, []byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := from.h.NewStream(ctx, to.h.ID(), TaskProtocolJSON)
+	s, err := from.h.NewStream(ctx, to.h.ID(), proto)
 	if err != nil {
 		t.Fatalf("new stream: %v", err)
 	}
@@ -52,75 +53,60 @@ func TestTaskProtoRejectsBadFrames(t *testing.T) {
 	if err := client.h.Connect(context.Background(), peer.AddrInfo{ID: server.h.ID(), Addrs: server.h.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	goodCall, err := wire.EncodeJSON(testCall())
+	goodCall, err := wire.EncodeCallNative(testCall())
 	if err != nil {
 		t.Fatal(err)
 	}
-	badTaskID := testCall()
-	badTaskID.TaskID = "nope"
-	badTaskIDJSON, _ := wire.EncodeJSON(badTaskID)
 	headers, _ := cborEnc.Marshal(headersMsg{ConsumerToken: "tok"})
-
-	cases := []struct {
+	frameCases := []struct {
 		name  string
 		raw   []byte
-		close wire.CloseReason // expected CLOSE reason
-		code  wire.Code        // expected error RESPONSE code
+		close wire.CloseReason // expected CLOSE reason; "" means silent reset
 	}{
 		// §9.6 magic wrong: silent reset, no reply.
-		{name: "bad magic", raw: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{"bad magic", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ""},
 		// Above the CALL cap: refused before any payload is read.
-		{name: "call over cap", raw: frameBytes(1, wire.TypeCall, 0, 2<<20, nil), close: wire.CloseFrameTooLarge},
+		{"call over cap", frameBytes(1, wire.TypeCall, 0, 2<<20, nil), wire.CloseFrameTooLarge},
 		// Above the 16 MiB frame maximum.
-		{name: "frame over 16MiB", raw: frameBytes(1, wire.TypeCall, 0, 0xFFFFFFFF, nil), close: wire.CloseFrameTooLarge},
+		{"frame over 16MiB", frameBytes(1, wire.TypeCall, 0, 0xFFFFFFFF, nil), wire.CloseFrameTooLarge},
 		// Version 0 is invalid.
-		{name: "version zero", raw: frameBytes(0, wire.TypeCall, 0, 2, []byte("{}")), close: wire.CloseInvalidVersion},
+		{"version zero", frameBytes(0, wire.TypeCall, 0, 2, []byte("{}")), wire.CloseInvalidVersion},
 		// Reserved type 0x00.
-		{name: "reserved type", raw: frame(0x00, []byte("{}")), close: wire.CloseInvalidType},
+		{"reserved type", frame(0x00, []byte("{}")), wire.CloseInvalidType},
 		// Unknown future type.
-		{name: "unknown type", raw: frame(0x20, []byte("{}")), close: wire.CloseUnknownType},
+		{"unknown type", frame(0x20, []byte("{}")), wire.CloseUnknownType},
 		// CUSTOM type other than HEADERS was never negotiated.
-		{name: "custom type", raw: frame(0xF5, []byte("{}")), close: wire.CloseUnsupportedExtension},
+		{"custom type", frame(0xF5, []byte("{}")), wire.CloseUnsupportedExtension},
 		// A core type that is not CALL.
-		{name: "ping instead of call", raw: frame(wire.TypePing, nil), close: wire.CloseProtocolError},
+		{"ping instead of call", frame(wire.TypePing, nil), wire.CloseProtocolError},
 		// Empty CALL.
-		{name: "empty call", raw: frame(wire.TypeCall, nil), close: wire.CloseInvalidFrame},
+		{"empty call", frame(wire.TypeCall, nil), wire.CloseInvalidFrame},
 		// Compression is not offered on this protocol.
-		{name: "compressed", raw: frameBytes(1, wire.TypeCall, wire.FlagCompressed, uint32(len(goodCall)), goodCall), close: wire.CloseUnsupportedExtension},
+		{"compressed", frameBytes(1, wire.TypeCall, wire.FlagCompressed, uint32(len(goodCall)), goodCall), wire.CloseUnsupportedExtension},
 		// Payload shorter than announced, then end of stream.
-		{name: "truncated", raw: frameBytes(1, wire.TypeCall, 0, 100, []byte("{}")), close: wire.CloseReadTimeout},
+		{"truncated", frameBytes(1, wire.TypeCall, 0, 100, []byte("{}")), wire.CloseReadTimeout},
 		// Two HEADERS frames.
-		{name: "headers twice", raw: append(frame(typeHeaders, headers), frame(typeHeaders, headers)...), close: wire.CloseProtocolError},
+		{"headers twice", append(frame(typeHeaders, headers), frame(typeHeaders, headers)...), wire.CloseProtocolError},
 		// HEADERS that is not CBOR.
-		{name: "headers not cbor", raw: frame(typeHeaders, []byte{0xff, 0x00}), close: wire.CloseCBORDecodeError},
-		// Not JSON: a structured validation error.
-		{name: "garbage call", raw: frame(wire.TypeCall, []byte("{not json")), code: wire.CodeValidationError},
-		// JSON that fails CALL validation.
-		{name: "invalid call", raw: frame(wire.TypeCall, badTaskIDJSON), code: wire.CodeValidationError},
+		{"headers not cbor", frame(typeHeaders, []byte{0xff, 0x00}), wire.CloseCBORDecodeError},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			h, b, err := rawExchange(t, client, server, tc.raw)
-			switch {
-			case tc.close == "" && tc.code == "":
-				if err == nil {
-					t.Fatalf("got a %s frame, want a silent reset", h.Type)
+	for _, proto := range taskProtocols {
+		for _, tc := range frameCases {
+			t.Run(string(proto)+"/"+tc.name, func(t *testing.T) {
+				h, b, err := rawExchange(t, client, server, proto, tc.raw)
+				if tc.close == "" {
+					if err == nil {
+						t.Fatalf("got a %s frame, want a silent reset", h.Type)
+					}
+					return
 				}
-			case tc.close != "":
-				if err != nil || h.Type != wire.TypeClose || decodeClose(b) != tc.close {
+				if err != nil || h.Type != wire.TypeClose || decodeClose(b).Reason != tc.close {
 					t.Fatalf("got %s %q err %v, want CLOSE(%s)", h.Type, b, err, tc.close)
 				}
-			default:
-				if err != nil || h.Type != wire.TypeResponse {
-					t.Fatalf("got %s err %v, want RESPONSE", h.Type, err)
-				}
-				resp, werr := wire.DecodeResponseJSON(b)
-				if werr != nil || resp.Error == nil || resp.Error.Code != tc.code {
-					t.Fatalf("response %s (%v), want code %s", b, werr, tc.code)
-				}
-			}
-		})
+			})
+		}
 	}
+	testBadCallBodies(t, client, server)
 	if n := server.engine.calls.Load(); n != 0 {
 		t.Fatalf("engine ran %d times on bad frames", n)
 	}
@@ -130,6 +116,53 @@ func TestTaskProtoRejectsBadFrames(t *testing.T) {
 	resp, _, err := client.m.Call(ctx, testCall(), CallOptions{Peer: server.h.ID()})
 	if err != nil || resp.Status != wire.StatusSuccess {
 		t.Fatalf("call after bad frames: %+v %v", resp, err)
+	}
+}
+
+// testBadCallBodies: a CALL frame whose body does not decode or validate
+// gets CLOSE(cbor_decode_error / invalid_payload) on the native protocol
+// (§9.6) and an error RESPONSE on the JSON protocol; both carry
+// validation_error to the caller.
+func testBadCallBodies(t *testing.T, client, server *testNode) {
+	bad := testCall()
+	bad.TaskID = "nope"
+	badJSON, _ := wire.EncodeJSON(bad)
+	valid := testCall()
+	valid.SessionID = "not-a-uuid" // the native codec requires a UUID session_id
+	badNative, err := wire.EncodeCallNative(valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		proto protocol.ID
+		body  []byte
+		close wire.CloseReason // "" means an error RESPONSE
+	}{
+		{"native garbage", TaskProtocol, []byte{0xa1, 0x01}, wire.CloseCBORDecodeError},
+		{"native not a map", TaskProtocol, []byte{0x01}, wire.CloseCBORDecodeError},
+		{"native invalid field", TaskProtocol, badNative, wire.CloseInvalidPayload},
+		{"json garbage", TaskProtocolJSON, []byte("{not json"), ""},
+		{"json invalid call", TaskProtocolJSON, badJSON, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, b, err := rawExchange(t, client, server, tc.proto, frame(wire.TypeCall, tc.body))
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if tc.close != "" {
+				cm := decodeClose(b)
+				if h.Type != wire.TypeClose || cm.Reason != tc.close || cm.Message == "" {
+					t.Fatalf("got %s %+v, want CLOSE(%s) with a message", h.Type, cm, tc.close)
+				}
+				return
+			}
+			resp, werr := wire.DecodeResponseJSON(b)
+			if h.Type != wire.TypeResponse || werr != nil || resp.Error == nil || resp.Error.Code != wire.CodeValidationError {
+				t.Fatalf("got %s %s (%v), want a validation_error RESPONSE", h.Type, b, werr)
+			}
+		})
 	}
 }
 
