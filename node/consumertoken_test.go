@@ -7,13 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -72,12 +70,7 @@ func TestConsumerToken_KnownAnswer(t *testing.T) {
 // The spec fixture fixtures/profiles/policy-detail-disclosure-v0.json carries
 // directory-signed consumer-token vectors; they must verify here too.
 func TestConsumerToken_SpecFixtureVectors(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "shared", "iicp-spec", "fixtures", "profiles", "policy-detail-disclosure-v0.json")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("reading spec fixture: %v", err)
-	}
+	raw := spectest.Read(t, "fixtures", "profiles", "policy-detail-disclosure-v0.json")
 	var fx struct {
 		V struct {
 			Now      int64  `json:"evaluated_at_unix"`
