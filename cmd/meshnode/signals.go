@@ -7,7 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
+
+// duplicateWindow: a second signal this soon after the first is taken as
+// the same request delivered twice (timeout(1) and some supervisors signal
+// both the process and its process group), not as "exit now".
+const duplicateWindow = 250 * time.Millisecond
 
 // signalContext ends the returned context on the first SIGINT/SIGTERM,
 // which starts a bounded graceful shutdown; a second signal exits at once
@@ -24,11 +30,18 @@ func signalContext(stderr io.Writer) (context.Context, func()) {
 			return
 		}
 		cancel()
-		select {
-		case <-ch:
-			fmt.Fprintln(stderr, "meshnode: second signal, exiting now")
-			os.Exit(exitInterrupted)
-		case <-done:
+		first := time.Now()
+		for {
+			select {
+			case <-ch:
+				if time.Since(first) < duplicateWindow {
+					continue
+				}
+				fmt.Fprintln(stderr, "meshnode: second signal, exiting now")
+				os.Exit(exitInterrupted)
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
