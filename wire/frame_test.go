@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/meshnode/meshnode/internal/spectest"
 )
 
-const specDir = "../../shared/iicp-spec"
+var specDir = spectest.Dir()
 
 // readSpec reads a file from the shared spec checkout and fails (never
 // skips) when it is missing: the fixtures are the test vectors.

@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -313,9 +313,7 @@ type e050Fixture struct {
 
 func specFile(tb testing.TB, parts ...string) string {
 	tb.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// dirbridge/client -> repo root -> ../shared/iicp-spec
-	p := filepath.Join(append([]string{filepath.Dir(file), "..", "..", "..", "shared", "iicp-spec"}, parts...)...)
+	p := filepath.Join(append([]string{spectest.Dir()}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
 		tb.Fatalf("spec file: %v", err)
 	}

@@ -9,12 +9,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/spectest"
 )
 
 // TestSEC_LEAK_01_02_BadInput: every kind of bad input gets the JSON error
@@ -220,8 +220,7 @@ func TestOnChangeHook(t *testing.T) {
 
 // TestRiskTaxonomyMatchesSpec keeps the embedded copy identical to the spec.
 func TestRiskTaxonomyMatchesSpec(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	spec, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "iicp-spec", "spec", "intent-risk-taxonomy.json"))
+	spec, err := os.ReadFile(spectest.Path(t, "spec", "intent-risk-taxonomy.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/spectest"
 )
 
 type chainFixture struct {
@@ -28,9 +29,7 @@ type chainFixture struct {
 
 // specPath is a file of the shared IICP spec checkout beside the repository.
 func specPath(parts ...string) string {
-	_, file, _, _ := runtime.Caller(0)
-	// dirbridge/federation -> repo root -> ../shared/iicp-spec
-	base := []string{filepath.Dir(file), "..", "..", "..", "shared", "iicp-spec"}
+	base := []string{spectest.Dir()}
 	return filepath.Join(append(base, parts...)...)
 }
 

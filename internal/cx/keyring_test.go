@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -80,7 +81,7 @@ func TestCX_01_PublicKeyShape(t *testing.T) {
 // validateCxPublicKey checks doc against the spec schema's CxPublicKey.
 func validateCxPublicKey(t *testing.T, doc []byte) {
 	t.Helper()
-	const schemaPath = "../../../shared/iicp-spec/schemas/nodelist.json"
+	schemaPath := spectest.Path(t, "schemas", "nodelist.json")
 	f, err := os.Open(schemaPath)
 	if err != nil {
 		t.Fatalf("spec schema not available: %v", err)

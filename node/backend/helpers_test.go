@@ -8,11 +8,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
 )
@@ -169,9 +169,7 @@ func newClient(tb testing.TB, f *fakeOpenAI, opts ...Option) *OpenAI {
 // specPath locates a file in the shared IICP spec checkout.
 func specPath(tb testing.TB, parts ...string) string {
 	tb.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// node/backend -> repo root -> ../shared/iicp-spec
-	p := filepath.Join(append([]string{filepath.Dir(file), "..", "..", "..", "shared", "iicp-spec"}, parts...)...)
+	p := filepath.Join(append([]string{spectest.Dir()}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
 		tb.Fatalf("spec file: %v", err)
 	}

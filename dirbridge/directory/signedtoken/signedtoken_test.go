@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/meshnode/meshnode/internal/spectest"
 )
 
 type routeFixture struct {
@@ -36,10 +36,7 @@ type routeFixture struct {
 
 func loadFixture(t *testing.T) routeFixture {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	// dirbridge/directory/signedtoken -> repo root -> ../shared/iicp-spec
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "iicp-spec",
-		"fixtures", "profiles", "dispatch-route-ticket-v1.json")
+	p := spectest.Path(t, "fixtures", "profiles", "dispatch-route-ticket-v1.json")
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatalf("reading fixture: %v", err)
