@@ -1,11 +1,9 @@
 package directory
 
 import (
-	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -53,10 +51,7 @@ func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	cands := s.candidates(&q, now, nil)
-	if len(cands) > q.limit {
-		cands = cands[:q.limit]
-	}
+	cands := s.candidates(&q, now, q.limit, nil)
 	nodes := make([]any, 0, len(cands))
 	for _, c := range cands {
 		if q.public {
@@ -161,11 +156,12 @@ func unitParam(v url.Values, name string) (float64, *wire.Error) {
 	return f, nil
 }
 
-// candidates returns the nodes eligible now for q, scored and sorted by
-// score descending (ties by node_id for a stable order). It walks only the
-// intent's bucket of the in-memory index, never the whole table.
-func (s *Server) candidates(q *query, now time.Time, skip func(*entry) bool) []scored {
-	var out []scored
+// candidates returns the best k nodes eligible now for q, sorted by score
+// descending (ties by node_id for a stable order). It walks only the
+// intent's bucket of the in-memory index, never the whole table, and keeps
+// a bounded top-k instead of sorting every candidate.
+func (s *Server) candidates(q *query, now time.Time, k int, skip func(*entry) bool) []scored {
+	top := make([]scored, 0, k)
 	s.store.idx.forIntent(q.intent, func(e *entry) {
 		st := e.state.Load()
 		if !st.Available || !s.live(st, now) || st.Reputation < q.minReputation {
@@ -187,15 +183,30 @@ func (s *Server) candidates(q *query, now time.Time, skip func(*entry) bool) []s
 		if sc < minScore || sc < q.minScore {
 			return
 		}
-		out = append(out, scored{e: e, st: st, score: sc})
-	})
-	slices.SortFunc(out, func(a, b scored) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
+		c := scored{e: e, st: st, score: sc}
+		if len(top) == k && !better(c, top[k-1]) {
+			return
 		}
-		return cmp.Compare(a.e.rec.NodeID, b.e.rec.NodeID)
+		i := len(top)
+		if i < k {
+			top = append(top, c)
+		} else {
+			i = k - 1
+		}
+		for ; i > 0 && better(c, top[i-1]); i-- {
+			top[i] = top[i-1]
+		}
+		top[i] = c
 	})
-	return out
+	return top
+}
+
+// better orders candidates: higher score first, then lower node_id.
+func better(a, b scored) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.e.rec.NodeID < b.e.rec.NodeID
 }
 
 // defaultMultiplier is every node's credit_cost_multiplier: no node declares

@@ -46,7 +46,8 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	q := query{intent: req.Intent, qos: req.QoS, region: req.Region, modality: req.Modality}
-	cands := s.candidates(&q, now, func(en *entry) bool {
+	// Two candidates are enough to tell whether a prefix selector is unique.
+	cands := s.candidates(&q, now, 2, func(en *entry) bool {
 		id := en.rec.NodeID
 		for _, p := range req.ExcludeNodeIDPrefixes {
 			if strings.HasPrefix(id, p) {
