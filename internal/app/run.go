@@ -215,4 +215,3 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	fmt.Fprintf(&b, "  edit %s to change defaults (docs/config.md)\n", d.o.Paths.ConfigFile)
 	fmt.Fprint(d.o.Out, b.String())
 }
-
