@@ -24,7 +24,7 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 			b["region"] = "us-west"
 		}
 		if host == "node4" {
-			b["capabilities"] = []any{map[string]any{"intent": chat, "models": []string{"llava"}, "input_modalities": []string{"text", "image"}}}
+			b["capabilities"] = []any{map[string]any{"intent": chat, "models": []string{"llava"}, "max_tokens": 4096, "input_modalities": []string{"text", "image"}}}
 			b["cip_policy"] = map[string]any{"allow_remote_inference": true}
 			b["cx_public_key"] = map[string]any{"algorithm": "X25519", "encoding": "base64url", "key": "AAAA", "key_id": "k-7", "features": []string{"x"}}
 		}

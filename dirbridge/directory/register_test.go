@@ -60,12 +60,12 @@ func TestDIR_REG_02_03_Validation(t *testing.T) {
 		{"bad intent", func(m map[string]any) {
 			m["capabilities"] = []any{map[string]any{"intent": "chat"}}
 		}, "capabilities[0].intent"},
-		{"intent modifier", func(m map[string]any) {
-			m["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1+attested"}}
-		}, "capabilities[0].intent"},
 		{"bad modality", func(m map[string]any) {
-			m["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1", "input_modalities": []string{"smell"}}}
+			m["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1", "models": []string{"m"}, "max_tokens": 10, "input_modalities": []string{"smell"}}}
 		}, "capabilities[0].input_modalities"},
+		{"llm intent without models", func(m map[string]any) {
+			m["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1", "max_tokens": 10}}
+		}, "capabilities[0].models"},
 		{"ftp endpoint", func(m map[string]any) { m["endpoint"] = "ftp://node1.meshtest.net" }, "endpoint"},
 		{"http endpoint", func(m map[string]any) { m["endpoint"] = "http://node1.meshtest.net:8080" }, "endpoint"},
 		{"bad node_id", func(m map[string]any) { m["node_id"] = "not-a-uuid" }, "node_id"},
@@ -89,6 +89,17 @@ func TestDIR_REG_02_03_Validation(t *testing.T) {
 				t.Errorf("field %v, want %s", f, c.field)
 			}
 		})
+	}
+}
+
+// TestDIR_REG_IntentModifierRefused: +modifiers are refused with IICP-E028
+// (iicp-semantics.md §1.5), never stripped.
+func TestDIR_REG_IntentModifierRefused(t *testing.T) {
+	h := startHarness(t, nil)
+	b := h.regBody("node1")
+	b["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1+attested", "models": []string{"m"}, "max_tokens": 1}}
+	if r := h.do(http.MethodPost, "/v1/register", b, nil); r.status != http.StatusUnprocessableEntity || r.errCode(t) != "IICP-E028" {
+		t.Fatalf("got %d %s", r.status, r.body)
 	}
 }
 
@@ -163,7 +174,7 @@ func TestDIR_REG_07_TokenStoredHashed(t *testing.T) {
 func TestDIR_REG_08_09_AdvisoryValuesAccepted(t *testing.T) {
 	h := startHarness(t, nil)
 	b := h.regBody("node1")
-	b["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1", "models": []string{"m"},
+	b["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:chat:v1", "models": []string{"m"}, "max_tokens": 4096,
 		"quantization": "fp64", "inference_engine": "tensorrt"}}
 	b["some_future_field"] = map[string]any{"x": 1}
 	if r := h.do(http.MethodPost, "/v1/register", b, nil); r.status != http.StatusCreated {

@@ -71,32 +71,19 @@ func validIntent(s string) bool { return len(s) <= maxIntentLen && intentRe.Matc
 // optional fields are checked when present. Advisory values
 // (quantization, inference_engine) are never rejected (DIR-REG-08/09).
 func validateRegister(b *registerBody, dev bool) *wire.Error {
-	if b.NodeID != "" && !uuidRe.MatchString(b.NodeID) {
-		return verr("node_id", "node_id must be a UUID")
+	// The shared wire rules first (syntax, required fields, conditional
+	// llm fields), then the directory's own policy on top.
+	if e := wire.ValidateRegister(&b.RegisterRequest); e != nil {
+		return e
 	}
 	if e := validateEndpoint(b.Endpoint, dev); e != nil {
 		return e
-	}
-	if b.TransportEndpoint != "" {
-		u, err := url.Parse(b.TransportEndpoint)
-		if err != nil || (u.Scheme != "iicp" && u.Scheme != "iicpsec") || u.Host == "" || len(b.TransportEndpoint) > maxEndpointLen {
-			return verr("transport_endpoint", "transport_endpoint must be an iicp:// or iicpsec:// URL")
-		}
-	}
-	if b.Region == "" {
-		return verr("region", "region is required")
 	}
 	if !regionRe.MatchString(b.Region) {
 		return verr("region", "region must be a tag of at most 64 letters, digits, '.', '_' or '-'")
 	}
 	if e := validateCapabilities(b.Capabilities); e != nil {
 		return e
-	}
-	if b.Limits.MaxConcurrent < minMaxConcurrent || b.Limits.MaxConcurrent > maxMaxConcurrent {
-		return verr("limits.max_concurrent", "limits.max_concurrent must be in 1..256")
-	}
-	if b.Limits.TokensPerMin < 0 {
-		return verr("limits.tokens_per_min", "limits.tokens_per_min must be > 0 when present")
 	}
 	if e := validateAvailability(b.Availability); e != nil {
 		return e
