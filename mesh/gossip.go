@@ -113,7 +113,7 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 		now := m.now()
 		due := now.Sub(last) >= m.cfg.AdvertInterval ||
 			(math.Abs(load-lastLoad) >= m.cfg.LoadChangeThreshold && now.Sub(last) >= m.cfg.MinAdvertGap) ||
-			(m.joined.Swap(false) && now.Sub(last) >= joinGap)
+			(now.Sub(last) >= joinGap && m.joined.Swap(false))
 		if due {
 			if err := m.publishAdvert(ctx, load, jobs); err != nil && ctx.Err() == nil {
 				m.log.Warn("advert not published", "error", err)
