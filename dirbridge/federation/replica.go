@@ -155,7 +155,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-replica"), db: db, idx: newReplicaIndex(),
+	r := &Replica{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
 		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
 	if err := r.loadProgress(ctx); err != nil {
@@ -365,6 +365,7 @@ func (r *Replica) subscribe(ctx context.Context) error {
 		for {
 			msg, err := sub.Next(ctx)
 			if err != nil {
+				r.log.Debug("gossip subscription ended", "error", err)
 				return // ctx ended
 			}
 			ev, err := decodeGossipEvent(msg.Data, did, pub)

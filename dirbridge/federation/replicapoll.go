@@ -65,6 +65,7 @@ func isCode(body []byte, c wire.Code) bool {
 // anything at or below our head is a duplicate.
 func (r *Replica) applyGossip(ctx context.Context, ev *Event) {
 	head := r.appliedSeq.Load()
+	r.log.Debug("gossip event", "seq", ev.Seq, "head", head)
 	switch {
 	case r.chain == nil || ev.Seq <= head:
 		return

@@ -19,9 +19,9 @@ import (
 // Bounds of one sync round.
 const (
 	pollPageLimit    = maxEventsLimit
-	maxPagesPerPoll  = 1000            // 1M events; more waits for the next tick
-	maxEventsBody    = 96 <<20         // a full page of maximal events
-	maxSnapshotBytes = 512 << 20       // ~100k nodes
+	maxPagesPerPoll  = 1000      // 1M events; more waits for the next tick
+	maxEventsBody    = 96 << 20  // a full page of maximal events
+	maxSnapshotBytes = 512 << 20 // ~100k nodes
 	maxSmallBody     = maxRequestBody * 4
 )
 

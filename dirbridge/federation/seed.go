@@ -39,16 +39,16 @@ type SeedConfig struct {
 	// HTTPClient resolves replica DIDs and probes their health.
 	HTTPClient *http.Client
 
-	PruneWindow       time.Duration // rolling window of retained events
-	PruneInterval     time.Duration // how often pruning runs
-	RegisterPerHour   int           // replica registrations per IP per hour
-	SnapshotsPerHour  int           // snapshots per replica per hour
-	EventsPerMinute   int           // GET /v1/events per IP per minute
-	SnapshotTimeout   time.Duration // generation budget before IICP-E046
-	ProbeTimeout      time.Duration // DID resolution and health probe budget
-	ReplicaTokenTTL   time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	PruneWindow      time.Duration // rolling window of retained events
+	PruneInterval    time.Duration // how often pruning runs
+	RegisterPerHour  int           // replica registrations per IP per hour
+	SnapshotsPerHour int           // snapshots per replica per hour
+	EventsPerMinute  int           // GET /v1/events per IP per minute
+	SnapshotTimeout  time.Duration // generation budget before IICP-E046
+	ProbeTimeout     time.Duration // DID resolution and health probe budget
+	ReplicaTokenTTL  time.Duration
+	Logger           *slog.Logger
+	Now              func() time.Time
 }
 
 // seedDefaults is the one table of seed defaults (S.13 §5.3, §5.5, §7.1).
