@@ -287,3 +287,10 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// testClock is a settable clock safe to read from server goroutines.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(t time.Time) *testClock { c := &testClock{}; c.ns.Store(t.UnixNano()); return c }
+func (c *testClock) Now() time.Time       { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration)  { c.ns.Add(int64(d)) }
