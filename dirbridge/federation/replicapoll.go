@@ -140,13 +140,13 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 		return 0, fmt.Errorf("committing events: %w", err)
 	}
 	r.chain = NewChain(r.seedKey, r.seedDID, last.Seq, next)
-	r.appliedSeq.Store(last.Seq)
-	r.metrics.appliedSq.Set(float64(last.Seq))
-	r.metrics.applied.WithLabelValues(source).Add(float64(len(changes)))
 	for _, ch := range changes {
 		r.idx.apply(ch)
 		r.mirror(ctx, ch)
 	}
+	r.appliedSeq.Store(last.Seq) // after the index: readers never see a seq ahead of its state
+	r.metrics.appliedSq.Set(float64(last.Seq))
+	r.metrics.applied.WithLabelValues(source).Add(float64(len(changes)))
 	return len(changes), verr
 }
 

@@ -233,12 +233,13 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 	}
 	r.genesis = snap.GenesisHash
 	r.chain = NewChain(r.seedKey, r.seedDID, snap.SnapshotSeq, next)
-	r.appliedSeq.Store(snap.SnapshotSeq)
-	r.metrics.appliedSq.Set(float64(snap.SnapshotSeq))
 	old := r.idx.snapshotIDs()
+	// The index first: a reader that sees the new seq sees its state.
 	if err := r.idx.load(ctx, r.db); err != nil {
 		return err
 	}
+	r.appliedSeq.Store(snap.SnapshotSeq)
+	r.metrics.appliedSq.Set(float64(snap.SnapshotSeq))
 	r.ready.Store(true)
 	r.mirrorSnapshot(ctx, snap, old)
 	return nil
