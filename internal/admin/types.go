@@ -77,6 +77,10 @@ type MeshStatus struct {
 	Addrs    []string `json:"addrs,omitempty"`
 	Peers    int      `json:"peers"`
 	Provided bool     `json:"provided"`
+	// Connections is the number of open libp2p connections.
+	Connections int `json:"connections"`
+	// Events are the mesh's counters (adverts, rejections by reason, calls).
+	Events map[string]uint64 `json:"events,omitempty"`
 }
 
 // Peer is one row of GET /admin/v1/peers.

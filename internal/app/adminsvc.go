@@ -71,7 +71,8 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 	}
 	if d.mesh != nil {
 		st.Mesh = admin.MeshStatus{Enabled: true, PeerID: st.PeerID, Addrs: d.p2pAddrs(),
-			Peers: len(d.mesh.Peers()), Provided: d.mesh.Provided()}
+			Peers: len(d.mesh.Peers()), Provided: d.mesh.Provided(),
+			Connections: len(d.host.Network().Conns()), Events: d.mesh.Stats()}
 	}
 	return st
 }

@@ -212,6 +212,7 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 			}
 		}
 	}
+	d.log.Debug("mesh peers from directories", "peers", len(infos))
 	if len(infos) > 0 {
 		d.mesh.AddBootstrapPeers(infos)
 	}
