@@ -188,6 +188,9 @@ func (e *Engine) execute(ctx context.Context, call *wire.Call, caller wire.Calle
 		return qos, out
 	}
 	req.Payload = call.Payload
+	if call.Trace != nil {
+		req.TraceID = call.Trace.TraceID // forwarded to the backend (iicp-semantics.md §10.1)
+	}
 	return qos, e.run(ctx, be, req, call.TaskID)
 }
 

@@ -15,7 +15,13 @@ type Request struct {
 	MaxTokens int64 // 0 = backend default
 	// Mode says how Payload maps onto the backend API.
 	Mode Mode
+	// TraceID is the CALL's trace.trace_id; OpenAI-compatible backends get
+	// it as the X-IICP-Trace-Id header (iicp-semantics.md §10.1).
+	TraceID string
 }
+
+// HeaderTraceID is the trace header sent to OpenAI-compatible backends.
+const HeaderTraceID = "X-IICP-Trace-Id"
 
 // Result is what a backend produced for a Request.
 type Result struct {

@@ -174,7 +174,7 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s: encoding request: %v", ErrBackend, op, err)
 	}
-	resp, err := c.send(ctx, http.MethodPost, p.path, body, p.stream)
+	resp, err := c.send(ctx, http.MethodPost, p.path, body, p.stream, req.TraceID)
 	if err != nil {
 		return Result{}, opError(ctx, op, err)
 	}
@@ -209,8 +209,10 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 	return encodeGeneration(p, g, req.Model)
 }
 
-// send issues one request to base+path.
-func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, stream bool) (*http.Response, error) {
+// send issues one request to base+path. A non-empty traceID travels as
+// X-IICP-Trace-Id (iicp-semantics.md §10.1: adapters include trace_id in
+// backend HTTP calls).
+func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, stream bool, traceID string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -233,7 +235,24 @@ func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, str
 	if c.userAgnt != "" {
 		hr.Header.Set("User-Agent", c.userAgnt)
 	}
+	if safeTraceID(traceID) {
+		hr.Header.Set(HeaderTraceID, traceID)
+	}
 	return c.client.Do(hr)
+}
+
+// safeTraceID admits the trace ID forms wire accepts (32 hex digits or a
+// UUID); anything else is not forwarded rather than failing the request.
+func safeTraceID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Check implements Backend: GET {base}/models must answer 2xx. Servers that
