@@ -57,9 +57,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(8)
+	infra := newGroup(9)
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
+	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/meshnode/meshnode/dirbridge/nodeapi"
 	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/cx"
 	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
@@ -78,6 +80,8 @@ type daemon struct {
 
 	admin      *admin.Server
 	taskClient *http.Client
+	cxRing     *cx.KeyRing
+	cxProvider *cx.Provider
 
 	mu            sync.Mutex
 	tokens        map[string]string // directory URL → current node token (LOG-FORBIDDEN)
@@ -128,6 +132,9 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 			return nil, fmt.Errorf("operator token: %w", err)
 		}
 		d.engine.SetNodeToken(d.operatorToken)
+	}
+	if err := d.setupCX(); err != nil {
+		return nil, err
 	}
 	if err := d.setupBridge(reg); err != nil {
 		return nil, err
@@ -182,6 +189,7 @@ func (d *daemon) setupBridge(reg *prometheus.Registry) error {
 		nodeapi.WithLogger(d.o.Logs.For("http")),
 		nodeapi.WithRegistry(reg),
 		nodeapi.WithShutdownTimeout(d.cfg.Node.ShutdownTimeout.D()),
+		nodeapi.WithConfidential(d.cxProvider.Hook()),
 	}
 	switch {
 	case d.cfg.HTTP.TLSCert != "":
@@ -210,6 +218,28 @@ func (d *daemon) setupBridge(reg *prometheus.Registry) error {
 	return nil
 }
 
+// setupCX opens the IICP-CX key ring (X25519, 0600 in the state dir) so
+// callers can encrypt payloads end to end (iicp-confidentiality.md); a
+// rotated key is re-registered at once.
+func (d *daemon) setupCX() error {
+	ring, err := cx.OpenKeyRing(filepath.Join(d.o.Paths.StateDir, cx.DefaultFileName), d.id.NodeID(),
+		cx.WithLogger(d.o.Logs.For("node")),
+		cx.WithOnRotate(func(wire.CXPublicKey) {
+			for _, s := range d.sessions {
+				s.Refresh()
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("cx key ring: %w", err)
+	}
+	prov, err := cx.NewProvider(ring)
+	if err != nil {
+		return fmt.Errorf("cx provider: %w", err)
+	}
+	d.cxRing, d.cxProvider = ring, prov
+	return nil
+}
+
 // implVersion is the iicp-dir.md §3.1 implementation_version grammar.
 var implVersion = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$`)
 
@@ -225,6 +255,9 @@ func (d *daemon) registration() wire.RegisterRequest {
 		PublicKey:          base64.StdEncoding.EncodeToString(d.id.Public()),
 		SDKLanguage:        "go",
 		ImplementationName: "meshnode",
+	}
+	if k := d.cxRing.PublicKey(); k.PublicKey != "" || k.Key != "" {
+		req.CXPublicKey = &k
 	}
 	if implVersion.MatchString(d.o.Version) {
 		req.ImplementationVersion = d.o.Version
