@@ -169,4 +169,3 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("end-to-end run took %v", time.Since(start0).Round(time.Millisecond))
 }
-

@@ -236,4 +236,3 @@ func status(t *testing.T, bin, home string) *admin.Status {
 	}
 	return &st
 }
-
