@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,8 +14,10 @@ import (
 const (
 	// bootstrapDialers bounds concurrent bootstrap dials.
 	bootstrapDialers = 8
-	// bootstrapRecheck is how often an isolated node re-dials its bootstrap peers.
-	bootstrapRecheck = 30 * time.Second
+	// bootstrapRecheck is the longest pause between bootstrap rounds of an
+	// isolated node; bootstrapRetryMin the first.
+	bootstrapRecheck  = 30 * time.Second
+	bootstrapRetryMin = 500 * time.Millisecond
 	// bootstrapProtectTag keeps the connection manager from trimming the
 	// first links into the mesh.
 	bootstrapProtectTag = "meshnode-bootstrap"
@@ -48,6 +51,7 @@ func (m *Mesh) addBootstrap(infos []peer.AddrInfo) int {
 			continue
 		}
 		m.boot[ai.ID] = ai
+		delete(m.bootTried, ai.ID)
 		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
 		n++
 	}
@@ -65,30 +69,63 @@ func (m *Mesh) bootstrapPeers() []peer.AddrInfo {
 	return out
 }
 
-// bootstrapLoop dials bootstrap peers at start, whenever new ones are
-// added, and again whenever the node finds itself without connections.
+// bootstrapLoop dials bootstrap peers at start and whenever new ones are
+// added. While the node has no connection at all it retries with backoff
+// from bootstrapRetryMin up to bootstrapRecheck (a busy bootstrap peer may
+// refuse a burst of newcomers).
 func (m *Mesh) bootstrapLoop(ctx context.Context) {
-	t := time.NewTicker(bootstrapRecheck)
+	wait := bootstrapRetryMin
+	t := time.NewTimer(0)
 	defer t.Stop()
-	m.connectBootstrap(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.kickBoot:
-			m.connectBootstrap(ctx)
 		case <-t.C:
-			if len(m.h.Network().Peers()) == 0 {
-				m.connectBootstrap(ctx)
+		}
+		if len(m.h.Network().Peers()) == 0 || m.hasUnconnectedBootstrap() {
+			m.connectBootstrap(ctx)
+		}
+		if len(m.h.Network().Peers()) == 0 {
+			// Jittered so newcomers refused together do not retry together.
+			wait = min(2*wait, bootstrapRecheck)
+			wait = time.Duration(float64(wait) * (0.5 + mrand.Float64()))
+		} else {
+			wait = bootstrapRecheck
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
 			}
 		}
+		t.Reset(wait)
 	}
+}
+
+// hasUnconnectedBootstrap reports whether a bootstrap peer added since the
+// last round has never been connected.
+func (m *Mesh) hasUnconnectedBootstrap() bool {
+	m.bootMu.Lock()
+	defer m.bootMu.Unlock()
+	for id := range m.boot {
+		if !m.bootTried[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // connectBootstrap dials every unconnected bootstrap peer and, once any
 // connection exists, refreshes the DHT routing table.
 func (m *Mesh) connectBootstrap(ctx context.Context) {
 	peers := m.bootstrapPeers()
+	m.bootMu.Lock()
+	for _, ai := range peers {
+		m.bootTried[ai.ID] = true
+	}
+	m.bootMu.Unlock()
 	sem := make(chan struct{}, bootstrapDialers)
 	var wg sync.WaitGroup
 	for _, ai := range peers {
@@ -105,6 +142,9 @@ func (m *Mesh) connectBootstrap(ctx context.Context) {
 			defer func() { <-sem }()
 			dctx, cancel := context.WithTimeout(ctx, DefaultBootstrapDialTimeout)
 			defer cancel()
+			// Our own backoff paces these rounds; the swarm's per-address dial
+			// backoff would otherwise refuse the retry outright.
+			dctx = network.WithForceDirectDial(dctx, "meshnode bootstrap")
 			if err := m.h.Connect(dctx, ai); err != nil {
 				m.log.Debug("bootstrap dial failed", "peer", logPeer(ai.ID), "error", err)
 				return

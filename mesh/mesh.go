@@ -60,8 +60,9 @@ type Mesh struct {
 	breakers *breakers
 	stats    stats
 
-	bootMu sync.Mutex
-	boot   map[peer.ID]peer.AddrInfo
+	bootMu    sync.Mutex
+	boot      map[peer.ID]peer.AddrInfo
+	bootTried map[peer.ID]bool // dialled at least once since added
 
 	lookupMu sync.Mutex
 	lookups  map[string]bool // intents with a background DHT lookup running
@@ -107,6 +108,7 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 		table:      newPeerTable(h.ID()),
 		breakers:   newBreakers(cfg.BreakerThreshold, cfg.BreakerOpenFor),
 		boot:       make(map[peer.ID]peer.AddrInfo),
+		bootTried:  make(map[peer.ID]bool),
 		lookups:    make(map[string]bool),
 		kickAdvert: make(chan struct{}, 1),
 		kickBoot:   make(chan struct{}, 1),
