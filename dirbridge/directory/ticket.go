@@ -93,9 +93,13 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		"ticket": tok, "ticket_id_prefix": claims.JTI[:ticketIDPrefixLen], "expires_at": claims.Exp,
 		"issued_at": claims.IAT, "issuer": claims.Iss, "intent": req.Intent, "node_id": rec.NodeID,
 		"node_id_prefix": idPrefix(rec.NodeID), "score": c.score,
+		// The deployed SDKs build their discover Node from route: the Rust
+		// client requires score, available and region (iicp-client-rust
+		// src/client.rs ticketed_candidates, src/types.rs Node).
 		"route": map[string]any{
 			"node_id": rec.NodeID, "endpoint": rec.Endpoint, "transport_endpoint": optional(rec.TransportEndpoint),
 			"cx_public_key": cx, "extensions": rec.Extensions,
+			"score": c.score, "available": c.st.Available, "region": rec.Region, "load": normalizedLoad(rec, c.st),
 		},
 		"algorithm": "ed25519", "data_class": "ticketed_route_dispatch", "route_fields_present": true,
 		"prompt_payload_accepted": false,
