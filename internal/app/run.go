@@ -176,7 +176,7 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	if d.firstRun {
 		fmt.Fprintf(&b, "meshnode: first run — created identity %s and config %s\n", d.o.Paths.IdentityKey, d.o.Paths.ConfigFile)
 	}
-	fmt.Fprintf(&b, "meshnode %s is up\n", d.o.Version)
+	fmt.Fprintf(&b, "meshnode is up (version %s)\n", d.o.Version)
 	fmt.Fprintf(&b, "  node ID      %s\n", rt.NodeID)
 	if rt.PeerID != "" {
 		fmt.Fprintf(&b, "  peer ID      %s\n", rt.PeerID)
