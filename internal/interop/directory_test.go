@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/internal/interop"
 	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
@@ -299,4 +300,29 @@ func sameJSON(a, b json.RawMessage) bool {
 func mustJSONNoT(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// TestDIR_DISPATCH_01_IssuerFromPublicURL: behind a proxy the directory is
+// configured with its public base URL; the ticket iss is that URL without
+// /api, which is what an SDK configured with it expects.
+func TestDIR_DISPATCH_01_IssuerFromPublicURL(t *testing.T) {
+	const public = "https://directory.example.test/api/"
+	dir := startDirectory(t, func(c *directory.Config) { c.PublicURL = public })
+	node := startNode(t, nodeOpts{plaintext: true})
+	p := registerPython(t, dir, node)
+	_, kb := dir.do(t, http.MethodGet, p.dirAPI+"/v1/directory-key", "", nil)
+	var key struct {
+		PublicKey string `json:"public_key"`
+	}
+	_ = json.Unmarshal(kb, &key)
+	st, b := dir.do(t, http.MethodPost, p.dirAPI+"/v1/dispatch/ticket", "", map[string]any{"intent": wire.IntentChat})
+	var out struct {
+		Ticket string `json:"ticket"`
+	}
+	if st != http.StatusCreated || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("ticket: %d %s", st, b)
+	}
+	if _, ok := sdkVerifyTicket(out.Ticket, key.PublicKey, interop.TicketIssuer(public), p.nodeID, wire.IntentChat, time.Now().Unix()); !ok {
+		t.Fatalf("iss is not %q: %s", interop.TicketIssuer(public), b)
+	}
 }
