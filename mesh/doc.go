@@ -4,5 +4,53 @@
 // (server and client), peer selection, retry and circuit breaking.
 //
 // mesh may import wire and libp2p. It reaches the task engine only through
-// the small interface it declares; it must not import node, dirbridge or cmd.
+// the small interface it declares (TaskEngine); it must not import node,
+// dirbridge or cmd.
+//
+// # Composition
+//
+//	h, _ := mesh.NewHost(ctx, identityKey, mesh.HostConfig{NAT: true})
+//	m, _ := mesh.New(h, mesh.Config{NodeID: id, Capabilities: caps, MaxConcurrent: n, Load: engine.Load}, engine)
+//	go m.Serve(ctx)                                   // until ctx ends; then closes the mesh, not the host
+//	reg.Extensions[mesh.P2PExtensionKey] = mesh.P2PExtension(h)
+//	m.AddBootstrapPeers(infosFromDiscover)            // via mesh.ParseP2PExtension
+//	resp, info, err := m.Call(ctx, call, mesh.CallOptions{ConsumerToken: tok})
+//	if errors.Is(err, mesh.ErrNoCandidate) { /* directory discover + HTTP */ }
+//
+// # Finding peers
+//
+// Bootstrap peers come from configuration and from the meshnode.p2p
+// extension of directory results, never from the IPFS defaults. The DHT
+// speaks /meshnode/kad/1.0.0; every served intent is provided under
+// IntentCID(intent) and re-provided hourly. Every node publishes an Advert
+// on the gossip topic /meshnode/adverts/1.0.0 every AdvertInterval, at once
+// when its load moves by LoadChangeThreshold, and when peers join the topic.
+// Adverts are integer-keyed CBOR in StrictSign pubsub messages; the topic
+// validator rejects malformed, unsigned, oversized and wrong-origin adverts
+// (the advert's peer_id must be the signer) and ignores stale, replayed,
+// future-dated and rate-limited ones. The PeerTable merges adverts by
+// (peer, seq), newest wins, and forgets peers silent for PeerTTL (90 s).
+//
+// # Task protocol
+//
+// One stream per task (iicp-framing.md §10.4), IICP 12-byte frames:
+//
+//	client → [HEADERS 0xF0 {1: consumer_token}]  CALL 0x05
+//	server → RESPONSE 0x06 | CLOSE 0x07 {1: reason, 2: message}
+//
+// /iicp/task/1.0.0 carries strict native CBOR, /iicp/task-json/1.0.0 the
+// JSON bodies. The server caps the CALL frame (MaxCallBytes, 1 MiB) before
+// allocating, derives its deadline from constraints.timeout_ms, runs the
+// engine with wire.Caller{PeerID, Transport: "quic", RemoteIP,
+// ConsumerToken}, answers one frame and closes; any I/O error resets.
+// Frame-level faults follow the §9.6 disposition table. Decisions are in
+// docs/spec-decisions.md, section "mesh".
+//
+// # Direct calls
+//
+// Call ranks eligible peers (table ∪ DHT) by a local selection value (the
+// iicp-semantics.md §3.1 formula on the peer's advert blended with
+// measured RTT), retries per §6.1 on other peers, switches at once on
+// capacity_exceeded (§2.2), and skips peers whose circuit is open (§7.1:
+// 5 failures, 30 s, single half-open probe).
 package mesh
