@@ -185,3 +185,37 @@ func TestMeshFailoverWhenIdleNodeDies(t *testing.T) {
 		})
 	}
 }
+
+// TestMeshCapacityExceededSwitchesWithoutBackoff: iicp-semantics.md §2.2 —
+// a capacity_exceeded answer moves the call to the next peer at once; the
+// (deliberately long) retry backoff is not applied.
+func TestMeshCapacityExceededSwitchesWithoutBackoff(t *testing.T) {
+	ccfg := testConfig("client", false)
+	ccfg.RetryBase = 3 * time.Second
+	client := startNode(t, newTestHost(t, false), ccfg)
+	full := startNode(t, newTestHost(t, false), testConfig("full", true))
+	cfg := testConfig("free", true)
+	cfg.Load = func() (float64, int) { return 0.9, 7 } // ranked after "full"
+	free := startNode(t, newTestHost(t, false), cfg)
+	full.engine.setFail(wire.CodeCapacityExceeded)
+	boot := []peer.AddrInfo{{ID: client.h.ID(), Addrs: client.h.Addrs()}}
+	full.m.AddBootstrapPeers(boot)
+	free.m.AddBootstrapPeers(boot)
+	nodes := []*testNode{client, full, free}
+	waitFor(t, 10*time.Second, "adverts", func() bool { return allServersKnown(nodes, func(i int) bool { return i > 0 }) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	resp, info, err := client.m.Call(ctx, testCall(), CallOptions{})
+	elapsed := time.Since(start)
+	if err != nil || resp.Status != wire.StatusSuccess || info.Peer != free.h.ID() || info.Attempts != 2 {
+		t.Fatalf("resp %+v info %+v err %v", resp, info, err)
+	}
+	if elapsed >= ccfg.RetryBase*8/10 {
+		t.Fatalf("switch took %v: backoff was applied", elapsed)
+	}
+	if n := client.m.breakers.consecutive(full.h.ID()); n != 0 {
+		t.Fatalf("capacity_exceeded counted %d breaker failures", n)
+	}
+}

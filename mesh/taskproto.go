@@ -117,8 +117,6 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 			return
 		}
 		defer m.wg.Done()
-		m.active.Add(1)
-		defer m.active.Add(-1)
 		defer func() {
 			// An engine bug must not take the node down with it.
 			if r := recover(); r != nil {
@@ -140,6 +138,9 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 		m.refuse(s, c, ref)
 		return
 	}
+	// Only executing tasks count as load; a stream still sending its CALL does not.
+	m.active.Add(1)
+	defer m.active.Add(-1)
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
 	ctx, cancel := context.WithTimeout(m.ctx, timeout+execGrace)
 	defer cancel()
