@@ -17,7 +17,7 @@ import (
 func TestMeshTenNodesLearnAndCall(t *testing.T) {
 	serves := func(i int) bool { return i%2 == 0 }
 	nodes := startCluster(t, 10, false, serves)
-	waitFor(t, 10*time.Second, "every node to learn every advert", func() bool { return allServersKnown(nodes, serves) })
+	waitFor(t, 20*time.Second, "every node to learn every advert", func() bool { return allServersKnown(nodes, serves) })
 
 	servers := map[peer.ID]*testNode{}
 	for i, n := range nodes {
@@ -47,7 +47,7 @@ func TestMeshFailoverWhenChosenNodeDies(t *testing.T) {
 	for _, n := range nodes[1:] {
 		n.engine.block = make(chan struct{})
 	}
-	waitFor(t, 5*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
+	waitFor(t, 15*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
 
 	type result struct {
 		resp *wire.Response
@@ -62,7 +62,7 @@ func TestMeshFailoverWhenChosenNodeDies(t *testing.T) {
 		done <- result{resp, info, err}
 	}()
 	var victim, survivor *testNode
-	waitFor(t, 5*time.Second, "a server to receive the call", func() bool {
+	waitFor(t, 10*time.Second, "a server to receive the call", func() bool {
 		for i, n := range nodes[1:] {
 			if n.engine.calls.Load() > 0 {
 				victim, survivor = n, nodes[2-i]
@@ -107,7 +107,7 @@ func TestMeshCircuitBreakerOpensAndCloses(t *testing.T) {
 	serves := func(i int) bool { return i == 1 }
 	nodes := startCluster(t, 2, false, serves)
 	client, server := nodes[0], nodes[1]
-	waitFor(t, 5*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
+	waitFor(t, 15*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
 	server.engine.setFail(wire.CodeUnavailable)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -168,7 +168,7 @@ func TestMeshFailoverWhenIdleNodeDies(t *testing.T) {
 			busy.m.AddBootstrapPeers(boot)
 			nodes := []*testNode{client, best, busy}
 			serves := func(i int) bool { return i > 0 }
-			waitFor(t, 5*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
+			waitFor(t, 15*time.Second, "adverts", func() bool { return allServersKnown(nodes, serves) })
 
 			best.stop(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -202,7 +202,7 @@ func TestMeshCapacityExceededSwitchesWithoutBackoff(t *testing.T) {
 	full.m.AddBootstrapPeers(boot)
 	free.m.AddBootstrapPeers(boot)
 	nodes := []*testNode{client, full, free}
-	waitFor(t, 10*time.Second, "adverts", func() bool { return allServersKnown(nodes, func(i int) bool { return i > 0 }) })
+	waitFor(t, 15*time.Second, "adverts", func() bool { return allServersKnown(nodes, func(i int) bool { return i > 0 }) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -35,7 +35,7 @@ func newAttacker(t *testing.T, victim host.Host, opts ...pubsub.Option) *attacke
 	if err := h.Connect(ctx, peer.AddrInfo{ID: victim.ID(), Addrs: victim.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "attacker to see the victim on the topic", func() bool {
+	waitFor(t, 10*time.Second, "attacker to see the victim on the topic", func() bool {
 		return slices.Contains(topic.ListPeers(), victim.ID())
 	})
 	return &attacker{h: h, topic: topic}
@@ -98,7 +98,7 @@ func TestGossipRejectsBadAdverts(t *testing.T) {
 	for _, tc := range cases {
 		before := victim.m.Stats()[tc.reason]
 		att.publish(t, tc.data)
-		waitFor(t, 5*time.Second, tc.name+" to be counted as "+tc.reason, func() bool {
+		waitFor(t, 10*time.Second, tc.name+" to be counted as "+tc.reason, func() bool {
 			return victim.m.Stats()[tc.reason] > before
 		})
 		if victim.m.table.Len() != 0 {
@@ -108,10 +108,10 @@ func TestGossipRejectsBadAdverts(t *testing.T) {
 
 	// A valid advert is accepted; a replay with a lower seq is ignored.
 	att.publish(t, mustEncode(t, validAdvert(att.h.ID(), 100, time.Now())))
-	waitFor(t, 5*time.Second, "valid advert", func() bool { seq, ok := victim.m.table.advertSeq(att.h.ID()); return ok && seq == 100 })
+	waitFor(t, 10*time.Second, "valid advert", func() bool { seq, ok := victim.m.table.advertSeq(att.h.ID()); return ok && seq == 100 })
 	before := victim.m.Stats()[reasonStale]
 	att.publish(t, mustEncode(t, validAdvert(att.h.ID(), 50, time.Now())))
-	waitFor(t, 5*time.Second, "replay to be ignored", func() bool { return victim.m.Stats()[reasonStale] > before })
+	waitFor(t, 10*time.Second, "replay to be ignored", func() bool { return victim.m.Stats()[reasonStale] > before })
 	if seq, _ := victim.m.table.advertSeq(att.h.ID()); seq != 100 {
 		t.Fatalf("replay replaced seq 100 with %d", seq)
 	}
@@ -121,7 +121,7 @@ func TestGossipRejectsBadAdverts(t *testing.T) {
 	unsigned := newAttacker(t, victim.h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign))
 	unsigned.publish(t, mustEncode(t, validAdvert(unsigned.h.ID(), 1, time.Now())))
 	att.publish(t, mustEncode(t, validAdvert(att.h.ID(), 101, time.Now())))
-	waitFor(t, 5*time.Second, "marker advert", func() bool { seq, _ := victim.m.table.advertSeq(att.h.ID()); return seq == 101 })
+	waitFor(t, 10*time.Second, "marker advert", func() bool { seq, _ := victim.m.table.advertSeq(att.h.ID()); return seq == 101 })
 	if _, ok := victim.m.table.get(unsigned.h.ID()); ok {
 		t.Fatal("unsigned advert reached the peer table")
 	}

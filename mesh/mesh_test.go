@@ -13,7 +13,7 @@ import (
 // consumer token, and returns the engine's result.
 func TestTwoNodesAdvertAndCall(t *testing.T) {
 	nodes := startCluster(t, 2, false, func(i int) bool { return i == 0 })
-	waitFor(t, 10*time.Second, "adverts", func() bool { return allServersKnown(nodes, func(i int) bool { return i == 0 }) })
+	waitFor(t, 15*time.Second, "adverts", func() bool { return allServersKnown(nodes, func(i int) bool { return i == 0 }) })
 	for _, useJSON := range []bool{false, true} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		call := testCall()

@@ -208,10 +208,10 @@ func TestTaskProtoCallerCancelStopsEngine(t *testing.T) {
 		_, _, err := client.m.Call(ctx, testCall(), CallOptions{Peer: server.h.ID()})
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "the engine to start", func() bool { return server.engine.calls.Load() == 1 })
+	waitFor(t, 10*time.Second, "the engine to start", func() bool { return server.engine.calls.Load() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the server handler to finish", func() bool { return server.m.active.Load() == 0 })
+	waitFor(t, 10*time.Second, "the server handler to finish", func() bool { return server.m.active.Load() == 0 })
 }
