@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -72,9 +73,22 @@ type Config struct {
 	AddressHistoryRetention time.Duration
 	// BcryptCost is the token hash cost (tests lower it).
 	BcryptCost int
-	// ProbationMinTasks is the completed-task count below which a node is in
-	// probation and hidden from qos=interactive (iicp-dir.md §3.4).
+	// ProbationMinTasks is the completed-task count a node needs to leave
+	// probation (iicp-dir.md §3.4); see probation.go for the whole rule.
 	ProbationMinTasks int64
+	// ProbationMinAge is how long a node must have been registered to leave
+	// probation: the directory-observed half of the rule, since task counts
+	// are self-reported (iicp-semantics.md §11.2). Negative: no age
+	// requirement.
+	ProbationMinAge time.Duration
+	// ProbationShare is the share of a qos=interactive answer (rounded
+	// down) that probationary nodes may take beside graduated ones; they
+	// also fill places graduated nodes leave empty. Negative: none beyond
+	// the empty places.
+	ProbationShare float64
+	// ProbationPerNetwork caps probationary nodes per source network (/24,
+	// /48) in one interactive answer. Negative: no cap.
+	ProbationPerNetwork int
 	// AllowHighRisk lifts the public-mesh refusal of high_risk intents (a
 	// private compliance profile). Prohibited intents are always refused.
 	AllowHighRisk bool
@@ -95,6 +109,9 @@ var defaults = Config{
 	AddressHistoryRetention: 35 * 24 * time.Hour,
 	BcryptCost:              10,
 	ProbationMinTasks:       100,
+	ProbationMinAge:         time.Hour,
+	ProbationShare:          0.2,
+	ProbationPerNetwork:     1,
 	Version:                 "dev",
 }
 
@@ -124,6 +141,13 @@ func (c *Config) applyDefaults() {
 	if c.ProbationMinTasks == 0 {
 		c.ProbationMinTasks = defaults.ProbationMinTasks
 	}
+	setDur(&c.ProbationMinAge, defaults.ProbationMinAge)
+	if c.ProbationShare == 0 {
+		c.ProbationShare = defaults.ProbationShare
+	}
+	if c.ProbationPerNetwork == 0 {
+		c.ProbationPerNetwork = defaults.ProbationPerNetwork
+	}
 	if c.Version == "" {
 		c.Version = defaults.Version
 	}
@@ -151,6 +175,9 @@ func (c *Config) validate() error {
 	}
 	if c.AddressHistoryRetention < minAddressRetention {
 		return fmt.Errorf("directory: address history retention %v is below the 30-day minimum (DIR-ADDR-06)", c.AddressHistoryRetention)
+	}
+	if c.ProbationShare > 1 || math.IsNaN(c.ProbationShare) || c.ProbationMinTasks < 0 {
+		return errors.New("directory: ProbationShare must be at most 1 and ProbationMinTasks >= 0")
 	}
 	if c.RegisterRateLimit < 0 || c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return errors.New("directory: rate limit must be >= 0 and bcrypt cost in 4..31")

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,14 +80,27 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 	if _, n = h.discover("intent=" + chat + "&cip_capable=1"); len(n) != 1 || n[0]["cip_conformance_level"] != "CIP-Provider" {
 		t.Errorf("DIR-CIP-02: %v", n)
 	}
-	// Probation: no node has 100 completed tasks yet.
-	if _, n = h.discover("intent=" + chat + "&qos=interactive"); len(n) != 0 {
-		t.Errorf("probation filter: %d", len(n))
+	// Probation (decision in docs/spec-decisions.md): nobody has graduated,
+	// so interactive answers with probationary nodes, at most one per source
+	// network (all four share loopback); realtime stays closed.
+	if _, n = h.discover("intent=" + chat + "&qos=interactive"); len(n) != 1 {
+		t.Errorf("probation per-network cap: %d", len(n))
+	}
+	if _, n = h.discover("intent=" + chat + "&qos=realtime"); len(n) != 0 {
+		t.Errorf("realtime must exclude probation: %d", len(n))
 	}
 	h.heartbeat(ids["node2"], toks["node2"], map[string]any{"metrics": map[string]any{"tasks_success": 100}, "metrics_batch_id": "b1"})
 	h.heartbeat(ids["node2"], toks["node2"], map[string]any{"metrics": map[string]any{"tasks_success": 100}, "metrics_batch_id": "b1"})
-	if _, n = h.discover("intent=" + chat + "&qos=interactive"); len(n) != 1 || n[0]["completed_tasks_count"].(float64) != 100 {
-		t.Errorf("probation pass / batch idempotency: %v", n)
+	if m := h.do(http.MethodGet, "/v1/node/"+ids["node2"], nil, nil).json(t); m["probation"] != true || m["completed_tasks_count"].(float64) != 100 {
+		t.Errorf("100 self-reported tasks alone must not graduate / batch idempotency: %v %v", m["probation"], m["completed_tasks_count"])
+	}
+	h.clock.Advance(time.Hour)
+	for host := range ids {
+		h.heartbeat(ids[host], toks[host], nil)
+	}
+	_, n = h.discover("intent=" + chat + "&qos=interactive")
+	if len(n) != 2 || !slices.ContainsFunc(n, func(m map[string]any) bool { return m["node_id"] == ids["node2"] }) {
+		t.Errorf("graduated node2 plus one probationary node: %v", n)
 	}
 	if _, n = h.discover("intent=urn:iicp:intent:llm:embedding:v1"); len(n) != 0 {
 		t.Errorf("other intent: %d", len(n))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
@@ -41,6 +42,9 @@ type scored struct {
 	e     *entry
 	st    *nodeState
 	score float64
+	// item is the ranking item it came from (nil outside discover); it
+	// caches the node's encoding.
+	item *rankItem
 }
 
 func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
@@ -52,29 +56,72 @@ func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	cands := s.candidates(&q, now, q.limit, nil)
-	nodes := make([]any, 0, len(cands))
-	for _, c := range cands {
-		if q.public {
-			nodes = append(nodes, s.publicView(c, q.intent, now))
-		} else {
-			nodes = append(nodes, s.dispatchView(c, q.intent, now))
-		}
-	}
-	resp := map[string]any{
-		"nodes": nodes, "count": len(nodes), "query_ms": time.Since(start).Milliseconds(),
-		"relay_available": false, "dispatch_ticket_endpoint": "/v1/dispatch/ticket", "ticketed_dispatch_available": true,
-	}
+	buf := discoverBufs.Get().(*[]byte)
+	b := s.appendNodeList(append((*buf)[:0], `{"count":`...), &q, cands, now)
+	b = strconv.AppendInt(append(b, `,"query_ms":`...), time.Since(start).Milliseconds(), 10)
 	if q.public {
-		resp["view"], resp["data_class"], resp["route_fields_present"] = "public", "public_presentation", false
-		resp["redaction"] = map[string]string{
-			"node_id": "node_id_prefix_only", "endpoint": "omitted", "transport_endpoint": "omitted",
-			"transport_metadata": "omitted", "cx_public_key": "key_ready_boolean_only", "extensions": "omitted",
-		}
+		b = append(b, publicListTail...)
 	} else {
-		resp["view"], resp["data_class"], resp["route_fields_present"] = "dispatch", "route_dispatch", true
+		b = append(b, dispatchListTail...)
 	}
-	w.Header().Set("Cache-Control", discoverCacheControl)
-	writeJSON(w, http.StatusOK, resp)
+	h := w.Header()
+	h.Set("Cache-Control", discoverCacheControl)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledDiscoverBuf {
+		*buf = b
+		discoverBufs.Put(buf)
+	}
+}
+
+// The NODELIST envelope around "nodes", in the key order encoding/json
+// gives a map (the shape the handler always had), so a discover answer is
+// one pass of appends over cached node fragments.
+const (
+	dispatchListHead = `,"data_class":"route_dispatch","dispatch_ticket_endpoint":"/v1/dispatch/ticket","nodes":[`
+	publicListHead   = `,"data_class":"public_presentation","dispatch_ticket_endpoint":"/v1/dispatch/ticket","nodes":[`
+	dispatchListTail = `,"relay_available":false,"route_fields_present":true,"ticketed_dispatch_available":true,"view":"dispatch"}` + "\n"
+	publicListTail   = `,"redaction":{"cx_public_key":"key_ready_boolean_only","endpoint":"omitted","extensions":"omitted",` +
+		`"node_id":"node_id_prefix_only","transport_endpoint":"omitted","transport_metadata":"omitted"},` +
+		`"relay_available":false,"route_fields_present":false,"ticketed_dispatch_available":true,"view":"public"}` + "\n"
+	// maxPooledDiscoverBuf keeps one unusually large answer from pinning
+	// its buffer in the pool.
+	maxPooledDiscoverBuf = 256 << 10
+)
+
+var discoverBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// appendNodeList appends count, the fixed fields and the nodes array.
+func (s *Server) appendNodeList(b []byte, q *query, cands []scored, now time.Time) []byte {
+	b = strconv.AppendInt(b, int64(len(cands)), 10)
+	view := 1
+	if q.public {
+		view = 0
+		b = append(b, publicListHead...)
+	} else {
+		b = append(b, dispatchListHead...)
+	}
+	for i, c := range cands {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.item.fragmentFor(view, q.region, c.score, func() []byte {
+			var v any
+			if q.public {
+				v = s.publicView(c, q.intent, now)
+			} else {
+				v = s.dispatchView(c, q.intent, now)
+			}
+			raw, err := json.Marshal(v)
+			if err != nil { // our own types: cannot happen; keep the list valid
+				return []byte("null")
+			}
+			return raw
+		})...)
+	}
+	return append(b, ']')
 }
 
 // parseDiscover validates the §3.3 query parameters; every bad value is a 422.
@@ -156,51 +203,6 @@ func unitParam(v url.Values, name string) (float64, *wire.Error) {
 	return f, nil
 }
 
-// candidates returns the best k nodes eligible now for q, sorted by score
-// descending (ties by node_id for a stable order). It walks only the
-// intent's bucket of the in-memory index, never the whole table, and keeps
-// a bounded top-k instead of sorting every candidate.
-func (s *Server) candidates(q *query, now time.Time, k int, skip func(*entry) bool) []scored {
-	top := make([]scored, 0, k)
-	s.store.idx.forIntent(q.intent, func(e *entry) {
-		st := e.state.Load()
-		if !st.Available || !s.live(st, now) || st.Reputation < q.minReputation {
-			return
-		}
-		if q.modality != "" && !contains(e.modalities[q.intent], q.modality) {
-			return
-		}
-		if q.cipCapable && !cipCapable(e.rec) {
-			return
-		}
-		if q.maxMultiplier > 0 && defaultMultiplier > q.maxMultiplier {
-			return
-		}
-		if !s.passesProbation(q.qos, st) || (skip != nil && skip(e)) {
-			return
-		}
-		sc := score(e.rec, st, q.region, now)
-		if sc < minScore || sc < q.minScore {
-			return
-		}
-		c := scored{e: e, st: st, score: sc}
-		if len(top) == k && !better(c, top[k-1]) {
-			return
-		}
-		i := len(top)
-		if i < k {
-			top = append(top, c)
-		} else {
-			i = k - 1
-		}
-		for ; i > 0 && better(c, top[i-1]); i-- {
-			top[i] = top[i-1]
-		}
-		top[i] = c
-	})
-	return top
-}
-
 // better orders candidates: higher score first, then lower node_id.
 func better(a, b scored) bool {
 	if a.score != b.score {
@@ -212,17 +214,6 @@ func better(a, b scored) bool {
 // defaultMultiplier is every node's credit_cost_multiplier: no node declares
 // pricing here (ADR-019 default 1.0).
 const defaultMultiplier = 1.0
-
-// passesProbation applies the §3.4 QoS probation filter.
-func (s *Server) passesProbation(qos string, st *nodeState) bool {
-	switch qos {
-	case wire.QoSInteractive:
-		return st.CompletedTasks >= s.cfg.ProbationMinTasks
-	case wire.QoSRealtime:
-		return st.CompletedTasks >= realtimeProbationFactor*s.cfg.ProbationMinTasks && st.Reputation >= realtimeMinReputation
-	}
-	return true
-}
 
 func cipCapable(rec *NodeRecord) bool {
 	return rec.AllowRemoteInference || rec.CIPLevel == "CIP-Provider" || rec.CIPLevel == "CIP-Full"

@@ -11,16 +11,20 @@ import (
 // heartbeatBody is PING (iicp-core.md §4.1, iicp-dir.md §3.2). Unknown
 // fields (updater evidence, challenge_response) are ignored.
 type heartbeatBody struct {
-	NodeID     string   `json:"node_id"`
-	Load       *float64 `json:"load"`
-	ActiveJobs *int     `json:"active_jobs"`
-	Available  *bool    `json:"available"`
-	SLAP95Ms   *int64   `json:"sla_p95_ms"`
-	Metrics    *struct {
-		TasksSuccess int64 `json:"tasks_success"`
-		TasksFailed  int64 `json:"tasks_failed"`
-	} `json:"metrics"`
-	MetricsBatchID string `json:"metrics_batch_id"`
+	NodeID         string            `json:"node_id"`
+	Load           *float64          `json:"load"`
+	ActiveJobs     *int              `json:"active_jobs"`
+	Available      *bool             `json:"available"`
+	SLAP95Ms       *int64            `json:"sla_p95_ms"`
+	Metrics        *heartbeatMetrics `json:"metrics"`
+	MetricsBatchID string            `json:"metrics_batch_id"`
+}
+
+// heartbeatMetrics are the self-reported task outcomes since the previous
+// accepted batch (iicp-dir.md §3.2).
+type heartbeatMetrics struct {
+	TasksSuccess int64 `json:"tasks_success"`
+	TasksFailed  int64 `json:"tasks_failed"`
 }
 
 // pong is the heartbeat answer (iicp-core.md §4.2, iicp-dir.md §3.2).
@@ -128,6 +132,7 @@ func (s *Server) applyHeartbeat(e *entry, b *heartbeatBody, now time.Time, ip st
 			}
 		}
 		if e.state.CompareAndSwap(old, &next) {
+			s.store.idx.refreshRanks(e)
 			var addr *addrEvent
 			if ip != "" && ip != old.ObservedIP { // DIR-ADDR-03/06
 				addr = &addrEvent{nodeID: e.rec.NodeID, ip: ip, kind: "heartbeat", at: now}

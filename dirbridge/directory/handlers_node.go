@@ -60,7 +60,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	c := scored{e: e, st: st, score: score(e.rec, st, "", now)}
 	d := nodeDetail{
 		dispatchNode: s.dispatchView(c, "", now), Status: "active", DormantSince: st.DormantSince,
-		Probation: st.CompletedTasks < s.cfg.ProbationMinTasks, PublicKey: optional(e.rec.PublicKey),
+		Probation: !s.graduated(e.rec, st, now), PublicKey: optional(e.rec.PublicKey),
 		Health: s.health(st, live, now),
 	}
 	if !live {

@@ -14,6 +14,9 @@ type entry struct {
 	// modalities is the union of input modalities per intent, precomputed
 	// so discover's ?modality= filter does not walk capabilities.
 	modalities map[string][]string
+	// ranks are the intent rankings the node sits in (set before the
+	// entry is published, then read-only).
+	ranks []*ranking
 }
 
 // index is the in-memory view discover, heartbeat and auth read. It is kept
@@ -23,6 +26,11 @@ type index struct {
 	mu       sync.RWMutex
 	byID     map[string]*entry
 	byIntent map[string]map[string]*entry
+	// rank holds each intent's sorted candidate list (rank.go); it has the
+	// same members as byIntent.
+	rank map[string]*ranking
+	// policy files ranking items (probation class); set before load.
+	policy   *rankPolicy
 	byToken  map[string]string // credential index -> node id
 	byPrefix map[string]map[string]struct{}
 	// verified holds credential indexes whose bcrypt check already passed
@@ -37,6 +45,7 @@ func newIndex() *index {
 	return &index{
 		byID:     make(map[string]*entry),
 		byIntent: make(map[string]map[string]*entry),
+		rank:     make(map[string]*ranking),
 		byToken:  make(map[string]string),
 		byPrefix: make(map[string]map[string]struct{}),
 		verified: make(map[string]struct{}),
@@ -63,7 +72,7 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 		if cred.Index == "" {
 			e.cred = old.cred
 		}
-		ix.unlinkLocked(old, e.cred.Index != old.cred.Index)
+		ix.unlinkLocked(old, e.cred.Index != old.cred.Index, e.modalities)
 	}
 	e.state.Store(st)
 	ix.byID[rec.NodeID] = e
@@ -74,6 +83,15 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 			ix.byIntent[intent] = m
 		}
 		m[rec.NodeID] = e
+		r := ix.rank[intent]
+		if r == nil {
+			r = newRanking()
+			ix.rank[intent] = r
+		}
+		e.ranks = append(e.ranks, r)
+	}
+	for _, r := range e.ranks {
+		r.put(e, ix.policy) // replaces the old entry's item where it had one
 	}
 	p := idPrefix(rec.NodeID)
 	if ix.byPrefix[p] == nil {
@@ -89,14 +107,22 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 }
 
 // unlinkLocked removes old from the secondary maps; dropToken also revokes
-// its credential (rotation: the old token gets 401 at once).
-func (ix *index) unlinkLocked(old *entry, dropToken bool) {
+// its credential (rotation: the old token gets 401 at once). Rankings of
+// intents in keep are left for the replacing entry's put, so a
+// re-registration never makes the node vanish from discover in between.
+func (ix *index) unlinkLocked(old *entry, dropToken bool, keep map[string][]string) {
 	for intent := range old.modalities {
 		if m := ix.byIntent[intent]; m != nil {
 			delete(m, old.rec.NodeID)
 			if len(m) == 0 {
 				delete(ix.byIntent, intent)
 			}
+		}
+		if _, kept := keep[intent]; kept {
+			continue
+		}
+		if r := ix.rank[intent]; r != nil && r.remove(old.rec.NodeID) {
+			delete(ix.rank, intent)
 		}
 	}
 	p := idPrefix(old.rec.NodeID)
@@ -116,7 +142,7 @@ func (ix *index) remove(id string) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if old, ok := ix.byID[id]; ok {
-		ix.unlinkLocked(old, true)
+		ix.unlinkLocked(old, true, nil)
 		delete(ix.byID, id)
 	}
 }
@@ -164,14 +190,19 @@ func (ix *index) markVerified(credIndex string) {
 	}
 }
 
-// forIntent calls fn for every node registered for intent, under the read
-// lock; fn must not block.
-func (ix *index) forIntent(intent string, fn func(*entry)) {
+// refreshRanks re-files e in every intent it serves; called after a
+// successful state swap.
+func (ix *index) refreshRanks(e *entry) {
+	for _, r := range e.ranks {
+		r.refresh(e, ix.policy)
+	}
+}
+
+// ranking returns intent's ranking (nil when no node serves it).
+func (ix *index) ranking(intent string) *ranking {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	for _, e := range ix.byIntent[intent] {
-		fn(e)
-	}
+	return ix.rank[intent]
 }
 
 // forAll calls fn for every node under the read lock.

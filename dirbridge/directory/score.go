@@ -40,11 +40,27 @@ const outsideWindowFactor = 0.5
 //	                     leading label ("eu-west" vs "eu-central"); 0 otherwise
 //	reputation_score     stored reputation, default 0.5
 func score(rec *NodeRecord, st *nodeState, region string, now time.Time) float64 {
-	s := wAvailability*availabilityFactor(rec.Availability, now) +
-		wLoad*(1-normalizedLoad(rec, st)) +
-		wCapacity*capacityRatio(rec.Limits.MaxConcurrent) +
-		wRegion*regionMatch(region, rec.Region) +
-		wReputation*clamp01(st.Reputation)
+	return scoreFinish(scoreBase(rec, st, availabilityFactor(rec.Availability, now)), regionMatch(region, rec.Region), clamp01(st.Reputation))
+}
+
+// scoreBound is the highest score the node can have at this state for any
+// query and any time (availability and region terms at 1). Floating-point
+// addition and rounding are monotone, so score ≤ scoreBound exactly, which
+// is what lets discover stop walking a ranking early (rank.go).
+func scoreBound(rec *NodeRecord, st *nodeState) float64 {
+	return scoreFinish(scoreBase(rec, st, 1), 1, clamp01(st.Reputation))
+}
+
+// scoreBase is the sum of the terms that do not depend on the query. The
+// explicit conversion rounds it, so a cached base gives bit-identical
+// scores to a fresh one.
+func scoreBase(rec *NodeRecord, st *nodeState, availability float64) float64 {
+	return float64(wAvailability*availability + wLoad*(1-normalizedLoad(rec, st)) + wCapacity*capacityRatio(rec.Limits.MaxConcurrent))
+}
+
+// scoreFinish adds the region and reputation terms and rounds to 4 decimals.
+func scoreFinish(base, region, reputation float64) float64 {
+	s := float64(base+wRegion*region) + wReputation*reputation
 	return math.Round(clamp01(s)*10000) / 10000
 }
 

@@ -29,6 +29,8 @@ type Server struct {
 	onChange func(ChangeEvent)
 	metrics  *metrics
 	handler  http.Handler
+	wraps    []func(http.Handler) http.Handler // federation (replica.go)
+	liveNow  func() time.Time                  // replica liveness clock (replica.go)
 
 	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *limiter
 	trustedProxies                                     []netip.Prefix
@@ -91,7 +93,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.probeLimit = newLimiter(probePerMin, time.Minute)
 	s.peerLimit = newLimiter(1, 30*time.Second) // §3.6: one gossip per 30 s per sender
 	s.metrics = newMetrics(s)
-	s.handler = s.routes()
+	s.handler = s.wrapHandler(s.routes())
 	if cfg.Listen != "" {
 		if err := s.listen(); err != nil {
 			s.store.close()
@@ -130,6 +132,7 @@ func (s *Server) openState(ctx context.Context) error {
 		st.close()
 		return fmt.Errorf("directory: %w", err)
 	}
+	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt}
 	n, err := st.load(ctx)
 	if err != nil {
 		st.close()
@@ -317,6 +320,7 @@ func (s *Server) markDormant(now time.Time) {
 		next.DormantSince = &t
 		next.Available = false
 		if e.state.CompareAndSwap(old, &next) {
+			s.store.idx.refreshRanks(e)
 			s.store.markDirty(e.rec.NodeID, nil)
 		}
 	}
@@ -324,6 +328,9 @@ func (s *Server) markDormant(now time.Time) {
 
 // live reports whether a node was heard from within the liveness window.
 func (s *Server) live(st *nodeState, now time.Time) bool {
+	if s.liveNow != nil {
+		now = s.liveNow()
+	}
 	return now.Sub(st.LastSeen) <= s.cfg.StaleAfter
 }
 

@@ -1,0 +1,199 @@
+package directory
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// rankFixture is a directory without a listener, populated through the
+// store's write path, for exercising candidate selection directly.
+type rankFixture struct {
+	t     *testing.T
+	s     *Server
+	clock *fakeClock
+	rnd   *rand.Rand
+	ids   []string
+}
+
+func newRankFixture(t *testing.T, mutate func(*Config)) *rankFixture {
+	t.Helper()
+	clock := newFakeClock()
+	cfg := Config{StateDir: t.TempDir(), Dev: true, BcryptCost: 4}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s, err := New(cfg, WithClock(clock.Now), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &rankFixture{t: t, s: s, clock: clock, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+var rankRegions = []string{"eu-west", "eu-central", "us-west", "EU-WEST", "ap-south"}
+
+// register adds (or, with id set, re-registers) a node with random traits.
+func (f *rankFixture) register(id string, intents ...string) string {
+	f.t.Helper()
+	r, now := f.rnd, f.clock.Now()
+	if id == "" {
+		id = newUUID()
+		f.ids = append(f.ids, id)
+	}
+	var caps []wire.Capability
+	for _, in := range intents {
+		c := wire.Capability{Intent: in, Models: []string{"m"}, MaxTokens: 1024}
+		if r.IntN(4) == 0 {
+			c.InputModalities = []string{"text", "image"}
+		}
+		caps = append(caps, c)
+	}
+	rec := &NodeRecord{NodeID: id, Endpoint: fmt.Sprintf("https://n%d.example.net", r.IntN(1e6)),
+		Region: rankRegions[r.IntN(len(rankRegions))], Capabilities: caps,
+		Limits: wire.Limits{MaxConcurrent: 1 + r.IntN(20)}, CIPLevel: "CIP-None",
+		AllowRemoteInference: r.IntN(3) == 0, RegisteredAt: now.Add(-time.Duration(r.IntN(7200)) * time.Second), UpdatedAt: now}
+	if r.IntN(5) == 0 {
+		rec.Availability = []wire.AvailabilityWindow{{Start: "11:30", End: "12:30"}}
+	}
+	st := &nodeState{LastSeen: now, Available: r.IntN(10) != 0, Reputation: float64(r.IntN(11)) / 10,
+		CompletedTasks: int64(r.IntN(3000)), ObservedIP: fmt.Sprintf("198.51.%d.%d", r.IntN(4), 1+r.IntN(200))}
+	if r.IntN(2) == 0 {
+		st.Load, st.LoadReported = float64(r.IntN(5))/4, true
+	} else {
+		st.ActiveJobs = r.IntN(4)
+	}
+	ev := ChangeEvent{Kind: ChangeRegister, NodeID: id, Record: rec, At: now}
+	if err := f.s.store.apply(context.Background(), ev, st); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+// heartbeat sends a random PING for a random node through applyHeartbeat.
+func (f *rankFixture) heartbeat() {
+	e := f.s.store.idx.get(f.ids[f.rnd.IntN(len(f.ids))])
+	if e == nil {
+		return
+	}
+	load, avail := float64(f.rnd.IntN(5))/4, f.rnd.IntN(8) != 0
+	b := heartbeatBody{NodeID: e.rec.NodeID, Load: &load, Available: &avail}
+	if f.rnd.IntN(3) == 0 {
+		b.Metrics = &heartbeatMetrics{TasksSuccess: int64(f.rnd.IntN(50)), TasksFailed: int64(f.rnd.IntN(2))}
+		b.MetricsBatchID = fmt.Sprintf("b%d", f.rnd.Int())
+	}
+	if _, _, ok := f.s.applyHeartbeat(e, &b, f.clock.Now(), fmt.Sprintf("198.51.%d.9", f.rnd.IntN(4))); !ok {
+		f.t.Fatal("heartbeat CAS exhausted without contention")
+	}
+}
+
+// fullScan is the reference: every registered node, filtered and scored
+// from its current state, sorted, probation applied by its definition.
+func (f *rankFixture) fullScan(q *query, now time.Time, k int) []scored {
+	var grad, prob []scored
+	f.s.store.idx.forAll(func(e *entry) {
+		st := e.state.Load()
+		if _, ok := e.modalities[q.intent]; !ok || !f.s.eligible(q, e, st, now) {
+			return
+		}
+		if q.qos == wire.QoSRealtime && !f.s.passesRealtime(st) {
+			return
+		}
+		if sc := score(e.rec, st, q.region, now); sc >= minScore && sc >= q.minScore {
+			if f.s.graduated(e.rec, st, now) {
+				grad = append(grad, scored{e: e, st: st, score: sc})
+			} else {
+				prob = append(prob, scored{e: e, st: st, score: sc})
+			}
+		}
+	})
+	sortScored := func(l []scored) {
+		slices.SortFunc(l, func(a, b scored) int {
+			if better(a, b) {
+				return -1
+			}
+			return 1
+		})
+	}
+	sortScored(grad)
+	sortScored(prob)
+	switch q.qos {
+	case wire.QoSRealtime:
+		return grad[:min(k, len(grad))]
+	case wire.QoSInteractive:
+		perNet := map[string]int{}
+		var capped []scored
+		for _, c := range prob {
+			n := networkKey(c.e.rec, c.st)
+			if cp := f.s.cfg.ProbationPerNetwork; cp > 0 && perNet[n] >= cp {
+				continue
+			}
+			perNet[n]++
+			capped = append(capped, c)
+		}
+		return f.s.mergeProbation(grad[:min(k, len(grad))], capped[:min(k, len(capped))], k)
+	}
+	all := append(grad, prob...)
+	sortScored(all)
+	return all[:min(k, len(all))]
+}
+
+func ids(list []scored) []string {
+	out := make([]string, len(list))
+	for i, c := range list {
+		out[i] = fmt.Sprintf("%s@%.4f", c.e.rec.NodeID[:8], c.score)
+	}
+	return out
+}
+
+// TestDIR_DISC_02_RankingMatchesFullScan: the incrementally maintained
+// rankings with early termination return exactly what scoring every node
+// would, through heartbeats, re-registrations, deregistrations, dormancy,
+// availability windows and every query filter.
+func TestDIR_DISC_02_RankingMatchesFullScan(t *testing.T) {
+	f := newRankFixture(t, nil)
+	intents := []string{chat, "urn:iicp:intent:llm:embedding:v1"}
+	for i := range 150 {
+		f.register("", intents[:1+i%2]...)
+	}
+	for round := range 1500 {
+		switch op := f.rnd.IntN(20); {
+		case op < 12:
+			f.heartbeat()
+		case op < 14:
+			f.register(f.ids[f.rnd.IntN(len(f.ids))], intents[f.rnd.IntN(2):]...)
+		case op < 15:
+			id := f.ids[f.rnd.IntN(len(f.ids))]
+			if err := f.s.store.apply(context.Background(), ChangeEvent{Kind: ChangeDeregister, NodeID: id, At: f.clock.Now()}, nil); err != nil {
+				t.Fatal(err)
+			}
+		case op < 16:
+			f.register("", intents[f.rnd.IntN(2)])
+		case op < 17:
+			f.clock.Advance(time.Duration(f.rnd.IntN(40)) * time.Second) // expiry and window edges
+			f.s.markDormant(f.clock.Now())
+		}
+		q := query{intent: intents[f.rnd.IntN(2)], qos: []string{"", wire.QoSBatch, wire.QoSRealtime, wire.QoSInteractive}[f.rnd.IntN(4)]}
+		if f.rnd.IntN(2) == 0 {
+			q.region = rankRegions[f.rnd.IntN(len(rankRegions))]
+		}
+		if f.rnd.IntN(4) == 0 {
+			q.modality = "image"
+		}
+		q.cipCapable = f.rnd.IntN(4) == 0
+		q.minReputation = float64(f.rnd.IntN(3)) / 4
+		k := 1 + f.rnd.IntN(12)
+		now := f.clock.Now()
+		got, want := f.s.candidates(&q, now, k, nil), f.fullScan(&q, now, k)
+		if !slices.Equal(ids(got), ids(want)) {
+			t.Fatalf("round %d query %+v k=%d:\n got %v\nwant %v", round, q, k, ids(got), ids(want))
+		}
+	}
+}
