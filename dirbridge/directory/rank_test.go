@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -196,4 +197,61 @@ func TestDIR_DISC_02_RankingMatchesFullScan(t *testing.T) {
 			t.Fatalf("round %d query %+v k=%d:\n got %v\nwant %v", round, q, k, ids(got), ids(want))
 		}
 	}
+}
+
+// TestDIR_DISC_08_CacheInvalidation: discover serves from incrementally
+// kept rankings and cached node encodings; every change that affects an
+// answer shows in the very next discover (nothing waits for a TTL):
+// registration, load change, re-registration, expiry, revival, explicit
+// unavailability and deregistration.
+func TestDIR_DISC_08_CacheInvalidation(t *testing.T) {
+	h := startHarness(t, nil)
+	nodeIDs := func() []string {
+		_, nodes := h.discover("intent=" + chat)
+		var out []string
+		for _, n := range nodes {
+			out = append(out, fmt.Sprintf("%s@%v", n["node_id"].(string)[:8], n["load"]))
+		}
+		return out
+	}
+	want := func(step string, exp ...string) {
+		t.Helper()
+		if got := nodeIDs(); !slices.Equal(got, exp) {
+			t.Fatalf("%s: got %v, want %v", step, got, exp)
+		}
+	}
+	a, atok := h.register(h.regBody("node1"))
+	want("first registration", a[:8]+"@0")
+	b, btok := h.register(h.regBody("node2"))
+	h.heartbeat(a, atok, map[string]any{"load": 0.5})
+	h.heartbeat(b, btok, map[string]any{"load": 0.25})
+	want("registration and load change", b[:8]+"@0.25", a[:8]+"@0.5")
+	h.heartbeat(a, atok, map[string]any{"load": 0})
+	want("load change re-orders and re-encodes", a[:8]+"@0", b[:8]+"@0.25")
+
+	body := h.regBody("node2")
+	body["node_id"], body["current_node_token"] = b, btok
+	body["capabilities"] = []any{map[string]any{"intent": "urn:iicp:intent:llm:embedding:v1", "models": []string{"e"}, "max_tokens": 512}}
+	r := h.do(http.MethodPost, "/v1/register", body, nil)
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		t.Fatalf("re-register: %d %s", r.status, r.body)
+	}
+	btok = r.json(t)["node_token"].(string)
+	want("re-registration moved node2 to another intent", a[:8]+"@0")
+	if _, n := h.discover("intent=urn:iicp:intent:llm:embedding:v1"); len(n) != 1 || n[0]["node_id"] != b {
+		t.Fatalf("re-registered node missing from its new intent: %v", n)
+	}
+
+	h.clock.Advance(91 * time.Second)
+	want("expiry")
+	h.heartbeat(a, atok, nil)
+	want("revival", a[:8]+"@0")
+	h.heartbeat(a, atok, map[string]any{"available": false})
+	want("unavailable")
+	h.heartbeat(a, atok, nil)
+	want("available again", a[:8]+"@0")
+	if r := h.do(http.MethodDelete, "/v1/register", nil, bearerHdr(atok)); r.status != http.StatusOK {
+		t.Fatalf("deregister: %d %s", r.status, r.body)
+	}
+	want("deregistration")
 }
