@@ -232,6 +232,16 @@ func (c *Chain) Head() (seq int64, nextPrevHash string) { return c.seq, c.prevHa
 
 // Check verifies ev as the next event without advancing the chain.
 func (c *Chain) Check(ev *Event) error {
+	if err := c.checkLink(ev); err != nil {
+		return err
+	}
+	return VerifySignature(c.pub, ev)
+}
+
+// checkLink is Check without the signature: the order, link, shape and
+// signer checks that need the chain. A replica verifies the signatures of
+// a page in parallel (they need no chain) and links them in order.
+func (c *Chain) checkLink(ev *Event) error {
 	if ev.Seq <= c.seq {
 		return &VerifyError{Seq: ev.Seq, Reason: ErrSequence}
 	}
@@ -244,7 +254,7 @@ func (c *Chain) Check(ev *Event) error {
 	if c.signerDID != "" && ev.SignerDID != c.signerDID {
 		return &VerifyError{Seq: ev.Seq, Reason: ErrSigner}
 	}
-	return VerifySignature(c.pub, ev)
+	return nil
 }
 
 // Next verifies ev and, when it is valid, advances the chain past it.
@@ -252,6 +262,8 @@ func (c *Chain) Next(ev *Event) error {
 	if err := c.Check(ev); err != nil {
 		return err
 	}
-	c.seq, c.prevHash = ev.Seq, ChainHash(ev.Sig)
+	c.advance(ev)
 	return nil
 }
+
+func (c *Chain) advance(ev *Event) { c.seq, c.prevHash = ev.Seq, ChainHash(ev.Sig) }

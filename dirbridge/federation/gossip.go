@@ -32,14 +32,35 @@ func EventTopic(did string) string { return EventTopicPrefix + did }
 // validatorFunc is a pubsub topic validator.
 type validatorFunc = func(context.Context, peer.ID, *pubsub.Message) pubsub.ValidationResult
 
-// joinEventTopic joins the seed's topic with the default validator.
+// joinEventTopic joins the seed's topic with the default validator (local
+// publishes are validated too).
 func joinEventTopic(ps *pubsub.PubSub, did string, pub ed25519.PublicKey) (*pubsub.Topic, error) {
 	return joinTopicWith(ps, EventTopic(did), func(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		if _, err := decodeGossipEvent(msg.Data, did, pub); err != nil {
+		if _, err := decodeGossip(msg.Data, did, pub); err != nil {
 			return pubsub.ValidationReject
 		}
 		return pubsub.ValidationAccept
 	})
+}
+
+// gossipMsg is one verified topic message: an event or a liveness digest.
+type gossipMsg struct {
+	ev   *Event
+	live *LivenessDigest
+}
+
+// decodeGossip verifies one topic message of either kind. Digests are told
+// apart by their fixed leading key; anything else must be an event.
+func decodeGossip(b []byte, did string, pub ed25519.PublicKey) (gossipMsg, error) {
+	if bytes.HasPrefix(b, livenessPrefix) {
+		if len(b) > maxLivenessGossipBytes {
+			return gossipMsg{}, &VerifyError{Reason: fmt.Errorf("%w: oversize liveness digest", ErrMalformed)}
+		}
+		d, err := VerifyLiveness(pub, did, b)
+		return gossipMsg{live: d}, err
+	}
+	ev, err := decodeGossipEvent(b, did, pub)
+	return gossipMsg{ev: ev}, err
 }
 
 // joinTopicWith registers v (inline: checks are cheap and bounded) and

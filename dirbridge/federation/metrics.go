@@ -9,6 +9,7 @@ type seedMetrics struct {
 	appended  *prometheus.CounterVec
 	headSeq   prometheus.Gauge
 	snapshots prometheus.Counter
+	liveness  prometheus.Counter
 }
 
 func newSeedMetrics() *seedMetrics {
@@ -25,12 +26,16 @@ func newSeedMetrics() *seedMetrics {
 			Name: "meshnode_federation_snapshots_served_total",
 			Help: "Snapshots served to replicas.",
 		}),
+		liveness: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshnode_federation_liveness_digests_published_total",
+			Help: "Signed liveness digest messages gossiped by the seed.",
+		}),
 	}
 }
 
 // Collectors returns the seed's metrics for the composition root's registry.
 func (s *Seed) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.appended, s.metrics.headSeq, s.metrics.snapshots}
+	return []prometheus.Collector{s.metrics.appended, s.metrics.headSeq, s.metrics.snapshots, s.metrics.liveness}
 }
 
 type replicaMetrics struct {
@@ -39,6 +44,7 @@ type replicaMetrics struct {
 	appliedSq prometheus.Gauge
 	lag       prometheus.Gauge
 	snapshots prometheus.Counter
+	liveness  *prometheus.CounterVec
 }
 
 func newReplicaMetrics() *replicaMetrics {
@@ -63,11 +69,15 @@ func newReplicaMetrics() *replicaMetrics {
 			Name: "meshnode_federation_snapshots_applied_total",
 			Help: "Verified snapshots applied by the replica.",
 		}),
+		liveness: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshnode_federation_liveness_digests_applied_total",
+			Help: "Verified liveness digests applied by the replica, by source (poll, gossip).",
+		}, []string{"source"}),
 	}
 }
 
 // Collectors returns the replica's metrics for the composition root's registry.
 func (r *Replica) Collectors() []prometheus.Collector {
 	m := r.metrics
-	return []prometheus.Collector{m.applied, m.rejected, m.appliedSq, m.lag, m.snapshots}
+	return []prometheus.Collector{m.applied, m.rejected, m.appliedSq, m.lag, m.snapshots, m.liveness}
 }

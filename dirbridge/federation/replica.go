@@ -54,6 +54,9 @@ type ReplicaConfig struct {
 	HTTPClient *http.Client
 
 	PollInterval    time.Duration // S.13 §5.3 incremental poll
+	// LivenessInterval is the seed's digest interval: the replica polls
+	// GET /v1/liveness this often when gossip brought no digest.
+	LivenessInterval time.Duration
 	MaxLag          time.Duration // DIR-FED-08: no discovery beyond this
 	SnapshotRefresh time.Duration // refresh of ephemeral node state
 	LivenessWindow  time.Duration // a node unseen for longer is not served
@@ -73,6 +76,8 @@ var replicaDefaults = ReplicaConfig{
 	// refresh period plus a heartbeat window's worth of slack.
 	LivenessWindow: 20 * time.Minute,
 	RetryInterval:  time.Second,
+	// Matches the seed's default digest interval.
+	LivenessInterval: 10 * time.Second,
 }
 
 func (c *ReplicaConfig) applyDefaults() {
@@ -80,6 +85,7 @@ func (c *ReplicaConfig) applyDefaults() {
 	for _, p := range []struct{ v, def *time.Duration }{
 		{&c.PollInterval, &d.PollInterval}, {&c.MaxLag, &d.MaxLag}, {&c.SnapshotRefresh, &d.SnapshotRefresh},
 		{&c.LivenessWindow, &d.LivenessWindow}, {&c.RetryInterval, &d.RetryInterval},
+		{&c.LivenessInterval, &d.LivenessInterval},
 	} {
 		if *p.v == 0 {
 			*p.v = *p.def
@@ -114,13 +120,20 @@ type Replica struct {
 	genesis   string
 	token     string
 	topic     *pubsub.Topic
-	pollNow   chan struct{}
-	gossipIn  chan *Event
-	serveOnce sync.Once
+	pollNow     chan struct{}
+	gossipIn    chan *Event
+	livenessIn  chan *LivenessDigest
+	liveSinceMs int64 // next GET /v1/liveness since_ms (loop-owned)
+	serveOnce   sync.Once
 
 	appliedSeq    atomic.Int64
 	lastConfirmed atomic.Int64 // unix ms of the last proof we were at the seed's head
 	ready         atomic.Bool  // bootstrapped: state is verified
+
+	// Liveness clock (replicalive.go).
+	liveSeedMs     atomic.Int64 // ts_ms of the newest verified digest
+	liveRecvNs     atomic.Int64 // when it arrived (replica clock)
+	lastGossipLive atomic.Int64 // when gossip last brought a digest
 }
 
 // Meta keys of the replica's progress.
@@ -157,6 +170,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
+		livenessIn: make(chan *LivenessDigest, 16),
 		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
 	if err := r.loadProgress(ctx); err != nil {
 		db.Close()
@@ -303,7 +317,10 @@ func (r *Replica) loop(ctx context.Context) error {
 	defer poll.Stop()
 	refresh := time.NewTicker(r.cfg.SnapshotRefresh)
 	defer refresh.Stop()
+	live := time.NewTicker(r.cfg.LivenessInterval)
+	defer live.Stop()
 	r.pollOnce(ctx) // catch up right away (restart, or events during bootstrap)
+	r.pollLiveness(ctx)
 	for {
 		r.metrics.lag.Set(min(r.Lag(), 100*365*24*time.Hour).Seconds())
 		select {
@@ -311,6 +328,10 @@ func (r *Replica) loop(ctx context.Context) error {
 			return nil
 		case ev := <-r.gossipIn:
 			r.applyGossip(ctx, ev)
+		case d := <-r.livenessIn:
+			r.applyLiveness(ctx, d, "gossip")
+		case <-live.C:
+			r.pollLiveness(ctx)
 		case <-r.pollNow:
 			r.pollOnce(ctx)
 		case <-poll.C:
@@ -344,7 +365,7 @@ func (r *Replica) subscribe(ctx context.Context) error {
 	did, pub := r.seedDID, r.seedKey
 	name := EventTopic(did)
 	v := func(_ context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		if _, err := decodeGossipEvent(msg.Data, did, pub); err != nil {
+		if _, err := decodeGossip(msg.Data, did, pub); err != nil {
 			r.reject("gossip", err)
 			return pubsub.ValidationReject
 		}
@@ -368,12 +389,19 @@ func (r *Replica) subscribe(ctx context.Context) error {
 				r.log.Debug("gossip subscription ended", "error", err)
 				return // ctx ended
 			}
-			ev, err := decodeGossipEvent(msg.Data, did, pub)
+			m, err := decodeGossip(msg.Data, did, pub)
 			if err != nil {
 				continue // validated already; cannot happen
 			}
+			if m.live != nil {
+				select {
+				case r.livenessIn <- m.live:
+				default: // loop busy: the next digest or poll covers it
+				}
+				continue
+			}
 			select {
-			case r.gossipIn <- ev:
+			case r.gossipIn <- m.ev:
 			default:
 				r.triggerPoll() // loop busy: the poll picks it up
 			}
@@ -387,8 +415,11 @@ func (r *Replica) subscribe(ctx context.Context) error {
 // payload (S.13 §5.3 "alert operator").
 func (r *Replica) reject(source string, err error) {
 	reason := ReasonLabel(err)
-	if errors.Is(err, ErrSnapshotSignature) {
+	switch {
+	case errors.Is(err, ErrSnapshotSignature):
 		reason = "snapshot_signature"
+	case errors.Is(err, ErrLivenessSignature):
+		reason = "liveness_signature"
 	}
 	r.metrics.rejected.WithLabelValues(reason).Inc()
 	code := "IICP-E013"

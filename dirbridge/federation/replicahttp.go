@@ -158,7 +158,7 @@ func (r *Replica) readAPI() http.Handler {
 	return mux
 }
 
-// live reports whether the replica may serve v now.
+// live reports whether the replica may serve v at now (LivenessNow).
 func (r *Replica) live(now time.Time) func(*nodeView) bool {
 	return func(v *nodeView) bool { return now.Sub(v.lastSeen) <= r.cfg.LivenessWindow }
 }
@@ -176,7 +176,7 @@ func (r *Replica) handleDiscover(w http.ResponseWriter, req *http.Request) {
 		writeError(w, werr)
 		return
 	}
-	nodes := r.idx.query(discoverQuery{intent: intent, region: q.Get("region"), model: q.Get("model"), limit: limit}, r.live(r.cfg.Now()))
+	nodes := r.idx.query(discoverQuery{intent: intent, region: q.Get("region"), model: q.Get("model"), limit: limit}, r.live(r.LivenessNow()))
 	writeJSON(w, r.log, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
 }
 
@@ -187,7 +187,7 @@ func (r *Replica) handleBootstrap(w http.ResponseWriter, req *http.Request) {
 		writeError(w, werr)
 		return
 	}
-	nodes := r.idx.query(discoverQuery{region: req.URL.Query().Get("region"), limit: limit}, r.live(r.cfg.Now()))
+	nodes := r.idx.query(discoverQuery{region: req.URL.Query().Get("region"), limit: limit}, r.live(r.LivenessNow()))
 	writeJSON(w, r.log, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
 }
 

@@ -25,12 +25,6 @@ type nodeView struct {
 	reputation *float64
 }
 
-// liveState is the JSON stored in fed_nodes.live on a replica.
-type liveState struct {
-	LastSeenMs int64    `json:"last_seen_ms"`
-	Available  bool     `json:"available"`
-	Load       *float64 `json:"load,omitempty"`
-}
 
 // replicaIndex serves discover from memory; every write goes through the
 // replica's verified apply path first.
@@ -63,9 +57,9 @@ func (ix *replicaIndex) load(ctx context.Context, db *sql.DB) error {
 		if rep.Valid {
 			v.reputation = &rep.Float64
 		}
-		var ls liveState
-		if len(live) > 0 && json.Unmarshal(live, &ls) == nil && ls.LastSeenMs > ts {
-			v.lastSeen, v.available, v.load = time.UnixMilli(ls.LastSeenMs), ls.Available, ls.Load
+		var ls LiveNode // the snapshot's ephemeral state (replicalive.go)
+		if len(live) > 0 && json.Unmarshal(live, &ls) == nil {
+			v.setLive(&ls)
 		}
 		nodes[v.reg.NodeID] = v
 	}
@@ -88,6 +82,9 @@ func (ix *replicaIndex) apply(ch *StateChange) {
 		v := &nodeView{reg: *ch.Register, lastSeen: time.UnixMilli(ch.TsMs), available: true}
 		if old != nil {
 			v.reputation = old.reputation
+			if old.lastSeen.After(v.lastSeen) { // a digest newer than the event
+				v.lastSeen, v.available, v.load = old.lastSeen, old.available, old.load
+			}
 		}
 		ix.nodes[ch.NodeID] = v
 	case EventDeregister:
@@ -99,6 +96,33 @@ func (ix *replicaIndex) apply(ch *StateChange) {
 			ix.nodes[ch.NodeID] = &nv
 		}
 	}
+}
+
+// applyLive takes ephemeral state from a verified digest or snapshot for
+// the nodes it knows; newer last_seen supersedes older.
+func (ix *replicaIndex) applyLive(nodes []LiveNode) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i := range nodes {
+		if v := ix.nodes[nodes[i].NodeID]; v != nil {
+			nv := *v
+			if nv.setLive(&nodes[i]) {
+				ix.nodes[nodes[i].NodeID] = &nv
+			}
+		}
+	}
+}
+
+// setLive applies l when it is newer than what v holds.
+func (v *nodeView) setLive(l *LiveNode) bool {
+	if l.LastSeenMs <= v.lastSeen.UnixMilli() {
+		return false
+	}
+	v.lastSeen, v.available, v.load = time.UnixMilli(l.LastSeenMs), l.Available, l.Load
+	if l.Reputation != nil {
+		v.reputation = l.Reputation
+	}
+	return true
 }
 
 // discoverQuery is a parsed GET /v1/discover.

@@ -100,6 +100,7 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	chain := *r.chain
+	sigErrs := verifySignatures(r.seedKey, evs)
 	var changes []*StateChange
 	var verr error
 	for i := range evs {
@@ -110,9 +111,13 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 			verr = &VerifyError{Seq: ev.Seq, Reason: fmt.Errorf("%w: %w", ErrSequence, errGap)}
 			break
 		}
-		if verr = chain.Next(ev); verr != nil {
+		if verr = chain.checkLink(ev); verr == nil {
+			verr = sigErrs[i]
+		}
+		if verr != nil {
 			break
 		}
+		chain.advance(ev)
 		ch, err := applyEvent(ctx, tx, ev)
 		if err != nil {
 			// Signed by the seed but not applicable: refuse and stop here.
@@ -142,8 +147,8 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 	r.chain = NewChain(r.seedKey, r.seedDID, last.Seq, next)
 	for _, ch := range changes {
 		r.idx.apply(ch)
-		r.mirror(ctx, ch)
 	}
+	r.mirror(ctx, changes)
 	r.appliedSeq.Store(last.Seq) // after the index: readers never see a seq ahead of its state
 	r.metrics.appliedSq.Set(float64(last.Seq))
 	r.metrics.applied.WithLabelValues(source).Add(float64(len(changes)))
@@ -176,22 +181,33 @@ func (r *Replica) confirmHead(ctx context.Context) {
 	}
 }
 
-// mirror hands a verified change to the Sink.
-func (r *Replica) mirror(ctx context.Context, ch *StateChange) {
-	if r.cfg.Sink == nil {
+// mirror hands verified changes to the Sink, as one batch when it can.
+func (r *Replica) mirror(ctx context.Context, chs []*StateChange) {
+	if r.cfg.Sink == nil || len(chs) == 0 {
 		return
 	}
-	if err := r.cfg.Sink.ApplyState(ctx, ch); err != nil {
-		r.log.Error("mirroring change to sink", "seq", ch.Seq, "type", string(ch.Type), "error", err)
+	if bs, ok := r.cfg.Sink.(BatchSink); ok {
+		if err := bs.ApplyStates(ctx, chs); err != nil {
+			r.log.Error("mirroring changes to sink", "from_seq", chs[0].Seq, "changes", len(chs), "error", err)
+		}
+		return
+	}
+	for _, ch := range chs {
+		if err := r.cfg.Sink.ApplyState(ctx, ch); err != nil {
+			r.log.Error("mirroring change to sink", "seq", ch.Seq, "type", string(ch.Type), "error", err)
+		}
 	}
 }
 
 // mirrorSnapshot replays a freshly applied snapshot into the Sink as
-// REGISTER changes, plus DEREGISTER for nodes the snapshot no longer has.
+// REGISTER changes, plus DEREGISTER for nodes the snapshot no longer has,
+// then hands it the snapshot's ephemeral state.
 func (r *Replica) mirrorSnapshot(ctx context.Context, snap *Snapshot, old map[string]struct{}) {
 	if r.cfg.Sink == nil {
 		return
 	}
+	chs := make([]*StateChange, 0, len(snap.Nodes)+len(old))
+	live := make([]LiveNode, 0, len(snap.Nodes))
 	for i := range snap.Nodes {
 		n := &snap.Nodes[i]
 		var p RegisterPayload
@@ -199,10 +215,22 @@ func (r *Replica) mirrorSnapshot(ctx context.Context, snap *Snapshot, old map[st
 			continue
 		}
 		delete(old, n.NodeID)
-		r.mirror(ctx, &StateChange{Type: EventRegister, Seq: n.RegisteredSeq, TsMs: n.RegisteredTsMs, NodeID: n.NodeID, Register: &p})
+		chs = append(chs, &StateChange{Type: EventRegister, Seq: n.RegisteredSeq, TsMs: n.RegisteredTsMs, NodeID: n.NodeID, Register: &p})
+		if l := liveOfSnapshot(n); l.LastSeenMs > 0 {
+			live = append(live, l)
+		}
 	}
 	for id := range old {
-		r.mirror(ctx, &StateChange{Type: EventDeregister, Seq: snap.SnapshotSeq, TsMs: snap.SnapshotTsMs, NodeID: id})
+		chs = append(chs, &StateChange{Type: EventDeregister, Seq: snap.SnapshotSeq, TsMs: snap.SnapshotTsMs, NodeID: id})
+	}
+	r.mirror(ctx, chs)
+	r.mirrorLive(ctx, live)
+}
+
+// mirrorLive hands ephemeral state to a LiveSink.
+func (r *Replica) mirrorLive(ctx context.Context, live []LiveNode) {
+	if ls, ok := r.cfg.Sink.(LiveSink); ok && len(live) > 0 {
+		ls.ApplyLive(ctx, live)
 	}
 }
 

@@ -261,16 +261,22 @@ func (r *Replica) refreshLive(ctx context.Context, snap *Snapshot) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return r.idx.load(ctx, r.db)
+	if err := r.idx.load(ctx, r.db); err != nil {
+		return err
+	}
+	live := make([]LiveNode, 0, len(snap.Nodes))
+	for i := range snap.Nodes {
+		if l := liveOfSnapshot(&snap.Nodes[i]); l.LastSeenMs > 0 {
+			live = append(live, l)
+		}
+	}
+	r.mirrorLive(ctx, live)
+	return nil
 }
 
 func snapshotLive(n *SnapshotNode) []byte {
-	ls := liveState{Available: n.Available, Load: n.Load}
-	if t, err := parseRFC3339(n.LastSeen); err == nil {
-		ls.LastSeenMs = t.UnixMilli()
-	}
-	b, _ := json.Marshal(ls)
-	return b
+	l := liveOfSnapshot(n)
+	return encodeLive(&l)
 }
 
 func nullFloat(f *float64) sql.NullFloat64 {

@@ -45,6 +45,10 @@ type SeedConfig struct {
 	SnapshotsPerHour int           // snapshots per replica per hour
 	EventsPerMinute  int           // GET /v1/events per IP per minute
 	SnapshotTimeout  time.Duration // generation budget before IICP-E046
+	// LivenessInterval is how often a seed with gossip and a LiveFeed
+	// publishes a liveness digest (liveness.go).
+	LivenessInterval  time.Duration
+	LivenessPerMinute int // GET /v1/liveness per replica per minute
 	ProbeTimeout     time.Duration // DID resolution and health probe budget
 	ReplicaTokenTTL  time.Duration
 	Logger           *slog.Logger
@@ -59,6 +63,10 @@ var seedDefaults = SeedConfig{
 	SnapshotsPerHour: 5,   // §5.5 rate limit
 	EventsPerMinute:  600, // public tail: a poller every 30 s needs 2
 	SnapshotTimeout:  30 * time.Second,
+	// Nodes heartbeat every 30 s and go dormant after 90 s: a digest every
+	// 10 s keeps a replica's last_seen at most ~40 s behind the seed's.
+	LivenessInterval:  10 * time.Second,
+	LivenessPerMinute: 30, // a replica polling every 10 s needs 6
 	ProbeTimeout:     5 * time.Second, // §7.1 timeout ≤ 5 s
 	ReplicaTokenTTL:  ReplicaTokenTTL,
 }
@@ -80,6 +88,8 @@ func (c *SeedConfig) applyDefaults() {
 	setDur(&c.SnapshotTimeout, d.SnapshotTimeout)
 	setDur(&c.ProbeTimeout, d.ProbeTimeout)
 	setDur(&c.ReplicaTokenTTL, d.ReplicaTokenTTL)
+	setDur(&c.LivenessInterval, d.LivenessInterval)
+	setInt(&c.LivenessPerMinute, d.LivenessPerMinute)
 	setInt(&c.RegisterPerHour, d.RegisterPerHour)
 	setInt(&c.SnapshotsPerHour, d.SnapshotsPerHour)
 	setInt(&c.EventsPerMinute, d.EventsPerMinute)
@@ -108,6 +118,7 @@ type Seed struct {
 	registerRL *windowLimiter
 	snapshotRL *windowLimiter
 	eventsRL   *windowLimiter
+	livenessRL *windowLimiter
 }
 
 // NewSeed opens the seed's log and joins the gossip topic when PubSub is set.
@@ -133,7 +144,8 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 	s := &Seed{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-seed"), el: el, metrics: newSeedMetrics(),
 		registerRL: newWindowLimiter(cfg.RegisterPerHour, time.Hour),
 		snapshotRL: newWindowLimiter(cfg.SnapshotsPerHour, time.Hour),
-		eventsRL:   newWindowLimiter(cfg.EventsPerMinute, time.Minute)}
+		eventsRL:   newWindowLimiter(cfg.EventsPerMinute, time.Minute),
+		livenessRL: newWindowLimiter(cfg.LivenessPerMinute, time.Minute)}
 	if cfg.PubSub != nil {
 		t, err := joinEventTopic(cfg.PubSub, cfg.DID, cfg.Key.Public().(ed25519.PublicKey))
 		if err != nil {
@@ -192,8 +204,14 @@ func (s *Seed) published(ctx context.Context, evs []Event) {
 	}
 }
 
-// Serve prunes the rolling window until ctx ends.
+// Serve prunes the rolling window and, with gossip and a LiveFeed,
+// publishes liveness digests until ctx ends.
 func (s *Seed) Serve(ctx context.Context) error {
+	if _, ok := s.cfg.Live.(LiveFeed); ok && s.topic != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); s.livenessLoop(ctx) }()
+	}
 	t := time.NewTicker(s.cfg.PruneInterval)
 	defer t.Stop()
 	for {
@@ -233,6 +251,6 @@ func (s *Seed) Handler() http.Handler { return s.handler }
 
 // SeedRoutes lists the paths Handler serves, for the composition root's mux.
 var SeedRoutes = []string{
-	"/v1/events", "/v1/snapshot", "/v1/replicas/register", "/v1/replicas/deregister",
+	"/v1/events", "/v1/snapshot", "/v1/liveness", "/v1/replicas/register", "/v1/replicas/deregister",
 	"/.well-known/did.json", "/.well-known/iicp-replicas.json",
 }

@@ -31,6 +31,7 @@ func (s *Seed) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/events", methodOnly(http.MethodGet, s.handleEvents))
 	mux.HandleFunc("/v1/snapshot", methodOnly(http.MethodGet, s.handleSnapshot))
+	mux.HandleFunc("/v1/liveness", methodOnly(http.MethodGet, s.handleLiveness))
 	mux.HandleFunc("/v1/replicas/register", methodOnly(http.MethodPost, s.handleRegisterReplica))
 	mux.HandleFunc("/v1/replicas/deregister", methodOnly(http.MethodPost, s.handleDeregisterReplica))
 	mux.HandleFunc("/.well-known/did.json", methodOnly(http.MethodGet, s.handleDID))

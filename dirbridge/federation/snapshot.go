@@ -39,6 +39,9 @@ type Snapshot struct {
 // SnapshotNode is one node row of a snapshot. The dynamic members (load,
 // active_jobs, available, last_seen, reputation) are the seed's ephemeral
 // view at generation time (ADR-033), present when the seed has a LiveSource.
+// completed_tasks_count and sla_p95_ms are additive: discover's probation
+// filter and dispatch view need them on a replica too. load is omitted when
+// the node never reported one (discover then derives it from active_jobs).
 type SnapshotNode struct {
 	NodeID          string          `json:"node_id"`
 	Endpoint        string          `json:"endpoint"`
@@ -48,7 +51,10 @@ type SnapshotNode struct {
 	Available       bool            `json:"available"`
 	LastSeen        string          `json:"last_seen,omitempty"`
 	ReputationScore *float64        `json:"reputation_score,omitempty"`
+	ReputationTier  string          `json:"reputation_tier,omitempty"`
 	CreditBalance   *float64        `json:"credit_balance,omitempty"`
+	CompletedTasks  *int64          `json:"completed_tasks_count,omitempty"`
+	SLAP95Ms        *int64          `json:"sla_p95_ms,omitempty"`
 	CIPPolicy       json.RawMessage `json:"cip_policy,omitempty"`
 	Pricing         json.RawMessage `json:"pricing,omitempty"`
 	RegisteredSeq   int64           `json:"registered_seq"`
@@ -70,17 +76,27 @@ type SnapshotReplica struct {
 
 // LiveState is a node's ephemeral heartbeat state on the seed.
 type LiveState struct {
-	Load       float64
-	ActiveJobs int
-	Available  bool
-	LastSeen   time.Time
-	Reputation *float64
+	NodeID         string
+	Load           *float64 // nil: the node reported no load
+	ActiveJobs     int
+	Available      bool
+	LastSeen       time.Time
+	Reputation     *float64
+	ReputationTier string
+	CompletedTasks int64
+	SLAP95Ms       *int64
 }
 
 // LiveSource supplies ephemeral node state for snapshots (the directory's
 // in-memory index on the seed). Optional.
 type LiveSource interface {
 	LiveState(nodeID string) (LiveState, bool)
+}
+
+// LiveFeed lists the nodes heard from after t. A LiveSource that also
+// implements it gets the seed to publish liveness digests (liveness.go).
+type LiveFeed interface {
+	LiveSince(t time.Time) []LiveState
 }
 
 // snapshot builds the snapshot in one read transaction so snapshot_seq and
@@ -153,13 +169,13 @@ func snapshotNodes(ctx context.Context, tx *sql.Tx, snap *Snapshot, live LiveSou
 		}
 		if live != nil {
 			if ls, ok := live.LiveState(n.NodeID); ok {
-				load, jobs := ls.Load, ls.ActiveJobs
-				n.Load, n.ActiveJobs, n.Available = &load, &jobs, ls.Available
+				jobs, done := ls.ActiveJobs, ls.CompletedTasks
+				n.Load, n.ActiveJobs, n.Available, n.CompletedTasks, n.SLAP95Ms = ls.Load, &jobs, ls.Available, &done, ls.SLAP95Ms
 				if !ls.LastSeen.IsZero() {
-					n.LastSeen = ls.LastSeen.UTC().Format(time.RFC3339)
+					n.LastSeen = formatLastSeen(ls.LastSeen)
 				}
 				if ls.Reputation != nil {
-					n.ReputationScore = ls.Reputation
+					n.ReputationScore, n.ReputationTier = ls.Reputation, ls.ReputationTier
 				}
 			}
 		}
@@ -170,6 +186,10 @@ func snapshotNodes(ctx context.Context, tx *sql.Tx, snap *Snapshot, live LiveSou
 	}
 	return rows.Err()
 }
+
+// formatLastSeen is RFC 3339 UTC with milliseconds: second precision would
+// make a snapshot's last_seen older than the REGISTER it follows.
+func formatLastSeen(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // HeaderSnapshotSig carries the seed's signature over a snapshot body.
 // The spec proves snapshot provenance by TLS alone; a replica that must

@@ -32,6 +32,19 @@ type RegisterPayload struct {
 	Availability        []wire.AvailabilityWindow  `json:"availability,omitempty"`
 	CXPublicKey         json.RawMessage            `json:"cx_public_key,omitempty"`
 	Extensions          map[string]json.RawMessage `json:"extensions,omitempty"`
+	// Public descriptive fields that discover shows in its dispatch view,
+	// carried so a replica serves the same views (additive to §5.4).
+	PublicKey             string `json:"public_key,omitempty"`
+	TransportMethod       string `json:"transport_method,omitempty"`
+	Backend               string `json:"backend,omitempty"`
+	SDKLanguage           string `json:"sdk_language,omitempty"`
+	SDKVersion            string `json:"sdk_version,omitempty"`
+	ImplementationName    string `json:"implementation_name,omitempty"`
+	ImplementationVersion string `json:"implementation_version,omitempty"`
+	SDKCompatVersion      string `json:"sdk_compatibility_version,omitempty"`
+	// RegisteredAt is the node's first registration (RFC 3339); a refresh
+	// keeps it.
+	RegisteredAt string `json:"registered_at,omitempty"`
 }
 
 // DeregisterPayload is the DEREGISTER payload (S.13 §5.4 plus the node_id
