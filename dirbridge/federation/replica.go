@@ -53,16 +53,16 @@ type ReplicaConfig struct {
 	Insecure   bool
 	HTTPClient *http.Client
 
-	PollInterval    time.Duration // S.13 §5.3 incremental poll
+	PollInterval time.Duration // S.13 §5.3 incremental poll
 	// LivenessInterval is the seed's digest interval: the replica polls
 	// GET /v1/liveness this often when gossip brought no digest.
 	LivenessInterval time.Duration
-	MaxLag          time.Duration // DIR-FED-08: no discovery beyond this
-	SnapshotRefresh time.Duration // refresh of ephemeral node state
-	LivenessWindow  time.Duration // a node unseen for longer is not served
-	RetryInterval   time.Duration // first retry after a failed bootstrap
-	Logger          *slog.Logger
-	Now             func() time.Time
+	MaxLag           time.Duration // DIR-FED-08: no discovery beyond this
+	SnapshotRefresh  time.Duration // refresh of ephemeral node state
+	LivenessWindow   time.Duration // a node unseen for longer is not served
+	RetryInterval    time.Duration // first retry after a failed bootstrap
+	Logger           *slog.Logger
+	Now              func() time.Time
 }
 
 // replicaDefaults is the one table of replica defaults.
@@ -114,12 +114,12 @@ type Replica struct {
 	seedErr error // seed URL unusable: writes get IICP-E047
 
 	// Sync state, owned by the Serve goroutine once it runs.
-	chain     *Chain
-	seedDID   string
-	seedKey   ed25519.PublicKey
-	genesis   string
-	token     string
-	topic     *pubsub.Topic
+	chain       *Chain
+	seedDID     string
+	seedKey     ed25519.PublicKey
+	genesis     string
+	token       string
+	topic       *pubsub.Topic
 	pollNow     chan struct{}
 	gossipIn    chan *Event
 	livenessIn  chan *LivenessDigest
@@ -171,7 +171,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	r := &Replica{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
 		livenessIn: make(chan *LivenessDigest, 16),
-		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
+		seedErr:    checkSeedURL(cfg.SeedURL, cfg.Insecure)}
 	if err := r.loadProgress(ctx); err != nil {
 		db.Close()
 		return nil, err

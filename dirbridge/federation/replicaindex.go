@@ -25,7 +25,6 @@ type nodeView struct {
 	reputation *float64
 }
 
-
 // replicaIndex serves discover from memory; every write goes through the
 // replica's verified apply path first.
 type replicaIndex struct {

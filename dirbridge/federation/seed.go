@@ -48,11 +48,11 @@ type SeedConfig struct {
 	// LivenessInterval is how often a seed with gossip and a LiveFeed
 	// publishes a liveness digest (liveness.go).
 	LivenessInterval  time.Duration
-	LivenessPerMinute int // GET /v1/liveness per replica per minute
-	ProbeTimeout     time.Duration // DID resolution and health probe budget
-	ReplicaTokenTTL  time.Duration
-	Logger           *slog.Logger
-	Now              func() time.Time
+	LivenessPerMinute int           // GET /v1/liveness per replica per minute
+	ProbeTimeout      time.Duration // DID resolution and health probe budget
+	ReplicaTokenTTL   time.Duration
+	Logger            *slog.Logger
+	Now               func() time.Time
 }
 
 // seedDefaults is the one table of seed defaults (S.13 §5.3, §5.5, §7.1).
@@ -66,9 +66,9 @@ var seedDefaults = SeedConfig{
 	// Nodes heartbeat every 30 s and go dormant after 90 s: a digest every
 	// 10 s keeps a replica's last_seen at most ~40 s behind the seed's.
 	LivenessInterval:  10 * time.Second,
-	LivenessPerMinute: 30, // a replica polling every 10 s needs 6
-	ProbeTimeout:     5 * time.Second, // §7.1 timeout ≤ 5 s
-	ReplicaTokenTTL:  ReplicaTokenTTL,
+	LivenessPerMinute: 30,              // a replica polling every 10 s needs 6
+	ProbeTimeout:      5 * time.Second, // §7.1 timeout ≤ 5 s
+	ReplicaTokenTTL:   ReplicaTokenTTL,
 }
 
 func (c *SeedConfig) applyDefaults() {
