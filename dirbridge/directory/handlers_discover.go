@@ -254,6 +254,7 @@ type publicNode struct {
 	Available        bool     `json:"available"`
 	KeyReady         bool     `json:"key_ready"`
 	ReputationScore  float64  `json:"reputation_score"`
+	ReputationModel  string   `json:"reputation_model"`
 	ReputationTier   string   `json:"reputation_tier"`
 	CIPLevel         string   `json:"cip_conformance_level"`
 	HealthLabel      string   `json:"health_label"`
@@ -290,7 +291,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 	return publicNode{
 		NodeIDPrefix: idPrefix(c.e.rec.NodeID), Region: c.e.rec.Region, Score: c.score,
 		Available: c.st.Available && live, KeyReady: !isNullJSON(c.e.rec.CXPublicKey),
-		ReputationScore: c.st.Reputation, ReputationTier: reputationTier(c.st.Reputation),
+		ReputationScore: c.st.Reputation, ReputationModel: reputationModel, ReputationTier: reputationTier(c.st.Reputation),
 		CIPLevel: c.e.rec.CIPLevel, HealthLabel: healthLabel(h, live), Models: nonNil(models),
 		InputModalities: nonNil(mods), RouteClass: routeClass(c.e.rec), RegisteredIntent: intent,
 	}

@@ -32,6 +32,8 @@ type pong struct {
 	OK                   bool    `json:"ok"`
 	NextHeartbeatMs      int64   `json:"next_heartbeat_ms"`
 	ReputationScore      float64 `json:"reputation_score"`
+	ReputationModel      string  `json:"reputation_model"`
+	ReputationEpoch      string  `json:"reputation_epoch"`
 	MetricsBatchAccepted *string `json:"metrics_batch_accepted"`
 }
 
@@ -74,7 +76,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	s.metrics.heartbeats.WithLabelValues("ok").Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, pong{OK: true, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
-		ReputationScore: rep, MetricsBatchAccepted: accepted})
+		ReputationScore: rep, ReputationModel: reputationModel, ReputationEpoch: s.repEpoch, MetricsBatchAccepted: accepted})
 }
 
 func (s *Server) hbFail(w http.ResponseWriter, result string, e *wire.Error) {
@@ -102,7 +104,8 @@ func validateHeartbeat(b *heartbeatBody) *wire.Error {
 
 // applyHeartbeat publishes the node's new state. A heartbeat fully restores
 // a dormant node; available defaults to true (iicp-dir.md §3.2). A metrics
-// batch is applied at most once per (node, metrics_batch_id).
+// batch is applied at most once per (node, metrics_batch_id) (REP-09) and
+// moves reputation by the §11 rules (reputation.go).
 func (s *Server) applyHeartbeat(e *entry, b *heartbeatBody, now time.Time, ip string) (*string, float64, bool) {
 	for range maxStateCAS {
 		old := e.state.Load()
@@ -122,8 +125,10 @@ func (s *Server) applyHeartbeat(e *entry, b *heartbeatBody, now time.Time, ip st
 		var accepted *string
 		if b.Metrics != nil {
 			if b.MetricsBatchID == "" || b.MetricsBatchID != old.LastBatchID {
-				next.CompletedTasks += b.Metrics.TasksSuccess
-				next.FailedTasks += b.Metrics.TasksFailed
+				applyOutcome(&next, outcome{
+					success: s.creditedSuccess(e.rec, old, b.Metrics.TasksSuccess, now),
+					failed:  b.Metrics.TasksFailed,
+				}, now)
 				next.LastBatchID = b.MetricsBatchID
 			}
 			if b.MetricsBatchID != "" {

@@ -51,6 +51,10 @@ type nodeState struct {
 	FailedTasks    int64     `json:"failed_tasks_count"`
 	LastBatchID    string    `json:"last_metrics_batch_id,omitempty"`
 	Reputation     float64   `json:"reputation_score"`
+	// RepHourlyGain and RepWindowStart are the RT-01b hourly budget
+	// (iicp-semantics.md §11.6), persisted with the state.
+	RepHourlyGain  float64    `json:"rep_hourly_gain,omitempty"`
+	RepWindowStart *time.Time `json:"rep_hourly_window_start,omitempty"`
 	// DormantSince is set by the maintenance loop when a node goes stale
 	// and cleared by the next heartbeat (iicp-dir.md §3.2).
 	DormantSince *time.Time `json:"dormant_since,omitempty"`

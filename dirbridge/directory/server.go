@@ -35,6 +35,9 @@ type Server struct {
 	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *limiter
 	trustedProxies                                     []netip.Prefix
 
+	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
+	repEpoch string
+
 	nodeLocks keyedMutex
 	replay    replayCache
 
@@ -132,6 +135,12 @@ func (s *Server) openState(ctx context.Context) error {
 		st.close()
 		return fmt.Errorf("directory: %w", err)
 	}
+	epoch, err := st.secret(ctx, "reputation_epoch", newReputationEpoch)
+	if err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
+	s.repEpoch = string(epoch)
 	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt}
 	n, err := st.load(ctx)
 	if err != nil {
