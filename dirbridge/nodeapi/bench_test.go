@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,10 +25,19 @@ import (
 // throughput at 64 and its ratio to direct. Every RESPONSE is checked: a
 // lost or mis-attributed task (task_id mismatch) fails the benchmark.
 //
+// The node path needs two HTTP exchanges (caller → node, node → backend)
+// where the direct path needs one, and on one shared machine both compete
+// for the same cores. So the benchmark also runs a bare proxy hop: the same
+// chat request through an httputil.ReverseProxy in front of the same
+// backend. That hop does no IICP work at all; its throughput is the ceiling
+// any bridge can reach here, and node-vs-proxy is the share of it the node
+// keeps.
+//
 //	make bench-node   (or: go test -run '^$' -bench NodeOverhead -benchtime 4000x ./dirbridge/nodeapi/)
 //
 // Metrics (µs = microseconds): direct-p50/p99-µs, node-p50/p99-µs,
-// overhead-p50/p99-µs, direct-req/s, node-req/s, throughput-ratio.
+// overhead-p50/p99-µs, direct-req/s, node-req/s, throughput-ratio (node/direct),
+// proxy-p50-µs, proxy-req/s, proxy-ratio (proxy/direct), node-vs-proxy (node/proxy).
 func BenchmarkNodeOverhead(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
@@ -52,22 +64,28 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	}
 	h := startNode(b, harnessConfig{maxConc: 128, apiOpts: opts, infoLogs: true})
 	h.llm.delay.Store(int64(delay))
+	// Every client and the proxy's upstream transport are tuned alike: the
+	// node's own caller client (clientFor) and its backend transport
+	// (startNode) keep 128 idle connections per host too.
 	direct := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	b.Cleanup(direct.CloseIdleConnections)
+	proxy := startProxy(b, h.llm.URL)
 	chatBody := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
 
-	directOnce := func(int) error {
-		resp, err := direct.Post(h.llm.URL+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
+	chatOnce := func(base string) error {
+		resp, err := direct.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
 		if err != nil || resp.StatusCode != 200 || !json.Valid(body) {
-			return fmt.Errorf("direct: status %d err %v", resp.StatusCode, err)
+			return fmt.Errorf("%s: status %d err %v", base, resp.StatusCode, err)
 		}
 		return nil
 	}
+	directOnce := func(int) error { return chatOnce(h.llm.URL) }
+	proxyOnce := func(int) error { return chatOnce(proxy) }
 	calls := make([][]byte, b.N)
 	ids := make([]string, b.N)
 	for i := range calls {
@@ -99,12 +117,15 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 		if err := directOnce(i); err != nil {
 			b.Fatal(err)
 		}
+		if err := proxyOnce(i); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ResetTimer()
 	// Alternate direct and node rounds so a change in machine load during
 	// the run (the box is shared) hits both paths alike.
-	var dLat, nLat []time.Duration
-	var dTime, nTime time.Duration
+	var dLat, nLat, pLat []time.Duration
+	var dTime, nTime, pTime time.Duration
 	const rounds = 8
 	for r := range rounds {
 		lo, hi := b.N*r/rounds, b.N*(r+1)/rounds
@@ -113,11 +134,14 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 		}
 		lat, el := runLoad(b, lo, hi, conc, directOnce)
 		dLat, dTime = append(dLat, lat...), dTime+el
+		lat, el = runLoad(b, lo, hi, conc, proxyOnce)
+		pLat, pTime = append(pLat, lat...), pTime+el
 		lat, el = runLoad(b, lo, hi, conc, nodeOnce)
 		nLat, nTime = append(nLat, lat...), nTime+el
 	}
 	b.StopTimer()
 	dRate, nRate := float64(len(dLat))/dTime.Seconds(), float64(len(nLat))/nTime.Seconds()
+	pRate := float64(len(pLat)) / pTime.Seconds()
 
 	dp50, dp99 := pct(dLat, 50), pct(dLat, 99)
 	np50, np99 := pct(nLat, 50), pct(nLat, 99)
@@ -130,6 +154,26 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	b.ReportMetric(dRate, "direct-req/s")
 	b.ReportMetric(nRate, "node-req/s")
 	b.ReportMetric(nRate/dRate, "throughput-ratio")
+	b.ReportMetric(us(pct(pLat, 50)), "proxy-p50-µs")
+	b.ReportMetric(pRate, "proxy-req/s")
+	b.ReportMetric(pRate/dRate, "proxy-ratio")
+	b.ReportMetric(nRate/pRate, "node-vs-proxy")
+}
+
+// startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
+// returns its URL: the lower bound of any one-hop bridge.
+func startProxy(b *testing.B, target string) string {
+	b.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	tr := &http.Transport{MaxIdleConnsPerHost: 128}
+	rp.Transport = tr
+	srv := httptest.NewServer(rp)
+	b.Cleanup(func() { srv.Close(); tr.CloseIdleConnections() })
+	return srv.URL
 }
 
 // runLoad runs requests lo..hi-1 over conc workers and returns each
