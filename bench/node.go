@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/node/backend"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// taskTimeoutMs is every benchmark CALL's timeout_ms: far above any
+// latency the benchmark expects, so a timeout is a real failure.
+const taskTimeoutMs = 30_000
+
+// nodeStack is one real node: the engine with the production OpenAI
+// backend client (its own pooled transport) in front of the test backend,
+// and the HTTP bridge on loopback, plaintext and TLS. The mesh scenario
+// adds a libp2p host serving the same engine.
+type nodeStack struct {
+	engine *node.Engine
+	token  string // node_token callers present; LOG-FORBIDDEN
+	nodeID string
+	router *backend.Router
+
+	mu      sync.Mutex
+	servers []func() error // stop functions, run in reverse by close
+	tmp     string
+}
+
+// newNodeStack builds the engine. maxConc is the engine's max_concurrent:
+// sized above the benchmark's concurrency, because admission refusals
+// (capacity_exceeded) are a policy outcome, not what is measured.
+func newNodeStack(be *llmBackend, maxConc int) (*nodeStack, error) {
+	oa, err := backend.NewOpenAI(be.url(), backend.WithUserAgent("meshnode-bench"))
+	if err != nil {
+		return nil, err
+	}
+	router, err := backend.NewRouter(backend.Route{Intent: wire.IntentChat, Mode: backend.ModeChat, Backend: oa, Models: []string{benchModel}})
+	if err != nil {
+		return nil, err
+	}
+	s := &nodeStack{token: randomHex(32), nodeID: newUUID(), router: router}
+	// Production logs at info; formatting them to a discarded sink keeps
+	// their cost in the measurement without flooding the terminal.
+	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s.engine, err = node.New(node.Config{NodeID: s.nodeID, NodeToken: s.token, MaxConcurrent: maxConc, Version: "bench"},
+		router, node.WithRegisterer(prometheus.NewRegistry()), node.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startBridge serves the engine over POST /v1/task on 127.0.0.1:0,
+// plaintext (dev) or TLS with a self-signed certificate, and returns a
+// caller-side client that trusts it.
+func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client, error) {
+	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts := []nodeapi.Option{nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithLogger(logger), nodeapi.WithRegistry(prometheus.NewRegistry())}
+	if useTLS {
+		dir, err := s.tempDir()
+		if err != nil {
+			return "", nil, err
+		}
+		opts = append(opts, nodeapi.WithSelfSignedDir(dir))
+	} else {
+		opts = append(opts, nodeapi.WithPlaintextDev())
+	}
+	srv, err := nodeapi.New(s.engine, opts...)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := srv.Listen(); err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	s.onClose(func() error { cancel(); return <-done })
+
+	tr := nodeTransport()
+	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, maxConc)
+	if tc := srv.TLSConfig(); tc != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(tc.Certificates[0].Leaf)
+		// HTTP/1.1 over TLS 1.3, as the deployed SDKs call nodes.
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+		tr.ForceAttemptHTTP2 = false
+	}
+	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
+	return srv.URL(), &http.Client{Transport: tr, Timeout: 2 * taskTimeoutMs * time.Millisecond}, nil
+}
+
+// call builds the CALL for request seq of a path.
+func (s *nodeStack) call(pathName string, seq int64) (*wire.Call, string) {
+	want := prompt(pathName, seq)
+	payload, _ := json.Marshal(map[string]any{"model": benchModel, "messages": []chatMessage{{Role: "user", Content: want}}})
+	return &wire.Call{
+		TaskID: newUUID(), Intent: wire.IntentChat, Payload: payload,
+		Constraints: wire.Constraints{TimeoutMs: taskTimeoutMs},
+		Auth:        &wire.Auth{NodeToken: s.token},
+	}, want
+}
+
+// bridgePath is POST /v1/task through the HTTP bridge at base.
+func (s *nodeStack) bridgePath(name, base string, client *http.Client) *path {
+	p := &path{name: name}
+	target := base + "/v1/task"
+	p.do = func(ctx context.Context, seq int64) error {
+		call, want := s.call(p.name, seq)
+		body, err := json.Marshal(call)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		r, werr := wire.DecodeResponseJSON(raw)
+		if werr != nil {
+			return fmt.Errorf("HTTP %d: undecodable RESPONSE: %s", resp.StatusCode, werr.Code)
+		}
+		return checkResponse(r, call.TaskID, want)
+	}
+	return p
+}
+
+// checkResponse accepts only a successful RESPONSE to this very task.
+func checkResponse(r *wire.Response, taskID, want string) error {
+	if r.Status != wire.StatusSuccess {
+		if r.Error != nil {
+			return fmt.Errorf("status %s, code %s", r.Status, r.Error.Code)
+		}
+		return fmt.Errorf("status %s", r.Status)
+	}
+	if r.TaskID != taskID {
+		return fmt.Errorf("task_id: %w", errMismatch)
+	}
+	return checkChat(r.Result, want)
+}
+
+func (s *nodeStack) onClose(f func() error) {
+	s.mu.Lock()
+	s.servers = append(s.servers, f)
+	s.mu.Unlock()
+}
+
+func (s *nodeStack) tempDir() (string, error) {
+	if s.tmp == "" {
+		d, err := os.MkdirTemp("", "meshnode-bench-")
+		if err != nil {
+			return "", err
+		}
+		s.tmp = d
+	}
+	return s.tmp, nil
+}
+
+// close stops everything in reverse order of start and waits for the
+// engine's backend calls to end.
+func (s *nodeStack) close() error {
+	s.mu.Lock()
+	fs := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var errs []error
+	for i := len(fs) - 1; i >= 0; i-- {
+		errs = append(errs, fs[i]())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs = append(errs, s.engine.Wait(ctx))
+	if s.tmp != "" {
+		errs = append(errs, os.RemoveAll(s.tmp))
+	}
+	return errors.Join(errs...)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
