@@ -1,0 +1,40 @@
+package archtest
+
+// Known exceptions, each with the reason it stands. The tests fail on an
+// entry that is no longer needed, so these lists only shrink. "active" means
+// the package's engineer was still changing it when the guardrails went in,
+// so the review did not edit it; its owner should clear the entry.
+
+// allowLongFuncs: "file:Func" → why it is longer than maxFuncLines.
+var allowLongFuncs = map[string]string{
+	"dirbridge/directory/discover_test.go:TestDIR_DISC_01_11_Discover":        "one discover scenario (DIR-DISC-01..11) over a shared four-node registry; active",
+	"dirbridge/federation/seed_test.go:TestDIR_FED_SeedEndpoints":             "seed endpoint walk (DIR-FED-07..17) whose steps build on one event log; active",
+	"dirbridge/nodeapi/bench_test.go:benchOverhead":                           "benchmark set-up and timed loop kept together for the perf work in progress; active",
+	"dirbridge/nodeapi/canary_test.go:TestSEC_LOG_01_TASK_5_CanaryNeverLeaks": "one canary threaded through every failure path before the single leak assertion; active",
+	"internal/e2e/e2e_test.go:TestEndToEnd":                                   "one out-of-process scenario whose phases share processes that are slow to start; active",
+	"internal/interop/answer_test.go:TestDecodeTaskAnswer_DeployedDialects":   "table test: the case table is most of the length",
+}
+
+// allowNoDocGo: package → why it has no doc.go yet (each keeps its package
+// comment in its main file today).
+var allowNoDocGo = map[string]string{
+	"bench":                           "new benchmark program; active",
+	"cmd/meshnode":                    "CLI; active",
+	"dirbridge/directory/signedtoken": "comment in signedtoken.go; directory perf work active",
+	"internal/admin":                  "comment in types.go; CLI work active",
+	"internal/buildinfo":              "comment in buildinfo.go; CLI work active",
+	"internal/config":                 "comment in config.go; CLI work active",
+	"internal/identity":               "comment in identity.go; CLI work active",
+	"internal/logging":                "comment in logging.go; CLI work active",
+	"internal/paths":                  "comment in paths.go; CLI work active",
+	"internal/sdnotify":               "comment in sdnotify.go; CLI work active",
+	"internal/spectest":               "comment in spectest.go; shared test helper, owner active",
+}
+
+// allowNoGoleak: package → why its goroutines are not leak-checked yet.
+var allowNoGoleak = map[string]string{
+	"bench":               "benchmark program; active",
+	"cmd/meshnode":        "CLI (signal forwarding goroutine); active",
+	"dirbridge/directory": "directory server (write-behind flusher, probes); perf work active: add goleak.VerifyTestMain",
+	"internal/app":        "composition root; active: add goleak.VerifyTestMain",
+}

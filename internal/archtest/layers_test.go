@@ -1,0 +1,281 @@
+package archtest
+
+import (
+	"go/ast"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// anyPkg marks a package that may import every module package (the
+// composition root); anyLib marks a program that may import every library
+// package but not the composition root or another program.
+const (
+	anyPkg = "*"
+	anyLib = "lib"
+)
+
+// layer says which module packages the non-test files of a package may
+// import. It mirrors the "imports" column of docs/architecture.md; keep the
+// two in step. Test files are free to import what they exercise, except
+// internal/app and cmd (checkNoOneImportsTheRoot).
+type layer struct {
+	may []string
+}
+
+var layers = map[string]layer{
+	"wire":                            {},
+	"node":                            {may: []string{"wire", "node/backend"}},
+	"node/backend":                    {may: []string{"wire"}},
+	"mesh":                            {may: []string{"wire"}},
+	"dirbridge":                       {}, // doc-only parent of the HTTP side
+	"dirbridge/client":                {may: []string{"wire"}},
+	"dirbridge/nodeapi":               {may: []string{"wire"}},
+	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken"}},
+	"dirbridge/directory/signedtoken": {},
+	// The seed wraps the directory server and mirrors its changes into the
+	// event log; replicas apply events to a directory store. federation sits
+	// above directory, never the reverse.
+	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory"}},
+	"internal/app":         {may: []string{anyPkg}},
+	"internal/admin":       {may: []string{"wire", "dirbridge/client", "internal/paths"}},
+	"internal/config":      {},
+	"internal/paths":       {},
+	"internal/identity":    {may: []string{"internal/paths"}},
+	"internal/cx":          {may: []string{"wire", "internal/paths"}},
+	"internal/logging":     {},
+	"internal/sdnotify":    {},
+	"internal/buildinfo":   {},
+	"internal/spectest":    {}, // test helper: locates the spec files
+	"internal/interop":     {may: []string{"wire"}},
+	"internal/e2e":         {}, // tests only
+	"internal/archtest":    {}, // tests only
+	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
+		"internal/config", "internal/identity", "internal/logging", "internal/paths",
+		"internal/sdnotify", "dirbridge/client", "wire"}},
+	// The benchmark program assembles in-process engines, bridges and mesh
+	// hosts to measure them: a composition of its own, so it may use every
+	// library package, but never internal/app or cmd.
+	"bench": {may: []string{anyLib}},
+}
+
+// heavyDeps keeps large third-party trees in the packages that own them,
+// so the engine and the wire stay small and transport-free.
+var heavyDeps = []struct {
+	prefix string
+	owners []string
+	why    string
+}{
+	{"github.com/libp2p", []string{"mesh", "internal/identity", "internal/app", "dirbridge/federation", "bench"},
+		"libp2p belongs to mesh (identity derives the peer ID; federation gossips events over pubsub; bench builds hosts)"},
+	{"github.com/multiformats", []string{"mesh", "internal/app", "dirbridge/federation", "bench"},
+		"multiaddrs belong to the libp2p users (mesh, federation gossip)"},
+	{"github.com/ipfs", []string{"mesh"}, "CIDs for DHT provider records belong to mesh"},
+	{"modernc.org/sqlite", []string{"dirbridge/directory", "dirbridge/federation"}, "only the directory and its federation log persist to SQLite"},
+	{"database/sql", []string{"dirbridge/directory", "dirbridge/federation"}, "only the directory and its federation log persist to SQLite"},
+	{"github.com/spf13", []string{"cmd/meshnode"}, "cobra/pflag are the CLI's business"},
+	{"github.com/pelletier/go-toml", []string{"internal/config"}, "config decoding lives in internal/config"},
+}
+
+// checkEveryPackageClassified: a package the table does not know has
+// no rules, so the table must name every package and nothing else.
+func checkEveryPackageClassified(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		if _, ok := layers[p.rel]; !ok {
+			out.add("package %s is not in the layer table: add it to layers in internal/archtest/layers_test.go "+
+				"with the module packages it may import, and add its row to docs/architecture.md", p.rel)
+		}
+	}
+	for _, rel := range sortedKeys(layers) {
+		if _, ok := m.pkgs[rel]; !ok {
+			out.add("layer table names %s, which has no Go files: delete its entry from internal/archtest/layers_test.go "+
+				"(and its row in docs/architecture.md)", rel)
+		}
+	}
+	return out
+}
+
+// checkModuleImports checks every module-internal import of non-test
+// code against the layer table (docs/architecture.md).
+func checkModuleImports(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		l, ok := layers[p.rel]
+		if !ok || slices.Contains(l.may, anyPkg) {
+			continue // unclassified packages fail checkEveryPackageClassified
+		}
+		for _, f := range p.files {
+			if f.test {
+				continue
+			}
+			for _, s := range f.ast.Imports {
+				to, internal := m.internalImport(importPath(s))
+				if !internal || to == p.rel || slices.Contains(l.may, to) || (slices.Contains(l.may, anyLib) && isLibrary(to)) {
+					continue
+				}
+				out.add("%s: %s imports %s, which docs/architecture.md does not allow (%s may import: %s). "+
+					"Declare the small interface %s needs in %s itself and let internal/app pass the concrete type; "+
+					"if the layering really changed, update docs/architecture.md and layers in internal/archtest/layers_test.go",
+					m.pos(s.Pos()), p.rel, to, p.rel, mayList(l.may), p.rel, p.rel)
+			}
+		}
+	}
+	return out
+}
+
+// checkNoOneImportsTheRoot: internal/app knows every concrete type;
+// anything importing it (tests included) would form a second root or a
+// cycle in waiting. cmd packages are programs and are imported by nobody.
+func checkNoOneImportsTheRoot(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		for _, f := range p.files {
+			for _, s := range f.ast.Imports {
+				to, internal := m.internalImport(importPath(s))
+				switch {
+				case !internal || to == p.rel:
+				case to == "internal/app" && p.rel != "cmd/meshnode":
+					out.add("%s: %s imports internal/app; only cmd/meshnode may. Move what %s needs out of "+
+						"internal/app into a small package both can import, or test it through the meshnode binary",
+						m.pos(s.Pos()), p.rel, p.rel)
+				case under(to, "cmd"):
+					out.add("%s: %s imports %s; cmd packages are programs. Move the shared code into a library package",
+						m.pos(s.Pos()), p.rel, to)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkHeavyDependencies keeps libp2p, SQLite, cobra and go-toml in
+// the packages that own them (non-test code).
+func checkHeavyDependencies(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		eachImport(p, false, func(f *srcFile, s *ast.ImportSpec, ip string) {
+			for _, d := range heavyDeps {
+				if under(ip, d.prefix) && !slices.Contains(d.owners, p.rel) {
+					out.add("%s: %s imports %s; %s (allowed in: %s). Reach it through an interface the "+
+						"owning package exposes, or extend heavyDeps in internal/archtest/layers_test.go and docs/architecture.md "+
+						"if ownership really moved", m.pos(s.Pos()), p.rel, ip, d.why, strings.Join(d.owners, ", "))
+				}
+			}
+		})
+	}
+	return out
+}
+
+// checkWireIsPure: wire is the vocabulary every side shares, so it
+// must not pull in a network, the filesystem, logging or the clock
+// (ARCHITECTURE.md "wire/"; STYLE.md §2). wire has no time import at all:
+// timestamps and deadlines are arguments, which keeps every codec
+// deterministic and testable.
+func checkWireIsPure(m *module) (out findings) {
+	p := m.pkgs["wire"]
+	if p == nil {
+		out.add("package wire not found: update the test if it moved")
+		return out
+	}
+	forbidden := []string{"net", "log", "os", "time", "syscall", "path/filepath", "io/ioutil", "unsafe", "plugin", "runtime/cgo"}
+	eachImport(p, false, func(f *srcFile, s *ast.ImportSpec, ip string) {
+		if !isStdlib(ip) {
+			if !under(ip, "github.com/fxamacker/cbor") {
+				out.add("%s: wire imports %s; wire may import only the standard library and fxamacker/cbor. "+
+					"Move the code that needs it into the package that uses the wire types", m.pos(s.Pos()), ip)
+			}
+			return
+		}
+		for _, bad := range forbidden {
+			if !under(ip, bad) || ip == "net/url" || ip == "net/netip" {
+				continue // net/url and net/netip are pure parsers
+			}
+			out.add("%s: wire imports %s; wire must not touch the network, filesystem, logging or clock "+
+				"(docs/architecture.md). Take the value as an argument (a timestamp, an io.Reader, a *slog.Logger in the caller) instead",
+				m.pos(s.Pos()), ip)
+		}
+	})
+	return out
+}
+
+// checkNodeHasNoTransport: the engine is transport-independent; HTTP,
+// libp2p and the directory depend on it through their own interfaces.
+func checkNodeHasNoTransport(m *module) (out findings) {
+	p := m.pkgs["node"]
+	if p == nil {
+		out.add("package node not found: update the test if it moved")
+		return out
+	}
+	forbidden := []string{"net", "github.com/libp2p", "github.com/multiformats", "os/exec"}
+	eachImport(p, false, func(f *srcFile, s *ast.ImportSpec, ip string) {
+		for _, bad := range forbidden {
+			if under(ip, bad) {
+				out.add("%s: node imports %s; the engine must stay transport-free (docs/architecture.md). "+
+					"Put the transport code in dirbridge/nodeapi or mesh and call Engine.Execute from there", m.pos(s.Pos()), ip)
+			}
+		}
+	})
+	return out
+}
+
+// checkBackendIsHTTPClientOnly: node/backend talks to model servers
+// as an HTTP client; serving HTTP is dirbridge/nodeapi's job.
+func checkBackendIsHTTPClientOnly(m *module) (out findings) {
+	p := m.pkgs["node/backend"]
+	if p == nil {
+		out.add("package node/backend not found: update the test if it moved")
+		return out
+	}
+	serverAPI := map[string][]string{
+		"net/http": {"Server", "ServeMux", "NewServeMux", "ListenAndServe", "ListenAndServeTLS", "Serve", "ServeTLS",
+			"Handle", "HandleFunc", "DefaultServeMux"},
+		"net": {"Listen", "ListenTCP", "ListenUDP", "ListenPacket", "ListenUnix", "FileListener"},
+	}
+	for _, f := range p.files {
+		if f.test {
+			continue
+		}
+		for ip, names := range serverAPI {
+			for _, pos := range selectorUses(f.ast, ip, names) {
+				out.add("%s: node/backend uses %s server API; the backend package is an HTTP client only. "+
+					"Serve HTTP from dirbridge/nodeapi", m.pos(pos), ip)
+			}
+		}
+	}
+	return out
+}
+
+// eachImport calls fn for every import of the package's files (non-test
+// files only unless tests is true).
+func eachImport(p *pkg, tests bool, fn func(*srcFile, *ast.ImportSpec, string)) {
+	for _, f := range p.files {
+		if f.test && !tests {
+			continue
+		}
+		for _, s := range f.ast.Imports {
+			fn(f, s, importPath(s))
+		}
+	}
+}
+
+// isLibrary: a module package that is neither the composition root nor a
+// program.
+func isLibrary(rel string) bool {
+	if _, ok := layers[rel]; !ok {
+		return false
+	}
+	return rel != "internal/app" && !under(rel, "cmd") && rel != "bench"
+}
+
+func mayList(may []string) string {
+	if len(may) == 0 {
+		return "no module package"
+	}
+	return strings.Join(may, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
