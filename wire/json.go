@@ -36,51 +36,36 @@ const (
 // with ValidateCall. Errors are validation_error (422) or payload_too_large
 // (413); messages never echo the input.
 func DecodeCallJSON(b []byte) (*Call, *Error) {
-	var c Call
-	if err := decodeJSON(b, MaxCallBytes, &c); err != nil {
-		return nil, err
-	}
-	if err := ValidateCall(&c); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return decodeChecked(b, MaxCallBytes, ValidateCall)
 }
 
 // DecodeRegisterJSON decodes and validates a REGISTER body (POST /v1/register).
 func DecodeRegisterJSON(b []byte) (*RegisterRequest, *Error) {
-	var r RegisterRequest
-	if err := decodeJSON(b, MaxControlBytes, &r); err != nil {
-		return nil, err
-	}
-	if err := ValidateRegister(&r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeChecked(b, MaxControlBytes, ValidateRegister)
 }
 
 // DecodeHeartbeatJSON decodes and validates a HEARTBEAT body (POST /v1/heartbeat).
 func DecodeHeartbeatJSON(b []byte) (*Heartbeat, *Error) {
-	var h Heartbeat
-	if err := decodeJSON(b, MaxControlBytes, &h); err != nil {
-		return nil, err
-	}
-	if err := ValidateHeartbeat(&h); err != nil {
-		return nil, err
-	}
-	return &h, nil
+	return decodeChecked(b, MaxControlBytes, ValidateHeartbeat)
 }
 
 // DecodeResponseJSON decodes a RESPONSE body (the caller side of /v1/task).
 // It checks shape only: status enum, result/error consistency.
 func DecodeResponseJSON(b []byte) (*Response, *Error) {
-	var r Response
-	if err := decodeJSON(b, MaxResponseBytes, &r); err != nil {
+	return decodeChecked(b, MaxResponseBytes, checkResponse)
+}
+
+// decodeChecked is decodeJSON into a fresh T followed by check; a message
+// is returned only when both pass.
+func decodeChecked[T any](b []byte, maxBytes int, check func(*T) *Error) (*T, *Error) {
+	var v T
+	if err := decodeJSON(b, maxBytes, &v); err != nil {
 		return nil, err
 	}
-	if err := checkResponse(&r); err != nil {
+	if err := check(&v); err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return &v, nil
 }
 
 // EncodeJSON renders v (a Call, Response, Envelope, ...) as compact JSON.
