@@ -182,13 +182,9 @@ func (l *eventLog) newEvent(c Change, prevSeq int64, prevSig string) (Event, err
 	if !c.Type.Federated() {
 		return Event{}, fmt.Errorf("%w: %q", ErrNotFederated, c.Type)
 	}
-	raw, err := json.Marshal(c.Payload)
+	canon, err := canonicalJSON(c.Payload)
 	if err != nil {
-		return Event{}, fmt.Errorf("encoding %s payload: %w", c.Type, err)
-	}
-	canon, err := Canonicalize(raw)
-	if err != nil {
-		return Event{}, fmt.Errorf("canonicalizing %s payload: %w", c.Type, err)
+		return Event{}, fmt.Errorf("%s payload: %w", c.Type, err)
 	}
 	if len(canon) > MaxPayloadBytes || canon[0] != '{' {
 		return Event{}, fmt.Errorf("%s payload: not an object of at most %d bytes", c.Type, MaxPayloadBytes)
@@ -203,6 +199,39 @@ func (l *eventLog) newEvent(c Change, prevSeq int64, prevSig string) (Event, err
 		return Event{}, err
 	}
 	return ev, nil
+}
+
+// canonicalJSON is the RFC 8785 form of v: the bytes an event signs and
+// fed_nodes.record stores.
+func canonicalJSON(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding: %w", err)
+	}
+	canon, err := Canonicalize(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalizing: %w", err)
+	}
+	return canon, nil
+}
+
+// nodeRecords returns every node's stored REGISTER payload by node_id.
+func (l *eventLog) nodeRecords(ctx context.Context) (map[string][]byte, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT node_id, record FROM fed_nodes`)
+	if err != nil {
+		return nil, fmt.Errorf("reading node records: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var rec []byte
+		if err := rows.Scan(&id, &rec); err != nil {
+			return nil, fmt.Errorf("scanning node record: %w", err)
+		}
+		out[id] = rec
+	}
+	return out, rows.Err()
 }
 
 // errPruned: the requested range starts before the rolling window.
