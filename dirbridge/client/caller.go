@@ -1,17 +1,16 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/meshnode/meshnode/internal/cx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -29,6 +28,8 @@ const (
 	// HeaderConsumerToken carries a directory-issued consumer token
 	// (iicp-core.md §3.1 errata v1.5.2).
 	HeaderConsumerToken = "X-IICP-Consumer-Token"
+	// DefaultRetryBase is the first retry pause (iicp-semantics.md §6.1).
+	DefaultRetryBase = 200 * time.Millisecond
 )
 
 // DirectoryKey fetches the directory's Ed25519 public key (hex) that signs
@@ -70,6 +71,13 @@ func (c *Client) ConsumerToken(ctx context.Context, nodeToken, targetNodeID, int
 // Caller runs a task over HTTP: discover nodes for the intent, then POST
 // /v1/task to the best ones in directory order (PROXY-ROUTE-01/02), at most
 // Attempts of them (PROXY-ROUTE-03).
+//
+// Payloads are sealed with IICP-CX to every node that advertises a
+// cx_public_key (iicp-confidentiality.md §1: a consumer MUST encrypt to a
+// key-advertising node). Keyless nodes are skipped unless Encryption is
+// cx.AllowPlaintext (§6: refuse keyless nodes by default, plaintext only by
+// explicit opt-in). Answers are read in every dialect deployed nodes speak
+// (interop.DecodeTaskAnswer).
 type Caller struct {
 	Directory *Client
 	// HTTP posts tasks; nil uses a client with no overall timeout (the
@@ -82,6 +90,13 @@ type Caller struct {
 	// Credential returns the X-IICP-Consumer-Token for a target node; nil
 	// or "" sends none (the CALL's auth.node_token, if any, applies).
 	Credential func(ctx context.Context, nodeID, intent string) (string, error)
+	// Encryption is the posture towards keyless nodes; the zero value is
+	// cx.RequireEncryption.
+	Encryption cx.Policy
+	// RetryBase is the first pause before retrying a transient failure on
+	// the next node (iicp-semantics.md §6.1: 200 ms, doubling, ±20 %
+	// jitter). capacity_exceeded switches at once (§2.2).
+	RetryBase time.Duration
 }
 
 // Attempt describes one node tried.
@@ -91,6 +106,10 @@ type Attempt struct {
 	// Status is the HTTP status (0: no answer); Code the IICP code, if any.
 	Status int
 	Code   wire.Code
+	// QoSClass is the saturated class a capacity_exceeded answer named.
+	QoSClass string
+	// Encrypted reports that the payload went out sealed with IICP-CX.
+	Encrypted bool
 }
 
 // CallInfo reports how a Caller.Call went.
@@ -98,7 +117,11 @@ type CallInfo struct {
 	// NodeID and Endpoint identify the node whose RESPONSE was returned.
 	NodeID   string
 	Endpoint string
-	Tried    []Attempt
+	// Encrypted reports that the returned RESPONSE answers a sealed CALL.
+	Encrypted bool
+	Tried     []Attempt
+	// SkippedKeyless counts candidates skipped for advertising no CX key.
+	SkippedKeyless int
 }
 
 // Call discovers candidates for call.Intent and runs call on the first one
@@ -112,6 +135,9 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 	if q.Intent == "" {
 		q.Intent = call.Intent
 	}
+	if q.QoS == "" {
+		q.QoS = call.Constraints.QoS
+	}
 	if q.Limit == 0 {
 		q.Limit = discoverLimit
 	}
@@ -119,12 +145,9 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 	if err != nil {
 		return nil, info, err
 	}
-	var cands []wire.NodeSummary
-	for _, n := range nl.Nodes {
-		if n.Endpoint == "" || !n.Available || (cl.Skip != nil && cl.Skip(n)) {
-			continue
-		}
-		cands = append(cands, n)
+	cands := cl.candidates(nl.Nodes, &info)
+	if len(cands) == 0 && info.SkippedKeyless > 0 {
+		return nil, info, wire.Errorf(wire.CodeE064, "%d node(s) serve %s but none advertises an IICP-CX key; refusing to send the payload in plaintext", info.SkippedKeyless, call.Intent)
 	}
 	if len(cands) == 0 {
 		return nil, info, wire.Errorf(wire.CodeE033, "no node serves %s (directory returned no candidates)", call.Intent)
@@ -134,18 +157,25 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 		attempts = DefaultCallAttempts
 	}
 	var last *wire.Response
+	wait := false
 	for i, n := range cands {
 		if i >= attempts || ctx.Err() != nil {
 			break
 		}
+		if wait && sleepCtx(ctx, retryPause(cl.RetryBase, i)) != nil {
+			break
+		}
 		resp, a := cl.post(ctx, call, n)
 		info.Tried = append(info.Tried, a)
+		// §2.2: a full node is a switch signal, never a reason to wait; a
+		// key we could not seal to sent nothing, so there is nothing to pace.
+		wait = a.Code != wire.CodeCapacityExceeded && (a.Status != 0 || a.Code == "")
 		if resp == nil {
 			continue
 		}
 		last = resp
 		if resp.Status == wire.StatusSuccess || !retryElsewhere(resp, a.Status) {
-			info.NodeID, info.Endpoint = n.NodeID, n.Endpoint
+			info.NodeID, info.Endpoint, info.Encrypted = n.NodeID, n.Endpoint, a.Encrypted
 			return resp, info, nil
 		}
 	}
@@ -155,9 +185,27 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 	return last, info, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s) tried, none completed the task", len(info.Tried))
 }
 
+// candidates filters the discover answer: nodes with an endpoint that are
+// available, not skipped, and (unless plaintext is allowed) keyed.
+func (cl *Caller) candidates(nodes []wire.NodeSummary, info *CallInfo) []wire.NodeSummary {
+	var out []wire.NodeSummary
+	for _, n := range nodes {
+		if n.Endpoint == "" || !n.Available || (cl.Skip != nil && cl.Skip(n)) {
+			continue
+		}
+		if n.CXPublicKey == nil && cl.Encryption != cx.AllowPlaintext {
+			info.SkippedKeyless++
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 // retryElsewhere reports whether another node might succeed where this
 // one failed: capacity, timeouts, backend and server errors. Validation,
-// unknown intent and authorization failures would fail everywhere.
+// unknown intent, authorization and IICP-CX failures would fail everywhere
+// (and a CX failure must never turn into a plaintext retry, §6).
 func retryElsewhere(r *wire.Response, status int) bool {
 	if r.Status == wire.StatusTimeout {
 		return true
@@ -167,13 +215,16 @@ func retryElsewhere(r *wire.Response, status int) bool {
 		case wire.CodeCapacityExceeded, wire.CodeRateLimited, wire.CodeTaskTimeout, wire.CodeBackendError,
 			wire.CodeUnavailable, wire.CodeInternal, wire.CodeE029:
 			return true
+		case wire.CodeE050, wire.CodeE064:
+			return false
 		}
 	}
 	return status >= 500
 }
 
 // post sends call to one node. A nil RESPONSE means the node gave no usable
-// answer (unreachable, or a body that is not a RESPONSE).
+// answer (unreachable, a body that is not a RESPONSE, or a CX key this
+// client cannot seal to).
 func (cl *Caller) post(ctx context.Context, call *wire.Call, n wire.NodeSummary) (*wire.Response, Attempt) {
 	a := Attempt{NodeID: n.NodeID, Endpoint: n.Endpoint}
 	var consumer string
@@ -185,65 +236,40 @@ func (cl *Caller) post(ctx context.Context, call *wire.Call, n wire.NodeSummary)
 	}
 	c := *call
 	c.CallID = NewUUID() // each attempt gets its own call_id; task_id is kept
-	resp, status, err := PostTask(ctx, cl.HTTP, n.Endpoint, &c, consumer)
-	a.Status = status
+	resp, st, err := PostTask(ctx, cl.HTTP, n, &c, consumer, cl.Encryption)
+	a.Status, a.Encrypted = st.HTTPStatus, st.Encrypted
 	if err != nil {
+		var werr *wire.Error
+		if errors.As(err, &werr) {
+			a.Code = werr.Code
+		}
 		return nil, a
 	}
 	if resp.Error != nil {
-		a.Code = resp.Error.Code
+		a.Code, a.QoSClass = resp.Error.Code, resp.Error.QoSClass
 	}
 	return resp, a
 }
 
-// PostTask sends one CALL to a node's POST /v1/task (iicp-core.md §3) and
-// decodes the RESPONSE, including failure bodies: a node answers errors
-// either as a RESPONSE with status error or as an error envelope, and both
-// come back as a *wire.Response. consumerToken, when set, goes in
-// X-IICP-Consumer-Token (LOG-FORBIDDEN). err is set only when no IICP
-// answer arrived.
-func PostTask(ctx context.Context, hc *http.Client, endpoint string, call *wire.Call, consumerToken string) (*wire.Response, int, error) {
-	if hc == nil {
-		hc = http.DefaultClient
+// retryPause is the §6.1 backoff before attempt i (i ≥ 1): base·2^(i-1)
+// with ±20 % jitter.
+func retryPause(base time.Duration, i int) time.Duration {
+	if base <= 0 {
+		base = DefaultRetryBase
 	}
-	body, err := json.Marshal(call)
-	if err != nil {
-		return nil, 0, fmt.Errorf("encoding call: %w", err)
+	d := base << min(i-1, 8)
+	return time.Duration(float64(d) * (0.8 + 0.4*mrand.Float64()))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+"/v1/task", bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, fmt.Errorf("building task request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if consumerToken != "" {
-		req.Header.Set(HeaderConsumerToken, consumerToken)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, 0, scrubURLError(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTaskResponse+1))
-	if err != nil {
-		return nil, resp.StatusCode, fmt.Errorf("reading task response: %w", err)
-	}
-	if len(data) > maxTaskResponse {
-		return nil, resp.StatusCode, errors.New("task response too large")
-	}
-	var r wire.Response
-	if json.Unmarshal(data, &r) == nil && r.Status != "" {
-		return &r, resp.StatusCode, nil
-	}
-	var env wire.Envelope
-	if json.Unmarshal(data, &env) == nil && env.Error != nil {
-		st := wire.StatusError
-		if env.Error.Code == wire.CodeTaskTimeout {
-			st = wire.StatusTimeout
-		}
-		return &wire.Response{TaskID: call.TaskID, Status: st, Error: env.Error, Code: env.Error.Code}, resp.StatusCode, nil
-	}
-	return nil, resp.StatusCode, fmt.Errorf("node answered HTTP %d without an IICP body", resp.StatusCode)
 }
 
 // NewUUID returns a random UUID v4 (task_id, call_id).

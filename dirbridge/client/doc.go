@@ -36,8 +36,19 @@
 // observed source IP differs from the endpoint host (iicp-core.md §11.2) and
 // deregister on shutdown.
 //
+// Caller is the consumer side of POST /v1/task: discover, then try the best
+// nodes (at most 3, iicp-semantics.md §6.1 backoff between transient
+// failures, an immediate switch on capacity_exceeded per §2.2). Payloads
+// are sealed with IICP-CX (internal/cx) to every node that advertises a
+// cx_public_key; keyless nodes are skipped unless the caller explicitly
+// allows plaintext (iicp-confidentiality.md §6). Answers are read in every
+// dialect deployed SDK nodes speak (internal/interop.DecodeTaskAnswer:
+// "completed", IICP-E021, nested or top-level codes, HTML error pages, 504
+// as timeout), and the CALL carries the qos_class mirror they read.
+//
 // Tokens are credentials: they never appear in logs, errors or Status.
 //
-// client imports wire and the standard library only; it must not import
-// node, mesh, nodeapi or cmd.
+// client imports wire, internal/cx and internal/interop (two leaf packages
+// that import only wire and internal/paths) and the standard library; it
+// must not import node, mesh, nodeapi or cmd.
 package client
