@@ -42,6 +42,7 @@ const (
 // concurrent use.
 type OpenAI struct {
 	base     *url.URL // ends in the API root, e.g. http://127.0.0.1:11434/v1
+	baseURL  string   // base.String(), once
 	apiKey   string   // LOG-FORBIDDEN
 	client   *http.Client
 	maxBody  int64
@@ -120,7 +121,7 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 		u.Path = "/v1"
 	}
 	u.RawPath = ""
-	c := &OpenAI{base: u, maxBody: DefaultMaxResponseBytes, userAgnt: "meshnode"}
+	c := &OpenAI{base: u, baseURL: u.String(), maxBody: DefaultMaxResponseBytes, userAgnt: "meshnode"}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -170,7 +171,7 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	op := string(p.mode)
-	body, err := json.Marshal(p.body)
+	body, err := encodeBody(p.body)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %s: encoding request: %v", ErrBackend, op, err)
 	}
@@ -183,7 +184,7 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	if p.mode == ModeEmbedding {
-		raw, err := readCapped(ctx, op, resp.Body, c.maxBody)
+		raw, err := readBody(ctx, op, resp, c.maxBody)
 		if err != nil {
 			return Result{}, err
 		}
@@ -199,8 +200,11 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 	} else {
 		// A server that ignores stream: true answers with plain JSON.
 		var raw []byte
-		if raw, err = readCapped(ctx, op, resp.Body, c.maxBody); err == nil {
-			g, err = decodeGeneration(op, raw, chat)
+		if raw, err = readBody(ctx, op, resp, c.maxBody); err == nil {
+			var ok bool
+			if g, ok = decodeGenerationFast(raw, chat); !ok {
+				g, err = decodeGeneration(op, raw, chat)
+			}
 		}
 	}
 	if err != nil {
@@ -217,7 +221,7 @@ func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, str
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	hr, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +415,22 @@ type opaqueError struct {
 
 func (e *opaqueError) Error() string { return e.msg }
 func (e *opaqueError) Unwrap() error { return e.err }
+
+// readBody reads a response body of at most limit bytes; a declared
+// Content-Length within the limit is read into one exact allocation
+// (net/http itself stops a body at its declared length). Zero is not
+// trusted: a hand-built response (a custom RoundTripper) may leave it unset.
+func readBody(ctx context.Context, op string, resp *http.Response, limit int64) ([]byte, error) {
+	n := resp.ContentLength
+	if n <= 0 || n > limit {
+		return readCapped(ctx, op, resp.Body, limit)
+	}
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, raw); err != nil {
+		return nil, opError(ctx, op, err)
+	}
+	return raw, nil
+}
 
 // readCapped reads a whole body of at most limit bytes.
 func readCapped(ctx context.Context, op string, body io.Reader, limit int64) ([]byte, error) {

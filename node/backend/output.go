@@ -152,22 +152,21 @@ func encodeGeneration(p prepared, g generation, reqModel string) (Result, error)
 	if model == "" {
 		model = reqModel
 	}
-	var v any
+	var out []byte
 	switch p.mode {
-	case ModeCompletion:
-		v = chatResult{ID: g.ID, Object: "text_completion", Model: model, Choices: g.Choices, Usage: g.Usage}
 	case ModeSummarise:
 		summary, err := firstContent(g)
 		if err != nil {
 			return Result{}, err
 		}
-		v = summaryResult{Summary: summary, Format: p.summaryFormat, Model: model, Choices: g.Choices, Usage: g.Usage}
+		v := summaryResult{Summary: summary, Format: p.summaryFormat, Model: model, Choices: g.Choices, Usage: g.Usage}
+		if out, err = json.Marshal(v); err != nil {
+			return Result{}, fmt.Errorf("%w: encoding result: %v", ErrBackend, err)
+		}
+	case ModeCompletion:
+		out = appendChatResult(nil, &chatResult{ID: g.ID, Object: "text_completion", Model: model, Choices: g.Choices, Usage: g.Usage})
 	default:
-		v = chatResult{ID: g.ID, Object: "chat.completion", Model: model, Choices: g.Choices, Usage: g.Usage}
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: encoding result: %v", ErrBackend, err)
+		out = appendChatResult(nil, &chatResult{ID: g.ID, Object: "chat.completion", Model: model, Choices: g.Choices, Usage: g.Usage})
 	}
 	return Result{Output: out, Model: model, TokensUsed: g.Usage.tokens()}, nil
 }

@@ -157,9 +157,11 @@ func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
 	}
 	out := make([]chatMessage, len(items))
 	for i, it := range items {
-		var role string
-		if err := json.Unmarshal(it.Role, &role); err != nil || !isJSONString(it.Role) {
-			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "required string")
+		role, ok := simpleJSONString(it.Role)
+		if !ok {
+			if err := json.Unmarshal(it.Role, &role); err != nil || !isJSONString(it.Role) {
+				return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "required string")
+			}
 		}
 		if !chatRoles[role] {
 			return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "must be system, user, assistant or tool")
