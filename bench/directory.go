@@ -130,7 +130,7 @@ func newDirFixture(ctx context.Context, o options) (*dirFixture, *DirSetup, erro
 func (f *dirFixture) populate(ctx context.Context, o options, healthURL string) error {
 	viaRoute := o.dirNodes
 	if o.dirPopulate == populateApply {
-		viaRoute = min(o.dirNodes, heartbeatNodes)
+		viaRoute = max(1, min(maxHeartbeatNodes, o.dirNodes/10))
 		now := time.Now()
 		for i := viaRoute; i < o.dirNodes; i++ {
 			id := newUUID()
@@ -146,8 +146,10 @@ func (f *dirFixture) populate(ctx context.Context, o options, healthURL string) 
 	return f.registerAll(ctx, viaRoute, healthURL)
 }
 
-// heartbeatNodes is how many nodes the "apply" method registers for real.
-const heartbeatNodes = 1000
+// maxHeartbeatNodes caps how many nodes the "apply" method registers for
+// real (a tenth of them, at most this many): enough that concurrent
+// heartbeats rarely hit the same node.
+const maxHeartbeatNodes = 1000
 
 func regionOf(i int) string { return []string{"eu-central", "us-west", "ap-south"}[i%3] }
 

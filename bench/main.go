@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,7 +44,7 @@ type options struct {
 	dirNodes          int
 	dirIntents        int
 	dirPopulate       string
-	wireBenchtime     time.Duration
+	wireBenchtime     string
 }
 
 // scenario is one measured area of the program.
@@ -113,8 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.dirNodes, "dir-nodes", 10_000, "directory: registered nodes")
 	fs.IntVar(&o.dirIntents, "dir-intents", 20, "directory: intents the nodes are spread over")
 	fs.StringVar(&o.dirPopulate, "dir-populate", populateRegister,
-		"directory: how nodes get in: register (POST /v1/register each) or apply (Server.ApplyChange, 1000 registered for heartbeats)")
-	fs.DurationVar(&o.wireBenchtime, "wire-benchtime", 200*time.Millisecond, "wire: testing benchtime per codec operation")
+		"directory: how nodes get in: register (POST /v1/register each) or apply (Server.ApplyChange; a tenth, at most 1000, registered for heartbeats)")
+	fs.StringVar(&o.wireBenchtime, "wire-benchtime", "200ms", "wire: go test -benchtime per codec operation (a duration, or Nx for N iterations)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire] [-json]")
 		fs.PrintDefaults()
@@ -156,10 +157,21 @@ func (o *options) validate() error {
 		return errors.New("-dir-nodes must be in [1, 1e6] and -dir-intents in [1, 1000]")
 	case o.dirPopulate != populateRegister && o.dirPopulate != populateApply:
 		return errors.New("-dir-populate must be register or apply")
-	case o.wireBenchtime <= 0:
-		return errors.New("-wire-benchtime must be positive")
+	case !validBenchtime(o.wireBenchtime):
+		return errors.New("-wire-benchtime must be a positive duration or Nx")
 	}
 	return nil
+}
+
+// validBenchtime accepts what go test -benchtime accepts: a positive
+// duration or a positive iteration count written Nx.
+func validBenchtime(s string) bool {
+	if n, ok := strings.CutSuffix(s, "x"); ok {
+		i, err := strconv.Atoi(n)
+		return err == nil && i > 0
+	}
+	d, err := time.ParseDuration(s)
+	return err == nil && d > 0
 }
 
 // maxConcurrency bounds -concurrency: beyond it the loopback benchmark
@@ -235,18 +247,27 @@ func measure(ctx context.Context, o options, progress io.Writer) (*Report, error
 	}
 	runErr = errors.Join(runErr, env.close())
 	rep.ElapsedSec = time.Since(start).Seconds()
-	rep.Notes = append(rep.Notes, notes(o)...)
+	rep.Notes = append(rep.Notes, notes(rep.Scenarios)...)
 	return rep, runErr
 }
 
-// notes state the conditions a reader needs to interpret the numbers.
-func notes(o options) []string {
-	n := []string{
-		"node engine max_concurrent is 2× the highest concurrency so admission never refuses; the node's backend client keeps its production transport (64 idle conns per host), mirrored by the direct baseline",
-		"latency percentiles are over successful requests; req/s is successful requests over the path's measured time",
+// notes state the conditions a reader needs to interpret the numbers of
+// the scenarios that ran.
+func notes(ran []string) []string {
+	var n []string
+	if slices.Contains(ran, "task") || slices.Contains(ran, "mesh") {
+		n = append(n, "node engine max_concurrent is 2× the highest concurrency so admission never refuses; "+
+			"the node's backend client keeps its production transport (64 idle conns per host), mirrored by the direct baseline")
 	}
-	if slices.Contains(o.only, "mesh") {
-		n = append(n, "mesh-quic: Mesh.Call pinned to the serving peer, one attempt, native CBOR; the peer admits 64 task streams per caller, so concurrency above 64 is refused by design")
+	if slices.Contains(ran, "mesh") {
+		n = append(n, "mesh-quic: Mesh.Call pinned to the serving peer, one attempt, native CBOR; "+
+			"the serving peer admits 64 task streams per caller, so concurrency above 64 is refused by design")
+	}
+	if slices.Contains(ran, "directory") {
+		n = append(n, "directory: dev mode, plaintext loopback; probation's per-network cap is off because every synthetic node registers from 127.0.0.1")
+	}
+	if len(n) > 0 {
+		n = append(n, "latency percentiles are over successful requests; req/s is successful requests over the path's measured time")
 	}
 	return n
 }

@@ -42,7 +42,7 @@ var initTesting sync.Once
 // allocs/op, B/op), with each time as a ratio to JSON's.
 func runWire(ctx context.Context, env *benchEnv, rep *Report) error {
 	initTesting.Do(testing.Init)
-	if err := flag.CommandLine.Set("test.benchtime", env.opts.wireBenchtime.String()); err != nil {
+	if err := flag.CommandLine.Set("test.benchtime", env.opts.wireBenchtime); err != nil {
 		return fmt.Errorf("setting benchtime: %w", err)
 	}
 	for _, sz := range wireSizes {

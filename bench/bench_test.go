@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestRunAllScenariosShort runs every scenario for a moment (the 50-node
+// convergence is left to the real command) and checks the report is
+// complete and adds up: no wall-clock value is judged, only counts.
+func TestRunAllScenariosShort(t *testing.T) {
+	args := []string{"-json", "-duration", "120ms", "-rounds", "2", "-concurrency", "1,4",
+		"-converge=false", "-dir-nodes", "100", "-dir-intents", "4", "-wire-benchtime", "5x"}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if code := run(ctx, args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, errOut.String(), out.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	if got := strings.Join(rep.Scenarios, ","); got != "task,mesh,directory,wire" {
+		t.Errorf("scenarios run = %s", got)
+	}
+	// task: 3 paths, mesh: 3 paths, directory: 2 paths, each at 2 concurrencies.
+	perScenario := map[string]int{}
+	for _, r := range rep.Rows {
+		perScenario[r.Scenario]++
+		checkRow(t, r)
+	}
+	for sc, want := range map[string]int{"task": 6, "mesh": 6, "directory": 4} {
+		if perScenario[sc] != want {
+			t.Errorf("%s: %d rows, want %d", sc, perScenario[sc], want)
+		}
+	}
+	if len(rep.Wire) != len(wireSizes)*2*len(wireCodecs) {
+		t.Errorf("wire rows = %d", len(rep.Wire))
+	}
+	for _, w := range rep.Wire {
+		if w.NsPerOp <= 0 || w.WireBytes <= 0 || (w.Codec == "json" && w.VsJSON != 1) {
+			t.Errorf("wire row %+v", w)
+		}
+	}
+	if len(rep.Checks) == 0 {
+		t.Error("no consistency checks reported")
+	}
+	for _, c := range rep.Checks {
+		if !c.OK {
+			t.Errorf("check %s failed: %s", c.Name, c.Info)
+		}
+	}
+	if d := rep.Directory; d == nil || d.Nodes != 100 || d.Method != populateRegister {
+		t.Errorf("directory setup = %+v", d)
+	}
+	if rep.Converge != nil {
+		t.Error("convergence measured although -converge=false")
+	}
+	if rep.Machine.GOMAXPROCS < 1 || rep.Machine.GoVersion == "" {
+		t.Errorf("machine = %+v", rep.Machine)
+	}
+}
+
+// checkRow: every request accounted for, baselines compared.
+func checkRow(t *testing.T, r Row) {
+	t.Helper()
+	if r.OK == 0 || r.Failed != 0 || r.Mismatched != 0 || r.FirstError != "" {
+		t.Errorf("%s %s c=%d: ok %d failed %d mismatched %d (%s)", r.Scenario, r.Path, r.Concurrency, r.OK, r.Failed, r.Mismatched, r.FirstError)
+	}
+	if r.P50us <= 0 || r.P99us < r.P50us || r.PerSec <= 0 {
+		t.Errorf("%s %s c=%d: p50 %v p99 %v rate %v", r.Scenario, r.Path, r.Concurrency, r.P50us, r.P99us, r.PerSec)
+	}
+	isBaseline := r.Path == "direct" || r.Scenario == "directory"
+	if isBaseline != (r.Baseline == "") || (!isBaseline && r.Throughput <= 0) {
+		t.Errorf("%s %s c=%d: baseline %q throughput× %v", r.Scenario, r.Path, r.Concurrency, r.Baseline, r.Throughput)
+	}
+}
+
+// TestDirectoryApplyPopulate covers the ApplyChange population method.
+func TestDirectoryApplyPopulate(t *testing.T) {
+	args := []string{"-json", "-only", "directory", "-duration", "60ms", "-rounds", "1", "-concurrency", "2",
+		"-dir-nodes", "300", "-dir-intents", "3", "-dir-populate", "apply"}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if d := rep.Directory; d == nil || d.Method != populateApply || d.Nodes != 300 {
+		t.Fatalf("directory setup = %+v", rep.Directory)
+	}
+	for _, r := range rep.Rows {
+		checkRow(t, r)
+	}
+}
+
+// TestMisattributedAnswersAreCounted: an answer carrying another task's
+// task_id or another request's content is a mismatch, not a success.
+func TestMisattributedAnswersAreCounted(t *testing.T) {
+	good := json.RawMessage(`{"choices":[{"message":{"role":"assistant","content":"bench p 1"}}]}`)
+	cases := []struct {
+		name string
+		resp wire.Response
+		want error
+	}{
+		// The right task with its own content.
+		{"own answer", wire.Response{TaskID: "t1", Status: wire.StatusSuccess, Result: good}, nil},
+		// Another task's RESPONSE.
+		{"other task_id", wire.Response{TaskID: "t2", Status: wire.StatusSuccess, Result: good}, errMismatch},
+		// The right task_id carrying another request's completion.
+		{"other content", wire.Response{TaskID: "t1", Status: wire.StatusSuccess,
+			Result: json.RawMessage(`{"choices":[{"message":{"content":"bench p 2"}}]}`)}, errMismatch},
+	}
+	for _, tc := range cases {
+		err := checkResponse(&tc.resp, "t1", prompt("p", 1))
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	failed := wire.Response{TaskID: "t1", Status: wire.StatusError, Error: wire.NewError(wire.CodeCapacityExceeded, "busy")}
+	if err := checkResponse(&failed, "t1", "x"); err == nil || errors.Is(err, errMismatch) {
+		t.Errorf("error RESPONSE: err = %v, want a plain failure", err)
+	}
+
+	// runWindow sorts outcomes into ok, failed and mismatched.
+	p := &path{name: "p", do: func(_ context.Context, seq int64) error {
+		switch seq % 3 {
+		case 0:
+			return errMismatch
+		case 1:
+			return errors.New("refused")
+		}
+		return nil
+	}}
+	var tl tally
+	runWindow(context.Background(), p, 2, 20*time.Millisecond, &tl)
+	if total := tl.ok + tl.failed + tl.mismatch; total != p.seq.Load() || tl.mismatch == 0 || tl.failed == 0 {
+		t.Errorf("ok %d failed %d mismatched %d of %d requests", tl.ok, tl.failed, tl.mismatch, p.seq.Load())
+	}
+	if int64(len(tl.lat)) != tl.ok {
+		t.Errorf("%d latencies for %d successes", len(tl.lat), tl.ok)
+	}
+}
+
+func TestFlagsRejectBadValues(t *testing.T) {
+	for _, args := range [][]string{
+		{"-only", "task,nope"},
+		{"-concurrency", "0"},
+		{"-concurrency", "1,x"},
+		{"-duration", "-1s"},
+		{"-dir-populate", "magic"},
+		{"-converge-transport", "udp"},
+		{"stray"},
+	} {
+		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	d := make([]time.Duration, 100)
+	for i := range d {
+		d[i] = time.Duration(i+1) * time.Microsecond
+	}
+	if p := percentile(d, 50); p != 50*time.Microsecond {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(d, 99); p != 99*time.Microsecond {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile(d[:1], 99); p != time.Microsecond {
+		t.Errorf("p99 of one = %v", p)
+	}
+}
