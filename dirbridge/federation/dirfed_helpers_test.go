@@ -126,15 +126,25 @@ type replicaDirEnv struct {
 }
 
 type replicaDirOpts struct {
-	gossip     bool
-	stateDir   string
-	key        ed25519.PrivateKey
-	poll       time.Duration
-	staleAfter time.Duration
-	now        func() time.Time
+	gossip      bool
+	stateDir    string
+	key         ed25519.PrivateKey
+	poll        time.Duration
+	staleAfter  time.Duration
+	now         func() time.Time
+	gossipPeers []string
+	options     []directory.Option
 }
 
 func newReplicaDir(t testing.TB, seed *seedDirEnv, o replicaDirOpts) *replicaDirEnv {
+	t.Helper()
+	if o.gossip {
+		o.gossipPeers = seed.sd.GossipAddrs()
+	}
+	return newReplicaDirAt(t, seed.url, o)
+}
+
+func newReplicaDirAt(t testing.TB, seedURL string, o replicaDirOpts) *replicaDirEnv {
 	t.Helper()
 	if o.stateDir == "" {
 		o.stateDir = t.TempDir()
@@ -147,12 +157,12 @@ func newReplicaDir(t testing.TB, seed *seedDirEnv, o replicaDirOpts) *replicaDir
 	}
 	cfg := ReplicaDirectoryConfig{
 		Directory: dirConfig(t, o.stateDir, o.staleAfter),
-		Options:   []directory.Option{directory.WithLogger(quietLog)},
-		Replica: ReplicaConfig{SeedURL: seed.url, Key: o.key, Insecure: true, Logger: quietLog, PollInterval: o.poll,
+		Options:   append([]directory.Option{directory.WithLogger(quietLog)}, o.options...),
+		Replica: ReplicaConfig{SeedURL: seedURL, Key: o.key, Insecure: true, Logger: quietLog, PollInterval: o.poll,
 			RetryInterval: 20 * time.Millisecond, LivenessInterval: 100 * time.Millisecond, Now: o.now},
 	}
 	if o.gossip {
-		cfg.Gossip = &GossipConfig{Peers: seed.sd.GossipAddrs()}
+		cfg.Gossip = &GossipConfig{Peers: o.gossipPeers}
 	}
 	rd, err := NewReplicaDirectory(context.Background(), cfg)
 	if err != nil {

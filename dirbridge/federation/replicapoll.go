@@ -101,6 +101,8 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	chain := *r.chain
 	sigErrs := verifySignatures(r.seedKey, evs)
+	exec := newStmtCache(tx)
+	defer exec.close()
 	var changes []*StateChange
 	var verr error
 	for i := range evs {
@@ -118,7 +120,7 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 			break
 		}
 		chain.advance(ev)
-		ch, err := applyEvent(ctx, tx, ev)
+		ch, err := applyEvent(ctx, exec, ev)
 		if err != nil {
 			// Signed by the seed but not applicable: refuse and stop here.
 			verr = &VerifyError{Seq: ev.Seq, Reason: fmt.Errorf("%w: %v", ErrMalformed, err)}

@@ -238,10 +238,12 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 	if err := r.idx.load(ctx, r.db); err != nil {
 		return err
 	}
+	// The Sink before the seq and readiness: a reader that sees either
+	// sees the whole snapshot in the directory too.
+	r.mirrorSnapshot(ctx, snap, old)
 	r.appliedSeq.Store(snap.SnapshotSeq)
 	r.metrics.appliedSq.Set(float64(snap.SnapshotSeq))
 	r.ready.Store(true)
-	r.mirrorSnapshot(ctx, snap, old)
 	return nil
 }
 

@@ -148,17 +148,19 @@ func (l *eventLog) append(ctx context.Context, build func(*sql.Tx) ([]Change, er
 	}
 	seq, sig, genesis := l.headSeq, l.headSig, l.genesisHash
 	out := make([]Event, 0, len(changes))
+	exec := newStmtCache(tx)
+	defer exec.close()
 	for _, c := range changes {
 		ev, err := l.newEvent(c, seq, sig)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO fed_events (seq, event_id, event_type, ts_ms, payload, prev_hash, sig, signer_did)
+		if _, err := exec.ExecContext(ctx, `INSERT INTO fed_events (seq, event_id, event_type, ts_ms, payload, prev_hash, sig, signer_did)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, ev.Seq, ev.EventID, string(ev.EventType), ev.TsMs,
 			[]byte(ev.Payload), ev.PrevHash, ev.Sig, ev.SignerDID); err != nil {
 			return nil, fmt.Errorf("inserting event: %w", err)
 		}
-		if _, err := applyEvent(ctx, tx, &ev); err != nil {
+		if _, err := applyEvent(ctx, exec, &ev); err != nil {
 			return nil, err
 		}
 		if seq == 0 || genesis == GenesisRoot {

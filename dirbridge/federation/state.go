@@ -121,6 +121,9 @@ func openDB(ctx context.Context, path string, schemas ...string) (*sql.DB, error
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// 32 MiB of page cache: a replay touches every node row of a 10k-node
+	// state, which the 2 MiB default re-reads from the OS per page.
+	q.Add("_pragma", "cache_size(-32768)")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -160,6 +163,41 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// execer is what applying an event writes through: a *sql.Tx, or a
+// stmtCache over one for a page of events.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// stmtCache prepares each statement once per transaction: replaying a page
+// of 1000 events otherwise parses the same SQL 1000 times (a third of the
+// replica's SQLite time in the 100k-event profile).
+type stmtCache struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtCache(tx *sql.Tx) *stmtCache { return &stmtCache{tx: tx, stmts: map[string]*sql.Stmt{}} }
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, ok := c.stmts[query]
+	if !ok {
+		var err error
+		if st, err = c.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		c.stmts[query] = st
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// close releases the statements (before the transaction ends).
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		_ = st.Close()
+	}
+}
+
 // StateChange is what applying one event did to the federated state; the
 // replica's index and Sink consume it.
 type StateChange struct {
@@ -179,7 +217,7 @@ type StateChange struct {
 // applyEvent materialises ev into the state tables inside tx. Every event
 // is idempotent state-setting (replace wholesale, delete, set), so applying
 // an event whose effect a snapshot already contains changes nothing.
-func applyEvent(ctx context.Context, tx *sql.Tx, ev *Event) (*StateChange, error) {
+func applyEvent(ctx context.Context, tx execer, ev *Event) (*StateChange, error) {
 	ch := &StateChange{Type: ev.EventType, Seq: ev.Seq, TsMs: ev.TsMs}
 	var err error
 	switch ev.EventType {
@@ -237,7 +275,7 @@ func decodePayload(ev *Event, v any, id *string) error {
 	return nil
 }
 
-func applyRegister(ctx context.Context, tx *sql.Tx, ev *Event, ch *StateChange) error {
+func applyRegister(ctx context.Context, tx execer, ev *Event, ch *StateChange) error {
 	var p RegisterPayload
 	if err := decodePayload(ev, &p, &p.NodeID); err != nil {
 		return err
@@ -253,7 +291,7 @@ func applyRegister(ctx context.Context, tx *sql.Tx, ev *Event, ch *StateChange) 
 	return err
 }
 
-func applyReplica(ctx context.Context, tx *sql.Tx, ev *Event, ch *StateChange) error {
+func applyReplica(ctx context.Context, tx execer, ev *Event, ch *StateChange) error {
 	var p ReplicaPayload
 	if err := decodePayload(ev, &p, &p.ReplicaID); err != nil {
 		return err
