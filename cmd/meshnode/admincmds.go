@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,10 +92,13 @@ func printStatus(w io.Writer, st *admin.Status) {
 	for _, d := range st.Directories {
 		line := string(d.State)
 		if !d.LastHeartbeat.IsZero() {
-			line += fmt.Sprintf(", last heartbeat %s ago", time.Since(d.LastHeartbeat).Round(time.Second))
+			line += fmt.Sprintf(", last heartbeat %s ago (%d sent)", time.Since(d.LastHeartbeat).Round(time.Second), d.Heartbeats)
 		}
 		if d.LastError != "" {
 			line += ", last error: " + d.LastError
+		}
+		if !d.NextRetry.IsZero() {
+			line += fmt.Sprintf(", next attempt in %s", max(0, time.Until(d.NextRetry)).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(tw, "directory %s\t%s\n", d.Directory, line)
 		if d.EndpointMismatch {
@@ -116,9 +120,19 @@ func printStatus(w io.Writer, st *admin.Status) {
 	if len(served) == 0 {
 		served = []string{"none yet"}
 	}
+	sort.Strings(served)
 	fmt.Fprintf(tw, "served tasks\t%s\n", strings.Join(served, " "))
+	cxLine := fmt.Sprintf("key %s, %d sealed tasks opened", st.CX.KeyID, st.CX.Opened)
+	if n := sumCounts(st.CX.Failures); n > 0 {
+		cxLine += fmt.Sprintf(", %d refused", n)
+	}
+	fmt.Fprintf(tw, "IICP-CX\t%s\n", cxLine)
 	if st.Mesh.Enabled {
-		fmt.Fprintf(tw, "mesh\t%d peers, intents provided to DHT: %v\n", st.Mesh.Peers, st.Mesh.Provided)
+		prov := "not yet provided to the DHT"
+		if st.Mesh.Provided {
+			prov = "intents provided to the DHT"
+		}
+		fmt.Fprintf(tw, "mesh\t%d peers known, %d connections, %s (meshnode peers lists them)\n", st.Mesh.Peers, st.Mesh.Connections, prov)
 		for _, a := range st.Mesh.Addrs {
 			fmt.Fprintf(tw, "\t%s\n", a)
 		}
@@ -151,7 +165,7 @@ func newPeersCmd(e *env, g *globals) *cobra.Command {
 				return printJSON(e.stdout, ps)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tRTT\tINTENTS\tBREAKER")
+			fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER")
 			for _, p := range ps {
 				id := p.PeerID
 				if len(id) > 16 {
@@ -161,7 +175,8 @@ func newPeersCmd(e *env, g *globals) *cobra.Command {
 				if len(node) > 8 {
 					node = node[:8]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1fms\t%s\t%s\n", id, node, p.Load, p.RTTMs, strings.Join(p.Intents, ","), p.Breaker)
+				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
+					ago(p.LastSeen), shortIntents(p.Intents), p.Breaker)
 			}
 			tw.Flush()
 			if len(ps) == 0 {
@@ -221,4 +236,43 @@ func currentToken(ctx context.Context, p paths.Paths) (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	return "", withCode(exitNotRunning, admin.ErrNotRunning)
+}
+
+func sumCounts(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func jobs(p admin.Peer) string {
+	if p.FromDHT {
+		return "?" // known from a DHT provider record only: no advert yet
+	}
+	return fmt.Sprintf("%d/%d", p.ActiveJobs, p.MaxConcurrent)
+}
+
+func rtt(ms float64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fms", ms)
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+// shortIntents drops the common URN prefix: "llm:chat:v1" reads better in
+// a table than the full urn:iicp:intent:llm:chat:v1.
+func shortIntents(in []string) string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = strings.TrimPrefix(s, "urn:iicp:intent:")
+	}
+	return strings.Join(out, ",")
 }

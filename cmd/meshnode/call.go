@@ -29,7 +29,16 @@ type callFlags struct {
 	model     string
 	token     string
 	payload   string
+	qos       string
+	// requireEncryption refuses nodes without an IICP-CX key; on by
+	// default (iicp-confidentiality.md §6), off via IICP_CX_ALLOW_PLAINTEXT=1.
+	requireEncryption bool
+	// requireSet: --require-encryption (or its env twin) was given.
+	requireSet bool
 }
+
+// envAllowPlaintext is the §6 transitional override the SDKs share.
+const envAllowPlaintext = "IICP_CX_ALLOW_PLAINTEXT"
 
 func newCallCmd(e *env, g *globals) *cobra.Command {
 	f := &callFlags{}
@@ -45,12 +54,22 @@ discovers nodes itself and POSTs /v1/task to the best ones (at most 3); remote n
 then need the operator token given with --token.
 
 The prompt comes from the arguments or, when there are none, from stdin. --payload
-sends a raw JSON payload instead, for intents without a prompt shape.`,
+sends a raw JSON payload instead, for intents without a prompt shape.
+
+Payloads are end-to-end encrypted (IICP-CX) to every node that advertises a
+cx_public_key. Nodes without one are refused (iicp-confidentiality.md §6);
+IICP_CX_ALLOW_PLAINTEXT=1 allows them for debugging, unless --require-encryption
+is given explicitly. The mesh path is encrypted by the libp2p secure channel
+between the two nodes. --json reports the path (mesh, http or local), the serving
+node or peer, and whether the payload was sealed.`,
 		Example: `  meshnode call "hello"
   echo "summarise this" | meshnode call --intent llm:summarize
   meshnode call --json --timeout 30s "what is IICP?"
   meshnode call --directory http://127.0.0.1:8010 --token $(meshnode token) "hi"`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runCall(cmd.Context(), e, g, f, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.requireSet = cmd.Flags().Changed("require-encryption")
+			return runCall(cmd.Context(), e, g, f, args)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.intent, "intent", wire.IntentChat, "intent URN, or a short form like llm:chat")
@@ -60,6 +79,8 @@ sends a raw JSON payload instead, for intents without a prompt shape.`,
 	fl.StringVar(&f.model, "model", "", "pin a model")
 	fl.StringVar(&f.token, "token", "", "operator token for auth.node_token (direct HTTP path only)")
 	fl.StringVar(&f.payload, "payload", "", "raw JSON payload instead of a prompt")
+	fl.StringVar(&f.qos, "qos", "", "QoS class: realtime, interactive or batch (constraints.qos)")
+	fl.BoolVar(&f.requireEncryption, "require-encryption", true, "refuse nodes that advertise no IICP-CX key (default; "+envAllowPlaintext+"=1 relaxes it unless this flag is given)")
 	return cmd
 }
 
@@ -75,7 +96,13 @@ func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []strin
 	if err != nil {
 		return err
 	}
-	req := admin.CallRequest{Intent: intent, Payload: payload, Model: f.model, TimeoutMs: f.timeout.Milliseconds()}
+	switch f.qos {
+	case "", wire.QoSRealtime, wire.QoSInteractive, wire.QoSBatch:
+	default:
+		return usageErr("--qos %q: want realtime, interactive or batch", f.qos)
+	}
+	req := admin.CallRequest{Intent: intent, Payload: payload, Model: f.model, TimeoutMs: f.timeout.Milliseconds(),
+		QoS: f.qos, AllowPlaintext: f.allowPlaintext(e)}
 	p, err := resolvePaths(e, g)
 	if err != nil {
 		return err
@@ -95,6 +122,15 @@ func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []strin
 	}
 	res, err = callDirect(ctx, dir, f.token, req)
 	return printCall(e, f, res, err)
+}
+
+// allowPlaintext applies the §6 override: an explicit --require-encryption
+// wins, else IICP_CX_ALLOW_PLAINTEXT=1 allows keyless nodes.
+func (f *callFlags) allowPlaintext(e *env) bool {
+	if f.requireSet {
+		return !f.requireEncryption
+	}
+	return e.get(envAllowPlaintext) == "1"
 }
 
 // expandIntent accepts "llm:chat" for urn:iicp:intent:llm:chat:v1.
@@ -181,13 +217,14 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 		return nil, usageErr("%v", err)
 	}
 	call := &wire.Call{TaskID: client.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
-		Constraints: wire.Constraints{TimeoutMs: req.TimeoutMs}}
+		Constraints: wire.Constraints{TimeoutMs: req.TimeoutMs, QoS: req.QoS}}
 	if token != "" {
 		call.Auth = &wire.Auth{NodeToken: token}
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond+10*time.Second)
 	defer cancel()
-	resp, info, err := (&client.Caller{Directory: dc}).Call(ctx, call, client.Query{Intent: req.Intent})
+	cl := &client.Caller{Directory: dc, AllowPlaintext: req.AllowPlaintext}
+	resp, info, err := cl.Call(ctx, call, client.Query{Intent: req.Intent, QoS: req.QoS})
 	if err != nil {
 		if errors.Is(err, client.ErrUnavailable) {
 			return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
@@ -195,7 +232,7 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 		return nil, err
 	}
 	return &admin.CallResult{Path: admin.PathHTTP, NodeID: info.NodeID, Endpoint: info.Endpoint,
-		Attempts: len(info.Tried), Response: resp}, nil
+		Attempts: len(info.Tried), Encrypted: info.Encrypted, Response: resp}, nil
 }
 
 // printCall prints the result and maps outcomes to exit codes.
@@ -206,6 +243,8 @@ func printCall(e *env, f *callFlags, res *admin.CallResult, err error) error {
 			switch werr.Code {
 			case wire.CodeE033, wire.CodeNoAvailableNode, wire.CodeUnavailable:
 				return withCode(exitNoNode, err)
+			case wire.CodeE064:
+				return withCode(exitNoNode, fmt.Errorf("%w (%s=1 allows plaintext for debugging)", err, envAllowPlaintext))
 			}
 			return withCode(exitTaskFailed, err)
 		}

@@ -200,3 +200,52 @@ func TestExpandIntentAndResultText(t *testing.T) {
 		}
 	}
 }
+
+// iicp-confidentiality.md §6: keyless nodes are refused by default;
+// IICP_CX_ALLOW_PLAINTEXT=1 relaxes that, an explicit --require-encryption
+// (or its env twin) wins over it.
+func TestCallPlaintextOverride(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want bool
+	}{
+		{"default refuses", nil, nil, false},
+		{"env override", map[string]string{envAllowPlaintext: "1"}, nil, true},
+		{"env other value", map[string]string{envAllowPlaintext: "true"}, nil, false},
+		{"flag wins over env", map[string]string{envAllowPlaintext: "1"}, []string{"--require-encryption"}, false},
+		{"flag off", nil, []string{"--require-encryption=false"}, true},
+		{"env twin of the flag", map[string]string{envAllowPlaintext: "1", "MESHNODE_CALL_REQUIRE_ENCRYPTION": "true"}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, _ := testEnv(tc.vars, "")
+			root := newRoot(e)
+			cmd, _, err := root.Find([]string{"call"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyEnv(cmd, e.get); err != nil {
+				t.Fatal(err)
+			}
+			var f callFlags
+			f.requireEncryption, _ = cmd.Flags().GetBool("require-encryption")
+			f.requireSet = cmd.Flags().Changed("require-encryption")
+			if got := f.allowPlaintext(e); got != tc.want {
+				t.Fatalf("allowPlaintext = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// --no-mesh turns the mesh off and contradicts --p2p.
+func TestUpNoMesh(t *testing.T) {
+	e, _, _ := testEnv(nil, "")
+	if code := execute(e, "--home", t.TempDir(), "up", "--no-mesh", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"); code != exitUsage {
+		t.Fatalf("exit %d, want %d", code, exitUsage)
+	}
+}

@@ -18,6 +18,7 @@ type upFlags struct {
 	noDirectory   bool
 	dev           bool
 	p2p           []string
+	noMesh        bool
 }
 
 func newUpCmd(e *env, g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl.BoolVar(&f.noDirectory, "no-directory", false, "run without any directory; accept a local operator token")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private endpoints allowed")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "libp2p listen multiaddr (repeatable; replaces mesh.listen)")
+	fl.BoolVar(&f.noMesh, "no-mesh", false, "run without the libp2p mesh (HTTP bridge and directory only; mesh.enabled = false)")
 	return cmd
 }
 
@@ -99,7 +101,13 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 		cfg.Node.Dev = f.dev
 	}
 	if fl.Changed("p2p") {
+		if f.noMesh {
+			return usageErr("--no-mesh and --p2p contradict each other")
+		}
 		cfg.Mesh.Listen = f.p2p
+	}
+	if f.noMesh {
+		cfg.Mesh.Enabled = false
 	}
 	if err := cfg.Validate(); err != nil {
 		return withCode(exitConfig, err)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshnode/meshnode/internal/cx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -74,9 +73,9 @@ func (c *Client) ConsumerToken(ctx context.Context, nodeToken, targetNodeID, int
 //
 // Payloads are sealed with IICP-CX to every node that advertises a
 // cx_public_key (iicp-confidentiality.md §1: a consumer MUST encrypt to a
-// key-advertising node). Keyless nodes are skipped unless Encryption is
-// cx.AllowPlaintext (§6: refuse keyless nodes by default, plaintext only by
-// explicit opt-in). Answers are read in every dialect deployed nodes speak
+// key-advertising node). Keyless nodes are skipped unless AllowPlaintext
+// is set (§6: refuse keyless nodes by default, plaintext only by explicit
+// opt-in such as IICP_CX_ALLOW_PLAINTEXT=1). Answers are read in every dialect deployed nodes speak
 // (interop.DecodeTaskAnswer).
 type Caller struct {
 	Directory *Client
@@ -90,9 +89,9 @@ type Caller struct {
 	// Credential returns the X-IICP-Consumer-Token for a target node; nil
 	// or "" sends none (the CALL's auth.node_token, if any, applies).
 	Credential func(ctx context.Context, nodeID, intent string) (string, error)
-	// Encryption is the posture towards keyless nodes; the zero value is
-	// cx.RequireEncryption.
-	Encryption cx.Policy
+	// AllowPlaintext sends the CALL unencrypted to nodes that advertise no
+	// IICP-CX key; the default skips them. Keyed nodes are always sealed to.
+	AllowPlaintext bool
 	// RetryBase is the first pause before retrying a transient failure on
 	// the next node (iicp-semantics.md §6.1: 200 ms, doubling, ±20 %
 	// jitter). capacity_exceeded switches at once (§2.2).
@@ -193,7 +192,7 @@ func (cl *Caller) candidates(nodes []wire.NodeSummary, info *CallInfo) []wire.No
 		if n.Endpoint == "" || !n.Available || (cl.Skip != nil && cl.Skip(n)) {
 			continue
 		}
-		if n.CXPublicKey == nil && cl.Encryption != cx.AllowPlaintext {
+		if n.CXPublicKey == nil && !cl.AllowPlaintext {
 			info.SkippedKeyless++
 			continue
 		}
@@ -236,7 +235,7 @@ func (cl *Caller) post(ctx context.Context, call *wire.Call, n wire.NodeSummary)
 	}
 	c := *call
 	c.CallID = NewUUID() // each attempt gets its own call_id; task_id is kept
-	resp, st, err := PostTask(ctx, cl.HTTP, n, &c, consumer, cl.Encryption)
+	resp, st, err := PostTask(ctx, cl.HTTP, n, &c, consumer, cl.AllowPlaintext)
 	a.Status, a.Encrypted = st.HTTPStatus, st.Encrypted
 	if err != nil {
 		var werr *wire.Error

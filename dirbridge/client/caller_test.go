@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/internal/cx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -70,7 +69,7 @@ func testCall() *wire.Call {
 func TestPROXY_ROUTE_01_02_BestNodeFirst(t *testing.T) {
 	a := newTaskNode(t, ok)
 	b := newTaskNode(t, ok)
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.5))}
+	cl := &Caller{AllowPlaintext: true, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.5))}
 	resp, info, err := cl.Call(context.Background(), testCall(), Query{})
 	if err != nil || resp.Status != wire.StatusSuccess || info.NodeID != "a" {
 		t.Fatalf("resp %+v info %+v err %v", resp, info, err)
@@ -86,7 +85,7 @@ func TestPROXY_ROUTE_03_RetryNextNode(t *testing.T) {
 	a := newTaskNode(t, failWith(wire.CodeCapacityExceeded))
 	b := newTaskNode(t, failWith(wire.CodeBackendError))
 	c := newTaskNode(t, ok)
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.8), summary("c", c, 0.7))}
+	cl := &Caller{AllowPlaintext: true, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.8), summary("c", c, 0.7))}
 	call := testCall()
 	resp, info, err := cl.Call(context.Background(), call, Query{})
 	if err != nil || resp.Status != wire.StatusSuccess || info.NodeID != "c" || len(info.Tried) != 3 {
@@ -120,7 +119,7 @@ func TestPROXY_ERR_02_AllCandidatesFail(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
 	sums[1].Endpoint = dead.URL
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: time.Millisecond, Directory: directoryWith(t, sums...)}
+	cl := &Caller{AllowPlaintext: true, RetryBase: time.Millisecond, Directory: directoryWith(t, sums...)}
 	_, info, err := cl.Call(context.Background(), testCall(), Query{})
 	var werr *wire.Error
 	if !errors.As(err, &werr) || werr.Code != wire.CodeNoAvailableNode {
@@ -134,7 +133,7 @@ func TestPROXY_ERR_02_AllCandidatesFail(t *testing.T) {
 // PROXY-ERR-01: zero candidates is IICP-E033, distinct from no_available_node.
 func TestPROXY_ERR_01_NoCandidates(t *testing.T) {
 	unavailable := wire.NodeSummary{NodeID: "x", Endpoint: "http://127.0.0.1:1", Available: false}
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: time.Millisecond, Directory: directoryWith(t, unavailable)}
+	cl := &Caller{AllowPlaintext: true, RetryBase: time.Millisecond, Directory: directoryWith(t, unavailable)}
 	_, _, err := cl.Call(context.Background(), testCall(), Query{})
 	var werr *wire.Error
 	if !errors.As(err, &werr) || werr.Code != wire.CodeE033 || werr.Status() != 503 {
@@ -147,7 +146,7 @@ func TestPROXY_ERR_01_NoCandidates(t *testing.T) {
 func TestNonRetryableFailureStops(t *testing.T) {
 	a := newTaskNode(t, failWith(wire.CodeUnauthorized))
 	b := newTaskNode(t, ok)
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.5))}
+	cl := &Caller{AllowPlaintext: true, RetryBase: time.Millisecond, Directory: directoryWith(t, summary("a", a, 0.9), summary("b", b, 0.5))}
 	resp, info, err := cl.Call(context.Background(), testCall(), Query{})
 	if err != nil || resp.Status != wire.StatusError || resp.Error.Code != wire.CodeUnauthorized || info.NodeID != "a" {
 		t.Fatalf("resp %+v err %v", resp, err)
@@ -162,9 +161,9 @@ func TestSkipAndCredential(t *testing.T) {
 	self := newTaskNode(t, ok)
 	other := newTaskNode(t, ok)
 	cl := &Caller{
-		Encryption: cx.AllowPlaintext,
-		Directory:  directoryWith(t, summary("self", self, 0.9), summary("other", other, 0.5)),
-		Skip:       func(n wire.NodeSummary) bool { return n.NodeID == "self" },
+		AllowPlaintext: true,
+		Directory:      directoryWith(t, summary("self", self, 0.9), summary("other", other, 0.5)),
+		Skip:           func(n wire.NodeSummary) bool { return n.NodeID == "self" },
 		Credential: func(_ context.Context, nodeID, intent string) (string, error) {
 			return "ct-for-" + nodeID, nil
 		},

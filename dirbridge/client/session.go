@@ -108,6 +108,9 @@ type Status struct {
 	Heartbeats          int64     `json:"heartbeats"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
 	LastError           string    `json:"last_error,omitempty"`
+	// NextRetry is when a failed registration or heartbeat is retried
+	// (zero while the directory answers), so status can say "retrying in".
+	NextRetry time.Time `json:"next_retry,omitzero"`
 }
 
 // Session keeps one directory registration alive. Run it with Serve.
@@ -278,6 +281,7 @@ func (s *Session) register(ctx context.Context) (time.Duration, action) {
 	s.status.HeartbeatIntervalMs = interval.Milliseconds()
 	s.status.ConsecutiveFailures = 0
 	s.status.LastError = ""
+	s.status.NextRetry = time.Time{}
 	s.mu.Unlock()
 
 	if s.cfg.OnToken != nil {
@@ -371,6 +375,7 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	s.status.Heartbeats++
 	s.status.ConsecutiveFailures = 0
 	s.status.LastError = ""
+	s.status.NextRetry = time.Time{}
 	s.mu.Unlock()
 	if recovered {
 		s.log.Info("directory reachable again")
@@ -401,6 +406,14 @@ func (s *Session) rotationDue(c Credentials, at time.Time) bool {
 // fail records a failure and returns the jittered wait before the retry.
 // slow selects the maximum backoff (refusals that need an operator).
 func (s *Session) fail(st State, err error, slow bool) time.Duration {
+	wait := s.failWait(st, err, slow)
+	s.mu.Lock()
+	s.status.NextRetry = time.Now().Add(wait)
+	s.mu.Unlock()
+	return wait
+}
+
+func (s *Session) failWait(st State, err error, slow bool) time.Duration {
 	s.mu.Lock()
 	s.status.ConsecutiveFailures++
 	n := s.status.ConsecutiveFailures

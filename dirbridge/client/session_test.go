@@ -206,14 +206,18 @@ func TestSessionSurvivesDirectoryOutage(t *testing.T) {
 	d.mu.Lock()
 	d.failNext, d.failStatus = 4, 503
 	d.mu.Unlock()
-	eventually(t, 5*time.Second, "retrying state", func() bool { return s.Status().State == StateRetrying })
+	// Status says when the next attempt comes, so an operator sees progress.
+	eventually(t, 5*time.Second, "retrying state with a next retry time", func() bool {
+		st := s.Status()
+		return st.State == StateRetrying && !st.NextRetry.IsZero()
+	})
 	_, before, _ := d.snapshot()
 	eventually(t, 5*time.Second, "heartbeats resume", func() bool { _, hbs, _ := d.snapshot(); return len(hbs) >= len(before)+2 })
 	regs, _, _ := d.snapshot()
 	if len(regs) != 1 {
 		t.Fatalf("outage caused %d registrations; the existing one should survive", len(regs))
 	}
-	if st := s.Status(); st.State != StateRegistered || st.ConsecutiveFailures != 0 {
+	if st := s.Status(); st.State != StateRegistered || st.ConsecutiveFailures != 0 || !st.NextRetry.IsZero() {
 		t.Fatalf("status after recovery %+v", st)
 	}
 }

@@ -31,12 +31,12 @@ type PostStatus struct {
 //
 // The payload is sealed to node.CXPublicKey when the node advertises one
 // and the sealed answer opened (iicp-confidentiality.md §5, §5a.3). A
-// keyless node gets plaintext only under cx.AllowPlaintext; otherwise, as
+// keyless node gets plaintext only when allowPlaintext is set; otherwise, as
 // for a key that is present but unusable, nothing is sent and err is the
 // *wire.Error (IICP-E063/E064). consumerToken, when set, goes in
 // X-IICP-Consumer-Token (LOG-FORBIDDEN). err is set only when no IICP
 // answer arrived; it never carries body text.
-func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, policy cx.Policy) (*wire.Response, PostStatus, error) {
+func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool) (*wire.Response, PostStatus, error) {
 	var st PostStatus
 	if hc == nil {
 		hc = http.DefaultClient
@@ -44,6 +44,10 @@ func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call 
 	plain, err := interop.CompatCallJSON(call)
 	if err != nil {
 		return nil, st, fmt.Errorf("encoding call: %w", err)
+	}
+	policy := cx.RequireEncryption
+	if allowPlaintext {
+		policy = cx.AllowPlaintext
 	}
 	body, opener, werr := cx.Prepare(plain, node.CXPublicKey, policy)
 	if werr != nil {

@@ -71,7 +71,7 @@ func TestPostTaskReadsDeployedDialects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newSDKNode(t, tc.status, tc.body)
-			resp, st, err := PostTask(context.Background(), nil, n.sum("a"), testCall(), "", cx.AllowPlaintext)
+			resp, st, err := PostTask(context.Background(), nil, n.sum("a"), testCall(), "", true)
 			if err != nil || st.HTTPStatus != tc.status {
 				t.Fatalf("err %v status %d", err, st.HTTPStatus)
 			}
@@ -90,7 +90,7 @@ func TestPostTaskReadsDeployedDialects(t *testing.T) {
 func TestCallerCapacityExceededSwitchesWithoutBackoff(t *testing.T) {
 	full := newSDKNode(t, 429, `{"error":{"code":"IICP-E021","message":"capacity_exceeded","qos_class":"best_effort","retry_after_ms":2000}}`)
 	good := newSDKNode(t, 200, `{"task_id":"x","status":"completed","result":{"ok":1}}`)
-	cl := &Caller{Encryption: cx.AllowPlaintext, RetryBase: 2 * time.Second, Directory: directoryWith(t, full.sum("full"), good.sum("good"))}
+	cl := &Caller{AllowPlaintext: true, RetryBase: 2 * time.Second, Directory: directoryWith(t, full.sum("full"), good.sum("good"))}
 	start := time.Now()
 	resp, info, err := cl.Call(context.Background(), testCall(), Query{})
 	if err != nil || resp.Status != wire.StatusSuccess || info.NodeID != "good" {
@@ -105,7 +105,7 @@ func TestCallerCapacityExceededSwitchesWithoutBackoff(t *testing.T) {
 
 	// A 503 is transient: the next node is tried after the §6.1 pause.
 	down := newSDKNode(t, 503, `{"error":{"code":"unavailable","message":"draining"}}`)
-	cl = &Caller{Encryption: cx.AllowPlaintext, RetryBase: 150 * time.Millisecond, Directory: directoryWith(t, down.sum("down"), good.sum("good"))}
+	cl = &Caller{AllowPlaintext: true, RetryBase: 150 * time.Millisecond, Directory: directoryWith(t, down.sum("down"), good.sum("good"))}
 	start = time.Now()
 	if _, info, err := cl.Call(context.Background(), testCall(), Query{}); err != nil || info.NodeID != "good" {
 		t.Fatalf("info %+v err %v", info, err)
@@ -120,7 +120,7 @@ func TestCallerSendsQoSAndQoSClass(t *testing.T) {
 	n := newSDKNode(t, 200, `{"status":"completed","result":{}}`)
 	call := testCall()
 	call.Constraints.QoS = wire.QoSInteractive
-	cl := &Caller{Encryption: cx.AllowPlaintext, Directory: directoryWith(t, n.sum("a"))}
+	cl := &Caller{AllowPlaintext: true, Directory: directoryWith(t, n.sum("a"))}
 	if _, _, err := cl.Call(context.Background(), call, Query{}); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestCX_CallerRefusesKeylessNodeByDefault(t *testing.T) {
 	if !errors.As(err, &werr) || werr.Code != wire.CodeE064 || n.calls.Load() != 0 || info.SkippedKeyless != 1 {
 		t.Fatalf("err %v, node called %d times", err, n.calls.Load())
 	}
-	cl.Encryption = cx.AllowPlaintext
+	cl.AllowPlaintext = true
 	resp, info, err := cl.Call(context.Background(), testCall(), Query{})
 	if err != nil || resp.Status != wire.StatusSuccess || info.Encrypted || n.calls.Load() != 1 {
 		t.Fatalf("plaintext override: resp %+v err %v", resp, err)
@@ -219,7 +219,7 @@ func TestCX_CallerSkipsUnusableKey(t *testing.T) {
 	b := bad.sum("bad")
 	b.CXPublicKey = &broken
 	good := wire.NodeSummary{NodeID: "good", Endpoint: srv.URL, Available: true, CXPublicKey: &key}
-	cl := &Caller{Encryption: cx.AllowPlaintext, Directory: directoryWith(t, b, good)}
+	cl := &Caller{AllowPlaintext: true, Directory: directoryWith(t, b, good)}
 	_, info, err := cl.Call(context.Background(), testCall(), Query{})
 	if err != nil || info.NodeID != "good" || bad.calls.Load() != 0 || info.Tried[0].Code != wire.CodeE064 {
 		t.Fatalf("info %+v err %v bad called %d", info, err, bad.calls.Load())

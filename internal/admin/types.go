@@ -68,6 +68,19 @@ type Status struct {
 	// Served counts finished tasks by outcome.
 	Served map[string]uint64 `json:"served"`
 	Mesh   MeshStatus        `json:"mesh"`
+	// CX is the node's IICP-CX side: the key it advertises and how many
+	// sealed tasks it opened (iicp-confidentiality.md).
+	CX CXStatus `json:"cx"`
+}
+
+// CXStatus summarises IICP-CX on the serving side.
+type CXStatus struct {
+	KeyID    string `json:"key_id,omitempty"`
+	NotAfter string `json:"not_after,omitempty"`
+	// Opened counts sealed task bodies decrypted; Failures counts refused
+	// envelopes by reason (never payload content).
+	Opened   uint64            `json:"opened"`
+	Failures map[string]uint64 `json:"failures,omitempty"`
 }
 
 // MeshStatus summarises the libp2p side.
@@ -109,6 +122,9 @@ type CallRequest struct {
 	Model     string          `json:"model,omitempty"`
 	TimeoutMs int64           `json:"timeout_ms"`
 	QoS       string          `json:"qos,omitempty"`
+	// AllowPlaintext lets the HTTP path reach nodes that advertise no
+	// IICP-CX key (iicp-confidentiality.md §6 override; the default refuses).
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 // Paths a call can take.
@@ -122,10 +138,13 @@ const (
 // CallResult says how the task was served and carries the node's RESPONSE.
 type CallResult struct {
 	// Path is PathMesh, PathHTTP or PathLocal.
-	Path     string         `json:"path"`
-	NodeID   string         `json:"node_id,omitempty"`
-	PeerID   string         `json:"peer_id,omitempty"`
-	Endpoint string         `json:"endpoint,omitempty"`
-	Attempts int            `json:"attempts"`
-	Response *wire.Response `json:"response"`
+	Path     string `json:"path"`
+	NodeID   string `json:"node_id,omitempty"`
+	PeerID   string `json:"peer_id,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	Attempts int    `json:"attempts"`
+	// Encrypted: the HTTP path sealed the payload with IICP-CX. The mesh
+	// path is end-to-end encrypted by the libp2p secure channel instead.
+	Encrypted bool           `json:"encrypted"`
+	Response  *wire.Response `json:"response"`
 }

@@ -69,6 +69,9 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 			st.ObservedSourceIP = ds.ObservedSourceIP
 		}
 	}
+	cs := d.cxProvider.Stats()
+	k := d.cxRing.PublicKey()
+	st.CX = admin.CXStatus{KeyID: k.KeyID, NotAfter: k.NotAfter, Opened: cs.Opened, Failures: cs.Failures}
 	if d.mesh != nil {
 		st.Mesh = admin.MeshStatus{Enabled: true, PeerID: st.PeerID, Addrs: d.p2pAddrs(),
 			Peers: len(d.mesh.Peers()), Provided: d.mesh.Provided(),
@@ -117,7 +120,7 @@ func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.C
 			return res, nil
 		}
 	}
-	return a.d.callHTTP(ctx, call)
+	return a.d.callHTTP(ctx, call, req.AllowPlaintext)
 }
 
 // newCall turns an admin request into a validated CALL.
@@ -215,20 +218,20 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string) strin
 
 // callHTTP discovers nodes through each directory in turn and posts the
 // task to the best of them.
-func (d *daemon) callHTTP(ctx context.Context, call *wire.Call) (*admin.CallResult, *wire.Error) {
+func (d *daemon) callHTTP(ctx context.Context, call *wire.Call, allowPlaintext bool) (*admin.CallResult, *wire.Error) {
 	if len(d.clients) == 0 {
 		return d.callLocal(ctx, call)
 	}
 	var lastErr *wire.Error
 	for _, c := range d.clients {
-		cl := &client.Caller{Directory: c, HTTP: d.taskClient,
+		cl := &client.Caller{Directory: c, HTTP: d.taskClient, AllowPlaintext: allowPlaintext,
 			Credential: func(ctx context.Context, nodeID, intent string) (string, error) {
 				return d.consumerToken(ctx, nodeID, intent), nil
 			}}
 		resp, info, err := cl.Call(ctx, call, client.Query{Intent: call.Intent, QoS: call.Constraints.QoS})
 		if err == nil {
 			return &admin.CallResult{Path: admin.PathHTTP, NodeID: info.NodeID, Endpoint: info.Endpoint,
-				Attempts: len(info.Tried), Response: resp}, nil
+				Attempts: len(info.Tried), Encrypted: info.Encrypted, Response: resp}, nil
 		}
 		var werr *wire.Error
 		switch {

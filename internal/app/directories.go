@@ -175,8 +175,15 @@ func (d *daemon) peerRefreshLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-d.peerKick:
 		}
 		d.refreshPeers(ctx)
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
 		t.Reset(every)
 	}
 }

@@ -43,6 +43,7 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		Region:         d.cfg.Node.Region,
 		Capabilities:   d.be.router.Capabilities(),
 		MaxConcurrent:  d.cfg.Node.MaxConcurrent,
+		AdvertInterval: d.cfg.Mesh.AdvertInterval.D(),
 		Load:           d.meshLoad,
 		DHTMode:        dhtMode,
 		BootstrapPeers: boot,

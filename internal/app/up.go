@@ -77,6 +77,10 @@ type daemon struct {
 
 	host host.Host
 	mesh *mesh.Mesh
+	// peerKick asks the peer refresh loop to look for mesh peers now (after
+	// a registration: the directory then lists this node and, usually, new
+	// peers), instead of waiting for its next tick.
+	peerKick chan struct{}
 
 	admin      *admin.Server
 	taskClient *http.Client
@@ -103,7 +107,7 @@ func Up(ctx context.Context, o Options) error {
 // port errors surface before anything is announced.
 func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	d = &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
-		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}}
+		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -293,6 +297,10 @@ func (d *daemon) onToken(dir string) func(nodeID, tok string) {
 		}
 		if tok != "" && !haveKey {
 			d.fetchDirectoryKey(dir)
+		}
+		select {
+		case d.peerKick <- struct{}{}:
+		default:
 		}
 	}
 }

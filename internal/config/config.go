@@ -149,6 +149,10 @@ type Mesh struct {
 	// defaults are conservative so a node never floods a home router.
 	ConnsLow  int `toml:"conns_low"`
 	ConnsHigh int `toml:"conns_high"`
+	// AdvertInterval is how often the node re-gossips its advert (load,
+	// capabilities, addresses); it trades gossip traffic for how soon new
+	// peers learn the node. Peers expire after 90 s (iicp-semantics.md §9).
+	AdvertInterval Duration `toml:"advert_interval"`
 }
 
 // Admin is the loopback admin endpoint the CLI talks to.

@@ -144,6 +144,8 @@ func TestParse(t *testing.T) {
 		{name: "bad subsystem", doc: "version = 1\n[log.levels]\nnetwork = \"debug\"\n", wantErr: "unknown subsystem"},
 		{name: "disabled with urls", doc: "version = 1\n[directory]\ndisabled = true\nurls = [\"https://d.example\"]\n", wantErr: "directory.disabled"},
 		{name: "concurrency", doc: "version = 1\n[node]\nmax_concurrent = 0\n", wantErr: "node.max_concurrent"},
+		// An advert interval near the 90 s peer TTL could expire live peers.
+		{name: "advert interval", doc: "version = 1\n[mesh]\nadvert_interval = \"45s\"\n", wantErr: "mesh.advert_interval"},
 		{name: "half tls", doc: "version = 1\n[directory_server]\ntls_cert = \"c.pem\"\n", wantErr: "tls_cert/tls_key"},
 	}
 	for _, tc := range tests {

@@ -54,8 +54,9 @@ func base() Config {
 				"/ip4/0.0.0.0/tcp/9485",
 			},
 			// Home-network manners: few connections.
-			ConnsLow:  32,
-			ConnsHigh: 96,
+			ConnsLow:       32,
+			ConnsHigh:      96,
+			AdvertInterval: Duration(20 * time.Second),
 		},
 		Admin: Admin{Listen: "127.0.0.1:0"},
 		Log:   Log{Level: "info", Format: "text"},
@@ -92,6 +93,7 @@ var profiles = map[string]func(*Config){
 		c.Mesh.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"}
 		c.Mesh.ConnsLow = 8
 		c.Mesh.ConnsHigh = 32
+		c.Mesh.AdvertInterval = Duration(2 * time.Second)
 	},
 }
 
@@ -140,6 +142,10 @@ func (c *Config) Validate() error {
 	c.validateServer(bad)
 	if c.Mesh.ConnsLow < 1 || c.Mesh.ConnsHigh < c.Mesh.ConnsLow {
 		bad("mesh.conns_low/conns_high", "need 1 <= conns_low <= conns_high")
+	}
+	// Above a third of the 90 s peer TTL one lost advert could expire a peer.
+	if d := c.Mesh.AdvertInterval.D(); d < time.Second || d > 30*time.Second {
+		bad("mesh.advert_interval", "%v outside 1s-30s", d)
 	}
 	for _, a := range c.Mesh.Listen {
 		if !strings.HasPrefix(a, "/") {

@@ -102,6 +102,8 @@ profile = {{v .Profile}}
 # Connection manager watermarks.
 # conns_low = {{v .Mesh.ConnsLow}}
 # conns_high = {{v .Mesh.ConnsHigh}}
+# How often the node re-gossips its advert (1s-30s).
+# advert_interval = {{v .Mesh.AdvertInterval}}
 
 [admin]
 # Loopback endpoint for "meshnode status/peers/call/token"; port 0 picks a
