@@ -50,8 +50,10 @@ func testBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &calls
 }
 
-// TestEndToEnd runs a directory and two nodes as real processes: a call is
-// served, heartbeats keep both nodes discoverable past the expiry window,
+// TestEndToEnd runs a directory and three nodes as real processes: a call is
+// served, two mesh nodes learn each other's adverts and a call between them
+// takes the mesh path, a node without the mesh falls back to HTTP with the
+// payload sealed by IICP-CX, heartbeats keep nodes discoverable past the expiry window,
 // a killed node leaves discover within that window, a restarted directory
 // keeps the surviving registration, and SIGTERM deregisters and exits 0.
 // Conformance: NODE-REG-01/02, DIR-HB-04, IICP-E2E-01, DIR-LIFECYCLE-06.
@@ -64,7 +66,8 @@ func TestEndToEnd(t *testing.T) {
 	backend, backendCalls := testBackend(t)
 	base := t.TempDir()
 	dirHome, n1Home, n2Home := filepath.Join(base, "dir"), filepath.Join(base, "n1"), filepath.Join(base, "n2")
-	for _, h := range []string{dirHome, n1Home, n2Home} {
+	n3Home := filepath.Join(base, "n3")
+	for _, h := range []string{dirHome, n1Home, n2Home, n3Home} {
 		writeTestConfig(t, h)
 	}
 
@@ -76,7 +79,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	n1 := start(t, "node1", bin, nodeArgs(n1Home)...)
 	n2 := start(t, "node2", bin, nodeArgs(n2Home)...)
-	rt1, rt2 := runtimeOf(t, n1, n1Home), runtimeOf(t, n2, n2Home)
+	// Node 3 runs without the mesh: its calls take the HTTP path.
+	n3 := start(t, "node3 (no mesh)", bin, "--home", n3Home, "up", "--dev", "--directory", dirURL, "--backend", backend.URL,
+		"--http", "127.0.0.1:0", "--no-mesh")
+	rt1, rt2, rt3 := runtimeOf(t, n1, n1Home), runtimeOf(t, n2, n2Home), runtimeOf(t, n3, n3Home)
 	if !strings.Contains(n1.stdout(), rt1.NodeID) || !strings.Contains(n1.stdout(), "peer ID") {
 		t.Fatalf("start-up block lacks node/peer ID:\n%s", n1.stdout())
 	}
@@ -96,25 +102,36 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal("backend never called")
 	}
 
-	// --json reports the path and the serving node. The mesh is tried
-	// first; without a mesh peer for the intent the call goes over HTTP to
-	// a discovered node (possibly node 1 itself).
-	out, code = run(t, bin, 30*time.Second, "--home", n1Home, "call", "--json", "which path")
-	var res admin.CallResult
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
-		t.Fatalf("call --json: exit %d, %q", code, out)
+	// Issue 6: the two mesh nodes learn each other's adverts (peer table,
+	// `meshnode peers`), and a call through node 1 takes the mesh path to
+	// node 2, the only other mesh node.
+	eventually(t, 10*time.Second, "node 1 to know node 2 on the mesh", func() bool {
+		ps := peers(t, bin, n1Home)
+		return len(ps) == 1 && ps[0].PeerID == rt2.PeerID && ps[0].NodeID == rt2.NodeID && len(ps[0].Intents) > 0
+	})
+	res := callJSON(t, bin, n1Home, "which path")
+	if res.Path != admin.PathMesh || res.PeerID != rt2.PeerID || res.NodeID != rt2.NodeID {
+		t.Fatalf("call between mesh nodes: path %q peer %s node %s, want mesh via %s", res.Path, res.PeerID, res.NodeID, rt2.PeerID)
 	}
-	switch {
-	case res.Response == nil || res.Response.Status != "success":
-		t.Fatalf("call --json: %+v", res)
-	case res.Path == admin.PathMesh && res.PeerID != rt2.PeerID:
-		t.Fatalf("mesh call served by unknown peer %s", res.PeerID)
-	case res.Path == admin.PathHTTP && res.NodeID != rt1.NodeID && res.NodeID != rt2.NodeID:
+	if txt, _ := run(t, bin, 10*time.Second, "--home", n1Home, "peers"); !strings.Contains(txt, "LAST SEEN") || !strings.Contains(txt, "llm:chat:v1") {
+		t.Fatalf("peers table:\n%s", txt)
+	}
+
+	// HTTP fallback (issue 6) with IICP-CX (issue 8): without the mesh the
+	// call goes through directory discover and POST /v1/task, the payload
+	// sealed to the chosen node's advertised key; that node opened it.
+	res = callJSON(t, bin, n3Home, "which path")
+	if res.Path != admin.PathHTTP || !res.Encrypted {
+		t.Fatalf("call without mesh: path %q encrypted %v, want an encrypted http call", res.Path, res.Encrypted)
+	}
+	homes := map[string]string{rt1.NodeID: n1Home, rt2.NodeID: n2Home, rt3.NodeID: n3Home}
+	servedHome, ok := homes[res.NodeID]
+	if !ok {
 		t.Fatalf("http call served by unknown node %s", res.NodeID)
-	case res.Path != admin.PathMesh && res.Path != admin.PathHTTP:
-		t.Fatalf("unexpected path %q", res.Path)
 	}
-	t.Logf("call --json: path %s, node %s, peer %s", res.Path, res.NodeID, res.PeerID)
+	if st := status(t, bin, servedHome); st == nil || st.CX.Opened < 1 || st.CX.KeyID == "" {
+		t.Fatalf("serving node's CX status %+v, want a sealed task opened", st)
+	}
 
 	// NODE-REG-02 / IICP-E2E-01: heartbeats keep both nodes discoverable
 	// well past the 3 s test-profile expiry window.
@@ -168,4 +185,20 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("status of a stopped node: exit %d, want 4", code)
 	}
 	t.Logf("end-to-end run took %v", time.Since(start0).Round(time.Millisecond))
+}
+
+// callJSON runs `meshnode call --json` through the node at home and
+// requires a successful RESPONSE.
+func callJSON(t *testing.T, bin, home, prompt string) admin.CallResult {
+	t.Helper()
+	out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--json", prompt)
+	var res admin.CallResult
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("call --json: exit %d, %q", code, out)
+	}
+	if res.Response == nil || res.Response.Status != "success" {
+		t.Fatalf("call --json: %+v", res)
+	}
+	t.Logf("call --json via %s: path %s, node %s, peer %s, encrypted %v", filepath.Base(home), res.Path, res.NodeID, res.PeerID, res.Encrypted)
+	return res
 }

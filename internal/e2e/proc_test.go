@@ -236,3 +236,17 @@ func status(t *testing.T, bin, home string) *admin.Status {
 	}
 	return &st
 }
+
+// peers reads `meshnode peers --json`; nil when the node does not answer.
+func peers(t *testing.T, bin, home string) []admin.Peer {
+	t.Helper()
+	out, code := run(t, bin, 10*time.Second, "--home", home, "peers", "--json")
+	if code != 0 {
+		return nil
+	}
+	var ps []admin.Peer
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		t.Fatalf("peers --json: %v\n%s", err, out)
+	}
+	return ps
+}
