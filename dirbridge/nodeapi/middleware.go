@@ -133,17 +133,17 @@ func cors(next http.Handler) http.Handler {
 // own trace.trace_id when present.
 func tracing(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-IICP-Trace-Id")
+		id := r.Header.Get(hdrTraceID)
 		if _, ok := wire.TraceIDBytes(id); !ok {
 			id = ""
 		}
 		if id == "" {
-			id, _ = parseTraceparent(r.Header.Get("traceparent"))
+			id, _ = parseTraceparent(r.Header.Get(hdrTraceparent))
 		}
 		if id == "" {
 			id = randomHex(16)
 		}
-		w.Header().Set("X-IICP-Trace-Id", id)
+		w.Header().Set(hdrTraceID, id)
 		info(r.Context()).traceID = id
 		next.ServeHTTP(w, r)
 	})

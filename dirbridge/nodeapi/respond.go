@@ -13,12 +13,38 @@ const (
 	mediaCBOR = wire.MediaTypeCBOR
 )
 
+// Header names in Go's canonical form, so Header.Get/Set need not
+// re-canonicalise (and allocate) on every request; on the wire header names
+// are case-insensitive.
+const (
+	hdrTraceID       = "X-Iicp-Trace-Id"       // X-IICP-Trace-Id
+	hdrConsumerToken = "X-Iicp-Consumer-Token" // X-IICP-Consumer-Token
+	hdrTraceparent   = "Traceparent"           // W3C traceparent
+)
+
+// Constant header values shared by every response (never mutated: net/http
+// only reads them, and a len==cap slice cannot be appended to in place).
+var (
+	noStoreValue    = []string{"no-store"}
+	nosniffValue    = []string{"nosniff"}
+	acceptPostValue = []string{mediaJSON + ", " + mediaCBOR}
+	mediaJSONValue  = []string{mediaJSON}
+	mediaCBORValue  = []string{mediaCBOR}
+)
+
 // writeBody writes an already-encoded body with its status.
 func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentType)
+	switch contentType {
+	case mediaJSON:
+		h["Content-Type"] = mediaJSONValue
+	case mediaCBOR:
+		h["Content-Type"] = mediaCBORValue
+	default:
+		h.Set("Content-Type", contentType)
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["X-Content-Type-Options"] = nosniffValue
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -18,8 +18,9 @@ const maxConsumerTokenHeader = 4096
 // IICP-CX envelope when configured, decode JSON or CBOR, hand the CALL to
 // the engine, encode the RESPONSE in the caller's encoding.
 func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Accept-Post", mediaJSON+", "+mediaCBOR)
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Accept-Post"] = acceptPostValue
+	h["Cache-Control"] = noStoreValue
 	isCBOR, ok := requestMedia(r.Header.Get("Content-Type"))
 	if !ok {
 		writeError(w, wire.NewError(wire.CodeUnsupportedMedia, "Content-Type must be application/json or application/iicp+cbor"), false)
@@ -54,7 +55,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := s.prepare(r, call)
 	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
-	w.Header().Set("X-IICP-Trace-Id", call.Trace.TraceID)
+	h.Set(hdrTraceID, call.Trace.TraceID)
 	resp := s.eng.Execute(r.Context(), call, caller)
 	s.writeResponse(w, resp, replyCBOR, respond)
 }
@@ -75,7 +76,7 @@ func (s *Server) prepare(r *http.Request, call *wire.Call) wire.Caller {
 		// Propagate the header (or generated) trace ID to the engine and backend.
 		call.Trace.TraceID = traceID(r.Context())
 	}
-	ct := r.Header.Get("X-IICP-Consumer-Token")
+	ct := r.Header.Get(hdrConsumerToken)
 	if len(ct) > maxConsumerTokenHeader {
 		ct = "" // oversize: treated as absent, the engine then requires node_token
 	}
