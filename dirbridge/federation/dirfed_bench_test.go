@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,6 +93,7 @@ func BenchmarkDirectorySteadyStateLag_200RegsPerSec(b *testing.B) {
 		node := healthSrv(b)
 		acked := make([]time.Time, 400)
 		ids := make([]string, 400)
+		errs := make([]error, len(ids))
 		var wg sync.WaitGroup
 		tick := time.NewTicker(5 * time.Millisecond) // 200/s
 		for i := range ids {
@@ -100,12 +102,15 @@ func BenchmarkDirectorySteadyStateLag_200RegsPerSec(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				registerAt(b, http.DefaultClient, seed.url, ids[i], node)
+				_, errs[i] = tryRegister(http.DefaultClient, seed.url, ids[i], node)
 				acked[i] = time.Now()
 			}()
 		}
 		tick.Stop()
 		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
 		waitFor(b, 10*time.Second, "replica caught up", func() bool {
 			mu.Lock()
 			defer mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,8 +36,10 @@ func healthSrv(t testing.TB) string {
 }
 
 func dirConfig(t testing.TB, stateDir string, staleAfter time.Duration) directory.Config {
+	// 200 registrations/s from loopback in the lag benchmark: lift the
+	// per-IP register limit (DIR-RL-01 is the directory's own test).
 	return directory.Config{Listen: "127.0.0.1:0", StateDir: stateDir, Dev: true, BcryptCost: 4,
-		StaleAfter: staleAfter, Version: "test"}
+		StaleAfter: staleAfter, Version: "test", RegisterRateLimit: 1 << 20}
 }
 
 // seedDirEnv is a real directory in seed mode on loopback.
@@ -237,6 +240,15 @@ func (e *replicaDirEnv) serves(t testing.TB, id string) bool {
 // node token.
 func registerAt(t testing.TB, client *http.Client, base, nodeID, endpoint string) string {
 	t.Helper()
+	tok, err := tryRegister(client, base, nodeID, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// tryRegister is registerAt for goroutines (no t.Fatal off the test's own).
+func tryRegister(client *http.Client, base, nodeID, endpoint string) (string, error) {
 	body, _ := json.Marshal(map[string]any{
 		"message_type": "REGISTER", "node_id": nodeID, "endpoint": endpoint, "region": "eu-central",
 		"capabilities": []map[string]any{{"intent": testIntent, "models": []string{"m1"}, "max_tokens": 4096}},
@@ -244,20 +256,20 @@ func registerAt(t testing.TB, client *http.Client, base, nodeID, endpoint string
 	})
 	resp, err := client.Post(base+"/v1/register", "application/json", bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: %d %s", resp.StatusCode, raw)
+		return "", fmt.Errorf("register: %d %s", resp.StatusCode, raw)
 	}
 	var ack struct {
 		NodeToken string `json:"node_token"`
 	}
 	if err := json.Unmarshal(raw, &ack); err != nil || ack.NodeToken == "" {
-		t.Fatalf("register ack: %s", raw)
+		return "", fmt.Errorf("register ack: %s", raw)
 	}
-	return ack.NodeToken
+	return ack.NodeToken, nil
 }
 
 // call sends method path with a bearer token and returns the status.
