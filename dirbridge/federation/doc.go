@@ -9,12 +9,21 @@
 // FailoverTransport for clients that know several directories.
 //
 // Seed: NewSeed(ctx, SeedConfig) → Emit(ctx, Change...) from the directory's
-// OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes.
+// OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes and
+// publishes signed liveness digests (liveness.go: heartbeats never enter
+// the chain, ADR-033, yet replicas must judge last_seen).
 // Replica: NewReplica(ctx, ReplicaConfig) → Serve(ctx) syncs,
 // Handler(next) serves (next = the directory's handler, or nil for the
 // built-in read API over the replicated state).
 //
-// federation imports wire, libp2p pubsub and SQLite. It must not import
-// dirbridge/directory, mesh, node or cmd: the composition root adapts the
-// directory's ChangeEvent to Change and a Sink to the directory's store.
+// Composition (what `meshnode directory` calls): NewSeedDirectory and
+// NewReplicaDirectory wrap a real dirbridge/directory server — the seed
+// feeds every registration and deregistration into the log and mounts the
+// federation routes under /v1 and /api/v1; the replica applies verified
+// changes and liveness to the directory's store, so it serves the full
+// discover — each with Serve(ctx), Addr(), URL() and Handler().
+//
+// federation imports wire, dirbridge/directory (the composition files
+// dir*.go only), libp2p pubsub and SQLite. It must not import mesh, node
+// or cmd; directory must not import federation.
 package federation
