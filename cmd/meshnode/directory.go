@@ -13,6 +13,15 @@ type directoryFlags struct {
 	tlsCert string
 	tlsKey  string
 	resolve []string
+
+	seed        string
+	noSeedLog   bool
+	seedKey     string
+	replicaKey  string
+	publicURL   string
+	p2p         []string
+	gossipPeers []string
+	noGossip    bool
 }
 
 func newDirectoryCmd(e *env, g *globals) *cobra.Command {
@@ -24,10 +33,20 @@ func newDirectoryCmd(e *env, g *globals) *cobra.Command {
 intent. State lives in SQLite and survives restarts. Outside --dev the directory serves
 TLS 1.3 with --tls-cert/--tls-key or a self-signed certificate kept in the state
 directory. Settings come from the [directory_server] table of the config file; flags
-override them for this run.`,
+override them for this run.
+
+Federation (iicp-federated-directory.md): by default the directory is a Genesis Seed and
+appends every registration to a signed, hash-chained event log (--no-seed-log turns it
+off). With --seed URL it is a replica: it bootstraps from the seed's snapshot, follows the
+event tail, serves discover from the verified state and sends writes to the seed (307).
+Gossip carries new events to replicas in well under a second: a seed gossips when given
+--p2p, a replica when given --gossip-peer (the seed's gossip address from its start-up
+block); otherwise replicas poll.`,
 		Example: `  meshnode directory --dev                                  # plaintext on 127.0.0.1:8010
   meshnode directory --listen 0.0.0.0:8443 --tls-cert c.pem --tls-key k.pem
-  meshnode directory --resolve node.example:8443:10.0.0.5   # probe a node at a fixed address`,
+  meshnode directory --resolve node.example:8443:10.0.0.5   # probe a node at a fixed address
+  meshnode directory --p2p /ip4/0.0.0.0/udp/4011/quic-v1      # a seed that gossips events
+  meshnode directory --seed https://seed.example --gossip-peer /ip4/198.51.100.7/udp/4011/quic-v1/p2p/12D3KooW...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := resolvePaths(e, g)
@@ -55,9 +74,17 @@ override them for this run.`,
 			if err != nil {
 				return err
 			}
+			if f.seed != "" && f.noSeedLog {
+				return usageErr("--seed (run as a replica) and --no-seed-log contradict each other")
+			}
+			if f.noGossip && (len(f.p2p) > 0 || len(f.gossipPeers) > 0) {
+				return usageErr("--no-gossip contradicts --p2p/--gossip-peer")
+			}
 			err = app.RunDirectory(e.ctx, app.DirectoryOptions{
 				Paths: p, Config: cfg, Dev: f.dev, Resolve: f.resolve, Version: version(),
 				Out: e.stdout, Logs: logs, Notify: notify,
+				SeedURL: f.seed, NoSeedLog: f.noSeedLog, SeedKey: f.seedKey, ReplicaKey: f.replicaKey,
+				PublicURL: f.publicURL, P2P: f.p2p, GossipPeers: f.gossipPeers, NoGossip: f.noGossip,
 			})
 			return withCode(exitFailure, err)
 		},
@@ -69,5 +96,13 @@ override them for this run.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fl.StringSliceVar(&f.resolve, "resolve", nil, "HOST:PORT:ADDR pin for liveness probes, like curl --resolve (repeatable)")
+	fl.StringVar(&f.seed, "seed", "", "run as a replica of the Genesis Seed at this URL")
+	fl.BoolVar(&f.noSeedLog, "no-seed-log", false, "run a standalone directory without the signed federation log")
+	fl.StringVar(&f.seedKey, "seed-key", "", "seed event-signing key file (default: "+"federation-seed.key in the state directory)")
+	fl.StringVar(&f.replicaKey, "replica-key", "", "replica response-signing key file (default: federation-replica.key in the state directory)")
+	fl.StringVar(&f.publicURL, "public-url", "", "public base URL of this directory (its did:web identity); default: the listen URL")
+	fl.StringSliceVar(&f.p2p, "p2p", nil, "gossip listen multiaddr (repeatable); a seed gossips events when set")
+	fl.StringSliceVar(&f.gossipPeers, "gossip-peer", nil, "the seed's gossip multiaddr with /p2p/<id> (replica; repeatable)")
+	fl.BoolVar(&f.noGossip, "no-gossip", false, "no gossip host: replicas poll the seed's event tail")
 	return cmd
 }

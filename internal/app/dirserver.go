@@ -4,11 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/dirbridge/federation"
 	"github.com/meshnode/meshnode/internal/config"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
+)
+
+// Federation key files in the state directory (0600, created on first use).
+const (
+	seedKeyFile    = "federation-seed.key"
+	replicaKeyFile = "federation-replica.key"
+	gossipKeyFile  = "federation-gossip.key"
 )
 
 // DirectoryOptions configures `meshnode directory`.
@@ -21,19 +31,74 @@ type DirectoryOptions struct {
 	Out     io.Writer
 	Logs    *logging.Logs
 	Notify  func(string)
+
+	// SeedURL makes this directory a replica of that Genesis Seed
+	// (iicp-federated-directory.md); empty runs a seed (or, with NoSeedLog,
+	// a standalone directory).
+	SeedURL string
+	// NoSeedLog runs a standalone directory without the signed event log.
+	NoSeedLog bool
+	// SeedKey and ReplicaKey are key files; empty: in the state directory.
+	SeedKey, ReplicaKey string
+	// PublicURL is the directory's public base URL (its did:web identity).
+	PublicURL string
+	// P2P are gossip listen multiaddrs; GossipPeers the seed's gossip host
+	// for a replica. Gossip runs when either is set, unless NoGossip.
+	P2P, GossipPeers []string
+	NoGossip         bool
 }
 
-// RunDirectory runs a standalone IICP-DIR directory until ctx ends.
+// dirServer is the part every directory mode shares.
+type dirServer interface {
+	URL() string
+	Serve(ctx context.Context) error
+}
+
+// RunDirectory runs an IICP-DIR directory until ctx ends: a Genesis Seed
+// (the default: every registration appended to the signed log), a replica
+// of a seed (--seed), or a standalone directory (--no-seed-log).
 func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 	if err := o.Paths.EnsureDirs(); err != nil {
 		return err
 	}
+	dc := directoryConfig(o)
+	var srv dirServer
+	var mode string
+	var gossipAddrs []string
+	var err error
+	switch {
+	case o.SeedURL != "":
+		srv, err = newReplica(ctx, o, dc)
+		mode = "replica of " + o.SeedURL
+	case o.NoSeedLog:
+		srv, err = newPlainDirectory(o, dc)
+		mode = "standalone (no federation log)"
+	default:
+		var sd *federation.SeedDirectory
+		sd, err = newSeed(ctx, o, dc)
+		if sd != nil {
+			srv, gossipAddrs = sd, sd.GossipAddrs()
+		}
+		mode = "genesis seed (signed event log)"
+	}
+	if err != nil {
+		return err
+	}
+	printDirectoryBlock(o, srv.URL(), dc.DBPath, mode, gossipAddrs)
+	if o.Notify != nil {
+		o.Notify("READY=1")
+		o.Notify("STATUS=directory listening on " + srv.URL())
+	}
+	return srv.Serve(ctx)
+}
+
+func directoryConfig(o DirectoryOptions) directory.Config {
 	s := o.Config.Server
 	db := s.DB
 	if db == "" {
 		db = o.Paths.DirectoryDB
 	}
-	srv, err := directory.New(directory.Config{
+	return directory.Config{
 		Listen:            s.Listen,
 		DBPath:            db,
 		StateDir:          o.Paths.StateDir,
@@ -44,25 +109,93 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
 		Version:           o.Version,
-	}, directory.WithLogger(o.Logs.For("directory")))
-	if err != nil {
-		return err
 	}
+}
+
+// plainDirectory adapts directory.Server to dirServer.
+type plainDirectory struct{ *directory.Server }
+
+func (p plainDirectory) URL() string {
 	scheme := "https"
-	if !srv.TLS() {
+	if !p.TLS() {
 		scheme = "http"
 	}
-	u := scheme + "://" + srv.Addr().String()
-	if o.Out != nil {
-		fmt.Fprintf(o.Out, "meshnode directory %s listening on %s\n  database  %s\n", o.Version, u, db)
-		if o.Dev {
-			fmt.Fprintf(o.Out, "  dev mode: plaintext, loopback only, private node endpoints allowed\n")
-		}
-		fmt.Fprintf(o.Out, "next: meshnode up --directory %s%s\n", u, map[bool]string{true: " --dev"}[o.Dev])
+	return scheme + "://" + p.Addr().String()
+}
+
+func newPlainDirectory(o DirectoryOptions, dc directory.Config) (dirServer, error) {
+	srv, err := directory.New(dc, directory.WithLogger(o.Logs.For("directory")))
+	if err != nil {
+		return nil, err
 	}
-	if o.Notify != nil {
-		o.Notify("READY=1")
-		o.Notify("STATUS=directory listening on " + u)
+	return plainDirectory{srv}, nil
+}
+
+func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (*federation.SeedDirectory, error) {
+	key, err := federation.LoadOrCreateKey(orState(o, o.SeedKey, seedKeyFile))
+	if err != nil {
+		return nil, err
 	}
-	return srv.Serve(ctx)
+	return federation.NewSeedDirectory(ctx, federation.SeedDirectoryConfig{
+		Directory: dc,
+		Options:   []directory.Option{directory.WithLogger(o.Logs.For("directory"))},
+		Seed: federation.SeedConfig{Key: key, PublicURL: o.PublicURL, Insecure: o.Dev,
+			Logger: o.Logs.For("directory")},
+		Gossip: gossipConfig(o),
+	})
+}
+
+func newReplica(ctx context.Context, o DirectoryOptions, dc directory.Config) (dirServer, error) {
+	key, err := federation.LoadOrCreateKey(orState(o, o.ReplicaKey, replicaKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return federation.NewReplicaDirectory(ctx, federation.ReplicaDirectoryConfig{
+		Directory: dc,
+		Options:   []directory.Option{directory.WithLogger(o.Logs.For("directory"))},
+		Replica: federation.ReplicaConfig{SeedURL: o.SeedURL, Key: key, PublicURL: o.PublicURL,
+			Insecure: o.Dev, Logger: o.Logs.For("directory")},
+		Gossip: gossipConfig(o),
+	})
+}
+
+// gossipConfig is nil (poll only) unless a listen address or a gossip peer
+// was given: a directory opens no libp2p port nobody asked for.
+func gossipConfig(o DirectoryOptions) *federation.GossipConfig {
+	if o.NoGossip || (len(o.P2P) == 0 && len(o.GossipPeers) == 0) {
+		return nil
+	}
+	return &federation.GossipConfig{Listen: o.P2P, Peers: o.GossipPeers,
+		KeyFile: filepath.Join(o.Paths.StateDir, gossipKeyFile)}
+}
+
+func orState(o DirectoryOptions, path, name string) string {
+	if path != "" {
+		return path
+	}
+	return filepath.Join(o.Paths.StateDir, name)
+}
+
+// printDirectoryBlock is the directory's start-up block.
+func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string) {
+	if o.Out == nil {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "meshnode directory %s listening on %s\n  database  %s\n  mode      %s\n", o.Version, u, db, mode)
+	for _, a := range gossip {
+		fmt.Fprintf(&b, "  gossip    %s\n", a)
+	}
+	if o.Dev {
+		fmt.Fprintf(&b, "  dev mode: plaintext, loopback only, private node endpoints allowed\n")
+	}
+	dev := ""
+	if o.Dev {
+		dev = " --dev"
+	}
+	fmt.Fprintf(&b, "next: meshnode up --directory %s%s\n", u, dev)
+	if o.SeedURL == "" && !o.NoSeedLog {
+		fmt.Fprintf(&b, "      meshnode directory --seed %s%s   # a replica of this seed\n", u, dev)
+	}
+	fmt.Fprint(o.Out, b.String())
 }

@@ -66,13 +66,19 @@ func TestEndToEnd(t *testing.T) {
 	backend, backendCalls := testBackend(t)
 	base := t.TempDir()
 	dirHome, n1Home, n2Home := filepath.Join(base, "dir"), filepath.Join(base, "n1"), filepath.Join(base, "n2")
-	n3Home := filepath.Join(base, "n3")
-	for _, h := range []string{dirHome, n1Home, n2Home, n3Home} {
+	n3Home, repHome := filepath.Join(base, "n3"), filepath.Join(base, "replica")
+	for _, h := range []string{dirHome, n1Home, n2Home, n3Home, repHome} {
 		writeTestConfig(t, h)
 	}
 
-	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--listen", "127.0.0.1:0")
+	// The directory is a Genesis Seed (the default) gossiping its event log;
+	// a replica follows it (issue 7, `meshnode directory --seed`).
+	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--listen", "127.0.0.1:0",
+		"--p2p", "/ip4/127.0.0.1/udp/0/quic-v1")
 	dirURL := directoryURL(t, dir)
+	rep := start(t, "replica", bin, "--home", repHome, "directory", "--dev", "--listen", "127.0.0.1:0",
+		"--seed", dirURL, "--gossip-peer", gossipAddr(t, dir))
+	repURL := directoryURL(t, rep)
 	nodeArgs := func(home string) []string {
 		return []string{"--home", home, "up", "--dev", "--directory", dirURL, "--backend", backend.URL,
 			"--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"}
@@ -90,6 +96,12 @@ func TestEndToEnd(t *testing.T) {
 	// NODE-REG-01: both nodes appear in discover after start.
 	eventually(t, 10*time.Second, "both nodes discoverable", func() bool {
 		d := discover(t, dirURL)
+		return d[rt1.NodeID] && d[rt2.NodeID]
+	})
+	// DIR-FED-01: the replica serves the seed's registrations from the
+	// verified log, pushed by gossip.
+	eventually(t, 10*time.Second, "replica to list both nodes", func() bool {
+		d := discover(t, repURL)
 		return d[rt1.NodeID] && d[rt2.NodeID]
 	})
 

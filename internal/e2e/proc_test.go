@@ -250,3 +250,19 @@ func peers(t *testing.T, bin, home string) []admin.Peer {
 	}
 	return ps
 }
+
+var gossipLine = regexp.MustCompile(`gossip\s+(/ip4/127\.0\.0\.1/\S+/p2p/\S+)`)
+
+// gossipAddr reads a seed directory's gossip multiaddr from its start-up block.
+func gossipAddr(t *testing.T, p *proc) string {
+	t.Helper()
+	var a string
+	eventually(t, 20*time.Second, p.name+" gossip line", func() bool {
+		if m := gossipLine.FindStringSubmatch(p.stdout()); m != nil {
+			a = m[1]
+			return true
+		}
+		return false
+	})
+	return a
+}
