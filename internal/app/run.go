@@ -107,11 +107,22 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	return err
 }
 
+// readyProgress is how often start-up reports that it still waits for a
+// registration.
+const readyProgress = 2 * time.Second
+
 // announce waits (bounded) for the first registrations, then writes
 // runtime.json, prints the start-up block and tells systemd READY=1.
 func (d *daemon) announce(ctx context.Context, infra *group) error {
 	deadline := time.Now().Add(readyWait)
+	progress := time.Now().Add(readyProgress)
 	for !d.registeredAll() && time.Now().Before(deadline) {
+		if time.Now().After(progress) {
+			// A slow or unreachable directory must not look like a hang.
+			d.log.Info("waiting for directory registration before announcing", "state", d.directorySummary(),
+				"announce_in", time.Until(deadline).Round(time.Second))
+			progress = time.Now().Add(readyProgress)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
