@@ -57,13 +57,17 @@ type seedDirEnv struct {
 type seedDirOpts struct {
 	gossip     bool
 	staleAfter time.Duration
+	stateDir   string
 }
 
 func newSeedDir(t testing.TB, o seedDirOpts) *seedDirEnv {
 	t.Helper()
 	env := &seedDirEnv{done: make(chan error, 1)}
+	if o.stateDir == "" {
+		o.stateDir = t.TempDir()
+	}
 	cfg := SeedDirectoryConfig{
-		Directory: dirConfig(t, t.TempDir(), o.staleAfter),
+		Directory: dirConfig(t, o.stateDir, o.staleAfter),
 		Options:   []directory.Option{directory.WithLogger(quietLog), directory.WithHandlerWrap(env.observe)},
 		Seed: SeedConfig{Key: newKey(t), Insecure: true, Logger: quietLog, RegisterPerHour: 100,
 			SnapshotsPerHour: 1000, EventsPerMinute: 100000, LivenessPerMinute: 100000, LivenessInterval: 100 * time.Millisecond},
