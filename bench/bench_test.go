@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // complete and adds up: no wall-clock value is judged, only counts.
 func TestRunAllScenariosShort(t *testing.T) {
 	args := []string{"-json", "-duration", "120ms", "-rounds", "2", "-concurrency", "1,4",
-		"-converge=false", "-dir-nodes", "100", "-dir-intents", "4", "-wire-benchtime", "5x"}
+		"-converge=false", "-dir-nodes", "300", "-dir-intents", "4", "-wire-benchtime", "5x"}
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -65,7 +65,7 @@ func TestRunAllScenariosShort(t *testing.T) {
 			t.Errorf("check %s failed: %s", c.Name, c.Info)
 		}
 	}
-	if d := rep.Directory; d == nil || d.Nodes != 100 || d.Method != populateRegister {
+	if d := rep.Directory; d == nil || d.Nodes != 300 || d.Method != populateApply {
 		t.Errorf("directory setup = %+v", d)
 	}
 	if rep.Converge != nil {
@@ -91,10 +91,11 @@ func checkRow(t *testing.T, r Row) {
 	}
 }
 
-// TestDirectoryApplyPopulate covers the ApplyChange population method.
-func TestDirectoryApplyPopulate(t *testing.T) {
+// TestDirectoryRegisterPopulate covers populating every node through the
+// real register route.
+func TestDirectoryRegisterPopulate(t *testing.T) {
 	args := []string{"-json", "-only", "directory", "-duration", "60ms", "-rounds", "1", "-concurrency", "2",
-		"-dir-nodes", "300", "-dir-intents", "3", "-dir-populate", "apply"}
+		"-dir-nodes", "60", "-dir-intents", "3", "-dir-populate", "register"}
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), args, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -103,7 +104,7 @@ func TestDirectoryApplyPopulate(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if d := rep.Directory; d == nil || d.Method != populateApply || d.Nodes != 300 {
+	if d := rep.Directory; d == nil || d.Method != populateRegister || d.Nodes != 60 {
 		t.Fatalf("directory setup = %+v", rep.Directory)
 	}
 	for _, r := range rep.Rows {

@@ -109,12 +109,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.backendDelay, "backend-delay", 0, "simulated inference time of the test backend per request")
 	fs.BoolVar(&o.converge, "converge", true, "mesh: measure advert convergence of -converge-nodes nodes")
 	fs.IntVar(&o.convergeNodes, "converge-nodes", 50, "mesh: nodes in the convergence measurement")
-	fs.StringVar(&o.convergeTransport, "converge-transport", "tcp", "mesh: transport of the convergence nodes (tcp or quic)")
+	fs.StringVar(&o.convergeTransport, "converge-transport", "quic", "mesh: transport of the convergence nodes (quic, as deployed, or tcp)")
 	fs.DurationVar(&o.convergeTimeout, "converge-timeout", 60*time.Second, "mesh: give up on convergence after this long")
 	fs.IntVar(&o.dirNodes, "dir-nodes", 10_000, "directory: registered nodes")
 	fs.IntVar(&o.dirIntents, "dir-intents", 20, "directory: intents the nodes are spread over")
-	fs.StringVar(&o.dirPopulate, "dir-populate", populateRegister,
-		"directory: how nodes get in: register (POST /v1/register each) or apply (Server.ApplyChange; a tenth, at most 1000, registered for heartbeats)")
+	fs.StringVar(&o.dirPopulate, "dir-populate", populateApply,
+		"directory: how nodes get in: apply (Server.ApplyChange; a tenth, at most 1000, through POST /v1/register for heartbeat tokens) or register (every node through POST /v1/register)")
 	fs.StringVar(&o.wireBenchtime, "wire-benchtime", "200ms", "wire: go test -benchtime per codec operation (a duration, or Nx for N iterations)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire] [-json]")

@@ -99,7 +99,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	for _, p := range paths {
 		requests += p.seq.Load()
 	}
-	rep.Checks = append(rep.Checks, backendCountCheck("mesh", env.backend.calls.Load()-before, requests))
+	rep.Checks = append(rep.Checks, backendCountCheck("mesh", rep.Rows, env.backend.calls.Load()-before, requests))
 	if env.opts.converge {
 		c, err := converge(ctx, env, ns)
 		if err != nil {
