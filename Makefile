@@ -6,7 +6,7 @@ FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/meshnode/meshnode/internal/buildinfo.Version=$(VERSION)
 
-.PHONY: all build test run bench bench-node fuzz vet fmt clean
+.PHONY: all build test run bench bench-node bench-report fuzz vet fmt clean
 
 all: build
 
@@ -32,6 +32,15 @@ bench:
 # overhead p50/p99 in µs at concurrency 1 and 64, throughput ratio at 64.
 bench-node:
 	$(GO) test -run '^$$' -bench NodeOverhead -benchtime 4000x ./dirbridge/nodeapi/
+
+# bench-report: the benchmark command (bench/): node task path vs direct
+# backend (plaintext, TLS), mesh QUIC stream vs HTTP bridge, 50-node advert
+# convergence, directory discover/heartbeat with 10,000 nodes, wire codecs;
+# ratios against baselines measured in the same process. BENCHFLAGS passes
+# flags through, e.g. make bench-report BENCHFLAGS='-duration 10s -json'.
+BENCHFLAGS ?=
+bench-report:
+	$(GO) run ./bench $(BENCHFLAGS)
 
 # fuzz: every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:
