@@ -158,6 +158,16 @@ func BenchmarkDiscover(b *testing.B) {
 	})
 }
 
+// BenchmarkDiscoverInteractive: the query deployed SDKs send (qos=interactive
+// on every discover); in this fixture every node is still in probation, so
+// it exercises the probation walk with the per-network cap.
+func BenchmarkDiscoverInteractive(b *testing.B) {
+	f := getBenchFix(b)
+	runLoad(b, f, func(r *rand.Rand) (*http.Request, error) {
+		return http.NewRequest(http.MethodGet, f.base+"/v1/discover?qos=interactive&intent="+f.intents[r.IntN(benchIntents)], nil)
+	})
+}
+
 // BenchmarkHeartbeat: authenticated POST /v1/heartbeat from random nodes.
 func BenchmarkHeartbeat(b *testing.B) {
 	f := getBenchFix(b)

@@ -28,7 +28,11 @@
 //
 // State lives in SQLite (modernc.org/sqlite, WAL, one connection) and is
 // served from an in-memory index keyed by node, intent, id prefix and token
-// lookup index. Registrations and deregistrations are durable before they
+// lookup index. Each intent also keeps a ranking: its nodes sorted by score
+// upper bound, updated incrementally on every registration and heartbeat,
+// which discover walks from the top with an exact early stop (rank.go),
+// writing cached per-node JSON. Probation (probation.go) and outcome-v2
+// reputation (reputation.go) follow the decisions in docs/spec-decisions.md. Registrations and deregistrations are durable before they
 // are acknowledged and all pass through one write path (store.apply) whose
 // OnChange hook feeds federation; heartbeat state is written behind in
 // batches. Node tokens are 32 random bytes, stored as a bcrypt hash plus an

@@ -236,9 +236,9 @@ type topSpec struct {
 }
 
 // top returns the best k items that eval accepts, ordered by better. The
-// walk stops at the first item whose bound is below the k-th score: no
+// walk stops at the first item whose bound cannot beat the k-th result: no
 // later item can enter (nor displace a same-network item, which would need
-// a higher score still).
+// a better score still).
 func (r *ranking) top(sp topSpec) []scored {
 	out := make([]scored, 0, sp.k)
 	var seen map[string][]scored // network -> its best accepted items
@@ -250,7 +250,11 @@ func (r *ranking) top(sp topSpec) []scored {
 	var pos [2]int
 	for {
 		it := r.nextLocked(sp.lists, &pos)
-		if it == nil || (len(out) == sp.k && it.bound < out[sp.k-1].score) {
+		if it == nil || (len(out) == sp.k && !better(scored{e: it.e, score: it.bound}, out[sp.k-1])) {
+			// Items come in (bound desc, node_id asc) order, the order
+			// better imposes on scores; a score never exceeds its bound.
+			// So if even this bound cannot beat the k-th result, no later
+			// item can (ties on score go to the lower node_id).
 			break
 		}
 		sc, ok := sp.eval(it)
