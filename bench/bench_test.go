@@ -38,13 +38,13 @@ func TestRunAllScenariosShort(t *testing.T) {
 	if got := strings.Join(rep.Scenarios, ","); got != "task,mesh,directory,wire" {
 		t.Errorf("scenarios run = %s", got)
 	}
-	// task: 3 paths, mesh: 3 paths, directory: 2 paths, each at 2 concurrencies.
+	// task: 3 paths, mesh: 4 paths, directory: 2 paths, each at 2 concurrencies.
 	perScenario := map[string]int{}
 	for _, r := range rep.Rows {
 		perScenario[r.Scenario]++
 		checkRow(t, r)
 	}
-	for sc, want := range map[string]int{"task": 6, "mesh": 6, "directory": 4} {
+	for sc, want := range map[string]int{"task": 6, "mesh": 8, "directory": 4} {
 		if perScenario[sc] != want {
 			t.Errorf("%s: %d rows, want %d", sc, perScenario[sc], want)
 		}

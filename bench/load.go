@@ -26,7 +26,11 @@ type op func(ctx context.Context, seq int64) error
 type path struct {
 	name string
 	do   op
-	seq  atomic.Int64
+	seq  atomic.Int64 // requests started, warm-up included
+	// failures and mismatches count failed and mis-attributed requests,
+	// warm-up included.
+	failures   atomic.Int64
+	mismatches atomic.Int64
 }
 
 // tally accumulates one path's windows.
@@ -63,8 +67,10 @@ func runWindow(ctx context.Context, p *path, conc int, d time.Duration, t *tally
 					lats[w] = append(lats[w], el)
 				case errors.Is(err, errMismatch):
 					mismatch.Add(1)
+					p.mismatches.Add(1)
 				default:
 					failed.Add(1)
+					p.failures.Add(1)
 				}
 				if err != nil {
 					errOnce.Do(func() {
@@ -87,25 +93,37 @@ func runWindow(ctx context.Context, p *path, conc int, d time.Duration, t *tally
 }
 
 // warm runs n requests on conc workers outside any measurement, so pools,
-// connections and code paths are hot on every path alike. The first error
-// is returned: a path that cannot serve a single request is a setup fault.
+// connections and code paths are hot on every path alike. Failures are
+// counted on the path; only a path that serves none of them is a set-up
+// fault, returned with its first error.
 func warm(ctx context.Context, p *path, conc, n int) error {
-	var next atomic.Int64
+	var next, ok atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Go(func() {
-			for next.Add(1) <= int64(n) {
-				if err := p.do(ctx, p.seq.Add(1)); err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("warming %s: %w", p.name, err) })
-					return
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				err := p.do(ctx, p.seq.Add(1))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, errMismatch):
+					p.mismatches.Add(1)
+				default:
+					p.failures.Add(1)
+				}
+				if err != nil {
+					once.Do(func() { firstErr = err })
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return firstErr
+	if ok.Load() == 0 {
+		return fmt.Errorf("warming %s: no request succeeded: %w", p.name, firstErr)
+	}
+	return ctx.Err()
 }
 
 // compare measures paths against each other at one concurrency. The

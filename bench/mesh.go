@@ -60,16 +60,21 @@ func startMesh(ctx context.Context, transport string, cfg mesh.Config, engine me
 
 // runMesh is scenario "mesh" (issue 6): the same task over a libp2p QUIC
 // stream (/iicp/task/1.0.0, native CBOR) from a consumer host to a host
-// serving the real engine, against the HTTP bridge and the direct backend
-// call, interleaved at each concurrency.
+// serving the real engine, against the HTTP bridge (plaintext, and TLS as
+// deployed: QUIC is always encrypted) and the direct backend call,
+// interleaved at each concurrency.
 func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	ns, err := env.node()
 	if err != nil {
 		return err
 	}
-	plainURL, plainClient, err := ns.startBridge(false, env.maxConc())
+	plain, err := ns.bridgePath(false, env.maxConc())
 	if err != nil {
 		return fmt.Errorf("plaintext bridge: %w", err)
+	}
+	secure, err := ns.bridgePath(true, env.maxConc())
+	if err != nil {
+		return fmt.Errorf("TLS bridge: %w", err)
 	}
 	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: ns.nodeID, Capabilities: ns.router.Capabilities(), MaxConcurrent: env.maxConc()}, ns.engine)
 	if err != nil {
@@ -85,7 +90,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
-	paths := []*path{direct, ns.bridgePath("node-http", plainURL, plainClient), ns.meshPath("mesh-quic", client.m, server.h.ID())}
+	paths := []*path{direct, plain, secure, ns.meshPath("mesh-quic", client.m, server.h.ID())}
 	before := env.backend.calls.Load()
 	for _, c := range env.opts.concurrency {
 		rows, err := compare(ctx, "mesh", "/iicp/task/1.0.0", paths, c, env.opts.duration, env.opts.rounds)
@@ -95,11 +100,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 		rep.Rows = append(rep.Rows, rows...)
 		rep.Checks = append(rep.Checks, quicTargetCheck(rows))
 	}
-	var requests int64
-	for _, p := range paths {
-		requests += p.seq.Load()
-	}
-	rep.Checks = append(rep.Checks, backendCountCheck("mesh", rep.Rows, env.backend.calls.Load()-before, requests))
+	rep.Checks = append(rep.Checks, pathChecks("mesh", paths, env.backend.calls.Load()-before)...)
 	if env.opts.converge {
 		c, err := converge(ctx, env, ns)
 		if err != nil {
@@ -129,29 +130,26 @@ func (s *nodeStack) meshPath(name string, m *mesh.Mesh, server peer.ID) *path {
 }
 
 // quicTargetCheck records the issue 6 target: the QUIC path adds no more
-// p50 latency than the HTTP bridge. It is reported, not enforced: a
-// benchmark on a shared machine is evidence, not a gate.
+// p50 latency than the HTTP bridge as deployed (TLS; QUIC is encrypted
+// too). It is reported, not enforced: a benchmark on a shared machine is
+// evidence, not a gate.
 func quicTargetCheck(rows []Row) Check {
-	var httpRow, quicRow *Row
+	byPath := map[string]*Row{}
 	for i := range rows {
-		switch rows[i].Path {
-		case "node-http":
-			httpRow = &rows[i]
-		case "mesh-quic":
-			quicRow = &rows[i]
-		}
+		byPath[rows[i].Path] = &rows[i]
 	}
-	c := Check{Name: "mesh: QUIC adds no more than the HTTP bridge (target, informational)", OK: true}
-	if httpRow == nil || quicRow == nil {
+	c := Check{Name: "mesh: QUIC adds no more than the TLS bridge (target, informational)", OK: true}
+	quic, https, plain := byPath["mesh-quic"], byPath["node-https"], byPath["node-http"]
+	if quic == nil || https == nil || plain == nil {
 		c.Info = "not measured"
 		return c
 	}
 	verdict := "met"
-	if quicRow.AddedP50us > httpRow.AddedP50us {
+	if quic.AddedP50us > https.AddedP50us {
 		verdict = "NOT met"
 	}
-	c.Info = fmt.Sprintf("c=%d: quic +%.0fµs p50 / %.0f req/s vs http +%.0fµs p50 / %.0f req/s: %s",
-		quicRow.Concurrency, quicRow.AddedP50us, quicRow.PerSec, httpRow.AddedP50us, httpRow.PerSec, verdict)
+	c.Info = fmt.Sprintf("c=%d: %s; added p50 quic %+.0fµs, https %+.0fµs, http %+.0fµs; req/s quic %.0f, https %.0f, http %.0f",
+		quic.Concurrency, verdict, quic.AddedP50us, https.AddedP50us, plain.AddedP50us, quic.PerSec, https.PerSec, plain.PerSec)
 	return c
 }
 

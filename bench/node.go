@@ -42,6 +42,39 @@ type nodeStack struct {
 	mu      sync.Mutex
 	servers []func() error // stop functions, run in reverse by close
 	tmp     string
+	bridges map[bool]*bridge // by TLS, started on first use
+}
+
+// bridge is a running HTTP bridge and a caller-side client for it.
+type bridge struct {
+	url    string
+	client *http.Client
+}
+
+// bridgePath is POST /v1/task through the plaintext or TLS bridge,
+// started on first use and shared by the scenarios.
+func (s *nodeStack) bridgePath(useTLS bool, maxConc int) (*path, error) {
+	s.mu.Lock()
+	b := s.bridges[useTLS]
+	s.mu.Unlock()
+	if b == nil {
+		url, client, err := s.startBridge(useTLS, maxConc)
+		if err != nil {
+			return nil, err
+		}
+		b = &bridge{url: url, client: client}
+		s.mu.Lock()
+		if s.bridges == nil {
+			s.bridges = map[bool]*bridge{}
+		}
+		s.bridges[useTLS] = b
+		s.mu.Unlock()
+	}
+	name := "node-http"
+	if useTLS {
+		name = "node-https"
+	}
+	return s.taskPath(name, b.url, b.client), nil
 }
 
 // newNodeStack builds the engine. maxConc is the engine's max_concurrent:
@@ -119,8 +152,8 @@ func (s *nodeStack) call(pathName string, seq int64) (*wire.Call, string) {
 	}, want
 }
 
-// bridgePath is POST /v1/task through the HTTP bridge at base.
-func (s *nodeStack) bridgePath(name, base string, client *http.Client) *path {
+// taskPath is POST /v1/task through the HTTP bridge at base.
+func (s *nodeStack) taskPath(name, base string, client *http.Client) *path {
 	p := &path{name: name}
 	target := base + "/v1/task"
 	p.do = func(ctx context.Context, seq int64) error {

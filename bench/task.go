@@ -13,23 +13,18 @@ func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	plainURL, plainClient, err := ns.startBridge(false, env.maxConc())
+	plain, err := ns.bridgePath(false, env.maxConc())
 	if err != nil {
 		return fmt.Errorf("plaintext bridge: %w", err)
 	}
-	tlsURL, tlsClient, err := ns.startBridge(true, env.maxConc())
+	secure, err := ns.bridgePath(true, env.maxConc())
 	if err != nil {
 		return fmt.Errorf("TLS bridge: %w", err)
 	}
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
-	paths := []*path{
-		direct,
-		ns.bridgePath("node-http", plainURL, plainClient),
-		ns.bridgePath("node-https", tlsURL, tlsClient),
-	}
+	paths := []*path{direct, plain, secure}
 	before := env.backend.calls.Load()
-	var answered int64
 	for _, c := range env.opts.concurrency {
 		rows, err := compare(ctx, "task", "POST /v1/task", paths, c, env.opts.duration, env.opts.rounds)
 		if err != nil {
@@ -37,29 +32,29 @@ func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 		}
 		rep.Rows = append(rep.Rows, rows...)
 	}
-	for _, p := range paths {
-		answered += p.seq.Load()
-	}
-	rep.Checks = append(rep.Checks, backendCountCheck("task", rep.Rows, env.backend.calls.Load()-before, answered))
+	rep.Checks = append(rep.Checks, pathChecks("task", paths, env.backend.calls.Load()-before)...)
 	return nil
 }
 
-// backendCountCheck compares how many chat completions the backend
-// answered with how many requests the paths made (warm-up included): one
-// each, so a task run twice, or answered without reaching the backend,
-// shows here. A request that failed may or may not have reached the
-// backend, so failures widen the accepted range instead of hiding.
-func backendCountCheck(scenario string, rows []Row, backendCalls, requests int64) Check {
-	var failed int64
-	for _, r := range rows {
-		if r.Scenario == scenario {
-			failed += r.Failed
-		}
+// pathChecks account for every request of a scenario, warm-up included:
+// none failed or came back to the wrong caller, and the backend answered
+// one chat completion per request, so a task run twice, or answered
+// without reaching the backend, shows. A failed request may or may not
+// have reached the backend, so failures widen the accepted range.
+func pathChecks(scenario string, paths []*path, backendCalls int64) []Check {
+	var requests, failed, mismatched int64
+	for _, p := range paths {
+		requests += p.seq.Load()
+		failed += p.failures.Load()
+		mismatched += p.mismatches.Load()
 	}
-	c := Check{
+	return []Check{{
+		Name: scenario + ": no task lost or mis-attributed",
+		OK:   failed == 0 && mismatched == 0,
+		Info: fmt.Sprintf("%d requests (warm-up included): %d failed, %d answered with another task's task_id or content", requests, failed, mismatched),
+	}, {
 		Name: scenario + ": one backend call per request",
 		OK:   backendCalls <= requests && backendCalls >= requests-failed,
-		Info: fmt.Sprintf("%d requests sent (warm-up included), %d failed, backend answered %d", requests, failed, backendCalls),
-	}
-	return c
+		Info: fmt.Sprintf("%d requests, %d failed, backend answered %d", requests, failed, backendCalls),
+	}}
 }
