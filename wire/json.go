@@ -228,18 +228,8 @@ func (s *jsonScanner) object(depth int) *Error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
-		s.skipWS()
-		if s.i >= len(s.b) {
-			return s.syntax()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.syntax()
+		if done, err := s.separator('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -258,18 +248,8 @@ func (s *jsonScanner) array(depth int) *Error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
-		s.skipWS()
-		if s.i >= len(s.b) {
-			return s.syntax()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return s.syntax()
+		if done, err := s.separator(']'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -277,6 +257,24 @@ func (s *jsonScanner) array(depth int) *Error {
 // str consumes a string starting at '"' and returns the raw content bounds.
 // Escapes are skipped, not decoded: equal raw names are duplicates; names
 // equal only after unescaping are left to encoding/json's last-wins.
+// separator consumes what follows a member or element: a ',' (more to
+// come) or the closing byte (done).
+func (s *jsonScanner) separator(closing byte) (done bool, err *Error) {
+	s.skipWS()
+	if s.i >= len(s.b) {
+		return false, s.syntax()
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case closing:
+		s.i++
+		return true, nil
+	}
+	return false, s.syntax()
+}
+
 func (s *jsonScanner) str() (start, end int, ok bool) {
 	s.i++
 	start = s.i
