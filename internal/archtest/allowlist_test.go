@@ -7,6 +7,8 @@ package archtest
 
 // allowLongFuncs: "file:Func" → why it is longer than maxFuncLines.
 var allowLongFuncs = map[string]string{
+	"cmd/meshnode/directory.go:newDirectoryCmd":                               "82 lines: cobra command with its long help text and flag set; CLI active, owner to split",
+	"dirbridge/directory/replica.go:Server.ApplyReplicated":                   "82 lines: one batched SQL transaction applying replicated changes; perf work active, owner to split",
 	"dirbridge/directory/discover_test.go:TestDIR_DISC_01_11_Discover":        "one discover scenario (DIR-DISC-01..11) over a shared four-node registry; active",
 	"dirbridge/federation/seed_test.go:TestDIR_FED_SeedEndpoints":             "seed endpoint walk (DIR-FED-07..17) whose steps build on one event log; active",
 	"dirbridge/nodeapi/bench_test.go:benchOverhead":                           "benchmark set-up and timed loop kept together for the perf work in progress; active",
@@ -18,7 +20,6 @@ var allowLongFuncs = map[string]string{
 // allowNoDocGo: package → why it has no doc.go yet (each keeps its package
 // comment in its main file today).
 var allowNoDocGo = map[string]string{
-	"bench":                           "new benchmark program; active",
 	"cmd/meshnode":                    "CLI; active",
 	"dirbridge/directory/signedtoken": "comment in signedtoken.go; directory perf work active",
 	"internal/admin":                  "comment in types.go; CLI work active",
@@ -33,7 +34,6 @@ var allowNoDocGo = map[string]string{
 
 // allowNoGoleak: package → why its goroutines are not leak-checked yet.
 var allowNoGoleak = map[string]string{
-	"bench":               "benchmark program; active",
 	"cmd/meshnode":        "CLI (signal forwarding goroutine); active",
 	"dirbridge/directory": "directory server (write-behind flusher, probes); perf work active: add goleak.VerifyTestMain",
 	"internal/app":        "composition root; active: add goleak.VerifyTestMain",

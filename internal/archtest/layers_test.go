@@ -24,12 +24,14 @@ type layer struct {
 }
 
 var layers = map[string]layer{
-	"wire":                            {},
-	"node":                            {may: []string{"wire", "node/backend"}},
-	"node/backend":                    {may: []string{"wire"}},
-	"mesh":                            {may: []string{"wire"}},
-	"dirbridge":                       {}, // doc-only parent of the HTTP side
-	"dirbridge/client":                {may: []string{"wire"}},
+	"wire":         {},
+	"node":         {may: []string{"wire", "node/backend"}},
+	"node/backend": {may: []string{"wire"}},
+	"mesh":         {may: []string{"wire"}},
+	"dirbridge":    {}, // doc-only parent of the HTTP side
+	// The client is the consumer side of a task: it seals payloads with
+	// IICP-CX and reads every deployed node dialect (internal/interop).
+	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop"}},
 	"dirbridge/nodeapi":               {may: []string{"wire"}},
 	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken"}},
 	"dirbridge/directory/signedtoken": {},
