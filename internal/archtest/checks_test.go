@@ -40,3 +40,7 @@ func TestStyle_NoGlobalHTTPServer(t *testing.T) { report(t, checkNoGlobalHTTPSer
 func TestStyle_GoleakWhereGoroutinesStart(t *testing.T) {
 	report(t, checkGoleakWhereGoroutinesStart(loadModule(t)))
 }
+
+// TestSEC_LOG_01_NoSecretsInLogCalls is the static half of SEC-LOG-01 (the
+// runtime canary lives in dirbridge/nodeapi).
+func TestSEC_LOG_01_NoSecretsInLogCalls(t *testing.T) { report(t, checkNoSecretsInLogs(loadModule(t))) }

@@ -14,7 +14,9 @@
 //     maxFileLines lines, functions of at most maxFuncLines lines, no panic in
 //     library code outside init, must* helpers and re-panics of
 //     http.ErrAbortHandler, no process-global HTTP server state, goleak in
-//     every package whose code starts goroutines.
+//     every package whose code starts goroutines;
+//   - the static half of SEC-LOG-01 (leaks_test.go): no log call passes an
+//     attribute named, or a field called, payload/body/prompt/token/… .
 //
 // Known exceptions live in allowlist_test.go, each with a one-line reason.
 // The tests also fail on a stale entry, so the lists only shrink.

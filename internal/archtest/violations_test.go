@@ -61,10 +61,22 @@ import (
 )
 `,
 	"internal/app/doc.go": "// Package app is a test double.\npackage app\n",
-	"newpkg/doc.go":       "// Package newpkg is not in the layer table.\npackage newpkg\n",
-	"newpkg/long.go":      "package newpkg\n\nfunc Long() {\n" + strings.Repeat("\t_ = 1\n", 90) + "}\n",
-	"newpkg/big.go":       "package newpkg\n" + strings.Repeat("\n", 601),
-	"testdata/skip.go":    "package skip\n\nimport \"github.com/meshnode/meshnode/internal/app\"\n",
+	"internal/app/log.go": `package app
+
+import "log/slog"
+
+type call struct{ Payload []byte; TaskID string }
+
+func logIt(l *slog.Logger, c call, tok string) {
+	l.Info("task", "task_id", c.TaskID, "size", len(c.Payload))
+	l.Debug("task", "payload", string(c.Payload))
+	l.Warn("auth", "why", "x", "Token", tok)
+}
+`,
+	"newpkg/doc.go":    "// Package newpkg is not in the layer table.\npackage newpkg\n",
+	"newpkg/long.go":   "package newpkg\n\nfunc Long() {\n" + strings.Repeat("\t_ = 1\n", 90) + "}\n",
+	"newpkg/big.go":    "package newpkg\n" + strings.Repeat("\n", 601),
+	"testdata/skip.go": "package skip\n\nimport \"github.com/meshnode/meshnode/internal/app\"\n",
 }
 
 func writeTree(t *testing.T, files map[string]string) string {
@@ -110,6 +122,7 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		{"func length", checkFunctionLength, []string{"newpkg/long.go:3: Long is 92 lines"}, nil},
 		{"panic", checkNoPanicInLibraries, []string{"wire/bad.go:19: panic in library code (explode)"}, nil},
 		{"global http", checkNoGlobalHTTPServer, []string{"node/n.go:8:", "node/backend/b.go:5:"}, nil},
+		{"log secrets", checkNoSecretsInLogs, []string{"internal/app/log.go:9:", "internal/app/log.go:10:"}, []string{"internal/app/log.go:8:"}},
 		{"goleak", checkGoleakWhereGoroutinesStart, []string{"node/n.go:9: node starts goroutines"}, nil},
 	}
 	for _, c := range cases {
