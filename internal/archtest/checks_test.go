@@ -44,3 +44,4 @@ func TestStyle_GoleakWhereGoroutinesStart(t *testing.T) {
 // TestSEC_LOG_01_NoSecretsInLogCalls is the static half of SEC-LOG-01 (the
 // runtime canary lives in dirbridge/nodeapi).
 func TestSEC_LOG_01_NoSecretsInLogCalls(t *testing.T) { report(t, checkNoSecretsInLogs(loadModule(t))) }
+func TestSEC_LOG_01_NoSecretsInErrors(t *testing.T)   { report(t, checkNoSecretsInErrors(loadModule(t))) }

@@ -43,6 +43,41 @@ func checkNoSecretsInLogs(m *module) (out findings) {
 	return out
 }
 
+// checkNoSecretsInErrors: an error message travels to logs and, for
+// *wire.Error, to the caller; fmt.Errorf, wire.Errorf and wire.NewError must
+// not be handed a payload, result or credential field.
+func checkNoSecretsInErrors(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		for _, f := range p.files {
+			if f.test {
+				continue
+			}
+			ast.Inspect(f.ast, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok || !isErrorCtor(call) {
+					return true
+				}
+				for _, pos := range secretLogArgs(&ast.CallExpr{Args: call.Args[1:]}) {
+					out.add("%s: an error message is built from what looks like a task payload, result or credential; "+
+						"name the field or step instead, never its value", m.pos(pos))
+				}
+				return true
+			})
+		}
+	}
+	return out
+}
+
+func isErrorCtor(call *ast.CallExpr) bool {
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok || len(call.Args) < 2 {
+		return false
+	}
+	x, ok := sel.X.(*ast.Ident)
+	return ok && ((x.Name == "fmt" && sel.Sel.Name == "Errorf") ||
+		(x.Name == "wire" && (sel.Sel.Name == "Errorf" || sel.Sel.Name == "NewError")))
+}
+
 func isLogCall(call *ast.CallExpr) bool {
 	sel, ok := call.Fun.(*ast.SelectorExpr)
 	if !ok || !logMethods[sel.Sel.Name] || len(call.Args) == 0 {

@@ -63,9 +63,14 @@ import (
 	"internal/app/doc.go": "// Package app is a test double.\npackage app\n",
 	"internal/app/log.go": `package app
 
-import "log/slog"
+import (
+	"fmt"
+	"log/slog"
+)
 
 type call struct{ Payload []byte; TaskID string }
+
+func bad(c call) error { return fmt.Errorf("task %s: payload %q", c.TaskID, c.Payload) }
 
 func logIt(l *slog.Logger, c call, tok string) {
 	l.Info("task", "task_id", c.TaskID, "size", len(c.Payload))
@@ -122,7 +127,8 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		{"func length", checkFunctionLength, []string{"newpkg/long.go:3: Long is 92 lines"}, nil},
 		{"panic", checkNoPanicInLibraries, []string{"wire/bad.go:19: panic in library code (explode)"}, nil},
 		{"global http", checkNoGlobalHTTPServer, []string{"node/n.go:8:", "node/backend/b.go:5:"}, nil},
-		{"log secrets", checkNoSecretsInLogs, []string{"internal/app/log.go:9:", "internal/app/log.go:10:"}, []string{"internal/app/log.go:8:"}},
+		{"log secrets", checkNoSecretsInLogs, []string{"internal/app/log.go:14:", "internal/app/log.go:15:"}, []string{"internal/app/log.go:13:"}},
+		{"error secrets", checkNoSecretsInErrors, []string{"internal/app/log.go:10:"}, nil},
 		{"goleak", checkGoleakWhereGoroutinesStart, []string{"node/n.go:9: node starts goroutines"}, nil},
 	}
 	for _, c := range cases {
