@@ -168,6 +168,8 @@ func TestFlagsRejectBadValues(t *testing.T) {
 		{"-duration", "-1s"},
 		{"-dir-populate", "magic"},
 		{"-converge-transport", "udp"},
+		{"-mesh-attempts", "0"},
+		{"-wire-benchtime", "0x"},
 		{"stray"},
 	} {
 		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {

@@ -90,7 +90,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
-	paths := []*path{direct, plain, secure, ns.meshPath("mesh-quic", client.m, server.h.ID())}
+	paths := []*path{direct, plain, secure, ns.meshPath("mesh-quic", client.m, server.h.ID(), env.opts.meshAttempts)}
 	before := env.backend.calls.Load()
 	for _, c := range env.opts.concurrency {
 		rows, err := compare(ctx, "mesh", "/iicp/task/1.0.0", paths, c, env.opts.duration, env.opts.rounds)
@@ -111,13 +111,13 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	return nil
 }
 
-// meshPath runs the task with Mesh.Call pinned to the serving peer, one
-// attempt, so every measured request is exactly one stream.
-func (s *nodeStack) meshPath(name string, m *mesh.Mesh, server peer.ID) *path {
+// meshPath runs the task with Mesh.Call pinned to the serving peer. With
+// one attempt (the default) every measured request is exactly one stream.
+func (s *nodeStack) meshPath(name string, m *mesh.Mesh, server peer.ID, attempts int) *path {
 	p := &path{name: name}
 	p.do = func(ctx context.Context, seq int64) error {
 		call, want := s.call(p.name, seq)
-		resp, info, err := m.Call(ctx, call, mesh.CallOptions{Peer: server, MaxAttempts: 1})
+		resp, info, err := m.Call(ctx, call, mesh.CallOptions{Peer: server, MaxAttempts: attempts})
 		if err != nil {
 			return err
 		}
