@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,18 +127,22 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	// the run (the box is shared) hits both paths alike.
 	var dLat, nLat, pLat []time.Duration
 	var dTime, nTime, pTime time.Duration
+	var dCPU, nCPU, pCPU time.Duration // process CPU (all goroutines: caller, node, backend)
 	const rounds = 8
 	for r := range rounds {
 		lo, hi := b.N*r/rounds, b.N*(r+1)/rounds
 		if hi == lo {
 			continue
 		}
+		c0 := processCPU()
 		lat, el := runLoad(b, lo, hi, conc, directOnce)
-		dLat, dTime = append(dLat, lat...), dTime+el
+		c1 := processCPU()
+		dLat, dTime, dCPU = append(dLat, lat...), dTime+el, dCPU+c1-c0
 		lat, el = runLoad(b, lo, hi, conc, proxyOnce)
-		pLat, pTime = append(pLat, lat...), pTime+el
+		c2 := processCPU()
+		pLat, pTime, pCPU = append(pLat, lat...), pTime+el, pCPU+c2-c1
 		lat, el = runLoad(b, lo, hi, conc, nodeOnce)
-		nLat, nTime = append(nLat, lat...), nTime+el
+		nLat, nTime, nCPU = append(nLat, lat...), nTime+el, nCPU+processCPU()-c2
 	}
 	b.StopTimer()
 	dRate, nRate := float64(len(dLat))/dTime.Seconds(), float64(len(nLat))/nTime.Seconds()
@@ -158,6 +163,21 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	b.ReportMetric(pRate, "proxy-req/s")
 	b.ReportMetric(pRate/dRate, "proxy-ratio")
 	b.ReportMetric(nRate/pRate, "node-vs-proxy")
+	// CPU per request is what a saturated machine divides its cores by; it
+	// hardly moves with other load on a shared box, unlike req/s.
+	perReq := func(d time.Duration, n int) float64 { return us(d) / float64(n) }
+	b.ReportMetric(perReq(dCPU, len(dLat)), "direct-cpu-µs/req")
+	b.ReportMetric(perReq(pCPU, len(pLat)), "proxy-cpu-µs/req")
+	b.ReportMetric(perReq(nCPU, len(nLat)), "node-cpu-µs/req")
+}
+
+// processCPU is the user+system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
