@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -171,14 +170,6 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	b.ReportMetric(perReq(nCPU, len(nLat)), "node-cpu-µs/req")
 }
 
-// processCPU is the user+system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
 // returns its URL: the lower bound of any one-hop bridge.
