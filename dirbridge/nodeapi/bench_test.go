@@ -170,7 +170,6 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	b.ReportMetric(perReq(nCPU, len(nLat)), "node-cpu-µs/req")
 }
 
-
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
 // returns its URL: the lower bound of any one-hop bridge.
 func startProxy(b *testing.B, target string) string {
