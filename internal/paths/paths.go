@@ -1,13 +1,3 @@
-// Package paths resolves where meshnode keeps its files: the config file in
-// $XDG_CONFIG_HOME/meshnode and everything the node writes at run time
-// (identity key, directory credentials, admin endpoint address and token, the
-// embedded directory's database) in $XDG_STATE_HOME/meshnode. One override,
-// --home / MESHNODE_HOME, puts both under a single directory so several nodes
-// can run side by side on one machine.
-//
-// paths imports only the standard library. It never creates files except the
-// directories themselves (EnsureDirs), always with mode 0700, because the
-// state directory holds secrets.
 package paths
 
 import (

@@ -1,11 +1,3 @@
-// Package spectest locates the IICP specification's machine-readable files
-// (fixtures, JSON Schemas, the intent registry) for tests. Tests read the
-// spec's own vectors at test time and fail when one is missing, so a vector
-// can never be skipped silently.
-//
-// The files are vendored under internal/spectest/iicp-spec so a clean clone
-// tests without anything beside it; IICP_SPEC_DIR points tests at another
-// copy (for example a newer spec checkout).
 package spectest
 
 import (
