@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +47,12 @@ func (f *fakeBackend) Call(_ context.Context, r CallRequest) (*CallResult, *wire
 // startAdmin runs a server and returns a client wired through the state files.
 func startAdmin(t *testing.T, b Backend) *Client {
 	t.Helper()
-	s, err := Listen("127.0.0.1:0", testToken, b, slog.New(slog.DiscardHandler))
+	return startAdminLog(t, b, slog.New(slog.DiscardHandler))
+}
+
+func startAdminLog(t *testing.T, b Backend, log *slog.Logger) *Client {
+	t.Helper()
+	s, err := Listen("127.0.0.1:0", testToken, b, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +157,12 @@ func TestAuthAndGuards(t *testing.T) {
 	}
 }
 
-// A panic becomes a structured 500 without the panic text (which may hold paths).
+// A panic becomes a structured 500 without the panic text (which may hold
+// paths), and the log says a panic happened with a stack but never the
+// panic value: the call route carries task payloads (SEC-LOG-01).
 func TestPanicIsContained(t *testing.T) {
-	c := startAdmin(t, &fakeBackend{panicky: true})
+	var logs lockedBuffer
+	c := startAdminLog(t, &fakeBackend{panicky: true}, slog.New(slog.NewTextHandler(&logs, nil)))
 	req, _ := http.NewRequest("GET", c.Runtime.AdminURL+"/admin/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
@@ -165,6 +175,32 @@ func TestPanicIsContained(t *testing.T) {
 	if resp.StatusCode != 500 || env.Error == nil || strings.Contains(env.Error.Message, "/home") {
 		t.Fatalf("status %d env %+v", resp.StatusCode, env.Error)
 	}
+	got := logs.String()
+	if !strings.Contains(got, "admin handler panicked") || !strings.Contains(got, "stack=") {
+		t.Fatalf("panic not logged with a stack: %q", got)
+	}
+	if strings.Contains(got, "boom") || strings.Contains(got, "/home/secret") {
+		t.Fatalf("panic value reached the log: %q", got)
+	}
+}
+
+// lockedBuffer is a log sink the server goroutine writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestListenRefusesNonLoopback(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -110,7 +111,8 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // guard is the one middleware chain: panic recovery, loopback peers only,
-// bearer authentication.
+// bearer authentication. A recovered panic is logged with its stack but
+// never its value: the call route carries task payloads (SEC-LOG-01).
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -118,7 +120,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("admin handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				s.log.Error("admin handler panicked", "path", r.URL.Path, "stack", string(debug.Stack()))
 				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
 			}
 		}()
