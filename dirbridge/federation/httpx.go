@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -44,7 +45,8 @@ func writeError(w http.ResponseWriter, e *wire.Error) {
 }
 
 // recoverer turns a panic into a structured 500 without a stack trace on
-// the wire (STYLE §9).
+// the wire (STYLE §9). The log gets the stack but never the panic value,
+// which may hold request content (SEC-LOG-01).
 func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -52,7 +54,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("handler panic", "path", r.URL.Path, "panic", v)
+				log.Error("handler panic", "path", r.URL.Path, "stack", string(debug.Stack()))
 				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
 			}
 		}()
