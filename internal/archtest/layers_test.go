@@ -31,7 +31,7 @@ var layers = map[string]layer{
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
-	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop"}},
+	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr"}},
 	"dirbridge/nodeapi":               {may: []string{"wire"}},
 	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken"}},
 	"dirbridge/directory/signedtoken": {},
@@ -50,6 +50,7 @@ var layers = map[string]layer{
 	"internal/buildinfo":   {},
 	"internal/spectest":    {}, // test helper: locates the spec files
 	"internal/interop":     {may: []string{"wire"}},
+	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
 	"internal/e2e":         {}, // tests only
 	"internal/archtest":    {}, // tests only
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
