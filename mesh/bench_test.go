@@ -12,12 +12,9 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// benchConcurrency is the number of concurrent callers in the task benchmarks.
-const benchConcurrency = 64
-
-// runConcurrent runs n tasks on benchConcurrency workers and returns each
-// task's latency and the wall time of the whole run.
-func runConcurrent(b *testing.B, n int, task func() error) ([]time.Duration, time.Duration) {
+// runConcurrent runs n tasks on conc workers and returns each task's
+// latency and the wall time of the whole run.
+func runConcurrent(b *testing.B, conc, n int, task func() error) ([]time.Duration, time.Duration) {
 	b.Helper()
 	lat := make([]time.Duration, n)
 	next := make(chan int, n)
@@ -29,7 +26,7 @@ func runConcurrent(b *testing.B, n int, task func() error) ([]time.Duration, tim
 	var once sync.Once
 	var firstErr error
 	start := time.Now()
-	for range benchConcurrency {
+	for range conc {
 		wg.Go(func() {
 			for i := range next {
 				t0 := time.Now()
@@ -55,15 +52,16 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 
 // BenchmarkTaskStreamVsDirect measures what the mesh adds to a task: the
 // same echo engine called directly and through Mesh.Call over a libp2p
-// stream (native CBOR), 64 callers at once. Reported: p50/p99 of both, the
-// added p50/p99, and tasks/s over the stream.
+// stream (native CBOR), by 1 and by 64 callers at once. Reported: p50/p99
+// of both, the added p50/p99, and tasks/s over the stream.
 //
 //	go test -run '^$' -bench BenchmarkTaskStreamVsDirect -benchtime 2000x ./mesh/
 func BenchmarkTaskStreamVsDirect(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		tcp  bool
-	}{{"quic", false}, {"tcp", true}} {
+		conc int
+	}{{"quic-c1", false, 1}, {"quic-c64", false, 64}, {"tcp-c1", true, 1}, {"tcp-c64", true, 64}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ccfg := testConfig("client", false)
 			ccfg.MaxConcurrent = 256
@@ -80,11 +78,11 @@ func BenchmarkTaskStreamVsDirect(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			direct, _ := runConcurrent(b, b.N, func() error {
+			direct, _ := runConcurrent(b, tc.conc, b.N, func() error {
 				server.engine.Execute(ctx, call, caller)
 				return nil
 			})
-			stream, wall := runConcurrent(b, b.N, func() error {
+			stream, wall := runConcurrent(b, tc.conc, b.N, func() error {
 				resp, _, err := client.m.Call(ctx, call, CallOptions{Peer: server.h.ID(), MaxAttempts: 1})
 				if err == nil && resp.Status != wire.StatusSuccess {
 					return resp.Error

@@ -28,9 +28,12 @@ const (
 
 // AddBootstrapPeers adds bootstrap peers, typically the meshnode.p2p
 // extensions of directory discover/bootstrap results (ParseP2PExtension).
+// Addresses this host cannot dial are dropped: link-local and unspecified
+// ones always, loopback ones unless this host listens on loopback alone
+// (Config.BootstrapPeers, the operator's own list, is taken as written).
 // They are dialled at once if Serve is running, else when it starts.
 func (m *Mesh) AddBootstrapPeers(infos []peer.AddrInfo) {
-	if m.addBootstrap(infos) > 0 {
+	if m.addBootstrap(dialable(infos, m.loopback)) > 0 {
 		select {
 		case m.kickBoot <- struct{}{}:
 		default:

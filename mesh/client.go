@@ -49,6 +49,9 @@ var (
 	ErrClosed = errors.New("mesh: closed")
 	// errProtocol: a peer answered with something that is not a RESPONSE.
 	errProtocol = errors.New("mesh: peer violated the task protocol")
+	// errSlotWait: the call's time ran out while callStreamsPerPeer
+	// streams to the peer were already in flight from this node.
+	errSlotWait = errors.New("mesh: waiting for a task stream slot")
 )
 
 // outcome classifies one attempt (iicp-semantics.md §2.2, §6.1, §7.1).
@@ -201,9 +204,17 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	now := m.now()
 	if err != nil {
 		var werr *wire.Error
-		if errors.As(err, &werr) || errors.Is(err, context.Canceled) {
+		if errors.As(err, &werr) || errors.Is(err, context.Canceled) || errors.Is(err, errSlotWait) {
 			m.breakers.release(p)
 			return outLocalError
+		}
+		if isResourceLimit(err) {
+			// A resource manager refused the stream before any engine
+			// saw the CALL: the peer (or this host) is full, as with
+			// capacity_exceeded, not failing.
+			m.breakers.release(p)
+			m.stats.count("call_stream_refused")
+			return outSwitch
 		}
 		m.breakers.failure(p, now)
 		return outRetry
@@ -231,6 +242,17 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	return outFinal
 }
 
+// isResourceLimit reports whether err is a resource manager refusing a
+// task stream: the remote resets it with StreamResourceLimitExceeded
+// (0x1002), or this host's own limits refuse to open it.
+func isResourceLimit(err error) bool {
+	var se *network.StreamError
+	if errors.As(err, &se) && se.ErrorCode == network.StreamResourceLimitExceeded {
+		return true
+	}
+	return errors.Is(err, network.ErrResourceLimitExceeded)
+}
+
 // callPeer runs one attempt on one stream to p.
 func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec) (*wire.Response, error) {
 	payload, err := c.encodeCall(call)
@@ -242,6 +264,10 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(call.Constraints.TimeoutMs)*time.Millisecond+callGrace)
 	defer cancel()
+	if err := m.calls.acquire(ctx, p); err != nil {
+		return nil, fmt.Errorf("%w: %w", errSlotWait, err)
+	}
+	defer m.calls.release(p)
 	s, err := m.h.NewStream(network.WithDialPeerTimeout(ctx, m.cfg.DialTimeout), p, c.proto)
 	if err != nil {
 		return nil, fmt.Errorf("opening task stream: %w", err)
@@ -265,18 +291,27 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 
 // exchange writes the request frames and reads the answer.
 func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token string, c *taskCodec) (*wire.Response, error) {
-	fw := wire.NewFrameWriter(s)
+	// One Write for every request frame: with lazy protocol negotiation
+	// the multistream header leaves in the same flush, so the whole
+	// request is one STREAM frame and no round trip waits on the
+	// protocol ack.
+	var req []byte
 	if token != "" {
 		hb, err := cborEnc.Marshal(headersMsg{ConsumerToken: token})
 		if err != nil {
 			return nil, fmt.Errorf("encoding headers: %w", err)
 		}
-		if err := fw.WriteFrame(typeHeaders, 0, hb); err != nil {
-			return nil, err
-		}
+		req = make([]byte, 0, 2*wire.HeaderLen+len(hb)+len(payload))
+		req, _ = wire.AppendFrame(req, typeHeaders, 0, hb)
+	} else {
+		req = make([]byte, 0, wire.HeaderLen+len(payload))
 	}
-	if err := fw.WriteFrame(wire.TypeCall, 0, payload); err != nil {
-		return nil, err
+	req, err := wire.AppendFrame(req, wire.TypeCall, 0, payload)
+	if err != nil {
+		return nil, fmt.Errorf("framing call: %w", err)
+	}
+	if _, err := s.Write(req); err != nil {
+		return nil, fmt.Errorf("writing call: %w", err)
 	}
 	// The write side stays open until the answer is in: the server watches
 	// it, and a Reset (the caller giving up) then cancels the engine.

@@ -74,7 +74,9 @@ func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 		if len(a.Addrs) == maxAdvertAddrs {
 			break
 		}
-		a.Addrs = append(a.Addrs, addr.String())
+		if publishable(addr, m.loopback) {
+			a.Addrs = append(a.Addrs, addr.String())
+		}
 	}
 	return a
 }
@@ -178,7 +180,7 @@ func (m *Mesh) readAdverts(ctx context.Context) {
 func (m *Mesh) addAdvertAddrs(id peer.ID, addrs []string) {
 	var out []ma.Multiaddr
 	for _, s := range addrs {
-		if a, ok := parseDialAddr(s, id); ok {
+		if a, ok := parseDialAddr(s, id, m.loopback); ok {
 			out = append(out, a)
 		}
 	}

@@ -30,11 +30,21 @@ const (
 	// DefaultListenPort is meshnode's default libp2p port (UDP for QUIC and
 	// TCP for the fallback); a stable port lets operators forward it.
 	DefaultListenPort = 9485
-	// taskStreamsPerPeer bounds concurrent inbound task streams one peer may
-	// hold, so one caller cannot take every engine slot's stream memory.
-	taskStreamsPerPeer = 64
-	// taskStreamsTotal bounds concurrent inbound task streams overall.
-	taskStreamsTotal = 512
+	// taskStreamsPerPeer bounds the task streams one peer may hold open in
+	// each direction. It is twice callStreamsPerPeer, the client's own cap:
+	// the rest is headroom for streams whose RESPONSE is out but whose
+	// scope is not yet released, so an honest caller is never refused by
+	// the resource manager. Refusing work beyond max_concurrent is the
+	// engine's job (capacity_exceeded, iicp-semantics.md §2.2), which
+	// answers with an IICP error instead of a bare stream reset.
+	taskStreamsPerPeer = 2 * callStreamsPerPeer
+	// taskStreamsTotal bounds concurrent task streams overall; NewHost
+	// raises it to twice HostConfig.MaxConcurrent for larger nodes.
+	taskStreamsTotal = 1024
+	// muxStreamMemory is what the TCP fallback's muxer (yamux) reserves per
+	// stream for its receive window; QUIC streams reserve nothing. The task
+	// protocol memory limits are sized in streams of this much.
+	muxStreamMemory = 256 << 10
 )
 
 // HostConfig configures the production libp2p host built by NewHost.
@@ -52,8 +62,13 @@ type HostConfig struct {
 	// NAT enables UPnP/NAT-PMP port mapping, the relay client and hole
 	// punching (DCUtR). Off means none of them runs.
 	NAT bool
-	// Registerer receives libp2p's Prometheus metrics; nil disables them.
+	// Registerer receives libp2p's Prometheus metrics; nil disables them
+	// (and the resource manager's per-event stats with them).
 	Registerer prometheus.Registerer
+	// MaxConcurrent is the node's limits.max_concurrent. The resource
+	// manager admits at least twice as many task streams in total, so
+	// the engine, not a stream reset, refuses excess work. Zero: 512.
+	MaxConcurrent int
 }
 
 func (c *HostConfig) setDefaults() {
@@ -106,7 +121,7 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 	if err != nil {
 		return nil, fmt.Errorf("mesh: new host: connection manager: %w", err)
 	}
-	rm, err := newResourceManager(cfg.Memory, cfg.FDs)
+	rm, err := newResourceManager(cfg.Memory, cfg.FDs, cfg.MaxConcurrent, cfg.Registerer != nil)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: new host: resource manager: %w", err)
 	}
@@ -138,17 +153,32 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 }
 
 // newResourceManager scales libp2p's default limits to the given budget
-// and adds limits for the task protocols.
-func newResourceManager(memory int64, fds int) (network.ResourceManager, error) {
+// and adds limits for the task protocols. Without metrics the resource
+// manager's stats reporter is off too: it formats a timestamp for every
+// scope change, several per task stream.
+func newResourceManager(memory int64, fds, maxConcurrent int, metrics bool) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	total := max(taskStreamsTotal, 2*maxConcurrent)
+	// Memory only binds on the TCP fallback (muxStreamMemory per stream):
+	// a quarter of the total, and per peer the client cap and half again.
 	for _, id := range taskProtocols {
 		limits.AddProtocolLimit(id,
-			rcmgr.BaseLimit{StreamsInbound: taskStreamsTotal, StreamsOutbound: taskStreamsTotal, Streams: 2 * taskStreamsTotal, Memory: 64 << 20},
+			rcmgr.BaseLimit{StreamsInbound: total, StreamsOutbound: total, Streams: 2 * total, Memory: int64(total/4) * muxStreamMemory},
 			rcmgr.BaseLimitIncrease{})
 		limits.AddProtocolPeerLimit(id,
-			rcmgr.BaseLimit{StreamsInbound: taskStreamsPerPeer, StreamsOutbound: taskStreamsPerPeer, Streams: 2 * taskStreamsPerPeer, Memory: 16 << 20},
+			rcmgr.BaseLimit{StreamsInbound: taskStreamsPerPeer, StreamsOutbound: taskStreamsPerPeer, Streams: 2 * taskStreamsPerPeer, Memory: int64(callStreamsPerPeer+callStreamsPerPeer/2) * muxStreamMemory},
 			rcmgr.BaseLimitIncrease{})
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(memory, fds)))
+	// libp2p's system scope admits 1280 inbound streams at the default
+	// budget, room for taskStreamsTotal; a larger node raises it to match.
+	if extra := total - taskStreamsTotal; extra > 0 {
+		limits.SystemBaseLimit.StreamsInbound += extra
+		limits.SystemBaseLimit.Streams += 2 * extra
+	}
+	opts := []rcmgr.Option{}
+	if !metrics {
+		opts = append(opts, rcmgr.WithMetricsDisabled())
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(memory, fds)), opts...)
 }

@@ -58,6 +58,7 @@ type Mesh struct {
 
 	table    *PeerTable
 	breakers *breakers
+	calls    *inflight // outbound task streams per peer
 	stats    stats
 
 	bootMu    sync.Mutex
@@ -66,6 +67,10 @@ type Mesh struct {
 
 	lookupMu sync.Mutex
 	lookups  map[string]bool // intents with a background DHT lookup running
+
+	// loopback: the host listens on loopback alone (a development mesh),
+	// so peers' loopback addresses are theirs, not this host's.
+	loopback bool
 
 	seq        atomic.Uint64
 	active     atomic.Int64 // task streams being served
@@ -107,6 +112,8 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 		log:        cfg.Logger.With("subsystem", "mesh"),
 		table:      newPeerTable(h.ID()),
 		breakers:   newBreakers(cfg.BreakerThreshold, cfg.BreakerOpenFor),
+		calls:      newInflight(callStreamsPerPeer),
+		loopback:   listensOnLoopback(h),
 		boot:       make(map[peer.ID]peer.AddrInfo),
 		bootTried:  make(map[peer.ID]bool),
 		lookups:    make(map[string]bool),

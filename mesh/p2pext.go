@@ -34,18 +34,19 @@ type p2pExt struct {
 
 // P2PExtension returns the meshnode.p2p extension value for h: its peer ID
 // and listen multiaddrs (without /p2p suffix), for the directory
-// registration. Link-local addresses are left out; they are never dialable
-// from another host.
+// registration. Only addresses another host can dial are listed: never
+// unspecified or link-local ones, and loopback ones only from a node
+// that listens on loopback alone (a development mesh on one machine).
 func P2PExtension(h host.Host) json.RawMessage {
 	ext := p2pExt{PeerID: h.ID().String(), Addrs: []string{}}
+	loopback := listensOnLoopback(h)
 	for _, a := range h.Addrs() {
 		if len(ext.Addrs) == maxExtAddrs {
 			break
 		}
-		if manet.IsIPUnspecified(a) || isLinkLocal(a) {
-			continue
+		if publishable(a, loopback) {
+			ext.Addrs = append(ext.Addrs, a.String())
 		}
-		ext.Addrs = append(ext.Addrs, a.String())
 	}
 	raw, err := json.Marshal(ext)
 	if err != nil {
@@ -55,13 +56,47 @@ func P2PExtension(h host.Host) json.RawMessage {
 	return raw
 }
 
+// listensOnLoopback reports whether every listen address of h is a
+// loopback address: the node is a development node, and so are its peers.
+func listensOnLoopback(h host.Host) bool {
+	addrs := h.Network().ListenAddresses()
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return len(addrs) > 0
+}
+
+// publishable reports whether a may be offered to, or dialled for, another
+// host. Link-local addresses (and any with an IPv6 zone, which only names
+// an interface of the host that wrote it) route on one link at best and
+// never from a directory entry; unspecified ones name no host; loopback
+// ones name the dialler itself unless the whole mesh is on this machine.
+func publishable(a ma.Multiaddr, loopback bool) bool {
+	if manet.IsIPUnspecified(a) || isLinkLocal(a) {
+		return false
+	}
+	return loopback || !manet.IsIPLoopback(a)
+}
+
 func isLinkLocal(a ma.Multiaddr) bool {
+	if _, err := a.ValueForProtocol(ma.P_IP6ZONE); err == nil {
+		return true
+	}
+	if manet.IsIP6LinkLocal(a) {
+		return true
+	}
 	ip, err := manet.ToIP(a)
 	return err == nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast())
 }
 
 // ParseP2PExtension reads a meshnode.p2p extension published by another
-// node. Addresses that do not parse are skipped; at least one must remain.
+// node. Addresses that do not parse, name another peer, or can never be
+// dialled from another host (unspecified, link-local) are skipped; at
+// least one must remain. Loopback addresses are kept because only the
+// local node can tell whether they are usable: Mesh.AddBootstrapPeers
+// drops them unless the local host itself listens on loopback alone.
 func ParseP2PExtension(raw json.RawMessage) (peer.AddrInfo, error) {
 	if len(raw) == 0 || len(raw) > maxExtRawBytes {
 		return peer.AddrInfo{}, fmt.Errorf("%w: size %d", ErrBadP2PExtension, len(raw))
@@ -79,7 +114,7 @@ func ParseP2PExtension(raw json.RawMessage) (peer.AddrInfo, error) {
 		if len(info.Addrs) == maxExtAddrs {
 			break
 		}
-		a, ok := parseDialAddr(s, id)
+		a, ok := parseDialAddr(s, id, true)
 		if ok {
 			info.Addrs = append(info.Addrs, a)
 		}
@@ -90,9 +125,11 @@ func ParseP2PExtension(raw json.RawMessage) (peer.AddrInfo, error) {
 	return info, nil
 }
 
-// parseDialAddr parses one advertised multiaddr, stripping a /p2p suffix
-// that names id and refusing one that names another peer.
-func parseDialAddr(s string, id peer.ID) (ma.Multiaddr, bool) {
+// parseDialAddr parses one multiaddr another node advertised, stripping a
+// /p2p suffix that names id and refusing one that names another peer, and
+// refusing addresses this host cannot dial (see publishable; loopback ones
+// only with loopback set).
+func parseDialAddr(s string, id peer.ID, loopback bool) (ma.Multiaddr, bool) {
 	if s == "" || len(s) > maxExtAddrLen {
 		return nil, false
 	}
@@ -107,8 +144,26 @@ func parseDialAddr(s string, id peer.ID) (ma.Multiaddr, bool) {
 	if p2pID != "" && p2pID != id {
 		return nil, false
 	}
-	if manet.IsIPUnspecified(transport) {
+	if !publishable(transport, loopback) {
 		return nil, false
 	}
 	return transport, true
+}
+
+// dialable keeps the addresses of infos this host can dial and drops
+// peers left with none.
+func dialable(infos []peer.AddrInfo, loopback bool) []peer.AddrInfo {
+	out := make([]peer.AddrInfo, 0, len(infos))
+	for _, ai := range infos {
+		kept := peer.AddrInfo{ID: ai.ID}
+		for _, a := range ai.Addrs {
+			if publishable(a, loopback) {
+				kept.Addrs = append(kept.Addrs, a)
+			}
+		}
+		if len(kept.Addrs) > 0 {
+			out = append(out, kept)
+		}
+	}
+	return out
 }

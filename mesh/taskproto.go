@@ -162,7 +162,14 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
 	}
+	// Free the stream as soon as the RESPONSE is out: CloseWrite puts the
+	// FIN on the response's own STREAM frame, Close drops our read side
+	// without waiting for the caller's FIN, and returning ends the
+	// handler, which is when libp2p releases the stream's resource scope.
 	err := m.writeResponse(s, c, resp)
+	if err == nil {
+		err = s.CloseWrite()
+	}
 	if err != nil {
 		_ = s.Reset()
 	} else {
