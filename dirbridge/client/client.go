@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httperr"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -220,12 +221,12 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &Error{Op: op, Err: scrubURLError(err)}
+		return &Error{Op: op, Err: httperr.Transport("directory", err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("reading response: %w", err)}
+		return &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("reading response: %w", httperr.Transport("directory", err))}
 	}
 	if int64(len(data)) > limit {
 		return &Error{Op: op, Status: resp.StatusCode, Message: fmt.Sprintf("response larger than %d bytes", limit)}
@@ -236,20 +237,10 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 				return nil
 			}
 			if err := json.Unmarshal(data, out); err != nil {
-				return &Error{Op: op, Status: resp.StatusCode, Err: fmt.Errorf("decoding response: %w", err)}
+				return &Error{Op: op, Status: resp.StatusCode, Err: httperr.Wrap("response body is not the expected JSON", err)}
 			}
 			return nil
 		}
 	}
 	return statusError(op, resp, data)
-}
-
-// scrubURLError keeps the failure reason but drops the request URL, which
-// would otherwise repeat in every log line.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/meshnode/meshnode/internal/cx"
+	"github.com/meshnode/meshnode/internal/httperr"
 	"github.com/meshnode/meshnode/internal/interop"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -65,13 +66,13 @@ func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, st, scrubURLError(err)
+		return nil, st, httperr.Transport("node", err)
 	}
 	defer resp.Body.Close()
 	st.HTTPStatus = resp.StatusCode
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTaskResponse+1))
 	if err != nil {
-		return nil, st, fmt.Errorf("reading task response: %w", err)
+		return nil, st, fmt.Errorf("reading task response: %w", httperr.Transport("node", err))
 	}
 	if len(data) > maxTaskResponse {
 		return nil, st, errors.New("task response too large")

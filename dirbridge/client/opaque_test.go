@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// garbageCanary stands for bytes a peer sent back (which may echo a task
+// payload or a token): net/http quotes a malformed status line verbatim.
+const garbageCanary = "canary-5be2-echoed-payload"
+
+// garbageServer answers every connection with a malformed HTTP status line
+// carrying garbageCanary.
+func garbageServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 16; i++ { // bounded: each test makes one or two requests
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 4096)
+			_, _ = conn.Read(buf)
+			_, _ = io.WriteString(conn, "HTTP/1.1 "+garbageCanary+" nonsense\r\n\r\n")
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func privateHTTPClient(t *testing.T) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// The directory client's errors are logged (session.go, internal/app): a
+// garbage answer's bytes must not reach the error text, while the failure
+// still classifies as unavailable and the cause stays reachable.
+func TestDirectoryErrorHidesGarbageResponseBytes(t *testing.T) {
+	c, err := New(garbageServer(t), WithHTTPClient(privateHTTPClient(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Register(context.Background(), &wire.RegisterRequest{Endpoint: "http://x"})
+	if err == nil {
+		t.Fatal("garbage answer accepted")
+	}
+	var opaque *httperr.OpaqueError
+	if !errors.As(err, &opaque) || !strings.Contains(opaque.Unwrap().Error(), garbageCanary) {
+		t.Fatalf("test premise: net/http no longer quotes the bytes (err %v)", err)
+	}
+	if strings.Contains(err.Error(), garbageCanary) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err %q", err)
+	}
+}
+
+// The same for a node's POST /v1/task answer (Caller logs and reports it).
+func TestPostTaskErrorHidesGarbageResponseBytes(t *testing.T) {
+	n := wire.NodeSummary{NodeID: "a", Endpoint: garbageServer(t), Available: true}
+	resp, st, err := PostTask(context.Background(), privateHTTPClient(t), n, testCall(), "", true)
+	if err == nil || resp != nil || st.HTTPStatus != 0 {
+		t.Fatalf("garbage answer accepted: resp %+v status %d", resp, st.HTTPStatus)
+	}
+	if strings.Contains(err.Error(), garbageCanary) {
+		t.Fatalf("err %q", err)
+	}
+	var opaque *httperr.OpaqueError
+	if !errors.As(err, &opaque) || !strings.Contains(opaque.Unwrap().Error(), garbageCanary) {
+		t.Fatalf("test premise: net/http no longer quotes the bytes (err %v)", err)
+	}
+}
