@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshnode/meshnode/internal/httperr"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -40,12 +41,12 @@ func (r *Replica) seedGet(ctx context.Context, path string, auth bool, limit int
 	}
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: %w", req.URL.Path, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", req.URL.Path, httperr.Transport("seed", err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", req.URL.Path, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", req.URL.Path, httperr.Transport("seed", err))
 	}
 	if int64(len(body)) > limit {
 		return nil, nil, fmt.Errorf("%s: response larger than %d bytes", req.URL.Path, limit)
@@ -114,12 +115,12 @@ func (r *Replica) register(ctx context.Context) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("registering replica: %w", err)
+		return fmt.Errorf("registering replica: %w", httperr.Transport("seed", err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxSmallBody))
 	if err != nil {
-		return fmt.Errorf("registering replica: %w", err)
+		return fmt.Errorf("registering replica: %w", httperr.Transport("seed", err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("registering replica: %w", seedError(resp.StatusCode, raw))
