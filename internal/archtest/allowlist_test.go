@@ -27,5 +27,4 @@ var allowNoDocGo = map[string]string{
 var allowNoGoleak = map[string]string{
 	"cmd/meshnode":        "CLI (signal forwarding goroutine); active",
 	"dirbridge/directory": "directory server (write-behind flusher, probes); perf work active: add goleak.VerifyTestMain",
-	"internal/app":        "composition root; active: add goleak.VerifyTestMain",
 }
