@@ -25,6 +25,5 @@ var allowNoDocGo = map[string]string{
 
 // allowNoGoleak: package → why its goroutines are not leak-checked yet.
 var allowNoGoleak = map[string]string{
-	"cmd/meshnode":        "CLI (signal forwarding goroutine); active",
 	"dirbridge/directory": "directory server (write-behind flusher, probes); perf work active: add goleak.VerifyTestMain",
 }
