@@ -109,7 +109,7 @@ func runLoad(b *testing.B, f *benchFixture, do func(r *rand.Rand) (*http.Request
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for w := range benchWorkers {
 		wg.Add(1)
 		go func() {
@@ -137,7 +137,7 @@ func runLoad(b *testing.B, f *benchFixture, do func(r *rand.Rand) (*http.Request
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d requests failed", n)
@@ -148,6 +148,9 @@ func runLoad(b *testing.B, f *benchFixture, do func(r *rand.Rand) (*http.Request
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(pct(0.50), "p50_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
+	// Process CPU per request (client and server together): stable on a
+	// shared machine where req/s follows whatever else is running.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu_µs/req")
 }
 
 // BenchmarkDiscover: GET /v1/discover over 10,000 nodes in 20 intents.

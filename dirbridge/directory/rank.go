@@ -9,8 +9,9 @@ import (
 )
 
 // ranking is one intent's candidate lists, kept sorted by each node's score
-// upper bound (scoreBound: the score with the query- and time-dependent
-// terms at their maximum) and updated incrementally: registration and
+// upper bound (the score with the query- and time-dependent availability
+// and region terms at 1; floating-point addition and rounding are
+// monotone, so no query can score a node above it) and updated incrementally: registration and
 // deregistration insert or remove one item, a heartbeat moves one item.
 // Discover walks a list from the top, computes the exact score of each
 // eligible node and stops as soon as the next bound cannot beat the k-th
@@ -80,9 +81,17 @@ func newRanking() *ranking {
 	return r
 }
 
-func newRankItem(e *entry, st *nodeState, p *rankPolicy) *rankItem {
-	it := &rankItem{e: e, st: st, bound: scoreBound(e.rec, st), windows: len(e.rec.Availability) > 0,
-		base: scoreBase(e.rec, st, 1), rep: clamp01(st.Reputation), network: networkKey(e.rec, st), class: classProbation}
+// newRankItem files e at state st; prev (nil: none) is the node's item at
+// an earlier state, whose network key is reused while the address holds.
+func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankItem {
+	base, rep := scoreBase(e.rec, st, 1), clamp01(st.Reputation)
+	it := &rankItem{e: e, st: st, bound: scoreFinish(base, 1, rep), windows: len(e.rec.Availability) > 0,
+		base: base, rep: rep, class: classProbation}
+	if prev != nil && prev.e.rec == e.rec && prev.st.ObservedIP == st.ObservedIP {
+		it.network = prev.network
+	} else {
+		it.network = networkKey(e.rec, st)
+	}
 	if p != nil && p.graduatesAt != nil {
 		it.graduatesAt = p.graduatesAt(e.rec, st)
 		if !it.graduatesAt.IsZero() && !it.graduatesAt.After(p.now()) {
@@ -168,7 +177,8 @@ func (r *ranking) replaceLocked(old, it *rankItem) {
 func (r *ranking) put(e *entry, p *rankPolicy) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.replaceLocked(r.byID[e.rec.NodeID], newRankItem(e, e.state.Load(), p))
+	old := r.byID[e.rec.NodeID]
+	r.replaceLocked(old, newRankItem(e, e.state.Load(), p, old))
 }
 
 // refresh moves e to its current state after a heartbeat or a dormancy
@@ -183,7 +193,7 @@ func (r *ranking) refresh(e *entry, p *rankPolicy) {
 		return
 	}
 	if st := e.state.Load(); st != old.st {
-		r.replaceLocked(old, newRankItem(e, st, p))
+		r.replaceLocked(old, newRankItem(e, st, p, old))
 	}
 }
 

@@ -43,14 +43,6 @@ func score(rec *NodeRecord, st *nodeState, region string, now time.Time) float64
 	return scoreFinish(scoreBase(rec, st, availabilityFactor(rec.Availability, now)), regionMatch(region, rec.Region), clamp01(st.Reputation))
 }
 
-// scoreBound is the highest score the node can have at this state for any
-// query and any time (availability and region terms at 1). Floating-point
-// addition and rounding are monotone, so score ≤ scoreBound exactly, which
-// is what lets discover stop walking a ranking early (rank.go).
-func scoreBound(rec *NodeRecord, st *nodeState) float64 {
-	return scoreFinish(scoreBase(rec, st, 1), 1, clamp01(st.Reputation))
-}
-
 // scoreBase is the sum of the terms that do not depend on the query. The
 // explicit conversion rounds it, so a cached base gives bit-identical
 // scores to a fresh one.
