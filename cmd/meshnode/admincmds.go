@@ -44,6 +44,27 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// queryNode runs one quick admin query against the node for this --home
+// and prints its answer as JSON or with text (status and peers share it).
+func queryNode[T any](ctx context.Context, e *env, g *globals, asJSON bool,
+	get func(*admin.Client, context.Context) (T, error), text func(io.Writer, T)) error {
+	c, err := dialNode(e, g)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, admin.QuickTimeout)
+	defer cancel()
+	v, err := get(c, ctx)
+	if err != nil {
+		return notRunning(err)
+	}
+	if asJSON {
+		return printJSON(e.stdout, v)
+	}
+	text(e.stdout, v)
+	return nil
+}
+
 func newStatusCmd(e *env, g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -58,21 +79,7 @@ the state directory.`,
   meshnode --home /tmp/n2 status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialNode(e, g)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), admin.QuickTimeout)
-			defer cancel()
-			st, err := c.Status(ctx)
-			if err != nil {
-				return notRunning(err)
-			}
-			if asJSON {
-				return printJSON(e.stdout, st)
-			}
-			printStatus(e.stdout, st)
-			return nil
+			return queryNode(cmd.Context(), e, g, asJSON, (*admin.Client).Status, printStatus)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -151,42 +158,36 @@ func newPeersCmd(e *env, g *globals) *cobra.Command {
   meshnode peers --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialNode(e, g)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), admin.QuickTimeout)
-			defer cancel()
-			ps, err := c.Peers(ctx)
-			if err != nil {
-				return notRunning(err)
-			}
-			if asJSON {
-				return printJSON(e.stdout, ps)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER")
-			for _, p := range ps {
-				id := p.PeerID
-				if len(id) > 16 {
-					id = "…" + id[len(id)-12:]
-				}
-				node := p.NodeID
-				if len(node) > 8 {
-					node = node[:8]
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
-					ago(p.LastSeen), shortIntents(p.Intents), p.Breaker)
-			}
-			tw.Flush()
-			if len(ps) == 0 {
-				fmt.Fprintln(e.stderr, "no peers yet")
-			}
-			return nil
+			return queryNode(cmd.Context(), e, g, asJSON, (*admin.Client).Peers, func(w io.Writer, ps []admin.Peer) {
+				printPeers(w, e.stderr, ps)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printPeers writes the peer table to w; an empty table gets a note on
+// stderr, so stdout stays a table for scripts.
+func printPeers(w, stderr io.Writer, ps []admin.Peer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER")
+	for _, p := range ps {
+		id := p.PeerID
+		if len(id) > 16 {
+			id = "…" + id[len(id)-12:]
+		}
+		node := p.NodeID
+		if len(node) > 8 {
+			node = node[:8]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
+			ago(p.LastSeen), shortIntents(p.Intents), p.Breaker)
+	}
+	tw.Flush()
+	if len(ps) == 0 {
+		fmt.Fprintln(stderr, "no peers yet")
+	}
 }
 
 func newTokenCmd(e *env, g *globals) *cobra.Command {
