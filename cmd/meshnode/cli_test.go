@@ -137,6 +137,9 @@ func TestExitCodes(t *testing.T) {
 		{"bad timeout", nil, []string{"--home", home, "call", "--timeout", "10m", "hi"}, exitUsage},
 		{"invalid override", nil, []string{"--home", home, "up", "--max-concurrent", "0"}, exitConfig},
 		{"contradiction", nil, []string{"--home", home, "up", "--no-directory", "--directory", "https://d.example"}, exitUsage},
+		{"replica without log", nil, []string{"--home", home, "directory", "--dev", "--seed", "http://127.0.0.1:1", "--no-seed-log"}, exitUsage},
+		{"gossip contradiction", nil, []string{"--home", home, "directory", "--dev", "--no-gossip", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"}, exitUsage},
+		{"directory bad listen", nil, []string{"--home", home, "directory", "--listen", "nowhere"}, exitConfig},
 		{"version", nil, []string{"version", "--json"}, exitOK},
 		{"paths", nil, []string{"--home", home, "paths"}, exitOK},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/meshnode/meshnode/internal/app"
 )
@@ -48,48 +49,58 @@ block); otherwise replicas poll.`,
   meshnode directory --p2p /ip4/0.0.0.0/udp/4011/quic-v1      # a seed that gossips events
   meshnode directory --seed https://seed.example --gossip-peer /ip4/198.51.100.7/udp/4011/quic-v1/p2p/12D3KooW...`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := resolvePaths(e, g)
-			if err != nil {
-				return err
-			}
-			cfg, _, err := loadConfig(e, g, p, false)
-			if err != nil {
-				return err
-			}
-			fl := cmd.Flags()
-			if fl.Changed("listen") {
-				cfg.Server.Listen = f.listen
-			}
-			if fl.Changed("db") {
-				cfg.Server.DB = f.db
-			}
-			if fl.Changed("tls-cert") || fl.Changed("tls-key") {
-				cfg.Server.TLSCert, cfg.Server.TLSKey = f.tlsCert, f.tlsKey
-			}
-			if err := cfg.Validate(); err != nil {
-				return withCode(exitConfig, err)
-			}
-			logs, err := newLogs(e, cfg)
-			if err != nil {
-				return err
-			}
-			if f.seed != "" && f.noSeedLog {
-				return usageErr("--seed (run as a replica) and --no-seed-log contradict each other")
-			}
-			if f.noGossip && (len(f.p2p) > 0 || len(f.gossipPeers) > 0) {
-				return usageErr("--no-gossip contradicts --p2p/--gossip-peer")
-			}
-			err = app.RunDirectory(e.ctx, app.DirectoryOptions{
-				Paths: p, Config: cfg, Dev: f.dev, Resolve: f.resolve, Version: version(),
-				Out: e.stdout, Logs: logs, Notify: notify,
-				SeedURL: f.seed, NoSeedLog: f.noSeedLog, SeedKey: f.seedKey, ReplicaKey: f.replicaKey,
-				PublicURL: f.publicURL, P2P: f.p2p, GossipPeers: f.gossipPeers, NoGossip: f.noGossip,
-			})
-			return withCode(exitFailure, err)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd, e, g) },
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// run applies the flags over the config file and runs the directory until
+// the context ends.
+func (f *directoryFlags) run(cmd *cobra.Command, e *env, g *globals) error {
+	p, err := resolvePaths(e, g)
+	if err != nil {
+		return err
+	}
+	cfg, _, err := loadConfig(e, g, p, false)
+	if err != nil {
+		return err
 	}
 	fl := cmd.Flags()
+	if fl.Changed("listen") {
+		cfg.Server.Listen = f.listen
+	}
+	if fl.Changed("db") {
+		cfg.Server.DB = f.db
+	}
+	if fl.Changed("tls-cert") || fl.Changed("tls-key") {
+		cfg.Server.TLSCert, cfg.Server.TLSKey = f.tlsCert, f.tlsKey
+	}
+	if err := cfg.Validate(); err != nil {
+		return withCode(exitConfig, err)
+	}
+	logs, err := newLogs(e, cfg)
+	if err != nil {
+		return err
+	}
+	if f.seed != "" && f.noSeedLog {
+		return usageErr("--seed (run as a replica) and --no-seed-log contradict each other")
+	}
+	if f.noGossip && (len(f.p2p) > 0 || len(f.gossipPeers) > 0) {
+		return usageErr("--no-gossip contradicts --p2p/--gossip-peer")
+	}
+	err = app.RunDirectory(e.ctx, app.DirectoryOptions{
+		Paths: p, Config: cfg, Dev: f.dev, Resolve: f.resolve, Version: version(),
+		Out: e.stdout, Logs: logs, Notify: notify,
+		SeedURL: f.seed, NoSeedLog: f.noSeedLog, SeedKey: f.seedKey, ReplicaKey: f.replicaKey,
+		PublicURL: f.publicURL, P2P: f.p2p, GossipPeers: f.gossipPeers, NoGossip: f.noGossip,
+	})
+	return withCode(exitFailure, err)
+}
+
+// register declares the flags; their MESHNODE_DIRECTORY_* twins come from
+// applyEnv like every command's.
+func (f *directoryFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.listen, "listen", "", "listen address host:port (directory_server.listen)")
 	fl.StringVar(&f.db, "db", "", "SQLite database path (directory_server.db)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private node endpoints allowed")
@@ -98,11 +109,10 @@ block); otherwise replicas poll.`,
 	fl.StringSliceVar(&f.resolve, "resolve", nil, "HOST:PORT:ADDR pin for liveness probes, like curl --resolve (repeatable)")
 	fl.StringVar(&f.seed, "seed", "", "run as a replica of the Genesis Seed at this URL")
 	fl.BoolVar(&f.noSeedLog, "no-seed-log", false, "run a standalone directory without the signed federation log")
-	fl.StringVar(&f.seedKey, "seed-key", "", "seed event-signing key file (default: "+"federation-seed.key in the state directory)")
+	fl.StringVar(&f.seedKey, "seed-key", "", "seed event-signing key file (default: federation-seed.key in the state directory)")
 	fl.StringVar(&f.replicaKey, "replica-key", "", "replica response-signing key file (default: federation-replica.key in the state directory)")
 	fl.StringVar(&f.publicURL, "public-url", "", "public base URL of this directory (its did:web identity); default: the listen URL")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "gossip listen multiaddr (repeatable); a seed gossips events when set")
 	fl.StringSliceVar(&f.gossipPeers, "gossip-peer", nil, "the seed's gossip multiaddr with /p2p/<id> (replica; repeatable)")
 	fl.BoolVar(&f.noGossip, "no-gossip", false, "no gossip host: replicas poll the seed's event tail")
-	return cmd
 }
