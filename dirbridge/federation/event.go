@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/meshnode/meshnode/internal/jcs"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -67,7 +68,7 @@ type Event struct {
 // the 32 bytes that Ed25519 signs (S.13 §5.1; the fixture
 // federation-chain-v0.json signs the binary digest).
 func SigningDigest(ev *Event) ([32]byte, error) {
-	canon, err := Canonicalize(ev.Payload)
+	canon, err := jcs.Canonicalize(ev.Payload)
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("canonicalizing payload: %w", err)
 	}

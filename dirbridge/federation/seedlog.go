@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/jcs"
 )
 
 // The seed's own tables, in the same file as the materialised state so that
@@ -210,7 +212,7 @@ func canonicalJSON(v any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding: %w", err)
 	}
-	canon, err := Canonicalize(raw)
+	canon, err := jcs.Canonicalize(raw)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalizing: %w", err)
 	}

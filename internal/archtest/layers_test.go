@@ -38,7 +38,7 @@ var layers = map[string]layer{
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr"}},
+	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs"}},
 	"internal/app":         {may: []string{anyPkg}},
 	"internal/admin":       {may: []string{"wire", "dirbridge/client", "internal/paths"}},
 	"internal/config":      {},
@@ -51,6 +51,7 @@ var layers = map[string]layer{
 	"internal/spectest":    {}, // test helper: locates the spec files
 	"internal/interop":     {may: []string{"wire"}},
 	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
+	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
 	"internal/e2e":         {}, // tests only
 	"internal/archtest":    {}, // tests only
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",

@@ -1,7 +1,10 @@
-package federation
+package jcs
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -60,17 +63,34 @@ func repeat(s string, n int) string {
 	return string(out)
 }
 
+// FuzzCanonicalize checks what the event signature relies on
+// (iicp-federated-directory.md §5.1 signs canonical_json(payload)): whatever Canonicalize accepts is valid
+// JSON with the same meaning (equal after decoding; numbers compared as
+// IEEE 754 doubles, as JCS defines them), and the canonical form is a fixed
+// point. Seeds live in testdata/fuzz/FuzzCanonicalize: nesting, UTF-16
+// member order, escapes, RFC 8785 number edge cases, invalid UTF-8,
+// duplicate names and depth limits.
 func FuzzCanonicalize(f *testing.F) {
-	f.Add([]byte(`{"b":1,"a":[1.5,"x",null]}`))
-	f.Add([]byte(`"\u00e9"`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		out, err := Canonicalize(b)
 		if err != nil {
+			if !errors.Is(err, ErrNotCanonicalizable) {
+				t.Fatalf("error outside ErrNotCanonicalizable: %v", err)
+			}
 			return
 		}
-		// Canonical form is a fixed point.
+		var in, got any
+		if err := json.Unmarshal(b, &in); err != nil {
+			t.Fatalf("accepted invalid JSON %q: %v", b, err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("canonical form %q is not JSON: %v", out, err)
+		}
+		if !reflect.DeepEqual(in, got) {
+			t.Fatalf("meaning changed: %q -> %q", b, out)
+		}
 		again, err := Canonicalize(out)
-		if err != nil || string(again) != string(out) {
+		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %q -> %q (%v)", out, again, err)
 		}
 	})

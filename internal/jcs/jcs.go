@@ -1,4 +1,4 @@
-package federation
+package jcs
 
 import (
 	"bytes"
@@ -14,14 +14,8 @@ import (
 	"unicode/utf8"
 )
 
-// Canonical JSON (RFC 8785, JCS). The event signature input hashes
-// canonical_json(payload) (iicp-federated-directory.md §5.1), so seed and
-// replicas in any language must produce identical bytes. The canonicaliser
-// works on the token stream, which lets it reject what JCS cannot represent
-// unambiguously: duplicate member names, invalid UTF-8, trailing data.
-
-// maxCanonicalDepth bounds nesting; event payloads are two or three levels
-// deep, so 64 only exists to stop stack-depth abuse.
+// maxCanonicalDepth bounds nesting; federation event payloads are two or
+// three levels deep, so 64 only exists to stop stack-depth abuse.
 const maxCanonicalDepth = 64
 
 // ErrNotCanonicalizable reports input that has no RFC 8785 form.
