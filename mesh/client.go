@@ -142,12 +142,10 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 // candidates returns the ranked eligible peers for call.
 func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions, want int) ([]PeerInfo, error) {
 	if opts.Peer != "" {
-		if p, ok := m.table.get(opts.Peer); ok {
-			return []PeerInfo{p}, nil
-		}
-		// Unknown to the table: the caller knows the peer (its addresses
-		// are in the peerstore, or the DHT will find them).
-		return []PeerInfo{{PeerID: opts.Peer, FromDHT: true}}, nil
+		// Pinned: nothing to rank, so the table is not consulted. The
+		// caller knows the peer (its addresses are in the peerstore, or
+		// the DHT will find them).
+		return []PeerInfo{{PeerID: opts.Peer}}, nil
 	}
 	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}
 	list := m.eligiblePeers(req)

@@ -144,7 +144,10 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
 	ctx, cancel := context.WithTimeout(m.ctx, timeout+execGrace)
 	defer cancel()
-	_ = s.SetDeadline(time.Now().Add(timeout + execGrace + writeGrace))
+	// The watcher below needs no read deadline (and so no timer): the
+	// handler ends its Read by closing the stream.
+	_ = s.SetWriteDeadline(time.Now().Add(timeout + execGrace + writeGrace))
+	_ = s.SetReadDeadline(time.Time{})
 	// A caller that gives up resets the stream: stop the engine then.
 	watchDone := make(chan struct{})
 	go func() {
