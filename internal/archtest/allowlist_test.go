@@ -12,7 +12,6 @@ var allowLongFuncs = map[string]string{
 	"dirbridge/federation/seed_test.go:TestDIR_FED_SeedEndpoints":             "seed endpoint walk (DIR-FED-07..17) whose steps build on one event log; active",
 	"dirbridge/nodeapi/bench_test.go:benchOverhead":                           "benchmark set-up and timed loop kept together for the perf work in progress; active",
 	"dirbridge/nodeapi/canary_test.go:TestSEC_LOG_01_TASK_5_CanaryNeverLeaks": "one canary threaded through every failure path before the single leak assertion; active",
-	"internal/e2e/e2e_test.go:TestEndToEnd":                                   "one out-of-process scenario whose phases share processes that are slow to start; active",
 }
 
 // allowNoDocGo: package → why it has no doc.go yet (each keeps its package

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -62,141 +63,180 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test builds and runs the binary")
 	}
 	start0 := time.Now()
-	bin := buildBinary(t)
-	backend, backendCalls := testBackend(t)
+	c := startCluster(t)
+	c.checkDiscovery(t)
+	c.checkCalls(t)
+	c.checkHTTPFallbackWithCX(t)
+	st := c.checkHeartbeats(t)
+	c.checkKilledNodeExpires(t)
+	c.checkDirectoryRestart(t, st)
+	c.checkGracefulShutdown(t)
+	t.Logf("end-to-end run took %v", time.Since(start0).Round(time.Millisecond))
+}
+
+// cluster is the processes TestEndToEnd's phases share: a seed directory
+// and its replica, two mesh nodes and one node without the mesh.
+type cluster struct {
+	bin            string
+	backendCalls   *atomic.Int64
+	dirHome        string
+	homes          [3]string // node 1, node 2 (mesh), node 3 (--no-mesh)
+	dir            *proc
+	nodes          [3]*proc
+	rts            [3]admin.Runtime
+	dirURL, repURL string
+}
+
+// startCluster starts the directory (a Genesis Seed, the default, gossiping
+// its event log), a replica following it (`meshnode directory --seed`),
+// two mesh nodes and a node without the mesh, whose calls take the HTTP path.
+func startCluster(t *testing.T) *cluster {
+	c := &cluster{bin: buildBinary(t)}
+	backend, calls := testBackend(t)
+	c.backendCalls = calls
 	base := t.TempDir()
-	dirHome, n1Home, n2Home := filepath.Join(base, "dir"), filepath.Join(base, "n1"), filepath.Join(base, "n2")
-	n3Home, repHome := filepath.Join(base, "n3"), filepath.Join(base, "replica")
-	for _, h := range []string{dirHome, n1Home, n2Home, n3Home, repHome} {
+	c.dirHome = filepath.Join(base, "dir")
+	repHome := filepath.Join(base, "replica")
+	c.homes = [3]string{filepath.Join(base, "n1"), filepath.Join(base, "n2"), filepath.Join(base, "n3")}
+	for _, h := range append([]string{c.dirHome, repHome}, c.homes[:]...) {
 		writeTestConfig(t, h)
 	}
-
-	// The directory is a Genesis Seed (the default) gossiping its event log;
-	// a replica follows it (issue 7, `meshnode directory --seed`).
-	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--listen", "127.0.0.1:0",
+	c.dir = start(t, "directory", c.bin, "--home", c.dirHome, "directory", "--dev", "--listen", "127.0.0.1:0",
 		"--p2p", "/ip4/127.0.0.1/udp/0/quic-v1")
-	dirURL := directoryURL(t, dir)
-	rep := start(t, "replica", bin, "--home", repHome, "directory", "--dev", "--listen", "127.0.0.1:0",
-		"--seed", dirURL, "--gossip-peer", gossipAddr(t, dir))
-	repURL := directoryURL(t, rep)
-	nodeArgs := func(home string) []string {
-		return []string{"--home", home, "up", "--dev", "--directory", dirURL, "--backend", backend.URL,
-			"--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.dirURL = directoryURL(t, c.dir)
+	rep := start(t, "replica", c.bin, "--home", repHome, "directory", "--dev", "--listen", "127.0.0.1:0",
+		"--seed", c.dirURL, "--gossip-peer", gossipAddr(t, c.dir))
+	c.repURL = directoryURL(t, rep)
+	nodeArgs := []string{"up", "--dev", "--directory", c.dirURL, "--backend", backend.URL, "--http", "127.0.0.1:0"}
+	mesh := []string{"--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.nodes[0] = start(t, "node1", c.bin, slices.Concat([]string{"--home", c.homes[0]}, nodeArgs, mesh)...)
+	c.nodes[1] = start(t, "node2", c.bin, slices.Concat([]string{"--home", c.homes[1]}, nodeArgs, mesh)...)
+	c.nodes[2] = start(t, "node3 (no mesh)", c.bin, slices.Concat([]string{"--home", c.homes[2]}, nodeArgs, []string{"--no-mesh"})...)
+	for i := range c.nodes {
+		c.rts[i] = runtimeOf(t, c.nodes[i], c.homes[i])
 	}
-	n1 := start(t, "node1", bin, nodeArgs(n1Home)...)
-	n2 := start(t, "node2", bin, nodeArgs(n2Home)...)
-	// Node 3 runs without the mesh: its calls take the HTTP path.
-	n3 := start(t, "node3 (no mesh)", bin, "--home", n3Home, "up", "--dev", "--directory", dirURL, "--backend", backend.URL,
-		"--http", "127.0.0.1:0", "--no-mesh")
-	rt1, rt2, rt3 := runtimeOf(t, n1, n1Home), runtimeOf(t, n2, n2Home), runtimeOf(t, n3, n3Home)
-	if !strings.Contains(n1.stdout(), rt1.NodeID) || !strings.Contains(n1.stdout(), "peer ID") {
-		t.Fatalf("start-up block lacks node/peer ID:\n%s", n1.stdout())
+	if out := c.nodes[0].stdout(); !strings.Contains(out, c.rts[0].NodeID) || !strings.Contains(out, "peer ID") {
+		t.Fatalf("start-up block lacks node/peer ID:\n%s", out)
 	}
+	return c
+}
 
-	// NODE-REG-01: both nodes appear in discover after start.
-	eventually(t, 10*time.Second, "both nodes discoverable", func() bool {
-		d := discover(t, dirURL)
-		return d[rt1.NodeID] && d[rt2.NodeID]
-	})
-	// DIR-FED-01: the replica serves the seed's registrations from the
-	// verified log, pushed by gossip.
-	eventually(t, 10*time.Second, "replica to list both nodes", func() bool {
-		d := discover(t, repURL)
-		return d[rt1.NodeID] && d[rt2.NodeID]
-	})
+// checkDiscovery: NODE-REG-01, both mesh nodes appear in discover after
+// start; DIR-FED-01, the replica serves the seed's registrations from the
+// verified log, pushed by gossip.
+func (c *cluster) checkDiscovery(t *testing.T) {
+	for _, u := range []string{c.dirURL, c.repURL} {
+		eventually(t, 10*time.Second, "both nodes discoverable at "+u, func() bool {
+			d := discover(t, u)
+			return d[c.rts[0].NodeID] && d[c.rts[1].NodeID]
+		})
+	}
+}
 
-	// A task through node 1's admin endpoint is served by the backend.
-	out, code := run(t, bin, 30*time.Second, "--home", n1Home, "call", "hello mesh")
+// checkCalls: a task through node 1's admin endpoint is served by the
+// backend; the two mesh nodes learn each other's adverts (peer table,
+// `meshnode peers`), and a call through node 1 takes the mesh path to node
+// 2, the only other mesh node.
+func (c *cluster) checkCalls(t *testing.T) {
+	out, code := run(t, c.bin, 30*time.Second, "--home", c.homes[0], "call", "hello mesh")
 	if code != 0 || strings.TrimSpace(out) != "backend says: hello mesh" {
 		t.Fatalf("call: exit %d, output %q", code, out)
 	}
-	if backendCalls.Load() < 1 {
+	if c.backendCalls.Load() < 1 {
 		t.Fatal("backend never called")
 	}
-
-	// Issue 6: the two mesh nodes learn each other's adverts (peer table,
-	// `meshnode peers`), and a call through node 1 takes the mesh path to
-	// node 2, the only other mesh node.
+	rt2 := c.rts[1]
 	eventually(t, 10*time.Second, "node 1 to know node 2 on the mesh", func() bool {
-		ps := peers(t, bin, n1Home)
+		ps := peers(t, c.bin, c.homes[0])
 		return len(ps) == 1 && ps[0].PeerID == rt2.PeerID && ps[0].NodeID == rt2.NodeID && len(ps[0].Intents) > 0
 	})
-	res := callJSON(t, bin, n1Home, "which path")
+	res := callJSON(t, c.bin, c.homes[0], "which path")
 	if res.Path != admin.PathMesh || res.PeerID != rt2.PeerID || res.NodeID != rt2.NodeID {
 		t.Fatalf("call between mesh nodes: path %q peer %s node %s, want mesh via %s", res.Path, res.PeerID, res.NodeID, rt2.PeerID)
 	}
-	if txt, _ := run(t, bin, 10*time.Second, "--home", n1Home, "peers"); !strings.Contains(txt, "LAST SEEN") || !strings.Contains(txt, "llm:chat:v1") {
+	if txt, _ := run(t, c.bin, 10*time.Second, "--home", c.homes[0], "peers"); !strings.Contains(txt, "LAST SEEN") || !strings.Contains(txt, "llm:chat:v1") {
 		t.Fatalf("peers table:\n%s", txt)
 	}
+}
 
-	// HTTP fallback (issue 6) with IICP-CX (issue 8): without the mesh the
-	// call goes through directory discover and POST /v1/task, the payload
-	// sealed to the chosen node's advertised key; that node opened it.
-	res = callJSON(t, bin, n3Home, "which path")
+// checkHTTPFallbackWithCX: without the mesh the call goes through directory
+// discover and POST /v1/task, the payload sealed with IICP-CX to the chosen
+// node's advertised key; that node opened it.
+func (c *cluster) checkHTTPFallbackWithCX(t *testing.T) {
+	res := callJSON(t, c.bin, c.homes[2], "which path")
 	if res.Path != admin.PathHTTP || !res.Encrypted {
 		t.Fatalf("call without mesh: path %q encrypted %v, want an encrypted http call", res.Path, res.Encrypted)
 	}
-	homes := map[string]string{rt1.NodeID: n1Home, rt2.NodeID: n2Home, rt3.NodeID: n3Home}
-	servedHome, ok := homes[res.NodeID]
-	if !ok {
+	i := slices.IndexFunc(c.rts[:], func(rt admin.Runtime) bool { return rt.NodeID == res.NodeID })
+	if i < 0 {
 		t.Fatalf("http call served by unknown node %s", res.NodeID)
 	}
-	if st := status(t, bin, servedHome); st == nil || st.CX.Opened < 1 || st.CX.KeyID == "" {
+	if st := status(t, c.bin, c.homes[i]); st == nil || st.CX.Opened < 1 || st.CX.KeyID == "" {
 		t.Fatalf("serving node's CX status %+v, want a sealed task opened", st)
 	}
+}
 
-	// NODE-REG-02 / IICP-E2E-01: heartbeats keep both nodes discoverable
-	// well past the 3 s test-profile expiry window.
+// checkHeartbeats: NODE-REG-02 / IICP-E2E-01, heartbeats keep both nodes
+// discoverable well past the 3 s test-profile expiry window. It returns
+// node 1's status for the restart phase.
+func (c *cluster) checkHeartbeats(t *testing.T) *admin.Status {
 	past := time.Now().Add(4 * time.Second)
 	eventually(t, 10*time.Second, "expiry window to pass", func() bool { return time.Now().After(past) })
-	if d := discover(t, dirURL); !d[rt1.NodeID] || !d[rt2.NodeID] {
+	if d := discover(t, c.dirURL); !d[c.rts[0].NodeID] || !d[c.rts[1].NodeID] {
 		t.Fatalf("a heartbeating node expired: %v", d)
 	}
-	st := status(t, bin, n1Home)
+	st := status(t, c.bin, c.homes[0])
 	if st == nil || len(st.Directories) != 1 || st.Directories[0].State != "registered" || st.Directories[0].Heartbeats < 3 ||
 		st.ObservedSourceIP != "127.0.0.1" {
 		t.Fatalf("status: %+v", st)
 	}
+	return st
+}
 
-	// DIR-HB-04: a killed node (no deregistration) leaves discover within
-	// the expiry window (3 s) plus one maintenance pass.
-	n2.stop(syscall.SIGKILL, 5*time.Second)
+// checkKilledNodeExpires: DIR-HB-04, a killed node (no deregistration)
+// leaves discover within the expiry window (3 s) plus one maintenance pass.
+func (c *cluster) checkKilledNodeExpires(t *testing.T) {
+	c.nodes[1].stop(syscall.SIGKILL, 5*time.Second)
 	killed := time.Now()
-	eventually(t, 8*time.Second, "killed node to leave discover", func() bool { return !discover(t, dirURL)[rt2.NodeID] })
+	eventually(t, 8*time.Second, "killed node to leave discover", func() bool { return !discover(t, c.dirURL)[c.rts[1].NodeID] })
 	t.Logf("killed node left discover after %v", time.Since(killed).Round(time.Millisecond))
+}
 
-	// Restarting the directory loses no registration: node 1 reappears on
-	// the same registration (same registered_at) and keeps heartbeating.
-	regAt := st.Directories[0].RegisteredAt
-	if code := dir.stop(syscall.SIGTERM, 10*time.Second); code != 0 {
+// checkDirectoryRestart: restarting the directory loses no registration:
+// node 1 reappears on the same registration (same registered_at, st is its
+// status from before) and keeps heartbeating.
+func (c *cluster) checkDirectoryRestart(t *testing.T, st *admin.Status) {
+	regAt, hb := st.Directories[0].RegisteredAt, st.Directories[0].Heartbeats
+	if code := c.dir.stop(syscall.SIGTERM, 10*time.Second); code != 0 {
 		t.Fatalf("directory exit code %d", code)
 	}
-	dirPort := strings.TrimPrefix(dirURL, "http://")
-	dir2 := start(t, "directory (restarted)", bin, "--home", dirHome, "directory", "--dev", "--listen", dirPort)
-	if u := directoryURL(t, dir2); u != dirURL {
-		t.Fatalf("restarted directory on %s, want %s", u, dirURL)
+	dirPort := strings.TrimPrefix(c.dirURL, "http://")
+	dir2 := start(t, "directory (restarted)", c.bin, "--home", c.dirHome, "directory", "--dev", "--listen", dirPort)
+	if u := directoryURL(t, dir2); u != c.dirURL {
+		t.Fatalf("restarted directory on %s, want %s", u, c.dirURL)
 	}
-	eventually(t, 10*time.Second, "node 1 discoverable after directory restart", func() bool { return discover(t, dirURL)[rt1.NodeID] })
-	hb := st.Directories[0].Heartbeats
+	eventually(t, 10*time.Second, "node 1 discoverable after directory restart", func() bool { return discover(t, c.dirURL)[c.rts[0].NodeID] })
 	eventually(t, 10*time.Second, "heartbeats after restart", func() bool {
-		s := status(t, bin, n1Home)
+		s := status(t, c.bin, c.homes[0])
 		return s != nil && s.Directories[0].State == "registered" && s.Directories[0].Heartbeats > hb+2
 	})
-	if s := status(t, bin, n1Home); !s.Directories[0].RegisteredAt.Equal(regAt) {
+	if s := status(t, c.bin, c.homes[0]); !s.Directories[0].RegisteredAt.Equal(regAt) {
 		t.Fatalf("node re-registered after the directory restart (%v -> %v)", regAt, s.Directories[0].RegisteredAt)
 	}
+}
 
-	// DIR-LIFECYCLE-06: SIGTERM deregisters at once and exits 0.
-	if code := n1.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+// checkGracefulShutdown: DIR-LIFECYCLE-06, SIGTERM deregisters at once and
+// exits 0; the stopped node's status command exits 4 (not running).
+func (c *cluster) checkGracefulShutdown(t *testing.T) {
+	if code := c.nodes[0].stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Fatalf("node 1 exit code %d", code)
 	}
-	if discover(t, dirURL)[rt1.NodeID] {
+	if discover(t, c.dirURL)[c.rts[0].NodeID] {
 		t.Fatal("node 1 still discoverable after a graceful shutdown")
 	}
-	if _, code := run(t, bin, 10*time.Second, "--home", n1Home, "status"); code != 4 {
+	if _, code := run(t, c.bin, 10*time.Second, "--home", c.homes[0], "status"); code != 4 {
 		t.Fatalf("status of a stopped node: exit %d, want 4", code)
 	}
-	t.Logf("end-to-end run took %v", time.Since(start0).Round(time.Millisecond))
 }
 
 // callJSON runs `meshnode call --json` through the node at home and
