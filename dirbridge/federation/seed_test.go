@@ -81,7 +81,6 @@ func didServer(t *testing.T, withKey bool) (*httptest.Server, string) {
 // DIR-FED-11/13/22/23/24, E044 and E045.
 func TestDIR_FED_SeedEndpoints(t *testing.T) {
 	seed := newSeedEnv(t, false)
-	base := seed.srv.URL
 	for i := range 3 {
 		seed.register(t, nodeID(i))
 	}
@@ -89,9 +88,34 @@ func TestDIR_FED_SeedEndpoints(t *testing.T) {
 	if _, err := seed.seed.Emit(context.Background(), Change{Type: "HEARTBEAT", Payload: map[string]any{"node_id": "x"}}); !errors.Is(err, ErrNotFederated) {
 		t.Fatalf("HEARTBEAT emit: %v, want ErrNotFederated", err)
 	}
+	genesis := checkServedEvents(t, seed)
+	rsrv, did := didServer(t, true)
+	a1, a2 := checkReplicaHandshake(t, seed, genesis, RegisterReplicaRequest{DID: did, Endpoint: rsrv.URL, TrustTierRequest: "high"})
+	checkReplicaDeregistration(t, seed.srv.URL, a1.ReplicaID, a2.ReplicaToken)
 
-	// DIR-FED-07/09/10 and EVENTCHAIN-01: genesis_hash present, seq strictly
-	// increasing, required fields, byte-identical across calls.
+	// Validation failures (DIR-FED-11, E044).
+	_, noKeyDID := didServer(t, false)
+	for name, tc := range map[string]struct {
+		req  RegisterReplicaRequest
+		code string
+	}{
+		"unresolvable did": {RegisterReplicaRequest{DID: "did:web:127.0.0.1%3A1", Endpoint: rsrv.URL}, "IICP-E040"},
+		"no Ed25519 key":   {RegisterReplicaRequest{DID: noKeyDID, Endpoint: rsrv.URL}, "IICP-E041"},
+		"bad tier":         {RegisterReplicaRequest{DID: did, Endpoint: rsrv.URL, TrustTierRequest: "gold"}, "IICP-E044"},
+	} {
+		if code, b := postJSON(t, seed.srv.URL+"/v1/replicas/register", "", tc.req); code != 422 || errCode(b) != tc.code {
+			t.Errorf("%s: %d %s, want 422 %s", name, code, b, tc.code)
+		}
+	}
+}
+
+// checkServedEvents: DIR-FED-07/09/10 and EVENTCHAIN-01, genesis_hash
+// present, seq strictly increasing, required fields, the chain verifies,
+// byte-identical across calls; a bad limit is a validation error. It
+// returns the genesis hash.
+func checkServedEvents(t *testing.T, seed *seedEnv) string {
+	t.Helper()
+	base := seed.srv.URL
 	var er EventsResponse
 	_, body1 := getJSON(t, base+"/v1/events?since_seq=0&limit=1000", "", &er)
 	_, body2 := getJSON(t, base+"/v1/events?since_seq=0&limit=1000", "", nil)
@@ -116,65 +140,62 @@ func TestDIR_FED_SeedEndpoints(t *testing.T) {
 	if code, b := getJSON(t, base+"/v1/events?limit=abc", "", nil); code != 422 || errCode(b) != "validation_error" {
 		t.Fatalf("bad limit: %d %s", code, b)
 	}
+	return er.GenesisHash
+}
 
-	// §7.1 handshake: idempotent on did (DIR-FED-13/24), genesis_hash parity (DIR-FED-14).
-	rsrv, did := didServer(t, true)
-	req := RegisterReplicaRequest{DID: did, Endpoint: rsrv.URL, TrustTierRequest: "high"}
-	var a1, a2 RegisterReplicaResponse
+// checkReplicaHandshake: the §7.1 handshake is idempotent on did
+// (DIR-FED-13/24) with genesis_hash parity (DIR-FED-14) and rotates the
+// token (DIR-FED-23); the snapshot is at the head, genesis-matched
+// (DIR-FED-15/17); the registry lists the replica (DIR-FED-19). It returns
+// the first and the second acknowledgement.
+func checkReplicaHandshake(t *testing.T, seed *seedEnv, genesis string, req RegisterReplicaRequest) (a1, a2 RegisterReplicaResponse) {
+	t.Helper()
+	base := seed.srv.URL
 	code, b := postJSON(t, base+"/v1/replicas/register", "", req)
-	if code != 200 || json.Unmarshal(b, &a1) != nil || a1.GenesisHash != er.GenesisHash || a1.TrustTier != TrustLow || a1.SinceSeq != 0 {
+	if code != 200 || json.Unmarshal(b, &a1) != nil || a1.GenesisHash != genesis || a1.TrustTier != TrustLow || a1.SinceSeq != 0 {
 		t.Fatalf("register: %d %s", code, b)
 	}
 	if code, b = postJSON(t, base+"/v1/replicas/register", "", req); code != 200 || json.Unmarshal(b, &a2) != nil ||
 		a2.ReplicaID != a1.ReplicaID || a2.ReplicaToken == a1.ReplicaToken {
 		t.Fatalf("re-register: %d %s", code, b)
 	}
-	// The rotated-out token no longer opens the snapshot (DIR-FED-23).
 	if code, _ := getJSON(t, base+"/v1/snapshot", a1.ReplicaToken, nil); code != 401 {
 		t.Fatalf("old token after rotation: %d", code)
 	}
-	// DIR-FED-15/17: snapshot_seq = head, genesis parity, signed.
 	var snap Snapshot
-	code, b = getJSON(t, base+"/v1/snapshot", a2.ReplicaToken, &snap)
-	if code != 200 || snap.SnapshotSeq != seed.seed.HeadSeq() || snap.GenesisHash != er.GenesisHash || len(snap.Nodes) != 3 {
+	code, _ = getJSON(t, base+"/v1/snapshot", a2.ReplicaToken, &snap)
+	if code != 200 || snap.SnapshotSeq != seed.seed.HeadSeq() || snap.GenesisHash != genesis || len(snap.Nodes) != 3 {
 		t.Fatalf("snapshot: %d seq %d head %d", code, snap.SnapshotSeq, seed.seed.HeadSeq())
 	}
-	// DIR-FED-19: the registry lists the replica with the required fields.
 	var reg ReplicaRegistry
 	getJSON(t, base+"/.well-known/iicp-replicas.json", "", &reg)
 	if reg.SchemaVersion != "2" || len(reg.Replicas) != 1 || reg.Replicas[0].ReplicaID != a1.ReplicaID ||
-		reg.Replicas[0].DID != did || reg.Replicas[0].RegisteredAt == "" || reg.Replicas[0].TrustTier != TrustLow {
+		reg.Replicas[0].DID != req.DID || reg.Replicas[0].RegisteredAt == "" || reg.Replicas[0].TrustTier != TrustLow {
 		t.Fatalf("registry %+v", reg)
 	}
-	// DIR-FED-22: deregistration decommissions, invalidates, unlists, emits.
-	if code, b := postJSON(t, base+"/v1/replicas/deregister", a2.ReplicaToken, nil); code != 200 || !strings.Contains(string(b), "decommissioned") {
+	return a1, a2
+}
+
+// checkReplicaDeregistration: DIR-FED-22, deregistration decommissions,
+// invalidates the token, unlists the replica and emits
+// REPLICA_DEREGISTERED.
+func checkReplicaDeregistration(t *testing.T, base, replicaID, token string) {
+	t.Helper()
+	if code, b := postJSON(t, base+"/v1/replicas/deregister", token, nil); code != 200 || !strings.Contains(string(b), "decommissioned") {
 		t.Fatalf("deregister: %d %s", code, b)
 	}
-	if code, _ := getJSON(t, base+"/v1/snapshot", a2.ReplicaToken, nil); code != 401 {
+	if code, _ := getJSON(t, base+"/v1/snapshot", token, nil); code != 401 {
 		t.Fatalf("token after deregistration: %d", code)
 	}
+	var reg ReplicaRegistry
 	getJSON(t, base+"/.well-known/iicp-replicas.json", "", &reg)
 	if len(reg.Replicas) != 0 {
 		t.Fatal("decommissioned replica still advertised")
 	}
+	var er EventsResponse
 	getJSON(t, base+"/v1/events?event_types=REPLICA_DEREGISTERED", "", &er)
-	if len(er.Events) != 1 || !strings.Contains(string(er.Events[0].Payload), a1.ReplicaID) {
+	if len(er.Events) != 1 || !strings.Contains(string(er.Events[0].Payload), replicaID) {
 		t.Fatalf("REPLICA_DEREGISTERED not emitted: %+v", er.Events)
-	}
-
-	// Validation failures (DIR-FED-11, E044).
-	_, noKeyDID := didServer(t, false)
-	for name, tc := range map[string]struct {
-		req  RegisterReplicaRequest
-		code string
-	}{
-		"unresolvable did": {RegisterReplicaRequest{DID: "did:web:127.0.0.1%3A1", Endpoint: rsrv.URL}, "IICP-E040"},
-		"no Ed25519 key":   {RegisterReplicaRequest{DID: noKeyDID, Endpoint: rsrv.URL}, "IICP-E041"},
-		"bad tier":         {RegisterReplicaRequest{DID: did, Endpoint: rsrv.URL, TrustTierRequest: "gold"}, "IICP-E044"},
-	} {
-		if code, b := postJSON(t, base+"/v1/replicas/register", "", tc.req); code != 422 || errCode(b) != tc.code {
-			t.Errorf("%s: %d %s, want 422 %s", name, code, b, tc.code)
-		}
 	}
 }
 
