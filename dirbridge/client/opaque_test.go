@@ -3,47 +3,19 @@ package client
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/internal/httperr/httperrtest"
 	"github.com/meshnode/meshnode/wire"
 )
 
 // garbageCanary stands for bytes a peer sent back (which may echo a task
 // payload or a token): net/http quotes a malformed status line verbatim.
 const garbageCanary = "canary-5be2-echoed-payload"
-
-// garbageServer answers every connection with a malformed HTTP status line
-// carrying garbageCanary.
-func garbageServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 16; i++ { // bounded: each test makes one or two requests
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 4096)
-			_, _ = conn.Read(buf)
-			_, _ = io.WriteString(conn, "HTTP/1.1 "+garbageCanary+" nonsense\r\n\r\n")
-			conn.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "http://" + ln.Addr().String()
-}
 
 func privateHTTPClient(t *testing.T) *http.Client {
 	tr := &http.Transport{}
@@ -55,7 +27,7 @@ func privateHTTPClient(t *testing.T) *http.Client {
 // garbage answer's bytes must not reach the error text, while the failure
 // still classifies as unavailable and the cause stays reachable.
 func TestDirectoryErrorHidesGarbageResponseBytes(t *testing.T) {
-	c, err := New(garbageServer(t), WithHTTPClient(privateHTTPClient(t)))
+	c, err := New(httperrtest.GarbageServer(t, garbageCanary), WithHTTPClient(privateHTTPClient(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +46,7 @@ func TestDirectoryErrorHidesGarbageResponseBytes(t *testing.T) {
 
 // The same for a node's POST /v1/task answer (Caller logs and reports it).
 func TestPostTaskErrorHidesGarbageResponseBytes(t *testing.T) {
-	n := wire.NodeSummary{NodeID: "a", Endpoint: garbageServer(t), Available: true}
+	n := wire.NodeSummary{NodeID: "a", Endpoint: httperrtest.GarbageServer(t, garbageCanary), Available: true}
 	resp, st, err := PostTask(context.Background(), privateHTTPClient(t), n, testCall(), "", true)
 	if err == nil || resp != nil || st.HTTPStatus != 0 {
 		t.Fatalf("garbage answer accepted: resp %+v status %d", resp, st.HTTPStatus)

@@ -5,16 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/internal/httperr/httperrtest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -44,39 +42,13 @@ func TestRecovererLogsNoPanicValue(t *testing.T) {
 	}
 }
 
-// garbageSeed answers every connection with a malformed HTTP status line
-// carrying canary (net/http quotes such a line verbatim in its error).
-func garbageSeed(t *testing.T, canary string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 8; i++ { // bounded: the test makes two requests
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-			_, _ = conn.Read(make([]byte, 4096))
-			_, _ = io.WriteString(conn, "HTTP/1.1 "+canary+" nonsense\r\n\r\n")
-			conn.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "http://" + ln.Addr().String()
-}
-
 // A replica's errors talking to its seed are logged: the seed's raw bytes
 // must not reach their text.
 func TestReplicaSeedErrorsHideResponseBytes(t *testing.T) {
 	const canary = "canary-0c6e-seed-bytes"
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	r := &Replica{cfg: ReplicaConfig{SeedURL: garbageSeed(t, canary), HTTPClient: &http.Client{Transport: tr},
+	r := &Replica{cfg: ReplicaConfig{SeedURL: httperrtest.GarbageServer(t, canary), HTTPClient: &http.Client{Transport: tr},
 		PublicURL: "http://127.0.0.1:1", DID: "did:web:replica.example"}}
 	_, _, getErr := r.seedGet(context.Background(), "/v1/events", false, 1<<10)
 	regErr := r.register(context.Background())

@@ -54,6 +54,8 @@ var layers = map[string]layer{
 	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
 	"internal/e2e":         {}, // tests only
 	"internal/archtest":    {}, // tests only
+	// Test helper: a peer answering raw bytes instead of HTTP.
+	"internal/httperr/httperrtest": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "wire"}},

@@ -3,7 +3,6 @@ package httperr
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,36 +11,13 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/meshnode/meshnode/internal/httperr/httperrtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const canary = "canary-9d41-secret-bytes"
-
-// rawServer answers the first connection with reply (nothing for ""), then
-// closes it.
-func rawServer(t *testing.T, reply string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 4096)
-		_, _ = conn.Read(buf)
-		_, _ = io.WriteString(conn, reply)
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "http://" + ln.Addr().String()
-}
 
 func get(t *testing.T, ctx context.Context, hc *http.Client, url string) error {
 	t.Helper()
@@ -62,7 +38,7 @@ func get(t *testing.T, ctx context.Context, hc *http.Client, url string) error {
 func TestTransport_GarbageResponseBytesStayOut(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
-	cause := get(t, context.Background(), hc, rawServer(t, "HTTP/1.1 "+canary+" broken\r\n\r\n"))
+	cause := get(t, context.Background(), hc, httperrtest.GarbageServer(t, canary))
 	if !strings.Contains(cause.Error(), canary) {
 		t.Fatalf("test premise: net/http no longer quotes the bytes (cause %v)", cause)
 	}
@@ -95,7 +71,7 @@ func TestDescribe_Classes(t *testing.T) {
 		want string
 	}{
 		{"refused", func() error { return get(t, context.Background(), hc, closedURL) }, "cannot connect to node"},
-		{"eof", func() error { return get(t, context.Background(), hc, rawServer(t, "")) }, "node closed the connection early"},
+		{"eof", func() error { return get(t, context.Background(), hc, httperrtest.RawServer(t, "")) }, "node closed the connection early"},
 		{"untrusted", func() error { return get(t, context.Background(), hc, tlsSrv.URL) }, "node TLS certificate not trusted"},
 		{"canceled", func() error { return get(t, canceled, hc, closedURL) }, "request to node canceled"},
 		{"dns", func() error { return &net.DNSError{Err: "no such host", Name: "x.invalid"} }, "cannot resolve node host"},
