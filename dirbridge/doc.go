@@ -1,4 +1,4 @@
-// Package dirbridge groups the HTTP side of IICP. Its sub-packages keep three
+// Package dirbridge groups the HTTP side of IICP. Its sub-packages keep four
 // jobs apart:
 //
 //   - client: the directory client a node uses (register, heartbeat, discover).

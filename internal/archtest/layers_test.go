@@ -16,7 +16,7 @@ const (
 )
 
 // layer says which module packages the non-test files of a package may
-// import. It mirrors the "imports" column of docs/architecture.md; keep the
+// import. It mirrors the "may import" column of docs/architecture.md; keep the
 // two in step. Test files are free to import what they exercise, except
 // internal/app and cmd (checkNoOneImportsTheRoot).
 type layer struct {
