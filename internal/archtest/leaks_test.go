@@ -22,24 +22,12 @@ var (
 // checkNoSecretsInLogs looks at every slog-style call (a Debug/Info/Warn/
 // Error/Log method whose message is a string literal) in non-test code.
 func checkNoSecretsInLogs(m *module) (out findings) {
-	for _, p := range m.sortedPkgs() {
-		for _, f := range p.files {
-			if f.test {
-				continue
-			}
-			ast.Inspect(f.ast, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok || !isLogCall(call) {
-					return true
-				}
-				for _, pos := range secretLogArgs(call) {
-					out.add("%s: a log call passes what looks like a task payload, result or credential; log its size, "+
-						"a hash or an ID instead (payloads and tokens never go to logs)", m.pos(pos))
-				}
-				return true
-			})
+	eachNonTestCall(m, isLogCall, func(call *ast.CallExpr) {
+		for _, pos := range secretLogArgs(call) {
+			out.add("%s: a log call passes what looks like a task payload, result or credential; log its size, "+
+				"a hash or an ID instead (payloads and tokens never go to logs)", m.pos(pos))
 		}
-	}
+	})
 	return out
 }
 
@@ -47,25 +35,31 @@ func checkNoSecretsInLogs(m *module) (out findings) {
 // *wire.Error, to the caller; fmt.Errorf, wire.Errorf and wire.NewError must
 // not be handed a payload, result or credential field.
 func checkNoSecretsInErrors(m *module) (out findings) {
+	eachNonTestCall(m, isErrorCtor, func(call *ast.CallExpr) {
+		for _, pos := range secretLogArgs(&ast.CallExpr{Args: call.Args[1:]}) {
+			out.add("%s: an error message is built from what looks like a task payload, result or credential; "+
+				"name the field or step instead, never its value", m.pos(pos))
+		}
+	})
+	return out
+}
+
+// eachNonTestCall calls fn for every call expression in non-test code that
+// match accepts.
+func eachNonTestCall(m *module, match func(*ast.CallExpr) bool, fn func(*ast.CallExpr)) {
 	for _, p := range m.sortedPkgs() {
 		for _, f := range p.files {
 			if f.test {
 				continue
 			}
 			ast.Inspect(f.ast, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok || !isErrorCtor(call) {
-					return true
-				}
-				for _, pos := range secretLogArgs(&ast.CallExpr{Args: call.Args[1:]}) {
-					out.add("%s: an error message is built from what looks like a task payload, result or credential; "+
-						"name the field or step instead, never its value", m.pos(pos))
+				if call, ok := n.(*ast.CallExpr); ok && match(call) {
+					fn(call)
 				}
 				return true
 			})
 		}
 	}
-	return out
 }
 
 func isErrorCtor(call *ast.CallExpr) bool {
