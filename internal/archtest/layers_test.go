@@ -56,6 +56,8 @@ var layers = map[string]layer{
 	"internal/archtest":    {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
 	"internal/httperr/httperrtest": {},
+	// Self-signed server certificates for the node bridge and the directory.
+	"internal/tlsutil": {may: []string{"internal/paths"}},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "wire"}},
