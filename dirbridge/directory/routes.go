@@ -2,6 +2,7 @@ package directory
 
 import (
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -82,7 +83,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, m methods) {
 	})
 }
 
-// recoverer turns a panic into a structured 500 without detail.
+// recoverer turns a panic into a structured 500 without detail. The log gets
+// the stack but never the panic value, which may hold request content or a
+// token (SEC-LOG-01).
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -90,7 +93,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("handler panic", "route", r.URL.Path, "error", v)
+				s.log.Error("handler panic", "route", r.URL.Path, "stack", string(debug.Stack()))
 				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
 			}
 		}()
