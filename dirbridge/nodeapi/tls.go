@@ -1,20 +1,12 @@
 package nodeapi
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
-	"time"
+
+	"github.com/meshnode/meshnode/internal/tlsutil"
 )
 
 // File names of the generated certificate inside the self-signed directory.
@@ -35,7 +27,9 @@ func tlsConfig(s *settings) (*tls.Config, error) {
 			return nil, fmt.Errorf("loading TLS certificate: %w", err)
 		}
 	case s.selfSignedDir != "":
-		cert, err = loadOrCreateSelfSigned(s.selfSignedDir, s.selfSignedSANs, s.now())
+		cert, err = tlsutil.SelfSigned{Dir: s.selfSignedDir, CertFile: selfSignedCert, KeyFile: selfSignedKey,
+			CommonName: "meshnode node API", Hosts: s.selfSignedSANs,
+			Validity: SelfSignedValidity, RenewBefore: SelfSignedRenewBefore}.LoadOrCreate(s.now())
 		if err != nil {
 			return nil, err
 		}
@@ -47,95 +41,6 @@ func tlsConfig(s *settings) (*tls.Config, error) {
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2", "http/1.1"},
 	}, nil
-}
-
-// loadOrCreateSelfSigned returns the certificate in dir, generating a new
-// one when it is missing, unreadable or near expiry.
-func loadOrCreateSelfSigned(dir string, hosts []string, now time.Time) (tls.Certificate, error) {
-	certPath, keyPath := filepath.Join(dir, selfSignedCert), filepath.Join(dir, selfSignedKey)
-	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && c.Leaf != nil &&
-		now.Add(SelfSignedRenewBefore).Before(c.Leaf.NotAfter) {
-		return c, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, fmt.Errorf("creating certificate directory: %w", err)
-	}
-	certPEM, keyPEM, err := generateSelfSigned(hosts, now)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	// Key first: a crash between the writes leaves a stale cert that fails
-	// to pair with the new key, which the next start regenerates.
-	if err := writeAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return tls.Certificate{}, fmt.Errorf("writing TLS key: %w", err)
-	}
-	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
-		return tls.Certificate{}, fmt.Errorf("writing TLS certificate: %w", err)
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
-}
-
-func generateSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating TLS key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "meshnode node API"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(SelfSignedValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encoding TLS key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// writeAtomic writes data to path via a temp file and rename, with mode.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // isLoopbackAddr reports whether a listen address binds only loopback:

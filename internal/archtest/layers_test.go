@@ -32,8 +32,8 @@ var layers = map[string]layer{
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr"}},
-	"dirbridge/nodeapi":               {may: []string{"wire"}},
-	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken"}},
+	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil"}},
+	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil"}},
 	"dirbridge/directory/signedtoken": {},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
