@@ -2,7 +2,7 @@ package directory
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -122,82 +122,82 @@ func (s *Server) ApplyReplicated(ctx context.Context, evs []ChangeEvent) error {
 		return nil
 	}
 	st := s.store
-	states := make([]*nodeState, len(evs))
 	tx, err := st.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	// Prepared once per batch: a page of 1000 changes would otherwise parse
-	// the same SQL 1000 times. The statement is writeRegister's
-	// credential-less upsert: a replicated change keeps any credential row.
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO nodes (node_id, record, state) VALUES (?, ?, ?)
-		ON CONFLICT(node_id) DO UPDATE SET record = excluded.record, state = excluded.state`)
+	states, err := st.writeReplicated(ctx, tx, evs)
 	if err != nil {
-		return fmt.Errorf("preparing replicated upsert: %w", err)
-	}
-	defer ins.Close()
-	del, err := tx.PrepareContext(ctx, `DELETE FROM nodes WHERE node_id = ?`)
-	if err != nil {
-		return fmt.Errorf("preparing replicated delete: %w", err)
-	}
-	defer del.Close()
-	for i := range evs {
-		ev := &evs[i]
-		if ev.Credential != nil {
-			return errors.New("directory: a replicated change carries no credential")
-		}
-		switch ev.Kind {
-		case ChangeRegister:
-			if ev.Record == nil || ev.Record.NodeID != ev.NodeID {
-				return errors.New("directory: register change without a matching record")
-			}
-			ns := &nodeState{LastSeen: ev.At, Available: true, Reputation: defaultReputation}
-			if old := st.idx.get(ev.NodeID); old != nil {
-				prev := old.state.Load()
-				ns.CompletedTasks, ns.FailedTasks, ns.Reputation = prev.CompletedTasks, prev.FailedTasks, prev.Reputation
-				if prev.LastSeen.After(ns.LastSeen) {
-					ns.LastSeen, ns.Load, ns.LoadReported, ns.ActiveJobs = prev.LastSeen, prev.Load, prev.LoadReported, prev.ActiveJobs
-				}
-			}
-			states[i] = ns
-			recRaw, err := json.Marshal(ev.Record)
-			if err != nil {
-				return fmt.Errorf("encoding record: %w", err)
-			}
-			stRaw, err := json.Marshal(ns)
-			if err != nil {
-				return fmt.Errorf("encoding state: %w", err)
-			}
-			if _, err := ins.ExecContext(ctx, ev.NodeID, recRaw, stRaw); err != nil {
-				return fmt.Errorf("writing node: %w", err)
-			}
-		case ChangeDeregister:
-			if _, err := del.ExecContext(ctx, ev.NodeID); err != nil {
-				return fmt.Errorf("deleting node: %w", err)
-			}
-		default:
-			return fmt.Errorf("applying change: unknown kind %q", ev.Kind)
-		}
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing replicated changes: %w", err)
 	}
 	for i := range evs {
-		ev := evs[i]
-		if ev.Kind == ChangeRegister {
-			st.idx.put(ev.Record, states[i], Credential{}, false)
-		} else {
-			st.idx.remove(ev.NodeID)
-			st.mu.Lock()
-			delete(st.dirty, ev.NodeID)
-			st.mu.Unlock()
-		}
-		if st.onChange != nil {
-			st.onChange(ev)
-		}
+		st.published(evs[i], states[i], Credential{}, false)
 	}
 	return nil
+}
+
+// writeReplicated writes evs in tx and returns the state each REGISTER
+// starts with (nil for a DEREGISTER).
+func (st *store) writeReplicated(ctx context.Context, tx *sql.Tx, evs []ChangeEvent) ([]*nodeState, error) {
+	// Prepared once per batch: a page of 1000 changes would otherwise parse
+	// the same SQL 1000 times. A replicated change keeps any credential row.
+	ins, err := tx.PrepareContext(ctx, upsertNodeKeepCredential)
+	if err != nil {
+		return nil, fmt.Errorf("preparing replicated upsert: %w", err)
+	}
+	defer ins.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM nodes WHERE node_id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("preparing replicated delete: %w", err)
+	}
+	defer del.Close()
+	states := make([]*nodeState, len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Credential != nil {
+			return nil, errors.New("directory: a replicated change carries no credential")
+		}
+		switch ev.Kind {
+		case ChangeRegister:
+			if ev.Record == nil || ev.Record.NodeID != ev.NodeID {
+				return nil, errors.New("directory: register change without a matching record")
+			}
+			states[i] = st.replicatedState(ev)
+			recRaw, stRaw, err := encodeNode(ev.Record, states[i])
+			if err != nil {
+				return nil, err
+			}
+			if _, err := ins.ExecContext(ctx, ev.NodeID, recRaw, stRaw); err != nil {
+				return nil, fmt.Errorf("writing node: %w", err)
+			}
+		case ChangeDeregister:
+			if _, err := del.ExecContext(ctx, ev.NodeID); err != nil {
+				return nil, fmt.Errorf("deleting node: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("applying change: unknown kind %q", ev.Kind)
+		}
+	}
+	return states, nil
+}
+
+// replicatedState is the state a replicated REGISTER starts the node with:
+// seen at ev.At, keeping the counters and reputation it already had, and
+// the newer liveness when a digest already reported a later heartbeat.
+func (st *store) replicatedState(ev *ChangeEvent) *nodeState {
+	ns := &nodeState{LastSeen: ev.At, Available: true, Reputation: defaultReputation}
+	if old := st.idx.get(ev.NodeID); old != nil {
+		prev := old.state.Load()
+		ns.CompletedTasks, ns.FailedTasks, ns.Reputation = prev.CompletedTasks, prev.FailedTasks, prev.Reputation
+		if prev.LastSeen.After(ns.LastSeen) {
+			ns.LastSeen, ns.Load, ns.LoadReported, ns.ActiveJobs = prev.LastSeen, prev.Load, prev.LoadReported, prev.ActiveJobs
+		}
+	}
+	return ns
 }
 
 // WithHandlerWrap wraps the route table: the listener and Handler serve

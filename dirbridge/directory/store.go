@@ -171,13 +171,21 @@ func (st *store) apply(ctx context.Context, ev ChangeEvent, state *nodeState) er
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing change: %w", err)
 	}
+	cred := Credential{}
+	if ev.Credential != nil {
+		cred = *ev.Credential
+	}
+	// A credential we just issued is verified by construction.
+	st.published(ev, state, cred, ev.Credential != nil)
+	return nil
+}
+
+// published brings the in-memory index in line with a committed change and
+// tells the change hook (federation's seed log): a REGISTER files the node
+// with state and cred, a DEREGISTER drops it and its pending heartbeat.
+func (st *store) published(ev ChangeEvent, state *nodeState, cred Credential, verified bool) {
 	if ev.Kind == ChangeRegister {
-		cred := Credential{}
-		if ev.Credential != nil {
-			cred = *ev.Credential
-		}
-		// A credential we just issued is verified by construction.
-		st.idx.put(ev.Record, state, cred, ev.Credential != nil)
+		st.idx.put(ev.Record, state, cred, verified)
 	} else {
 		st.idx.remove(ev.NodeID)
 		st.mu.Lock()
@@ -187,26 +195,35 @@ func (st *store) apply(ctx context.Context, ev ChangeEvent, state *nodeState) er
 	if st.onChange != nil {
 		st.onChange(ev)
 	}
-	return nil
+}
+
+// upsertNodeKeepCredential writes a node's record and state and keeps any
+// credential columns the row has (a replicated change carries none).
+const upsertNodeKeepCredential = `INSERT INTO nodes (node_id, record, state) VALUES (?, ?, ?)
+	ON CONFLICT(node_id) DO UPDATE SET record = excluded.record, state = excluded.state`
+
+// encodeNode is the stored JSON of a node's record and state.
+func encodeNode(rec *NodeRecord, state *nodeState) (recRaw, stRaw []byte, err error) {
+	if recRaw, err = json.Marshal(rec); err != nil {
+		return nil, nil, fmt.Errorf("encoding record: %w", err)
+	}
+	if stRaw, err = json.Marshal(state); err != nil {
+		return nil, nil, fmt.Errorf("encoding state: %w", err)
+	}
+	return recRaw, stRaw, nil
 }
 
 func (st *store) writeRegister(ctx context.Context, tx *sql.Tx, ev ChangeEvent, state *nodeState) error {
 	if ev.Record == nil || state == nil {
 		return errors.New("applying register: record and state required")
 	}
-	recRaw, err := json.Marshal(ev.Record)
+	recRaw, stRaw, err := encodeNode(ev.Record, state)
 	if err != nil {
-		return fmt.Errorf("encoding record: %w", err)
-	}
-	stRaw, err := json.Marshal(state)
-	if err != nil {
-		return fmt.Errorf("encoding state: %w", err)
+		return err
 	}
 	if ev.Credential == nil {
 		// A replica applying a remote event has no credential: keep any we hold.
-		_, err = tx.ExecContext(ctx, `INSERT INTO nodes (node_id, record, state) VALUES (?, ?, ?)
-			ON CONFLICT(node_id) DO UPDATE SET record = excluded.record, state = excluded.state`,
-			ev.NodeID, recRaw, stRaw)
+		_, err = tx.ExecContext(ctx, upsertNodeKeepCredential, ev.NodeID, recRaw, stRaw)
 	} else {
 		_, err = tx.ExecContext(ctx, `INSERT INTO nodes (node_id, record, state, token_hash, token_index) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT(node_id) DO UPDATE SET record = excluded.record, state = excluded.state,
