@@ -26,7 +26,7 @@ type layer struct {
 var layers = map[string]layer{
 	"wire":         {},
 	"node":         {may: []string{"wire", "node/backend"}},
-	"node/backend": {may: []string{"wire"}},
+	"node/backend": {may: []string{"wire", "internal/httperr"}},
 	"mesh":         {may: []string{"wire"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httperr"
 )
 
 // Defaults for the OpenAI-compatible client, listed once.
@@ -385,36 +387,8 @@ func opError(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBackend, op, cerr)
 	}
-	return fmt.Errorf("%w: %s: %w", ErrBackend, op, &opaqueError{msg: describeTransport(err), err: err})
+	return fmt.Errorf("%w: %s: %w", ErrBackend, op, httperr.Transport("backend", err))
 }
-
-// describeTransport names the class of a transport failure.
-func describeTransport(err error) string {
-	var ne net.Error
-	var oe *net.OpError
-	var de *net.DNSError
-	switch {
-	case errors.As(err, &de):
-		return "cannot resolve backend host"
-	case errors.As(err, &oe) && oe.Op == "dial":
-		return "cannot connect to backend"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "backend I/O timed out"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "backend closed the connection early"
-	default:
-		return "backend transport failed"
-	}
-}
-
-// opaqueError shows a fixed message but keeps the cause for errors.Is/As.
-type opaqueError struct {
-	msg string
-	err error
-}
-
-func (e *opaqueError) Error() string { return e.msg }
-func (e *opaqueError) Unwrap() error { return e.err }
 
 // readBody reads a response body of at most limit bytes; a declared
 // Content-Length within the limit is read into one exact allocation

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/internal/httperr/httperrtest"
 )
 
 func chatReq(payload string) Request {
@@ -556,31 +559,13 @@ func TestSEC_LOG_01_PayloadCanaryNeverInErrors(t *testing.T) {
 // malformed HTTP answer in its error; the client must not pass them on.
 func TestSEC_LOG_01_GarbageHTTPNotQuoted(t *testing.T) {
 	const canary = "CANARY-b81e2d"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 4096)
-		_, _ = conn.Read(buf)
-		_, _ = io.WriteString(conn, "HTTP/1.1 "+canary+" broken\r\n\r\n")
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	c, err := NewOpenAI("http://" + ln.Addr().String())
+	c, err := NewOpenAI(httperrtest.GarbageServer(t, canary))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Do(context.Background(), chatReq(`{"messages":[{"role":"user","content":"x"}]}`))
-	var oe *opaqueError
-	if !errors.As(err, &oe) || !strings.Contains(oe.err.Error(), canary) {
+	var oe *httperr.OpaqueError
+	if !errors.As(err, &oe) || !strings.Contains(oe.Unwrap().Error(), canary) {
 		t.Fatalf("test premise: net/http no longer quotes the bytes (cause %v)", err)
 	}
 	if !errors.Is(err, ErrBackend) || strings.Contains(err.Error(), canary) {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/httperr"
 )
 
 // This file reads an OpenAI-style server-sent event stream (stream: true):
@@ -41,8 +43,7 @@ func readStream(op string, body io.Reader, limit int64, chat bool) (generation, 
 		}
 		eof := errors.Is(err, io.EOF)
 		if err != nil && !eof {
-			return generation{}, fmt.Errorf("%w: %s: reading stream: %w", ErrBackend, op,
-				&opaqueError{msg: describeTransport(err), err: err})
+			return generation{}, fmt.Errorf("%w: %s: reading stream: %w", ErrBackend, op, httperr.Transport("backend", err))
 		}
 		// A blank line (or the end of the body) dispatches the pending event.
 		if len(line) == 0 || eof {
