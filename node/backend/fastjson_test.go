@@ -56,7 +56,7 @@ func TestFastJSONMatchesEncodingJSON(t *testing.T) {
 		{`{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`, true, true},
 		{`{"choices":[{"message":{"content":"ok"}},{"index":-1,"message":{}}],"usage":{"prompt_tokens":5.0}}`, true, true},
 		{`{"choices":[{"text":"ok","finish_reason":null}],"usage":null}`, false, true},
-		{`{"id":7,"choices":[{"message":{"content":"ok"}}]}`, true, false},           // numeric id: lenient path
+		{`{"id":7,"choices":[{"message":{"content":"ok"}}]}`, true, false},            // numeric id: lenient path
 		{`{"choices":[{"message":{"content":"ok"},"finish_reason":1}]}`, true, false}, // odd finish_reason
 		{`{"choices":[{"message":{}}],"usage":"lots"}`, true, false},
 		{`{"choices":[{"message":"ok"}]}`, true, false}, // malformed: lenient path names it
