@@ -64,16 +64,36 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	}
 	h := startNode(b, harnessConfig{maxConc: 128, apiOpts: opts, infoLogs: true})
 	h.llm.delay.Store(int64(delay))
-	// Every client and the proxy's upstream transport are tuned alike: the
-	// node's own caller client (clientFor) and its backend transport
-	// (startNode) keep 128 idle connections per host too.
-	direct := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-	b.Cleanup(direct.CloseIdleConnections)
-	proxy := startProxy(b, h.llm.URL)
-	chatBody := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
+	directOnce, proxyOnce := chatCallers(b, h.llm.URL)
+	nodeOnce := taskCaller(b, h)
 
+	// Warm connections and code paths on both sides, outside the timings.
+	for i := range min(conc*2, 256) {
+		if err := directOnce(i); err != nil {
+			b.Fatal(err)
+		}
+		if err := proxyOnce(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	d, p, n := measureRounds(b, conc, directOnce, proxyOnce, nodeOnce)
+	b.StopTimer()
+	reportOverhead(b, d, p, n)
+}
+
+// chatCallers returns one chat request straight to the backend at llmURL
+// and one through a bare reverse proxy in front of it. Every client and the
+// proxy's upstream transport are tuned alike: the node's own caller client
+// (clientFor) and its backend transport (startNode) keep 128 idle
+// connections per host too.
+func chatCallers(b *testing.B, llmURL string) (direct, proxied func(int) error) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	b.Cleanup(hc.CloseIdleConnections)
+	proxy := startProxy(b, llmURL)
+	chatBody := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
 	chatOnce := func(base string) error {
-		resp, err := direct.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
+		resp, err := hc.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
 		if err != nil {
 			return err
 		}
@@ -84,8 +104,12 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 		}
 		return nil
 	}
-	directOnce := func(int) error { return chatOnce(h.llm.URL) }
-	proxyOnce := func(int) error { return chatOnce(proxy) }
+	return func(int) error { return chatOnce(llmURL) }, func(int) error { return chatOnce(proxy) }
+}
+
+// taskCaller returns the i-th of b.N prepared tasks sent to the node's
+// POST /v1/task; a RESPONSE for another task_id fails it (mis-attributed).
+func taskCaller(b *testing.B, h *harness) func(int) error {
 	calls := make([][]byte, b.N)
 	ids := make([]string, b.N)
 	for i := range calls {
@@ -93,7 +117,7 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 		ids[i] = c["task_id"].(string)
 		calls[i], _ = json.Marshal(c)
 	}
-	nodeOnce := func(i int) error {
+	return func(i int) error {
 		resp, err := h.client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
 		if err != nil {
 			return err
@@ -111,44 +135,43 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 		}
 		return nil
 	}
+}
 
-	// Warm connections and code paths on both sides, outside the timings.
-	for i := range min(conc*2, 256) {
-		if err := directOnce(i); err != nil {
-			b.Fatal(err)
-		}
-		if err := proxyOnce(i); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	// Alternate direct and node rounds so a change in machine load during
-	// the run (the box is shared) hits both paths alike.
-	var dLat, nLat, pLat []time.Duration
-	var dTime, nTime, pTime time.Duration
-	var dCPU, nCPU, pCPU time.Duration // process CPU (all goroutines: caller, node, backend)
+// pathStats accumulates one path's request latencies, wall time and
+// process CPU (all goroutines: caller, node, backend).
+type pathStats struct {
+	lat     []time.Duration
+	el, cpu time.Duration
+}
+
+// measureRounds runs b.N requests on each path in alternating rounds, so a
+// change in machine load during the run (the box is shared) hits every
+// path alike.
+func measureRounds(b *testing.B, conc int, direct, proxied, node func(int) error) (d, p, n pathStats) {
 	const rounds = 8
 	for r := range rounds {
 		lo, hi := b.N*r/rounds, b.N*(r+1)/rounds
 		if hi == lo {
 			continue
 		}
-		c0 := processCPU()
-		lat, el := runLoad(b, lo, hi, conc, directOnce)
-		c1 := processCPU()
-		dLat, dTime, dCPU = append(dLat, lat...), dTime+el, dCPU+c1-c0
-		lat, el = runLoad(b, lo, hi, conc, proxyOnce)
-		c2 := processCPU()
-		pLat, pTime, pCPU = append(pLat, lat...), pTime+el, pCPU+c2-c1
-		lat, el = runLoad(b, lo, hi, conc, nodeOnce)
-		nLat, nTime, nCPU = append(nLat, lat...), nTime+el, nCPU+processCPU()-c2
+		for _, path := range []struct {
+			st *pathStats
+			do func(int) error
+		}{{&d, direct}, {&p, proxied}, {&n, node}} {
+			c0 := processCPU()
+			lat, el := runLoad(b, lo, hi, conc, path.do)
+			path.st.lat, path.st.el, path.st.cpu = append(path.st.lat, lat...), path.st.el+el, path.st.cpu+processCPU()-c0
+		}
 	}
-	b.StopTimer()
-	dRate, nRate := float64(len(dLat))/dTime.Seconds(), float64(len(nLat))/nTime.Seconds()
-	pRate := float64(len(pLat)) / pTime.Seconds()
+	return d, p, n
+}
 
-	dp50, dp99 := pct(dLat, 50), pct(dLat, 99)
-	np50, np99 := pct(nLat, 50), pct(nLat, 99)
+// reportOverhead reports the metrics listed on BenchmarkNodeOverhead.
+func reportOverhead(b *testing.B, d, p, n pathStats) {
+	dRate, nRate := float64(len(d.lat))/d.el.Seconds(), float64(len(n.lat))/n.el.Seconds()
+	pRate := float64(len(p.lat)) / p.el.Seconds()
+	dp50, dp99 := pct(d.lat, 50), pct(d.lat, 99)
+	np50, np99 := pct(n.lat, 50), pct(n.lat, 99)
 	b.ReportMetric(us(dp50), "direct-p50-µs")
 	b.ReportMetric(us(dp99), "direct-p99-µs")
 	b.ReportMetric(us(np50), "node-p50-µs")
@@ -158,16 +181,16 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	b.ReportMetric(dRate, "direct-req/s")
 	b.ReportMetric(nRate, "node-req/s")
 	b.ReportMetric(nRate/dRate, "throughput-ratio")
-	b.ReportMetric(us(pct(pLat, 50)), "proxy-p50-µs")
+	b.ReportMetric(us(pct(p.lat, 50)), "proxy-p50-µs")
 	b.ReportMetric(pRate, "proxy-req/s")
 	b.ReportMetric(pRate/dRate, "proxy-ratio")
 	b.ReportMetric(nRate/pRate, "node-vs-proxy")
 	// CPU per request is what a saturated machine divides its cores by; it
 	// hardly moves with other load on a shared box, unlike req/s.
-	perReq := func(d time.Duration, n int) float64 { return us(d) / float64(n) }
-	b.ReportMetric(perReq(dCPU, len(dLat)), "direct-cpu-µs/req")
-	b.ReportMetric(perReq(pCPU, len(pLat)), "proxy-cpu-µs/req")
-	b.ReportMetric(perReq(nCPU, len(nLat)), "node-cpu-µs/req")
+	perReq := func(st pathStats) float64 { return us(st.cpu) / float64(len(st.lat)) }
+	b.ReportMetric(perReq(d), "direct-cpu-µs/req")
+	b.ReportMetric(perReq(p), "proxy-cpu-µs/req")
+	b.ReportMetric(perReq(n), "node-cpu-µs/req")
 }
 
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
