@@ -17,8 +17,48 @@ const chat = "urn:iicp:intent:llm:chat:v1"
 // TestDIR_DISC_01_11_Discover covers the discovery conformance rows.
 func TestDIR_DISC_01_11_Discover(t *testing.T) {
 	h := startHarness(t, nil)
-	ids := map[string]string{}
-	toks := map[string]string{}
+	ids, toks := registerDiscoverFleet(h)
+	h.heartbeat(ids["node1"], toks["node1"], map[string]any{"load": 0.9})
+	checkDiscoverRanking(t, h, ids)
+	checkDiscoverFilters(t, h, ids)
+	checkDiscoverProbation(t, h, ids, toks)
+	if _, n := h.discover("intent=urn:iicp:intent:llm:embedding:v1"); len(n) != 0 {
+		t.Errorf("other intent: %d", len(n))
+	}
+	// DIR-DISC-11: custom intents are accepted.
+	if r, _ := h.discover("intent=urn:iicp:intent:x.acme:invoice-classify:v1"); r.status != http.StatusOK {
+		t.Errorf("DIR-DISC-11: %d", r.status)
+	}
+	for q, field := range badDiscoverQueries {
+		r := h.do(http.MethodGet, "/v1/discover?"+q, nil, nil)
+		if r.status != http.StatusUnprocessableEntity || r.errCode(t) != "validation_error" {
+			t.Errorf("%q: %d %s", q, r.status, r.body)
+		}
+		if f := r.json(t)["error"].(map[string]any)["field"]; f != field {
+			t.Errorf("%q: field %v", q, f)
+		}
+	}
+}
+
+// badDiscoverQueries: discover queries refused with a validation_error,
+// and the field each names (DIR-DISC-09/10).
+var badDiscoverQueries = map[string]string{
+	"":                                                 "intent",         // DIR-DISC-10
+	"intent=" + chat + "&min_reputation=2.0":           "min_reputation", // DIR-DISC-09
+	"intent=chat":                                      "intent",
+	"intent=" + chat + "&qos=fast":                     "qos",
+	"intent=" + chat + "&limit=0":                      "limit",
+	"intent=" + chat + "&limit=x":                      "limit",
+	"intent=" + chat + "&modality=smell":               "modality",
+	"intent=" + chat + "&cip_capable=maybe":            "cip_capable",
+	"intent=" + chat + "&view=raw":                     "view",
+	"intent=urn:iicp:intent:law-enforcement:decide:v1": "intent",
+}
+
+// registerDiscoverFleet registers node1..node4 for chat: node2 and node4
+// in us-west, node4 with an image modality, a CIP policy and a CX key.
+func registerDiscoverFleet(h *harness) (ids, toks map[string]string) {
+	ids, toks = map[string]string{}, map[string]string{}
 	for i, host := range []string{"node1", "node2", "node3", "node4"} {
 		b := h.regBody(host)
 		if i%2 == 1 {
@@ -31,8 +71,12 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 		}
 		ids[host], toks[host] = h.register(b)
 	}
-	h.heartbeat(ids["node1"], toks["node1"], map[string]any{"load": 0.9})
+	return ids, toks
+}
 
+// checkDiscoverRanking: DIR-DISC-01..08 over the fleet, node1 loaded.
+func checkDiscoverRanking(t *testing.T, h *harness, ids map[string]string) {
+	t.Helper()
 	r, nodes := h.discover("intent=" + chat)
 	if r.status != http.StatusOK || len(nodes) != 4 || r.json(t)["count"].(float64) != 4 {
 		t.Fatalf("DIR-DISC-01: %d %s", r.status, r.body)
@@ -69,8 +113,12 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 	if n[0]["region"] != "us-west" {
 		t.Errorf("DIR-DISC-06: first %v", n[0]["region"])
 	}
-	// Modality, cip_capable and cx_public_key pass-through.
-	_, n = h.discover("intent=" + chat + "&modality=image")
+}
+
+// checkDiscoverFilters: modality, cip_capable and cx_public_key pass-through.
+func checkDiscoverFilters(t *testing.T, h *harness, ids map[string]string) {
+	t.Helper()
+	_, n := h.discover("intent=" + chat + "&modality=image")
 	if len(n) != 1 || n[0]["node_id"] != ids["node4"] {
 		t.Fatalf("modality: %v", n)
 	}
@@ -80,9 +128,16 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 	if _, n = h.discover("intent=" + chat + "&cip_capable=1"); len(n) != 1 || n[0]["cip_conformance_level"] != "CIP-Provider" {
 		t.Errorf("DIR-CIP-02: %v", n)
 	}
-	// Probation (decision in docs/spec-decisions.md): nobody has graduated,
-	// so interactive answers with probationary nodes, at most one per source
-	// network (all four share loopback); realtime stays closed.
+}
+
+// checkDiscoverProbation: probation (decision in docs/spec-decisions.md).
+// While nobody has graduated, interactive answers with probationary nodes,
+// at most one per source network (all four share loopback), and realtime
+// stays closed; self-reported tasks alone do not graduate a node, but an
+// hour later node2, with its 100 tasks, has graduated.
+func checkDiscoverProbation(t *testing.T, h *harness, ids, toks map[string]string) {
+	t.Helper()
+	var n []map[string]any
 	if _, n = h.discover("intent=" + chat + "&qos=interactive"); len(n) != 1 {
 		t.Errorf("probation per-network cap: %d", len(n))
 	}
@@ -101,33 +156,6 @@ func TestDIR_DISC_01_11_Discover(t *testing.T) {
 	_, n = h.discover("intent=" + chat + "&qos=interactive")
 	if len(n) != 2 || !slices.ContainsFunc(n, func(m map[string]any) bool { return m["node_id"] == ids["node2"] }) {
 		t.Errorf("graduated node2 plus one probationary node: %v", n)
-	}
-	if _, n = h.discover("intent=urn:iicp:intent:llm:embedding:v1"); len(n) != 0 {
-		t.Errorf("other intent: %d", len(n))
-	}
-	// DIR-DISC-11: custom intents are accepted.
-	if r, _ := h.discover("intent=urn:iicp:intent:x.acme:invoice-classify:v1"); r.status != http.StatusOK {
-		t.Errorf("DIR-DISC-11: %d", r.status)
-	}
-	for q, field := range map[string]string{
-		"":                                                 "intent",         // DIR-DISC-10
-		"intent=" + chat + "&min_reputation=2.0":           "min_reputation", // DIR-DISC-09
-		"intent=chat":                                      "intent",
-		"intent=" + chat + "&qos=fast":                     "qos",
-		"intent=" + chat + "&limit=0":                      "limit",
-		"intent=" + chat + "&limit=x":                      "limit",
-		"intent=" + chat + "&modality=smell":               "modality",
-		"intent=" + chat + "&cip_capable=maybe":            "cip_capable",
-		"intent=" + chat + "&view=raw":                     "view",
-		"intent=urn:iicp:intent:law-enforcement:decide:v1": "intent",
-	} {
-		r := h.do(http.MethodGet, "/v1/discover?"+q, nil, nil)
-		if r.status != http.StatusUnprocessableEntity || r.errCode(t) != "validation_error" {
-			t.Errorf("%q: %d %s", q, r.status, r.body)
-		}
-		if f := r.json(t)["error"].(map[string]any)["field"]; f != field {
-			t.Errorf("%q: field %v", q, f)
-		}
 	}
 }
 
