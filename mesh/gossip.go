@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -11,6 +12,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
+
+// gossipQueueSize is the length of pubsub's validation queue and of each
+// peer's outbound queue: room for one advert from each of a few hundred
+// nodes at once, at a few hundred bytes each.
+const gossipQueueSize = 256
 
 // newGossip starts GossipSub with strict signing and our size cap, and
 // joins the advert topic behind the validator.
@@ -21,6 +27,11 @@ func newGossip(ctx context.Context, h host.Host, v *advertValidator) (*pubsub.Pu
 		// Peer exchange hands out peers to strangers on PRUNE; the mesh
 		// learns peers from the directory and the DHT instead.
 		pubsub.WithPeerExchange(false),
+		// A start-up storm (every node adverts as its peers join) overflows
+		// the default queues of 32, and a message dropped there is only
+		// recovered if gossip offers it again within three heartbeats.
+		pubsub.WithValidateQueueSize(gossipQueueSize),
+		pubsub.WithPeerOutboundQueueSize(gossipQueueSize),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting gossipsub: %w", err)
@@ -97,6 +108,54 @@ func (m *Mesh) publishAdvert(ctx context.Context, load float64, jobs int) error 
 	return nil
 }
 
+// joinAdvertBurst is how many adverts peers joining the topic may trigger
+// back to back (a start-up storm, or a node reconnecting to several peers
+// at once); past it, one more per AdvertInterval/4. It trades a short burst
+// of gossip for newcomers learning this node in about MinAdvertGap, while
+// a steady stream of joins costs no more than before.
+const joinAdvertBurst = 3
+
+// joinSettle is how long a join must be old before an advert answers it:
+// pubsub reports the join when the peer's subscription arrives, which can
+// be before its own send queue to the peer exists, and a message published
+// in that window never reaches the newcomer.
+const joinSettle = 250 * time.Millisecond
+
+// joinState records joins not yet answered by an advert.
+type joinState struct {
+	mu     sync.Mutex
+	oldest time.Time // earliest unanswered join; zero when none
+	newest time.Time
+}
+
+func (j *joinState) add(now time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.oldest.IsZero() {
+		j.oldest = now
+	}
+	j.newest = now
+}
+
+// pending returns the earliest unanswered join (zero: none).
+func (j *joinState) pending() time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.oldest
+}
+
+// answered records an advert published at now: joins older than
+// joinSettle have it; a younger one still waits for the next advert.
+func (j *joinState) answered(now time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.newest.IsZero() && now.Sub(j.newest) < joinSettle {
+		j.oldest = j.newest
+		return
+	}
+	j.oldest = time.Time{}
+}
+
 // advertLoop publishes this node's advert every AdvertInterval, at once
 // when load moves by LoadChangeThreshold, and when peers join the topic
 // (so newcomers learn us without waiting a full interval). Adverts are
@@ -107,28 +166,52 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 	}
 	poll := time.NewTicker(m.cfg.LoadPollInterval)
 	defer poll.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	var last time.Time
 	lastLoad := -1.0
-	joinGap := max(m.cfg.MinAdvertGap, m.cfg.AdvertInterval/4)
+	tokens := bucket{tokens: joinAdvertBurst, last: m.now()}
+	joinRate := 4 / m.cfg.AdvertInterval.Seconds() // tokens per second
 	for {
 		load, jobs := m.localLoad()
 		now := m.now()
+		gapOK := now.Sub(last) >= m.cfg.MinAdvertGap
+		join := m.joins.pending()
+		joinReady := !join.IsZero() && now.Sub(join) >= joinSettle
 		due := now.Sub(last) >= m.cfg.AdvertInterval ||
-			(math.Abs(load-lastLoad) >= m.cfg.LoadChangeThreshold && now.Sub(last) >= m.cfg.MinAdvertGap) ||
-			(now.Sub(last) >= joinGap && m.joined.Swap(false))
+			(gapOK && math.Abs(load-lastLoad) >= m.cfg.LoadChangeThreshold) ||
+			(gapOK && joinReady && tokens.take(now, joinRate, joinAdvertBurst))
 		if due {
 			if err := m.publishAdvert(ctx, load, jobs); err != nil && ctx.Err() == nil {
 				m.log.Warn("advert not published", "error", err)
 			}
+			m.joins.answered(now)
 			last, lastLoad = now, load
+		}
+		// A pending join is answered when it has settled, the gap has
+		// passed and a token is there, whichever comes last; not at the
+		// next poll tick.
+		wake.Reset(time.Hour)
+		if join := m.joins.pending(); !join.IsZero() {
+			at := later(join.Add(joinSettle), last.Add(m.cfg.MinAdvertGap))
+			at = later(at, now.Add(tokens.readyIn(now, joinRate)))
+			wake.Reset(max(at.Sub(now), time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
+		case <-wake.C:
 		case <-m.kickAdvert:
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // watchJoins flags a re-advert when a peer joins the advert topic.
@@ -145,7 +228,7 @@ func (m *Mesh) watchJoins(ctx context.Context) {
 			return
 		}
 		if ev.Type == pubsub.PeerJoin {
-			m.joined.Store(true)
+			m.joins.add(m.now())
 			select {
 			case m.kickAdvert <- struct{}{}:
 			default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
@@ -87,12 +88,19 @@ func (m *Mesh) probeRTT(ctx context.Context, p peer.ID, wait bool) bool {
 	return true
 }
 
-// measureRTT runs one libp2p ping to p, bounded by RTTTimeout. A host
-// without the ping service yields no measurement and the peer keeps the
-// neutral latency score.
+// measureRTT runs one libp2p ping to p, bounded by RTTTimeout. It never
+// dials: a node hearing of hundreds of peers through gossip must not open
+// a connection to each just to time it (home routers keep small NAT
+// tables), so only peers already connected (by the DHT, gossip or a call)
+// are measured. A peer not connected, or without the ping service, keeps
+// the neutral latency score until a later round finds it connected.
 func (m *Mesh) measureRTT(ctx context.Context, p peer.ID) (time.Duration, bool) {
+	if m.h.Network().Connectedness(p) != network.Connected {
+		return 0, false
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RTTTimeout)
 	defer cancel()
+	ctx = network.WithNoDial(ctx, "rtt probe")
 	res, ok := <-ping.Ping(ctx, m.h, p)
 	if !ok || res.Error != nil {
 		return 0, false

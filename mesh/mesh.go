@@ -75,7 +75,7 @@ type Mesh struct {
 	seq        atomic.Uint64
 	active     atomic.Int64 // task streams being served
 	provided   atomic.Bool
-	joined     atomic.Bool
+	joins      joinState
 	protected  atomic.Int32
 	serving    atomic.Bool
 	kickAdvert chan struct{}

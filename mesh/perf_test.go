@@ -250,3 +250,54 @@ func TestAddBootstrapPeersDropsUndialable(t *testing.T) {
 		t.Fatalf("a peer with only undialable addresses was added: %v", n.m.bootstrapPeers())
 	}
 }
+
+// TestAdvertOnPeerJoin: a peer joining the topic gets a fresh advert in
+// about MinAdvertGap, not AdvertInterval/4 or AdvertInterval later, so a
+// newcomer learns its neighbours at once.
+func TestAdvertOnPeerJoin(t *testing.T) {
+	cfg := testConfig("server", true)
+	cfg.AdvertInterval = 20 * time.Second // neither the periodic advert nor the old join gap (5 s) fits below
+	cfg.PeerTTL = time.Minute
+	server := startNode(t, newTestHost(t, false), cfg)
+	waitFor(t, 5*time.Second, "start-up advert", func() bool { return server.m.Stats()["advert_published"] >= 1 })
+	seq := server.m.seq.Load()
+
+	observer := startNode(t, newTestHost(t, false), testConfig("observer", false))
+	start := time.Now()
+	observer.m.AddBootstrapPeers([]peer.AddrInfo{{ID: server.h.ID(), Addrs: server.h.Addrs()}})
+	waitFor(t, 10*time.Second, "advert after the join", func() bool {
+		got, ok := observer.m.table.advertSeq(server.h.ID())
+		return ok && got > seq
+	})
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("join advert took %v", d)
+	}
+}
+
+// TestBucketTake: the join-advert bucket gives its burst at once, then one
+// token per 1/rate.
+func TestBucketTake(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := bucket{tokens: 3, last: t0}
+	for i := range 3 {
+		if !b.take(t0, 0.5, 3) {
+			t.Fatalf("burst token %d refused", i)
+		}
+	}
+	if b.take(t0.Add(time.Second), 0.5, 3) {
+		t.Fatal("token granted before refill (one per 2 s)")
+	}
+	if !b.take(t0.Add(2*time.Second), 0.5, 3) {
+		t.Fatal("refilled token refused")
+	}
+	// A long silence refills to the burst, never beyond.
+	later := t0.Add(time.Hour)
+	for i := range 3 {
+		if !b.take(later, 0.5, 3) {
+			t.Fatalf("token %d after a long pause refused", i)
+		}
+	}
+	if b.take(later, 0.5, 3) {
+		t.Fatal("bucket held more than its burst")
+	}
+}

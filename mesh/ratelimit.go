@@ -27,6 +27,29 @@ type bucket struct {
 	last   time.Time
 }
 
+// readyIn is how long until b holds a whole token at rate (0: now).
+func (b *bucket) readyIn(now time.Time, rate float64) time.Duration {
+	have := b.tokens + max(0, now.Sub(b.last).Seconds())*rate
+	if have >= 1 || rate <= 0 {
+		return 0
+	}
+	return time.Duration((1 - have) / rate * float64(time.Second))
+}
+
+// take refills b at rate tokens per second up to burst, then takes one
+// token if there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = min(burst, b.tokens+el*rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
 func newRateLimiter(rate float64, burst int) *rateLimiter {
 	return &rateLimiter{rate: rate, burst: float64(burst), buckets: make(map[peer.ID]*bucket)}
 }
@@ -46,15 +69,7 @@ func (r *rateLimiter) allow(p peer.ID, now time.Time) bool {
 		b = &bucket{tokens: r.burst, last: now}
 		r.buckets[p] = b
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(r.burst, b.tokens+el*r.rate)
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.take(now, r.rate, r.burst)
 }
 
 // pruneLocked drops buckets that have refilled completely: forgetting them
