@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -134,7 +134,7 @@ type fixture struct {
 	eng  *Engine
 	srv  *openAIServer
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 func newFixture(t testing.TB, maxConc int, opts ...Option) *fixture {
@@ -158,7 +158,7 @@ func newFixtureWith(t testing.TB, maxConc int, srv *openAIServer, be backend.Bac
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	all := append([]Option{WithRegisterer(reg), WithLogger(logger)}, opts...)
 	eng, err := New(Config{NodeID: testNodeID, NodeToken: testToken, MaxConcurrent: maxConc, Version: "test"}, router, all...)
@@ -201,34 +201,10 @@ func chatCall(text string) *wire.Call {
 
 var httpCaller = wire.Caller{Transport: "http", RemoteIP: "127.0.0.1"}
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls cond every millisecond until it holds or 5 s pass.
+// waitFor waits up to 5 s for cond.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 // wantError asserts an error RESPONSE with code and status.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -171,14 +172,8 @@ func (d *fakeDir) snapshot() (regs []wire.RegisterRequest, hbs []wire.Heartbeat,
 		append([]string(nil), d.deregistered...)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits up to within for cond.
 func eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(tb, within, what, cond)
 }

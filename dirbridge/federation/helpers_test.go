@@ -25,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -43,19 +44,10 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 	return k
 }
 
-// waitFor polls cond every 5 ms until it holds or d passes.
+// waitFor waits up to d for cond and returns how long it took.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for deadline := start.Add(d); ; {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return testutil.WaitFor(t, d, what, cond)
 }
 
 // gossipNode is a real libp2p host on loopback TCP with GossipSub.

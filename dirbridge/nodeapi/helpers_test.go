@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
@@ -110,7 +110,7 @@ type harness struct {
 	eng    *node.Engine
 	llm    *llmServer
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	client *http.Client
 	url    string
 }
@@ -141,7 +141,7 @@ func startNode(t testing.TB, hc harnessConfig) *harness {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	level := slog.LevelDebug
 	if hc.infoLogs {
 		level = slog.LevelInfo
@@ -282,32 +282,9 @@ func (h *harness) postTask(t testing.TB, call map[string]any, hdr map[string]str
 	return h.do(t, http.MethodPost, "/v1/task", b, hdr)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 func slogJSON(w io.Writer) *slog.Logger {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -102,7 +103,7 @@ func (f fakeEngine) Execute(_ context.Context, c *wire.Call, _ wire.Caller) *wir
 func (fakeEngine) Health(context.Context) wire.Health { return wire.Health{Status: "ok"} }
 
 func TestRecoverTurnsPanicInto500(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	srv, err := nodeapi.New(fakeEngine{panicOn: "secret-canary-in-panic"}, nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithPlaintextDev(),
 		nodeapi.WithLogger(slogJSON(logs)))
 	if err != nil {

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +8,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -161,7 +160,7 @@ func TestAuthAndGuards(t *testing.T) {
 // paths), and the log says a panic happened with a stack but never the
 // panic value: the call route carries task payloads (SEC-LOG-01).
 func TestPanicIsContained(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	c := startAdminLog(t, &fakeBackend{panicky: true}, slog.New(slog.NewTextHandler(&logs, nil)))
 	req, _ := http.NewRequest("GET", c.Runtime.AdminURL+"/admin/v1/status", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
@@ -182,25 +181,6 @@ func TestPanicIsContained(t *testing.T) {
 	if strings.Contains(got, "boom") || strings.Contains(got, "/home/secret") {
 		t.Fatalf("panic value reached the log: %q", got)
 	}
-}
-
-// lockedBuffer is a log sink the server goroutine writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestListenRefusesNonLoopback(t *testing.T) {

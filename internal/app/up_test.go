@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -15,30 +14,13 @@ import (
 	"github.com/meshnode/meshnode/internal/config"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/internal/testutil"
 )
 
 // TestMain fails the package when a test leaves a goroutine behind: Up
 // starts every service of a node, and cancelling its context must stop them
 // all (internal/app doc: shutdown is cancelling the context).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// lockedWriter collects output written by the daemon's goroutines.
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
 
 // A whole node (engine, HTTP bridge, embedded directory, mesh on loopback,
 // admin endpoint, directory session) starts, becomes ready, answers on its
@@ -55,7 +37,7 @@ func TestUpStartsAndStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Backend.URL = "" // auto: echo unless an Ollama answers; either serves
-	var out, logs lockedWriter
+	var out, logs testutil.SyncBuffer
 	lg, err := logging.New(&logs, "text", "info", nil)
 	if err != nil {
 		t.Fatal(err)

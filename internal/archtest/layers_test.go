@@ -58,6 +58,8 @@ var layers = map[string]layer{
 	"internal/httperr/httperrtest": {},
 	// Self-signed server certificates for the node bridge and the directory.
 	"internal/tlsutil": {may: []string{"internal/paths"}},
+	// Test helpers: a goroutine-safe log buffer and a bounded poll.
+	"internal/testutil": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "wire"}},

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -141,16 +142,10 @@ func run(t *testing.T, bin string, timeout time.Duration, args ...string) (strin
 	return out.String(), code
 }
 
-// eventually polls cond every 50 ms until it holds or within passes.
+// eventually waits up to within for cond.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, within, what, cond)
 }
 
 var listenLine = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/testutil"
 )
 
 // flakyBackend fails Check while down is set.
@@ -30,16 +32,10 @@ func (f *flakyBackend) Check(ctx context.Context) error {
 	return nil
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor waits up to 5 s for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 func TestMonitorThresholdAndRecovery(t *testing.T) {
