@@ -156,10 +156,19 @@ func (j *joinState) answered(now time.Time) {
 	j.oldest = time.Time{}
 }
 
-// advertLoop publishes this node's advert every AdvertInterval, at once
-// when load moves by LoadChangeThreshold, and when peers join the topic
-// (so newcomers learn us without waiting a full interval). Adverts are
-// never closer together than MinAdvertGap.
+// warmupAdverts is how many periodic adverts come early after start: the
+// first interval is AdvertInterval/2^warmupAdverts and doubles with each
+// (2.5, 5, 10, 20 s by default). A node that has just started sits in a
+// gossip mesh that is still forming, where an advert is easily missed by
+// part of the network; a few early repeats bound that tail at the cost of
+// three adverts per start.
+const warmupAdverts = 3
+
+// advertLoop publishes this node's advert every AdvertInterval (sooner
+// right after start, see warmupAdverts), at once when load moves by
+// LoadChangeThreshold, and when peers join the topic (so newcomers learn
+// us without waiting a full interval). Adverts are never closer together
+// than MinAdvertGap.
 func (m *Mesh) advertLoop(ctx context.Context) {
 	if len(m.cfg.Capabilities) == 0 {
 		return // a pure consumer has nothing to advertise
@@ -170,6 +179,7 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 	defer wake.Stop()
 	var last time.Time
 	lastLoad := -1.0
+	interval := max(m.cfg.AdvertInterval>>warmupAdverts, m.cfg.MinAdvertGap)
 	tokens := bucket{tokens: joinAdvertBurst, last: m.now()}
 	joinRate := 4 / m.cfg.AdvertInterval.Seconds() // tokens per second
 	for {
@@ -178,10 +188,15 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 		gapOK := now.Sub(last) >= m.cfg.MinAdvertGap
 		join := m.joins.pending()
 		joinReady := !join.IsZero() && now.Sub(join) >= joinSettle
-		due := now.Sub(last) >= m.cfg.AdvertInterval ||
+		periodic := now.Sub(last) >= interval
+		due := periodic ||
 			(gapOK && math.Abs(load-lastLoad) >= m.cfg.LoadChangeThreshold) ||
 			(gapOK && joinReady && tokens.take(now, joinRate, joinAdvertBurst))
 		if due {
+			// The start-up advert reaches nobody yet; warm-up counts from it.
+			if periodic && !last.IsZero() {
+				interval = min(2*interval, m.cfg.AdvertInterval)
+			}
 			if err := m.publishAdvert(ctx, load, jobs); err != nil && ctx.Err() == nil {
 				m.log.Warn("advert not published", "error", err)
 			}

@@ -256,8 +256,8 @@ func TestAddBootstrapPeersDropsUndialable(t *testing.T) {
 // newcomer learns its neighbours at once.
 func TestAdvertOnPeerJoin(t *testing.T) {
 	cfg := testConfig("server", true)
-	cfg.AdvertInterval = 20 * time.Second // neither the periodic advert nor the old join gap (5 s) fits below
-	cfg.PeerTTL = time.Minute
+	cfg.AdvertInterval = 80 * time.Second // neither the warm-up advert (10 s) nor the old join gap (20 s) fits below
+	cfg.PeerTTL = 3 * time.Minute
 	server := startNode(t, newTestHost(t, false), cfg)
 	waitFor(t, 5*time.Second, "start-up advert", func() bool { return server.m.Stats()["advert_published"] >= 1 })
 	seq := server.m.seq.Load()
