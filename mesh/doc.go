@@ -9,7 +9,7 @@
 //
 // # Composition
 //
-//	h, _ := mesh.NewHost(ctx, identityKey, mesh.HostConfig{NAT: true})
+//	h, _ := mesh.NewHost(ctx, identityKey, mesh.HostConfig{NAT: true, MaxConcurrent: n})
 //	m, _ := mesh.New(h, mesh.Config{NodeID: id, Capabilities: caps, MaxConcurrent: n, Load: engine.Load}, engine)
 //	go m.Serve(ctx)                                   // until ctx ends; then closes the mesh, not the host
 //	reg.Extensions[mesh.P2PExtensionKey] = mesh.P2PExtension(h)
@@ -23,8 +23,12 @@
 // extension of directory results, never from the IPFS defaults. The DHT
 // speaks /meshnode/kad/1.0.0; every served intent is provided under
 // IntentCID(intent) and re-provided hourly. Every node publishes an Advert
-// on the gossip topic /meshnode/adverts/1.0.0 every AdvertInterval, at once
-// when its load moves by LoadChangeThreshold, and when peers join the topic.
+// on the gossip topic /meshnode/adverts/1.0.0 every AdvertInterval (after
+// start at AdvertInterval/8, doubling), at once when its load moves by
+// LoadChangeThreshold, and 250 ms after a peer joins the topic (a burst of
+// three, then one per AdvertInterval/4). Addresses no other host can dial
+// (link-local, unspecified, and loopback unless the whole mesh is on
+// loopback) are neither published nor accepted from others.
 // Adverts are integer-keyed CBOR in StrictSign pubsub messages; the topic
 // validator rejects malformed, unsigned, oversized and wrong-origin adverts
 // (the advert's peer_id must be the signer) and ignores stale, replayed,
@@ -52,5 +56,10 @@
 // iicp-semantics.md §3.1 formula on the peer's advert blended with
 // measured RTT), retries per §6.1 on other peers, switches at once on
 // capacity_exceeded (§2.2), and skips peers whose circuit is open (§7.1:
-// 5 failures, 30 s, single half-open probe).
+// 5 failures, 30 s, single half-open probe). At most 128 streams per peer
+// are in flight from one node (later calls wait); the serving host admits
+// twice that per peer, so the engine, not the resource manager, refuses
+// excess work. A stream reset for a resource limit (0x1002) counts as
+// capacity_exceeded. The server closes each stream as soon as its
+// RESPONSE is written.
 package mesh
