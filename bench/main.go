@@ -251,7 +251,7 @@ func notes(o options, ran []string) []string {
 	}
 	if slices.Contains(ran, "mesh") {
 		n = append(n, fmt.Sprintf("mesh-quic: Mesh.Call pinned to the serving peer, %d attempt(s), native CBOR; "+
-			"the serving host's resource manager admits 64 task streams per calling peer", o.meshAttempts))
+			"the serving host's resource manager admits 256 task streams per calling peer (mesh.NewHost)", o.meshAttempts))
 	}
 	if slices.Contains(ran, "directory") {
 		n = append(n, "directory: dev mode, plaintext loopback; probation's per-network cap is off because every synthetic node registers from 127.0.0.1")

@@ -23,8 +23,9 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		ConnLow:     d.cfg.Mesh.ConnsLow,
 		ConnHigh:    d.cfg.Mesh.ConnsHigh,
 		// Port mapping and relays only make sense off loopback.
-		NAT:        !d.cfg.Node.Dev,
-		Registerer: reg,
+		NAT:           !d.cfg.Node.Dev,
+		Registerer:    reg,
+		MaxConcurrent: d.cfg.Node.MaxConcurrent,
 	})
 	if err != nil {
 		return fmt.Errorf("mesh host: %w", err)
