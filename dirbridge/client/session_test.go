@@ -356,6 +356,13 @@ func TestE050ClientCredentialLifecycleFixture(t *testing.T) {
 			}
 			stop := run(t, s)
 			eventually(t, 5*time.Second, "one register", func() bool { mu.Lock(); defer mu.Unlock(); return len(sent) >= 1 })
+			// The directory has answered; wait until the session has acted on
+			// that answer (committed it, or counted it as a failure) before
+			// stopping, or the check below races the save.
+			eventually(t, 5*time.Second, "register answer handled", func() bool {
+				st := s.Status()
+				return !st.RegisteredAt.IsZero() || st.ConsecutiveFailures > 0
+			})
 			stop()
 			mu.Lock()
 			first := sent[0]
