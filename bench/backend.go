@@ -152,24 +152,34 @@ func directPath(be *llmBackend) (*path, func()) {
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		status, raw, err := postJSON(ctx, client, target, body)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("backend answered HTTP %d", resp.StatusCode)
+		if status != http.StatusOK {
+			return fmt.Errorf("backend answered HTTP %d", status)
 		}
 		return checkChat(raw, want)
 	}
 	return p, client.CloseIdleConnections
+}
+
+// postJSON POSTs a JSON body and reads at most 1 MiB of the answer: the
+// request both the direct path and the bridge paths measure.
+func postJSON(ctx context.Context, client *http.Client, target string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, raw, nil
 }

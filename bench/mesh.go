@@ -68,13 +68,9 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	plain, err := ns.bridgePath(false, env.maxConc())
+	plain, secure, err := ns.bridgePaths(env.maxConc())
 	if err != nil {
-		return fmt.Errorf("plaintext bridge: %w", err)
-	}
-	secure, err := ns.bridgePath(true, env.maxConc())
-	if err != nil {
-		return fmt.Errorf("TLS bridge: %w", err)
+		return err
 	}
 	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: ns.nodeID, Capabilities: ns.router.Capabilities(), MaxConcurrent: env.maxConc()}, ns.engine)
 	if err != nil {

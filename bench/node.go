@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -162,23 +161,13 @@ func (s *nodeStack) taskPath(name, base string, client *http.Client) *path {
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		status, raw, err := postJSON(ctx, client, target, body)
 		if err != nil {
 			return err
 		}
 		r, werr := wire.DecodeResponseJSON(raw)
 		if werr != nil {
-			return fmt.Errorf("HTTP %d: undecodable RESPONSE: %s", resp.StatusCode, werr.Code)
+			return fmt.Errorf("HTTP %d: undecodable RESPONSE: %s", status, werr.Code)
 		}
 		return checkResponse(r, call.TaskID, want)
 	}

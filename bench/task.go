@@ -13,13 +13,9 @@ func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	plain, err := ns.bridgePath(false, env.maxConc())
+	plain, secure, err := ns.bridgePaths(env.maxConc())
 	if err != nil {
-		return fmt.Errorf("plaintext bridge: %w", err)
-	}
-	secure, err := ns.bridgePath(true, env.maxConc())
-	if err != nil {
-		return fmt.Errorf("TLS bridge: %w", err)
+		return err
 	}
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
@@ -34,6 +30,20 @@ func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 	}
 	rep.Checks = append(rep.Checks, pathChecks("task", paths, env.backend.calls.Load()-before)...)
 	return nil
+}
+
+// bridgePaths are POST /v1/task over the plaintext and the TLS bridge,
+// the pair both the task and the mesh scenario measure against.
+func (s *nodeStack) bridgePaths(maxConc int) (plain, secure *path, err error) {
+	plain, err = s.bridgePath(false, maxConc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plaintext bridge: %w", err)
+	}
+	secure, err = s.bridgePath(true, maxConc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS bridge: %w", err)
+	}
+	return plain, secure, nil
 }
 
 // pathChecks account for every request of a scenario, warm-up included:
