@@ -148,32 +148,27 @@ func statusOnly(httpStatus int, taskID string) *wire.Response {
 	return &wire.Response{TaskID: taskID, Status: st, Error: e, Code: e.Code}
 }
 
+// statusCodes maps an error HTTP status to the closest catalogue code;
+// any status not listed is internal.
+var statusCodes = map[int]wire.Code{
+	http.StatusBadRequest:            wire.CodeValidationError,
+	http.StatusUnprocessableEntity:   wire.CodeValidationError,
+	http.StatusUnauthorized:          wire.CodeUnauthorized,
+	http.StatusForbidden:             wire.CodeForbidden,
+	http.StatusNotFound:              wire.CodeNotFound,
+	http.StatusConflict:              wire.CodeConflict,
+	http.StatusRequestEntityTooLarge: wire.CodePayloadTooLarge,
+	http.StatusTooManyRequests:       wire.CodeCapacityExceeded,
+	http.StatusServiceUnavailable:    wire.CodeUnavailable,
+	http.StatusGatewayTimeout:        wire.CodeTaskTimeout,
+	http.StatusBadGateway:            wire.CodeBackendError,
+}
+
 // statusError maps an HTTP status to the closest catalogue code; the
 // message is fixed so no body text is ever repeated.
 func statusError(httpStatus int) *wire.Error {
-	var c wire.Code
-	switch httpStatus {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		c = wire.CodeValidationError
-	case http.StatusUnauthorized:
-		c = wire.CodeUnauthorized
-	case http.StatusForbidden:
-		c = wire.CodeForbidden
-	case http.StatusNotFound:
-		c = wire.CodeNotFound
-	case http.StatusConflict:
-		c = wire.CodeConflict
-	case http.StatusRequestEntityTooLarge:
-		c = wire.CodePayloadTooLarge
-	case http.StatusTooManyRequests:
-		c = wire.CodeCapacityExceeded
-	case http.StatusServiceUnavailable:
-		c = wire.CodeUnavailable
-	case http.StatusGatewayTimeout:
-		c = wire.CodeTaskTimeout
-	case http.StatusBadGateway:
-		c = wire.CodeBackendError
-	default:
+	c, ok := statusCodes[httpStatus]
+	if !ok {
 		c = wire.CodeInternal
 	}
 	e := wire.NewError(c, "node answered HTTP "+http.StatusText(httpStatus)+" without an IICP error body")
