@@ -1,14 +1,11 @@
 package directory
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -17,22 +14,8 @@ import (
 // or a token (SEC-LOG-01).
 func TestRecovererLogsNoPanicValue(t *testing.T) {
 	const canary = "canary-3e1d-node-token"
-	var logs bytes.Buffer
-	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
-	h := s.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(canary) }))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/heartbeat", nil))
-
-	var env wire.Envelope
-	if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Error == nil ||
-		rec.Code != http.StatusInternalServerError || env.Error.Code != wire.CodeInternal {
-		t.Fatalf("status %d body %q", rec.Code, rec.Body.String())
+	serve := func(log *slog.Logger) http.Handler {
+		return (&Server{log: log}).recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(canary) }))
 	}
-	got := logs.String()
-	if !strings.Contains(got, "handler panic") || !strings.Contains(got, "stack=") {
-		t.Fatalf("panic not logged with a stack: %q", got)
-	}
-	if strings.Contains(got, canary) || strings.Contains(rec.Body.String(), canary) {
-		t.Fatalf("panic value leaked: log %q body %q", got, rec.Body.String())
-	}
+	testutil.CheckRecovererHidesPanic(t, serve, http.MethodPost, "/v1/heartbeat", canary, string(wire.CodeInternal))
 }

@@ -58,7 +58,7 @@ var layers = map[string]layer{
 	"internal/httperr/httperrtest": {},
 	// Self-signed server certificates for the node bridge and the directory.
 	"internal/tlsutil": {may: []string{"internal/paths"}},
-	// Test helpers: a goroutine-safe log buffer and a bounded poll.
+	// Test helpers: a goroutine-safe log buffer, a bounded poll, the panic-recoverer check.
 	"internal/testutil": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",

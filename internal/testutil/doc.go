@@ -1,7 +1,8 @@
-// Package testutil holds the two helpers most packages' tests need: a
+// Package testutil holds the helpers many packages' tests need: a
 // goroutine-safe buffer to capture logs that servers write from their own
-// goroutines, and a bounded poll that waits for a condition instead of
-// sleeping a fixed time (STYLE: never sleep-to-wait).
+// goroutines, a bounded poll that waits for a condition instead of
+// sleeping a fixed time (STYLE: never sleep-to-wait), and the check that an
+// HTTP panic recoverer never logs or answers the panic value.
 //
 // It is imported by tests only (WaitFor takes a testing.TB) and imports only
 // the standard library.
