@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -109,7 +110,7 @@ func runLoad(b *testing.B, f *benchFixture, do func(r *rand.Rand) (*http.Request
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), testutil.ProcessCPU()
 	for w := range benchWorkers {
 		wg.Add(1)
 		go func() {
@@ -137,7 +138,7 @@ func runLoad(b *testing.B, f *benchFixture, do func(r *rand.Rand) (*http.Request
 		}()
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), processCPU()-cpu0
+	elapsed, cpu := time.Since(start), testutil.ProcessCPU()-cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d requests failed", n)

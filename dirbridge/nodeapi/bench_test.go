@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/internal/testutil"
 )
 
 // BenchmarkNodeOverhead measures what the node adds on top of its backend:
@@ -158,9 +159,9 @@ func measureRounds(b *testing.B, conc int, direct, proxied, node func(int) error
 			st *pathStats
 			do func(int) error
 		}{{&d, direct}, {&p, proxied}, {&n, node}} {
-			c0 := processCPU()
+			c0 := testutil.ProcessCPU()
 			lat, el := runLoad(b, lo, hi, conc, path.do)
-			path.st.lat, path.st.el, path.st.cpu = append(path.st.lat, lat...), path.st.el+el, path.st.cpu+processCPU()-c0
+			path.st.lat, path.st.el, path.st.cpu = append(path.st.lat, lat...), path.st.el+el, path.st.cpu+testutil.ProcessCPU()-c0
 		}
 	}
 	return d, p, n

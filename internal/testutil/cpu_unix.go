@@ -1,14 +1,15 @@
 //go:build unix
 
-package nodeapi_test
+package testutil
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the user+system CPU time of this process so far.
-func processCPU() time.Duration {
+// ProcessCPU is the user+system CPU time of this process so far, which the
+// benchmarks divide by their request count.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
