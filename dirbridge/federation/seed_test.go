@@ -18,27 +18,25 @@ import (
 func getJSON(t *testing.T, url, token string, v any) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if v != nil && resp.StatusCode == http.StatusOK {
+	code, body := send(t, req, token)
+	if v != nil && code == http.StatusOK {
 		if err := json.Unmarshal(body, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return resp.StatusCode, body
+	return code, body
 }
 
 func postJSON(t *testing.T, url, token string, v any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	return send(t, req, token)
+}
+
+// send does req with the bearer token, if any, and reads the whole answer.
+func send(t *testing.T, req *http.Request, token string) (int, []byte) {
+	t.Helper()
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
