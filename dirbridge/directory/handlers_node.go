@@ -283,6 +283,14 @@ func (s *Server) baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// writeRateLimited answers rate_limited with retry_after in whole seconds,
+// at least 1 (DIR-RL-01).
+func writeRateLimited(w http.ResponseWriter, msg string, wait time.Duration) {
+	e := wire.NewError(wire.CodeRateLimited, msg)
+	e.RetryAfter = ceilSeconds(wait)
+	writeError(w, e)
+}
+
 func ceilSeconds(d time.Duration) int64 {
 	sec := int64(math.Ceil(d.Seconds()))
 	if sec < 1 {

@@ -25,9 +25,7 @@ import (
 func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.probeLimit.allow(s.limitKey(r), s.now()); !ok {
 		s.metrics.rateLimited.WithLabelValues("probe").Inc()
-		e := wire.NewError(wire.CodeRateLimited, "too many probe requests")
-		e.RetryAfter = ceilSeconds(wait)
-		writeError(w, e)
+		writeRateLimited(w, "too many probe requests", wait)
 		return
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(r.URL.Query().Get("host"), "["), "]")
@@ -133,9 +131,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, wait := s.peerLimit.allow(sender.rec.NodeID, now); !ok {
-		e := wire.NewError(wire.CodeRateLimited, "gossip rate exceeded")
-		e.RetryAfter = ceilSeconds(wait)
-		writeError(w, e)
+		writeRateLimited(w, "gossip rate exceeded", wait)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"new_peers": s.newPeers(sender.rec.NodeID, req.KnownPeers, now), "receiver_id": "directory"})

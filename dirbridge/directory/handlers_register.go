@@ -33,9 +33,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.regLimit.allow(s.limitKey(r), now); !ok {
 		s.metrics.rateLimited.WithLabelValues("register").Inc()
 		s.metrics.registrations.WithLabelValues("rate_limited").Inc()
-		e := wire.NewError(wire.CodeRateLimited, "IICP-E034: too many registrations from this source address")
-		e.RetryAfter = ceilSeconds(wait)
-		writeError(w, e)
+		writeRateLimited(w, "IICP-E034: too many registrations from this source address", wait)
 		return
 	}
 	var b registerBody

@@ -163,9 +163,7 @@ func (s *Server) decodeTicket(w http.ResponseWriter, r *http.Request) (*ticketRe
 func (s *Server) handleDirectoryKey(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.keyLimit.allow(s.limitKey(r), s.now()); !ok {
 		s.metrics.rateLimited.WithLabelValues("directory_key").Inc()
-		e := wire.NewError(wire.CodeRateLimited, "too many directory-key requests")
-		e.RetryAfter = ceilSeconds(wait)
-		writeError(w, e)
+		writeRateLimited(w, "too many directory-key requests", wait)
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
@@ -183,9 +181,7 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	if ok, wait := s.ctLimit.allow(caller.rec.NodeID, now); !ok {
 		s.metrics.rateLimited.WithLabelValues("consumer_token").Inc()
-		e := wire.NewError(wire.CodeRateLimited, "too many consumer-token requests")
-		e.RetryAfter = ceilSeconds(wait)
-		writeError(w, e)
+		writeRateLimited(w, "too many consumer-token requests", wait)
 		return
 	}
 	var body struct {
