@@ -148,18 +148,7 @@ func TestDIR_FED_02_ReplicaDirectoryRestartResumes(t *testing.T) {
 			t.Fatalf("restarted replica does not serve %s", id)
 		}
 	}
-	var first string
-	for _, q := range seed.requests() {
-		if strings.HasPrefix(q, "/v1/snapshot") || strings.HasPrefix(q, "/v1/replicas/register") {
-			t.Fatalf("restart re-bootstrapped: %s", q)
-		}
-		if first == "" && strings.HasPrefix(q, "/v1/events") {
-			first = q
-		}
-	}
-	if want := "since_seq=" + itoa(stoppedAt) + "&"; !strings.Contains(first, want) {
-		t.Fatalf("first tail request after restart %q, want %q", first, want)
-	}
+	checkResumedTail(t, seed.requests(), stoppedAt)
 }
 
 // TestDIR_FED_01_04_ForgedEventNeverServed: a tampered event in the tail

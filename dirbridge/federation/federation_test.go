@@ -139,8 +139,16 @@ func TestDIR_FED_02_RestartResumesFromSeq(t *testing.T) {
 	if !r2.serves(t, nodeID(0)) || !r2.serves(t, nodeID(9)) {
 		t.Fatal("restarted replica lacks nodes from before or after the restart")
 	}
+	checkResumedTail(t, seed.requests(), stoppedAt)
+}
+
+// checkResumedTail fails t unless a restarted replica's requests to its
+// seed skip bootstrap (no snapshot, no re-registration) and its first tail
+// request starts at stoppedAt, the seq it had applied before stopping.
+func checkResumedTail(t *testing.T, requests []string, stoppedAt int64) {
+	t.Helper()
 	var first string
-	for _, q := range seed.requests() {
+	for _, q := range requests {
 		if strings.HasPrefix(q, "/v1/snapshot") || strings.HasPrefix(q, "/v1/replicas/register") {
 			t.Fatalf("restart re-bootstrapped: %s", q)
 		}
