@@ -254,7 +254,5 @@ func isNullJSON(r json.RawMessage) bool {
 func newUUID() string {
 	var b [16]byte
 	_, _ = io.ReadFull(rand.Reader, b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return wire.UUIDv4(b)
 }

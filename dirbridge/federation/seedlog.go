@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/internal/jcs"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // The seed's own tables, in the same file as the materialised state so that
@@ -339,8 +339,5 @@ func (l *eventLog) prune(ctx context.Context, cutoff time.Time) (int64, error) {
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	return wire.UUIDv4(b)
 }

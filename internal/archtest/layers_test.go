@@ -43,7 +43,7 @@ var layers = map[string]layer{
 	"internal/admin":       {may: []string{"wire", "dirbridge/client", "internal/paths"}},
 	"internal/config":      {},
 	"internal/paths":       {},
-	"internal/identity":    {may: []string{"internal/paths"}},
+	"internal/identity":    {may: []string{"wire", "internal/paths"}},
 	"internal/cx":          {may: []string{"wire", "internal/paths"}},
 	"internal/logging":     {},
 	"internal/sdnotify":    {},

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/wire"
 )
 
 const pemType = "PRIVATE KEY"
@@ -130,8 +131,5 @@ func (id *Identity) PeerID() (peer.ID, error) {
 // lifetime, so a restarted node re-registers under the same node_id.
 func (id *Identity) NodeID() string {
 	h := sha256.Sum256(append([]byte(nodeIDDomain), id.Public()...))
-	b := h[:16]
-	b[6] = (b[6] & 0x0f) | 0x40 // version 4
-	b[8] = (b[8] & 0x3f) | 0x80 // RFC 4122 variant
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return wire.UUIDv4([16]byte(h[:16]))
 }
