@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/internal/retry"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -101,7 +101,7 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	retryable := map[peer.ID]bool{}
 	for info.Attempts < attempts {
 		if info.Attempts > 0 && last != outSwitch {
-			if err := sleepCtx(ctx, backoff(m.cfg.RetryBase, info.Attempts)); err != nil {
+			if err := retry.Sleep(ctx, retry.Backoff(m.cfg.RetryBase, info.Attempts)); err != nil {
 				return lastResp, info, err
 			}
 		}
@@ -351,24 +351,6 @@ func closeResponse(cm wire.CloseMsg) *wire.Response {
 		msg += ": " + cm.Message
 	}
 	return errorResponse("", wire.NewError(code, msg))
-}
-
-// backoff is the delay before retry n (n ≥ 1): base·2^(n-1) ± 20 %.
-func backoff(base time.Duration, n int) time.Duration {
-	d := base << (n - 1)
-	jitter := 1 + (mrand.Float64()*0.4 - 0.2)
-	return time.Duration(float64(d) * jitter)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // newUUID returns a random UUID version 4.

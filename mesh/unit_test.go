@@ -271,18 +271,6 @@ func TestSelectionValueOrdering(t *testing.T) {
 	}
 }
 
-func TestBackoffJitter(t *testing.T) {
-	for n := 1; n <= 3; n++ {
-		want := float64(200*time.Millisecond) * math.Pow(2, float64(n-1))
-		for range 200 {
-			d := float64(backoff(200*time.Millisecond, n))
-			if d < 0.8*want || d > 1.2*want {
-				t.Fatalf("backoff(%d) = %v outside ±20%% of %v", n, time.Duration(d), time.Duration(want))
-			}
-		}
-	}
-}
-
 func TestJudgeClassifies(t *testing.T) {
 	m := &Mesh{now: time.Now, breakers: newBreakers(5, time.Minute)}
 	p := randomPeer(t)

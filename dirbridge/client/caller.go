@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	mrand "math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/retry"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -160,7 +160,7 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 		if i >= attempts || ctx.Err() != nil {
 			break
 		}
-		if wait && sleepCtx(ctx, retryPause(cl.RetryBase, i)) != nil {
+		if wait && retry.Sleep(ctx, retryPause(cl.RetryBase, i)) != nil {
 			break
 		}
 		resp, a := cl.post(ctx, call, n)
@@ -255,19 +255,7 @@ func retryPause(base time.Duration, i int) time.Duration {
 	if base <= 0 {
 		base = DefaultRetryBase
 	}
-	d := base << min(i-1, 8)
-	return time.Duration(float64(d) * (0.8 + 0.4*mrand.Float64()))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.Backoff(base, i)
 }
 
 // NewUUID returns a random UUID v4 (task_id, call_id).

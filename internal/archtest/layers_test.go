@@ -27,11 +27,11 @@ var layers = map[string]layer{
 	"wire":         {},
 	"node":         {may: []string{"wire", "node/backend"}},
 	"node/backend": {may: []string{"wire", "internal/httperr"}},
-	"mesh":         {may: []string{"wire"}},
+	"mesh":         {may: []string{"wire", "internal/retry"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
-	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr"}},
+	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
 	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil"}},
 	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil"}},
 	"dirbridge/directory/signedtoken": {},
@@ -52,6 +52,7 @@ var layers = map[string]layer{
 	"internal/interop":     {may: []string{"wire"}},
 	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
 	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
+	"internal/retry":       {}, // iicp-semantics §6.1 backoff shared by mesh and client
 	"internal/e2e":         {}, // tests only
 	"internal/archtest":    {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
