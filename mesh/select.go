@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Peer selection. The directory's score (iicp-semantics.md §3.1) is the
@@ -15,8 +17,8 @@ import (
 //	selection = 0.8 × base + 0.2 × latency_score
 //	latency_score = 1 / (1 + rtt / 50 ms)   (0.5 while unmeasured)
 //
-// base uses the Phase 3 weights, or the Phase 5 weights when the CALL pins
-// a model. Hard gates (intent, pinned model, availability, open circuit)
+// base is wire.Score, the one §3.1 formula, with the Phase 3 weights, or
+// the Phase 5 weights when the CALL pins a model. Hard gates (intent, pinned model, availability, open circuit)
 // are applied before any ranking (§3.1 "Hard rule").
 const (
 	selBaseWeight    = 0.8
@@ -54,24 +56,19 @@ func selectionValue(p *PeerInfo, req selectRequest, failures, threshold int) flo
 	if p.MaxConcurrent > 0 {
 		capRatio = clamp01(float64(p.MaxConcurrent-p.ActiveJobs) / float64(p.MaxConcurrent))
 	}
-	region := 1.0
-	if req.region != "" && p.Region != req.region {
-		region = 0
-	}
-	// Local reputation: consecutive failures eat into it until the breaker opens.
-	rep := clamp01(1 - float64(failures)/float64(threshold))
-
-	var base float64
-	if req.model == "" {
-		base = 0.35*avail + 0.28*(1-load) + 0.18*capRatio + 0.09*region + 0.10*rep
-	} else {
-		modelMatch := selUnknown
+	in := wire.ScoreInput{Availability: avail, Load: load, Capacity: capRatio,
+		Region: wire.RegionMatch(req.region, p.Region),
+		// Local reputation: consecutive failures eat into it until the breaker opens.
+		Reputation: clamp01(1 - float64(failures)/float64(threshold))}
+	if req.model != "" {
+		in.Model, in.ModelMatch = true, selUnknown
 		if p.listsModel(req.intent, req.model) {
-			modelMatch = 1
+			in.ModelMatch = 1
 		}
 		// price_score: adverts carry no pricing, so every peer ties at 1.
-		base = 0.25*avail + 0.20*(1-load) + 0.15*capRatio + 0.10*region + 0.10*rep + 0.10*modelMatch + 0.10
+		in.Price = 1
 	}
+	base := wire.Score(in)
 	lat := selUnknown
 	if p.RTT > 0 {
 		lat = 1 / (1 + float64(p.RTT)/float64(selRTTScale))

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // ranking is one intent's candidate lists, kept sorted by each node's score
@@ -47,11 +49,10 @@ type rankItem struct {
 	// graduatesAt is when the node leaves probation at this state (zero:
 	// not at this state).
 	graduatesAt time.Time
-	// base and rep are the query-independent score terms (scoreBase,
-	// reputation), precomputed unless availability windows make the base
-	// depend on the time.
-	base, rep float64
-	windows   bool
+	// in holds the query-independent score factors (availability 1:
+	// windows make it depend on the time, so score recomputes it).
+	in      wire.ScoreInput
+	windows bool
 	// network groups nodes by observed source network (/24, /48) for the
 	// per-network cap on probationary nodes.
 	network string
@@ -84,9 +85,11 @@ func newRanking() *ranking {
 // newRankItem files e at state st; prev (nil: none) is the node's item at
 // an earlier state, whose network key is reused while the address holds.
 func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankItem {
-	base, rep := scoreBase(e.rec, st, 1), clamp01(st.Reputation)
-	it := &rankItem{e: e, st: st, bound: scoreFinish(base, 1, rep), windows: len(e.rec.Availability) > 0,
-		base: base, rep: rep, class: classProbation}
+	in := scoreInput(e.rec, st, 1)
+	top := in
+	top.Region = 1 // wire.Score is monotone: region 1 bounds every query
+	it := &rankItem{e: e, st: st, bound: wire.RoundScore(wire.Score(top)), windows: len(e.rec.Availability) > 0,
+		in: in, class: classProbation}
 	if prev != nil && prev.e.rec == e.rec && prev.st.ObservedIP == st.ObservedIP {
 		it.network = prev.network
 	} else {
@@ -102,13 +105,14 @@ func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankIt
 }
 
 // score is the item's exact score for a query region at now; identical to
-// score(rec, st, region, now) because it runs the same two steps.
+// score(rec, st, region, now) because it feeds wire.Score the same factors.
 func (it *rankItem) score(region string, now time.Time) float64 {
-	base := it.base
+	in := it.in
 	if it.windows {
-		base = scoreBase(it.e.rec, it.st, availabilityFactor(it.e.rec.Availability, now))
+		in.Availability = availabilityFactor(it.e.rec.Availability, now)
 	}
-	return scoreFinish(base, regionMatch(region, it.e.rec.Region), it.rep)
+	in.Region = wire.RegionMatch(region, it.e.rec.Region)
+	return wire.RoundScore(wire.Score(in))
 }
 
 // rankLess is the list order: higher bound first, ties by node_id.
@@ -229,7 +233,7 @@ func (r *ranking) graduate(now time.Time) {
 	for _, it := range due {
 		r.deleteLocked(it)
 		r.insertLocked(&rankItem{e: it.e, st: it.st, bound: it.bound, class: classGraduated, graduatesAt: it.graduatesAt,
-			base: it.base, rep: it.rep, windows: it.windows, network: it.network})
+			in: it.in, windows: it.windows, network: it.network})
 	}
 	r.nextGrad.Store(next)
 }
@@ -326,7 +330,7 @@ func insertTop(out []scored, c scored, k int) []scored {
 
 // regionClass indexes the fragment cache by region_match value.
 func regionClass(want, have string) int {
-	switch m := regionMatch(want, have); {
+	switch m := wire.RegionMatch(want, have); {
 	case m == 1:
 		return 0
 	case m > 0:

@@ -2,58 +2,39 @@ package directory
 
 import (
 	"math"
-	"strings"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
 )
 
-// Phase 3 weights, iicp-semantics.md §3.1 (no ?model= parameter).
-const (
-	wAvailability = 0.35
-	wLoad         = 0.28
-	wCapacity     = 0.18
-	wRegion       = 0.09
-	wReputation   = 0.10
-)
-
 // minScore: nodes scoring below it are excluded (DIR-DISC-04/07, DIS-4).
-const minScore = 0.1
-
-// capacityRef is the max_concurrent at which capacity_ratio saturates: the
-// ratio grows with log2(1+max_concurrent) so a 16-slot node is "full
-// capacity" and small nodes are not crushed by huge ones.
-const capacityRef = 16
+const minScore = wire.MinScore
 
 // outsideWindowFactor is availability_factor outside declared sharing
 // windows (iicp-semantics.md §4).
 const outsideWindowFactor = 0.5
 
-// score computes the canonical directory score of one node for a query.
-// The spec leaves the load, capacity and region terms open; their
-// definitions are recorded in docs/spec-decisions.md (## directory):
+// score computes the canonical directory score of one node for a query
+// with the one §3.1 formula (wire.Score). The spec leaves the load,
+// capacity and region terms open; their definitions are recorded in
+// docs/spec-decisions.md (## directory):
 //
 //	availability_factor  1 with no windows; inside a declared UTC window 1; outside 0.5
 //	normalized_load      heartbeat load clamped to [0,1], else active_jobs/max_concurrent
-//	capacity_ratio       min(1, log2(1+max_concurrent)/log2(1+16))
-//	region_match         1 exact (case-insensitive) or no preference; 0.5 same
-//	                     leading label ("eu-west" vs "eu-central"); 0 otherwise
+//	capacity_ratio       wire.CapacityRatio: min(1, log2(1+max_concurrent)/log2(1+16))
+//	region_match         wire.RegionMatch: 1 exact (case-insensitive) or no preference;
+//	                     0.5 same leading label ("eu-west" vs "eu-central"); 0 otherwise
 //	reputation_score     stored reputation, default 0.5
 func score(rec *NodeRecord, st *nodeState, region string, now time.Time) float64 {
-	return scoreFinish(scoreBase(rec, st, availabilityFactor(rec.Availability, now)), regionMatch(region, rec.Region), clamp01(st.Reputation))
+	in := scoreInput(rec, st, availabilityFactor(rec.Availability, now))
+	in.Region = wire.RegionMatch(region, rec.Region)
+	return wire.RoundScore(wire.Score(in))
 }
 
-// scoreBase is the sum of the terms that do not depend on the query. The
-// explicit conversion rounds it, so a cached base gives bit-identical
-// scores to a fresh one.
-func scoreBase(rec *NodeRecord, st *nodeState, availability float64) float64 {
-	return float64(wAvailability*availability + wLoad*(1-normalizedLoad(rec, st)) + wCapacity*capacityRatio(rec.Limits.MaxConcurrent))
-}
-
-// scoreFinish adds the region and reputation terms and rounds to 4 decimals.
-func scoreFinish(base, region, reputation float64) float64 {
-	s := float64(base+wRegion*region) + wReputation*reputation
-	return math.Round(clamp01(s)*10000) / 10000
+// scoreInput holds the query-independent factors of a node's score.
+func scoreInput(rec *NodeRecord, st *nodeState, availability float64) wire.ScoreInput {
+	return wire.ScoreInput{Availability: availability, Load: normalizedLoad(rec, st),
+		Capacity: wire.CapacityRatio(rec.Limits.MaxConcurrent), Reputation: st.Reputation}
 }
 
 func availabilityFactor(wins []wire.AvailabilityWindow, now time.Time) float64 {
@@ -95,25 +76,6 @@ func normalizedLoad(rec *NodeRecord, st *nodeState) float64 {
 		return 0
 	}
 	return clamp01(float64(st.ActiveJobs) / float64(rec.Limits.MaxConcurrent))
-}
-
-func capacityRatio(maxConcurrent int) float64 {
-	if maxConcurrent <= 0 {
-		return 0
-	}
-	return math.Min(1, math.Log2(1+float64(maxConcurrent))/math.Log2(1+capacityRef))
-}
-
-func regionMatch(want, have string) float64 {
-	if want == "" || strings.EqualFold(want, have) {
-		return 1
-	}
-	w, _, _ := strings.Cut(strings.ToLower(want), "-")
-	h, _, _ := strings.Cut(strings.ToLower(have), "-")
-	if w != "" && w == h {
-		return 0.5
-	}
-	return 0
 }
 
 func clamp01(v float64) float64 {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // TestDIR_FED_01_20_SeedDirectoryToReplicaDirectories: a node registers at
@@ -245,9 +247,9 @@ func forgeLiveness(t *testing.T, r *replicaDirEnv, did, id string) {
 }
 
 // TestDIR_FED_18_WriteAtReplicaFollowedToSeed: a write at a replica
-// directory is a 307 to the seed (path kept); the FailoverClient follows it
-// (DIR-FED-05, ≤ 3 hops) so a node registers, heartbeats and deregisters
-// through a replica URL, and the result is replicated back.
+// directory is a 307 to the seed (path kept); clients follow it (DIR-FED-05)
+// so a node registers, heartbeats and deregisters through a replica URL, and
+// the result is replicated back.
 func TestDIR_FED_18_WriteAtReplicaFollowedToSeed(t *testing.T) {
 	seed := newSeedDir(t, seedDirOpts{gossip: true})
 	r := newReplicaDir(t, seed, replicaDirOpts{gossip: true})
@@ -265,21 +267,24 @@ func TestDIR_FED_18_WriteAtReplicaFollowedToSeed(t *testing.T) {
 		t.Fatalf("write at replica: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
-	// The replica first: every request goes there and is redirected. The
-	// seed is listed too because the transport forwards a bearer token
-	// only to directories it was configured with.
-	fc, err := NewFailoverClient([]string{r.url, seed.url}, nil, 10*time.Second)
+	// A node configured with only the replica URL: register with net/http's
+	// own 307 handling, then heartbeat and deregister with the node's real
+	// directory client (dirbridge/client follows ≤ 3 redirects, DIR-FED-06).
+	a := newUUID()
+	token := registerAt(t, &http.Client{Timeout: 10 * time.Second}, r.url, a, healthSrv(t))
+	waitFor(t, time.Second, "node registered through the replica is replicated", func() bool { return r.serves(t, a) })
+	dc, err := client.New(r.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newUUID()
-	token := registerAt(t, fc, r.url, a, healthSrv(t))
-	waitFor(t, time.Second, "node registered through the replica is replicated", func() bool { return r.serves(t, a) })
-	if code := call(t, fc, http.MethodPost, r.url+"/v1/heartbeat", token, map[string]any{"node_id": a, "load": 0.5}); code != http.StatusOK {
-		t.Fatalf("heartbeat through the replica: %d", code)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	load := 0.5
+	if _, err := dc.Heartbeat(ctx, token, &wire.Heartbeat{NodeID: a, Load: &load}); err != nil {
+		t.Fatalf("heartbeat through the replica: %v", err)
 	}
-	if code := call(t, fc, http.MethodDelete, r.url+"/v1/register", token, nil); code != http.StatusOK {
-		t.Fatalf("deregister through the replica: %d", code)
+	if err := dc.Deregister(ctx, token, a); err != nil {
+		t.Fatalf("deregister through the replica: %v", err)
 	}
 	waitFor(t, time.Second, "deregistration replicated", func() bool { return !r.serves(t, a) })
 }

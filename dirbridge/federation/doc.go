@@ -5,8 +5,8 @@
 // /.well-known/iicp-replicas.json, POST /v1/replicas/register and
 // /deregister), replica sync (snapshot + event tail + GossipSub push, every
 // event verified before it is applied, progress persisted), the replica's
-// HTTP surface (signed discovery, 307 write gate, lag gate), and
-// FailoverTransport for clients that know several directories.
+// HTTP surface (signed discovery, 307 write gate, lag gate). Clients
+// follow the 307s themselves (dirbridge/client, DIR-FED-05/06).
 //
 // Seed: NewSeed(ctx, SeedConfig) → Emit(ctx, Change...) from the directory's
 // OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes and

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -130,16 +129,8 @@ type discoverQuery struct {
 	limit                 int
 }
 
-// Discover weights: iicp-semantics.md §3.1, the same terms the seed's
-// directory scores with; each directory scores independently (S.13 §1).
-const (
-	dwAvailability = 0.35
-	dwLoad         = 0.28
-	dwCapacity     = 0.18
-	dwRegion       = 0.09
-	dwReputation   = 0.10
-	minDiscScore   = 0.1
-)
+// minDiscScore: nodes scoring below it are not listed (iicp-semantics.md §3.3).
+const minDiscScore = wire.MinScore
 
 // query returns live nodes matching q, best first. live decides the
 // liveness window (the replica has no heartbeats of its own).
@@ -204,28 +195,20 @@ func (v *nodeView) matches(q discoverQuery) bool {
 	return false
 }
 
+// score is the node's §3.1 score (wire.Score) with the factors the seed's
+// directory uses; each directory scores independently (S.13 §1).
 func (v *nodeView) score(region string) float64 {
-	load := 0.0
+	in := wire.ScoreInput{Availability: 1, Region: wire.RegionMatch(region, v.reg.Region), Reputation: 0.5}
 	if v.load != nil {
-		load = min(1, max(0, *v.load))
+		in.Load = *v.load
 	}
-	capRatio := 0.0
-	if v.reg.Limits != nil && v.reg.Limits.MaxConcurrent > 0 {
-		capRatio = min(1, math.Log2(1+float64(v.reg.Limits.MaxConcurrent))/math.Log2(17))
+	if v.reg.Limits != nil {
+		in.Capacity = wire.CapacityRatio(v.reg.Limits.MaxConcurrent)
 	}
-	regionMatch := 1.0
-	if region != "" && !strings.EqualFold(region, v.reg.Region) {
-		regionMatch = 0
-		if a, _, _ := strings.Cut(region, "-"); strings.HasPrefix(strings.ToLower(v.reg.Region), strings.ToLower(a)+"-") {
-			regionMatch = 0.5
-		}
-	}
-	rep := 0.5
 	if v.reputation != nil {
-		rep = min(1, max(0, *v.reputation))
+		in.Reputation = *v.reputation
 	}
-	s := dwAvailability + dwLoad*(1-load) + dwCapacity*capRatio + dwRegion*regionMatch + dwReputation*rep
-	return math.Round(min(1, s)*10000) / 10000
+	return wire.RoundScore(wire.Score(in))
 }
 
 func (v *nodeView) summary(score float64) wire.NodeSummary {
