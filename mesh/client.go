@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,9 +18,14 @@ import (
 type CallOptions struct {
 	// Peer pins the call to one peer; no other peer is tried.
 	Peer peer.ID
-	// ConsumerToken travels in the HEADERS frame and reaches the serving
-	// engine as wire.Caller.ConsumerToken. LOG-FORBIDDEN.
-	ConsumerToken string
+	// Credential returns the consumer token for one attempt on one peer
+	// (nodeID is the peer's advertised node_id, "" when the table does not
+	// know it), so every attempt carries a token minted for its own target.
+	// The token travels in the HEADERS frame and reaches the serving engine
+	// as wire.Caller.ConsumerToken. LOG-FORBIDDEN. nil or "" sends none; an
+	// error skips the peer for this call (no credential it would accept)
+	// without counting an attempt.
+	Credential func(ctx context.Context, p peer.ID, nodeID string) (string, error)
 	// JSON selects /iicp/task-json/1.0.0 instead of native CBOR.
 	JSON bool
 	// MaxAttempts overrides Config.RetryAttempts when positive.
@@ -99,21 +103,29 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	var lastErr error
 	var lastResp *wire.Response
 	retryable := map[peer.ID]bool{}
+	var skipped []peer.ID
 	for info.Attempts < attempts {
 		if info.Attempts > 0 && last != outSwitch {
 			if err := retry.Sleep(ctx, retry.Backoff(m.cfg.RetryBase, info.Attempts)); err != nil {
 				return lastResp, info, err
 			}
 		}
-		p, ok := m.nextPeer(cands, info.Tried, retryable)
+		p, ok := m.nextPeer(cands, append(skipped, info.Tried...), retryable)
 		if !ok {
 			break
+		}
+		token, err := m.credential(ctx, opts, p)
+		if err != nil {
+			skipped = append(skipped, p)
+			last = outSwitch // nothing was sent: no pause before the next peer
+			m.log.Debug("no credential for peer", "peer", logPeer(p), "error", err)
+			continue
 		}
 		info.Attempts++
 		info.Tried = append(info.Tried, p)
 		attempt := *call
 		attempt.CallID = newUUID()
-		resp, err := m.callPeer(ctx, p, &attempt, opts.ConsumerToken, codec)
+		resp, err := m.callPeer(ctx, p, &attempt, token, codec)
 		last = m.judge(p, resp, err)
 		m.stats.count("call_attempt")
 		switch last {
@@ -139,6 +151,18 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	return nil, info, fmt.Errorf("%w after %d attempts: %w", ErrUnreachable, info.Attempts, lastErr)
 }
 
+// credential asks opts.Credential for p's token.
+func (m *Mesh) credential(ctx context.Context, opts CallOptions, p peer.ID) (string, error) {
+	if opts.Credential == nil {
+		return "", nil
+	}
+	var nodeID string
+	if pi, ok := m.table.get(p); ok {
+		nodeID = pi.NodeID
+	}
+	return opts.Credential(ctx, p, nodeID)
+}
+
 // candidates returns the ranked eligible peers for call.
 func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions, want int) ([]PeerInfo, error) {
 	if opts.Peer != "" {
@@ -161,7 +185,7 @@ func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions
 	if len(list) == 0 {
 		return nil, ErrNoCandidate
 	}
-	failures := func(p PeerInfo) int { return m.breakers.consecutive(p.PeerID) }
+	failures := func(p PeerInfo) int { return m.breakers.Consecutive(p.PeerID) }
 	return rank(list, req, failures, m.cfg.BreakerThreshold), nil
 }
 
@@ -169,7 +193,7 @@ func (m *Mesh) eligiblePeers(req selectRequest) []PeerInfo {
 	now := m.now()
 	var out []PeerInfo
 	for _, p := range m.table.serving(req.intent, req.model) {
-		if eligible(&p, req) && m.breakers.state(p.PeerID, now) != BreakerOpen {
+		if eligible(&p, req) && m.breakers.State(p.PeerID, now) != BreakerOpen {
 			out = append(out, p)
 		}
 	}
@@ -185,12 +209,12 @@ func (m *Mesh) nextPeer(cands []PeerInfo, tried []peer.ID, retryable map[peer.ID
 		seen[p] = true
 	}
 	for _, c := range cands {
-		if !seen[c.PeerID] && m.breakers.allow(c.PeerID, now) {
+		if !seen[c.PeerID] && m.breakers.Allow(c.PeerID, now) {
 			return c.PeerID, true
 		}
 	}
 	for _, c := range cands {
-		if retryable[c.PeerID] && m.breakers.allow(c.PeerID, now) {
+		if retryable[c.PeerID] && m.breakers.Allow(c.PeerID, now) {
 			return c.PeerID, true
 		}
 	}
@@ -203,41 +227,48 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	if err != nil {
 		var werr *wire.Error
 		if errors.As(err, &werr) || errors.Is(err, context.Canceled) || errors.Is(err, errSlotWait) {
-			m.breakers.release(p)
+			m.breakers.Release(p)
 			return outLocalError
 		}
 		if isResourceLimit(err) {
 			// A resource manager refused the stream before any engine
 			// saw the CALL: the peer (or this host) is full, as with
 			// capacity_exceeded, not failing.
-			m.breakers.release(p)
+			m.breakers.Release(p)
 			m.stats.count("call_stream_refused")
 			return outSwitch
 		}
-		m.breakers.failure(p, now)
+		m.breakers.Failure(p, now)
 		return outRetry
 	}
-	if resp.Status == wire.StatusSuccess || resp.Error == nil {
-		m.breakers.success(p)
+	if resp.Status == wire.StatusSuccess {
+		m.breakers.Success(p)
 		return outFinal
 	}
-	switch code := resp.Error.Code; {
-	case code == wire.CodeCapacityExceeded:
-		m.breakers.release(p)
+	// wire.RetryElsewhere decides final or retry; the rest is pacing and
+	// breaker bookkeeping.
+	if !wire.RetryElsewhere(resp) {
+		if resp.Error != nil && resp.Error.Status() >= 500 {
+			m.breakers.Failure(p, now) // final, but the peer is failing
+		} else {
+			m.breakers.Success(p) // the caller's problem; the peer is healthy
+		}
+		return outFinal
+	}
+	var code wire.Code
+	if resp.Error != nil {
+		code = resp.Error.Code
+	}
+	switch code {
+	case wire.CodeCapacityExceeded:
+		m.breakers.Release(p)
 		return outSwitch
-	case code == wire.CodeRateLimited:
-		m.breakers.release(p)
+	case wire.CodeRateLimited, wire.CodeE029:
+		m.breakers.Release(p)
 		return outRetry
-	case code.HTTPStatus() == http.StatusServiceUnavailable, code.HTTPStatus() == http.StatusGatewayTimeout:
-		m.breakers.failure(p, now)
-		return outRetry
-	case code.HTTPStatus() >= 500:
-		m.breakers.failure(p, now)
-		return outFinal
 	}
-	// A 4xx answer is the caller's problem; the peer is healthy.
-	m.breakers.success(p)
-	return outFinal
+	m.breakers.Failure(p, now)
+	return outRetry
 }
 
 // isResourceLimit reports whether err is a resource manager refusing a

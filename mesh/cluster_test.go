@@ -215,7 +215,7 @@ func TestMeshCapacityExceededSwitchesWithoutBackoff(t *testing.T) {
 	if elapsed >= ccfg.RetryBase*8/10 {
 		t.Fatalf("switch took %v: backoff was applied", elapsed)
 	}
-	if n := client.m.breakers.consecutive(full.h.ID()); n != 0 {
+	if n := client.m.breakers.Consecutive(full.h.ID()); n != 0 {
 		t.Fatalf("capacity_exceeded counted %d breaker failures", n)
 	}
 }

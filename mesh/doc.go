@@ -14,7 +14,7 @@
 //	go m.Serve(ctx)                                   // until ctx ends; then closes the mesh, not the host
 //	reg.Extensions[mesh.P2PExtensionKey] = mesh.P2PExtension(h)
 //	m.AddBootstrapPeers(infosFromDiscover)            // via mesh.ParseP2PExtension
-//	resp, info, err := m.Call(ctx, call, mesh.CallOptions{ConsumerToken: tok})
+//	resp, info, err := m.Call(ctx, call, mesh.CallOptions{Credential: tokenFor})
 //	if errors.Is(err, mesh.ErrNoCandidate) { /* directory discover + HTTP */ }
 //
 // # Finding peers

@@ -227,7 +227,7 @@ func (m *Mesh) Peers() []PeerInfo {
 	ps := m.table.Snapshot()
 	now := m.now()
 	for i := range ps {
-		ps[i].Breaker = m.breakers.state(ps[i].PeerID, now)
+		ps[i].Breaker = m.breakers.State(ps[i].PeerID, now)
 	}
 	return ps
 }

@@ -172,9 +172,9 @@ func TestJudgeResourceLimitSwitches(t *testing.T) {
 		// Waiting for our own per-peer cap ran out of time: our problem.
 		{"slot wait", fmt.Errorf("%w: %w", errSlotWait, context.DeadlineExceeded), outLocalError},
 	} {
-		before := m.breakers.consecutive(p)
+		before := m.breakers.Consecutive(p)
 		got := m.judge(p, nil, tc.err)
-		failed := m.breakers.consecutive(p) - before
+		failed := m.breakers.Consecutive(p) - before
 		if got != tc.want || (tc.want != outRetry) != (failed == 0) {
 			t.Errorf("%s: outcome %v, breaker +%d; want %v", tc.name, got, failed, tc.want)
 		}

@@ -172,61 +172,6 @@ func TestPeerTableProvidersAndExpiry(t *testing.T) {
 	}
 }
 
-// TestBreakerStates walks iicp-semantics.md §7.1 with a fake clock.
-func TestBreakerStates(t *testing.T) {
-	p := randomPeer(t)
-	bs := newBreakers(5, 30*time.Second)
-	t0 := time.Now()
-	for i := range 4 {
-		bs.failure(p, t0)
-		if bs.state(p, t0) != BreakerClosed || !bs.allow(p, t0) {
-			t.Fatalf("open after %d failures", i+1)
-		}
-	}
-	bs.success(p) // success resets the consecutive count
-	for range 4 {
-		bs.failure(p, t0)
-	}
-	if bs.state(p, t0) != BreakerClosed {
-		t.Fatal("count not reset by success")
-	}
-	bs.failure(p, t0)
-	if bs.state(p, t0) != BreakerOpen || bs.allow(p, t0.Add(29*time.Second)) {
-		t.Fatal("not open after 5 consecutive failures")
-	}
-	t1 := t0.Add(31 * time.Second)
-	if bs.state(p, t1) != BreakerHalfOpen || !bs.allow(p, t1) {
-		t.Fatal("no half-open probe after 30 s")
-	}
-	if bs.allow(p, t1) {
-		t.Fatal("second concurrent probe admitted")
-	}
-	bs.failure(p, t1) // failed probe reopens
-	if bs.state(p, t1.Add(time.Second)) != BreakerOpen {
-		t.Fatal("failed probe did not reopen")
-	}
-	t2 := t1.Add(31 * time.Second)
-	if !bs.allow(p, t2) {
-		t.Fatal("no probe after reopen period")
-	}
-	bs.success(p)
-	if bs.state(p, t2) != BreakerClosed || bs.consecutive(p) != 0 {
-		t.Fatal("successful probe did not close")
-	}
-	// A probe released without verdict lets the next call probe.
-	for range 5 {
-		bs.failure(p, t2)
-	}
-	t3 := t2.Add(31 * time.Second)
-	if !bs.allow(p, t3) {
-		t.Fatal("no probe")
-	}
-	bs.release(p)
-	if !bs.allow(p, t3) {
-		t.Fatal("released probe blocks the next")
-	}
-}
-
 func TestSelectionValueOrdering(t *testing.T) {
 	req := selectRequest{intent: testIntent}
 	base := PeerInfo{Caps: []AdvertCap{{Intent: testIntent}}, Available: true, MaxConcurrent: 4}
@@ -288,13 +233,16 @@ func TestJudgeClassifies(t *testing.T) {
 		{"unavailable retries and counts", resp(wire.CodeUnavailable), nil, outRetry, 2},
 		{"timeout retries and counts", resp(wire.CodeTaskTimeout), nil, outRetry, 3},
 		{"backend error is final and counts", resp(wire.CodeBackendError), nil, outFinal, 4},
+		{"internal error is final and counts", resp(wire.CodeInternal), nil, outFinal, 5},
 		{"client error is final and healthy", resp(wire.CodeValidationError), nil, outFinal, 0},
+		{"unauthorized is final (§6.1)", resp(wire.CodeUnauthorized), nil, outFinal, 0},
+		{"model not on this peer moves on", resp(wire.CodeE029), nil, outRetry, 0},
 		{"local error stops", nil, wire.NewError(wire.CodePayloadTooLarge, "x"), outLocalError, 0},
 		{"success", &wire.Response{Status: wire.StatusSuccess}, nil, outFinal, 0},
 	}
 	for _, tc := range cases {
-		if got := m.judge(p, tc.resp, tc.err); got != tc.want || m.breakers.consecutive(p) != tc.failures {
-			t.Errorf("%s: outcome %v failures %d, want %v %d", tc.name, got, m.breakers.consecutive(p), tc.want, tc.failures)
+		if got := m.judge(p, tc.resp, tc.err); got != tc.want || m.breakers.Consecutive(p) != tc.failures {
+			t.Errorf("%s: outcome %v failures %d, want %v %d", tc.name, got, m.breakers.Consecutive(p), tc.want, tc.failures)
 		}
 	}
 }

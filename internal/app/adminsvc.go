@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/paths"
@@ -171,7 +173,8 @@ func (d *daemon) callMesh(ctx context.Context, call *wire.Call) *admin.CallResul
 			continue // no credential this peer would accept
 		}
 		attempts++
-		resp, info, err := d.mesh.Call(ctx, call, mesh.CallOptions{Peer: p.PeerID, ConsumerToken: tok, MaxAttempts: 1})
+		resp, info, err := d.mesh.Call(ctx, call, mesh.CallOptions{Peer: p.PeerID, MaxAttempts: 1,
+			Credential: func(context.Context, peer.ID, string) (string, error) { return tok, nil }})
 		if err != nil || resp == nil {
 			d.log.Debug("mesh call attempt failed", "peer", p.PeerID.ShortString(), "error", err)
 			continue

@@ -27,7 +27,7 @@ var layers = map[string]layer{
 	"wire":         {},
 	"node":         {may: []string{"wire", "node/backend"}},
 	"node/backend": {may: []string{"wire", "internal/httperr"}},
-	"mesh":         {may: []string{"wire", "internal/retry"}},
+	"mesh":         {may: []string{"wire", "internal/retry", "internal/breaker"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
@@ -53,6 +53,7 @@ var layers = map[string]layer{
 	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
 	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
 	"internal/retry":       {}, // iicp-semantics §6.1 backoff shared by mesh and client
+	"internal/breaker":     {}, // iicp-semantics §7.1 per-target circuit breaker shared by mesh and route
 	"internal/e2e":         {}, // tests only
 	"internal/archtest":    {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
