@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -115,4 +116,19 @@ func rank(peers []PeerInfo, req selectRequest, failures func(PeerInfo) int, thre
 
 func clamp01(x float64) float64 {
 	return min(1, max(0, x))
+}
+
+// Candidates returns the peers eligible for call (hard gates applied, open
+// circuits left out), best first by the local selection value; when the
+// peer table knows none it asks the DHT first. It is the mesh finder of
+// route; nil when the mesh is closed or no peer qualifies.
+func (m *Mesh) Candidates(ctx context.Context, call *wire.Call) []PeerInfo {
+	if m.ctx.Err() != nil {
+		return nil
+	}
+	list, err := m.candidates(ctx, call, CallOptions{}, m.cfg.RetryAttempts)
+	if err != nil {
+		return nil
+	}
+	return list
 }

@@ -39,23 +39,25 @@ var layers = map[string]layer{
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
 	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs"}},
-	"internal/app":         {may: []string{anyPkg}},
-	"internal/admin":       {may: []string{"wire", "dirbridge/client", "internal/paths"}},
-	"internal/config":      {},
-	"internal/paths":       {},
-	"internal/identity":    {may: []string{"wire", "internal/paths"}},
-	"internal/cx":          {may: []string{"wire", "internal/paths"}},
-	"internal/logging":     {},
-	"internal/sdnotify":    {},
-	"internal/buildinfo":   {},
-	"internal/spectest":    {}, // test helper: locates the spec files
-	"internal/interop":     {may: []string{"wire"}},
-	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
-	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
-	"internal/retry":       {}, // iicp-semantics §6.1 backoff shared by mesh and client
-	"internal/breaker":     {}, // iicp-semantics §7.1 per-target circuit breaker shared by mesh and route
-	"internal/e2e":         {}, // tests only
-	"internal/archtest":    {}, // tests only
+	// The caller side, once: finders, one attempt loop, one classifier.
+	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"internal/app":       {may: []string{anyPkg}},
+	"internal/admin":     {may: []string{"wire", "dirbridge/client", "internal/paths"}},
+	"internal/config":    {},
+	"internal/paths":     {},
+	"internal/identity":  {may: []string{"wire", "internal/paths"}},
+	"internal/cx":        {may: []string{"wire", "internal/paths"}},
+	"internal/logging":   {},
+	"internal/sdnotify":  {},
+	"internal/buildinfo": {},
+	"internal/spectest":  {}, // test helper: locates the spec files
+	"internal/interop":   {may: []string{"wire"}},
+	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
+	"internal/jcs":       {}, // RFC 8785 canonical JSON (federation event signatures)
+	"internal/retry":     {}, // iicp-semantics §6.1 backoff shared by mesh and client
+	"internal/breaker":   {}, // iicp-semantics §7.1 per-target circuit breaker shared by mesh and route
+	"internal/e2e":       {}, // tests only
+	"internal/archtest":  {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
 	"internal/httperr/httperrtest": {},
 	// Self-signed server certificates for the node bridge and the directory.

@@ -1,0 +1,152 @@
+package route
+
+import (
+	"context"
+	"errors"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// run is the state of one Call.
+type run struct {
+	call *wire.Call
+	q    Query
+	res  *Result
+	seen map[string]bool
+	// candidates counts targets offered by finders; findErr is the last
+	// finder error (a *wire.Error wins over others).
+	candidates int
+	findErr    error
+	// wait: the next attempt backs off first (the last one failed
+	// transiently; capacity_exceeded and not-sent switch at once).
+	wait bool
+	last *wire.Response
+}
+
+// Call runs call on the best target that gives a final answer: targets in
+// finder order, each attempt with a fresh call_id and the same task_id
+// (iicp-framing.md §4.3), at most the configured attempts, skipping
+// targets whose circuit is open.
+//
+// Outcomes (PROXY-ERR-01/02):
+//   - success: Result.Response is the RESPONSE and err is nil;
+//   - a final failure RESPONSE (validation, unauthorized, backend_error…,
+//     wire.RetryElsewhere false): Result.Response is that RESPONSE and err
+//     its *wire.Error, so a 401 is a Go error, never a silent nil;
+//   - no candidate at all: the finders' error (IICP-E064 when every node is
+//     keyless, the directory's error when it is unreachable), else IICP-E033;
+//   - candidates but no final answer: no_available_node, with the last
+//     RESPONSE (if any) in Result.Response;
+//   - the context ended: its error.
+//
+// The fallback transport (WithFallback) serves when no candidate gave a
+// final answer, before any of these errors.
+func (r *Router) Call(ctx context.Context, call *wire.Call, q Query) (*Result, error) {
+	st := &run{call: call, q: q, res: &Result{}, seen: map[string]bool{}}
+	if st.q.Intent == "" {
+		st.q.Intent = call.Intent
+	}
+	if st.q.Model == "" {
+		st.q.Model = call.Model
+	}
+	if st.q.QoS == "" {
+		st.q.QoS = call.Constraints.QoS
+	}
+	if st.q.Region == "" {
+		st.q.Region = call.Constraints.Region
+	}
+	if werr := wire.ValidateCall(call); werr != nil {
+		return st.res, werr
+	}
+	for _, f := range r.finders {
+		if st.res.Attempts >= r.s.attempts {
+			break
+		}
+		targets, err := f.Find(ctx, st.q)
+		if err != nil {
+			st.noteFindErr(err)
+			r.s.logger.Debug("finder failed", "error", err)
+		}
+		for _, t := range targets {
+			if st.res.Attempts >= r.s.attempts {
+				break
+			}
+			done, err := r.try(ctx, st, t)
+			if done || err != nil {
+				return st.res, err
+			}
+		}
+	}
+	return r.finish(ctx, st)
+}
+
+func (st *run) noteFindErr(err error) {
+	var werr *wire.Error
+	if st.findErr == nil || errors.As(err, &werr) {
+		st.findErr = err
+	}
+}
+
+// finish ends a call that got no final answer from any candidate.
+func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		st.res.Response = st.last
+		return st.res, err
+	}
+	if r.s.fallback != nil {
+		done, err := r.try(ctx, st, Target{Path: PathLocal})
+		if done || err != nil {
+			return st.res, err
+		}
+	}
+	st.res.Response = st.last
+	switch {
+	case st.candidates == 0 && st.findErr != nil:
+		return st.res, st.findErr
+	case st.candidates == 0:
+		return st.res, wire.Errorf(wire.CodeE033, "no node serves %s", st.q.Intent)
+	}
+	return st.res, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s), %d attempt(s), none completed the task",
+		st.candidates, st.res.Attempts)
+}
+
+// transport picks the transport for t.
+func (r *Router) transport(t Target) Transport {
+	if t.Path == PathLocal {
+		return r.s.fallback
+	}
+	return r.s.transports[t.Path]
+}
+
+// try runs one attempt on t. done reports a final answer (in st.res); err
+// ends the call (the call is invalid, or the context ended).
+func (r *Router) try(ctx context.Context, st *run, t Target) (done bool, err error) {
+	key := t.key()
+	tr := r.transport(t)
+	if st.seen[key] || tr == nil || (r.s.skip != nil && t.Path != PathLocal && r.s.skip(t)) {
+		return false, nil
+	}
+	st.seen[key] = true
+	st.candidates++
+	if !r.breakers.Allow(key, r.s.now()) {
+		return false, nil // §7.1: skip a node whose circuit is open
+	}
+	var cred string
+	if r.s.credential != nil && t.Path != PathLocal {
+		if cred, err = r.s.credential(ctx, t, st.call.Intent); err != nil {
+			r.breakers.Release(key)
+			r.s.logger.Debug("no credential for target", "path", t.Path, "node_id", t.NodeID, "error", err)
+			return false, ctx.Err()
+		}
+	}
+	if st.wait && st.res.Attempts > 0 {
+		if err := r.pause(ctx, st.res.Attempts+1); err != nil {
+			r.breakers.Release(key)
+			return false, err
+		}
+	}
+	attempt := *st.call
+	attempt.CallID = newUUID()
+	resp, sent, err := tr.Send(ctx, t, &attempt, cred)
+	return r.judge(ctx, st, t, resp, sent, err)
+}

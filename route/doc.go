@@ -1,0 +1,30 @@
+// Package route is the caller side of meshnode, once: it runs a task on
+// the best node it can find over every path it knows, for the daemon's
+// `meshnode call`, the CLI's --directory path and Go programs.
+//
+// A Router asks its finders for candidate targets in order (by default the
+// mesh peer table and DHT first, then directory discover; LAN and gateway
+// finders plug in the same way), and runs one attempt loop over them
+// (iicp-semantics.md §6): at most 3 attempts, each with a fresh call_id and
+// the same task_id, a backoff with jitter between transient failures
+// (internal/retry), capacity_exceeded switching at once (§2.2), a circuit
+// breaker per target (§7.1, internal/breaker), one classifier for final
+// versus retryable answers (wire.RetryElsewhere), a credential per target
+// (each attempt carries a consumer token minted for its own node), and an
+// optional local fallback (§8 step 4). The Result names the path (mesh,
+// http, local) and the node that served.
+//
+//	r, _ := route.New([]route.Finder{route.MeshFinder{M: m}, route.DirectoryFinder{C: dc}},
+//		route.WithTransport(route.PathMesh, route.MeshTransport{M: m}),
+//		route.WithTransport(route.PathHTTP, route.HTTPTransport{}),
+//		route.WithCredential(tokenFor))
+//	res, err := r.Call(ctx, call, route.Query{})
+//
+// A Go program with only a directory uses route.ForDirectory. The HTTP
+// path seals payloads with IICP-CX and reads every deployed SDK dialect
+// (dirbridge/client.PostTask); the mesh path rides the libp2p secure
+// channel.
+//
+// route imports wire, mesh, dirbridge/client and internal leaves; never
+// internal/app.
+package route

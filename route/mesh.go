@@ -1,0 +1,51 @@
+package route
+
+import (
+	"context"
+	"errors"
+
+	"github.com/meshnode/meshnode/mesh"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// MeshFinder offers the mesh peers that serve a call's intent: the peer
+// table (signed gossip adverts) and, when it knows none, the DHT's provider
+// records, ranked by mesh's local selection value (docs/spec-decisions.md
+// ## mesh). Peers with no node_id are left out: a consumer token names the
+// node it is for.
+type MeshFinder struct{ M *mesh.Mesh }
+
+// Find implements Finder.
+func (f MeshFinder) Find(ctx context.Context, q Query) ([]Target, error) {
+	call := &wire.Call{Intent: q.Intent, Model: q.Model, Constraints: wire.Constraints{Region: q.Region}}
+	var out []Target
+	for _, p := range f.M.Candidates(ctx, call) {
+		if p.NodeID == "" {
+			continue
+		}
+		out = append(out, Target{Path: PathMesh, NodeID: p.NodeID, PeerID: p.PeerID.String(), Peer: p})
+	}
+	return out, nil
+}
+
+// MeshTransport sends attempts over a libp2p task stream to the target's
+// peer (mesh.Call pinned to that peer, one attempt; the mesh's own peer
+// breakers still guard it). The libp2p secure channel ends at the serving
+// node, so the payload carries no IICP-CX envelope.
+type MeshTransport struct{ M *mesh.Mesh }
+
+// Send implements Transport.
+func (tr MeshTransport) Send(ctx context.Context, t Target, call *wire.Call, credential string) (*wire.Response, Sent, error) {
+	if t.Peer.PeerID == "" {
+		return nil, Sent{}, NotSent(errors.New("mesh target without a peer"))
+	}
+	opts := mesh.CallOptions{Peer: t.Peer.PeerID, MaxAttempts: 1, Credential: mesh.FixedCredential(credential)}
+	resp, _, err := tr.M.Call(ctx, call, opts)
+	switch {
+	case err == nil:
+		return resp, Sent{}, nil
+	case errors.Is(err, mesh.ErrNoCandidate), errors.Is(err, mesh.ErrClosed):
+		return nil, Sent{}, NotSent(err)
+	}
+	return resp, Sent{}, err
+}
