@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"context"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -119,16 +118,21 @@ func clamp01(x float64) float64 {
 }
 
 // Candidates returns the peers eligible for call (hard gates applied, open
-// circuits left out), best first by the local selection value; when the
-// peer table knows none it asks the DHT first. It is the mesh finder of
-// route; nil when the mesh is closed or no peer qualifies.
-func (m *Mesh) Candidates(ctx context.Context, call *wire.Call) []PeerInfo {
+// circuits left out), best first by the local selection value: the mesh
+// finder of route. It never waits on the DHT: when the table knows fewer
+// peers than a call may try, a provider lookup runs in the background and
+// what it finds joins the table for later calls (a DHT-only peer has no
+// advert yet, so no node_id a consumer token could name). nil when the
+// mesh is closed or no peer qualifies.
+func (m *Mesh) Candidates(call *wire.Call) []PeerInfo {
 	if m.ctx.Err() != nil {
 		return nil
 	}
-	list, err := m.candidates(ctx, call, CallOptions{}, m.cfg.RetryAttempts)
-	if err != nil {
-		return nil
+	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}
+	list := m.eligiblePeers(req)
+	if len(list) < m.cfg.RetryAttempts {
+		m.findProvidersAsync(call.Intent)
 	}
-	return list
+	failures := func(p PeerInfo) int { return m.breakers.Consecutive(p.PeerID) }
+	return rank(list, req, failures, m.cfg.BreakerThreshold)
 }

@@ -9,17 +9,17 @@ import (
 )
 
 // MeshFinder offers the mesh peers that serve a call's intent: the peer
-// table (signed gossip adverts) and, when it knows none, the DHT's provider
-// records, ranked by mesh's local selection value (docs/spec-decisions.md
-// ## mesh). Peers with no node_id are left out: a consumer token names the
-// node it is for.
+// table (signed gossip adverts; DHT provider lookups widen it in the
+// background), ranked by mesh's local selection value
+// (docs/spec-decisions.md ## mesh). Peers with no node_id are left out: a
+// consumer token names the node it is for.
 type MeshFinder struct{ M *mesh.Mesh }
 
 // Find implements Finder.
-func (f MeshFinder) Find(ctx context.Context, q Query) ([]Target, error) {
+func (f MeshFinder) Find(_ context.Context, q Query) ([]Target, error) {
 	call := &wire.Call{Intent: q.Intent, Model: q.Model, Constraints: wire.Constraints{Region: q.Region}}
 	var out []Target
-	for _, p := range f.M.Candidates(ctx, call) {
+	for _, p := range f.M.Candidates(call) {
 		if p.NodeID == "" {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -210,7 +211,8 @@ func defaultDirectory(e *env, g *globals) string {
 	return "http://127.0.0.1:8010"
 }
 
-// callDirect discovers through dir and posts the task itself.
+// callDirect discovers through dir and posts the task itself, through the
+// same router the daemon uses (route.ForDirectory).
 func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (*admin.CallResult, error) {
 	dc, err := client.New(dir, client.WithUserAgent("meshnode/"+version()))
 	if err != nil {
@@ -223,16 +225,18 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond+10*time.Second)
 	defer cancel()
-	cl := &client.Caller{Directory: dc, AllowPlaintext: req.AllowPlaintext}
-	resp, info, err := cl.Call(ctx, call, client.Query{Intent: req.Intent, QoS: req.QoS})
+	r, err := route.ForDirectory(dc, nil)
 	if err != nil {
-		if errors.Is(err, client.ErrUnavailable) {
-			return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
-		}
-		return nil, err
+		return nil, withCode(exitFailure, err)
 	}
-	return &admin.CallResult{Path: admin.PathHTTP, NodeID: info.NodeID, Endpoint: info.Endpoint,
-		Attempts: len(info.Tried), Encrypted: info.Encrypted, Response: resp}, nil
+	res, err := r.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	switch {
+	case res != nil && res.Path != "":
+		return admin.FromRoute(res), nil // a final answer, successful or not: printCall reports it
+	case errors.Is(err, client.ErrUnavailable):
+		return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
+	}
+	return nil, err
 }
 
 // printCall prints the result and maps outcomes to exit codes.

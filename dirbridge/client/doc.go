@@ -36,15 +36,15 @@
 // observed source IP differs from the endpoint host (iicp-core.md §11.2) and
 // deregister on shutdown.
 //
-// Caller is the consumer side of POST /v1/task: discover, then try the best
-// nodes (at most 3, iicp-semantics.md §6.1 backoff between transient
-// failures, an immediate switch on capacity_exceeded per §2.2). Payloads
-// are sealed with IICP-CX (internal/cx) to every node that advertises a
-// cx_public_key; keyless nodes are skipped unless the caller explicitly
-// allows plaintext (iicp-confidentiality.md §6). Answers are read in every
-// dialect deployed SDK nodes speak (internal/interop.DecodeTaskAnswer:
-// "completed", IICP-E021, nested or top-level codes, HTML error pages, 504
-// as timeout), and the CALL carries the qos_class mirror they read.
+// PostTask is one attempt of the consumer side of POST /v1/task (route's
+// HTTPTransport runs the attempt loop over it). Payloads are sealed with
+// IICP-CX (internal/cx) to every node that advertises a cx_public_key; a
+// keyless node gets plaintext only when the caller explicitly allows it
+// (iicp-confidentiality.md §6). Answers are read in every dialect deployed
+// SDK nodes speak (internal/interop.DecodeTaskAnswer: "completed",
+// IICP-E021, nested or top-level codes, HTML error pages, 504 as timeout),
+// and the CALL carries the qos_class mirror they read. ConsumerToken asks a
+// directory for the per-target token (iicp-dir.md §3.12).
 //
 // Tokens are credentials: they never appear in logs, errors or Status.
 //

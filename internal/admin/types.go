@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -125,4 +126,10 @@ type CallResult struct {
 	// path is end-to-end encrypted by the libp2p secure channel instead.
 	Encrypted bool           `json:"encrypted"`
 	Response  *wire.Response `json:"response"`
+}
+
+// FromRoute reports a router's final answer as a CallResult.
+func FromRoute(res *route.Result) *CallResult {
+	return &CallResult{Path: string(res.Path), NodeID: res.NodeID, PeerID: res.PeerID, Endpoint: res.Endpoint,
+		Attempts: res.Attempts, Encrypted: res.Encrypted, Response: res.Response}
 }

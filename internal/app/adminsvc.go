@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/paths"
-	"github.com/meshnode/meshnode/mesh"
+	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -23,15 +20,16 @@ const (
 	defaultCallTimeout = 60 * time.Second
 	// callOverhead is added to the task budget for discovery and retries.
 	callOverhead = 10 * time.Second
-	// meshCallPeers bounds the mesh peers tried for one admin call
-	// (iicp-semantics.md §6.1: 3 attempts).
-	meshCallPeers = 3
 )
 
 // setupAdmin binds the loopback admin endpoint and writes its 0600 token.
 func (d *daemon) setupAdmin() error {
 	tok := newSecret()
-	srv, err := admin.Listen(d.cfg.Admin.Listen, tok, adminBackend{d}, d.o.Logs.Named("admin"))
+	r, err := d.newRouter()
+	if err != nil {
+		return fmt.Errorf("building the task router: %w", err)
+	}
+	srv, err := admin.Listen(d.cfg.Admin.Listen, tok, adminBackend{d: d, router: r}, d.o.Logs.Named("admin"))
 	if err != nil {
 		return err
 	}
@@ -43,7 +41,10 @@ func (d *daemon) setupAdmin() error {
 }
 
 // adminBackend implements admin.Backend on the daemon.
-type adminBackend struct{ d *daemon }
+type adminBackend struct {
+	d      *daemon
+	router *route.Router
+}
 
 func (a adminBackend) NodeToken() string { return a.d.nodeToken() }
 
@@ -105,11 +106,13 @@ func (a adminBackend) Peers(context.Context) []admin.Peer {
 	return out
 }
 
-// Call runs a task for `meshnode call`: the mesh first (direct QUIC streams
-// to peers that advertise the intent), then directory discover and HTTP
-// POST /v1/task. Remote nodes authorize the call through a consumer token
-// the directory issues to this (registered) node for each target
-// (iicp-dir.md §3.12); the payload never reaches the directory.
+// Call runs a task for `meshnode call` through the daemon's router: mesh
+// peers first (direct QUIC streams to peers that advertise the intent),
+// then each directory's discover and HTTP POST /v1/task, and this node's
+// own engine when no directory exists. Remote nodes authorize the call
+// through a consumer token the directory issues to this (registered) node
+// for each target (iicp-dir.md §3.12); the payload never reaches the
+// directory.
 func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.CallResult, *wire.Error) {
 	call, werr := a.d.newCall(req)
 	if werr != nil {
@@ -117,12 +120,57 @@ func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.C
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(call.Constraints.TimeoutMs)*time.Millisecond+callOverhead)
 	defer cancel()
-	if a.d.mesh != nil {
-		if res := a.d.callMesh(ctx, call); res != nil {
-			return res, nil
+	res, err := a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	if res != nil && res.Path != "" {
+		out := admin.FromRoute(res)
+		if res.Path == route.PathLocal {
+			out.NodeID = a.d.id.NodeID()
 		}
+		return out, nil // a final answer, successful or not: the CLI prints it
 	}
-	return a.d.callHTTP(ctx, call, req.AllowPlaintext)
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		return nil, we
+	case ctx.Err() != nil:
+		return nil, wire.NewError(wire.CodeTaskTimeout, "no node answered within the task timeout")
+	}
+	return nil, wire.Errorf(wire.CodeUnavailable, "no directory reachable (%d configured) and no mesh peer serves %s", len(a.d.clients), call.Intent)
+}
+
+// newRouter builds the daemon's router: the mesh finder first, then one
+// directory finder per directory; the local engine as the fallback when no
+// directory exists (directory.disabled).
+func (d *daemon) newRouter() (*route.Router, error) {
+	var finders []route.Finder
+	opts := []route.Option{route.WithCredential(d.credential), route.WithLogger(d.log),
+		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
+	if d.mesh != nil {
+		finders = append(finders, route.MeshFinder{M: d.mesh})
+		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}))
+	}
+	for _, c := range d.clients {
+		finders = append(finders, route.DirectoryFinder{C: c})
+	}
+	if len(d.clients) == 0 {
+		opts = append(opts, route.WithFallback(localTransport{d}))
+	}
+	return route.New(finders, opts...)
+}
+
+// errNoCredential: no directory issues this node a token for a mesh peer,
+// which would refuse a tokenless call.
+var errNoCredential = errors.New("no consumer token for the target")
+
+// credential is the router's per-target credential: a consumer token for
+// the target's node_id. A mesh peer without one is skipped; an HTTP node
+// gets the CALL without one (it may accept the caller another way).
+func (d *daemon) credential(ctx context.Context, t route.Target, intent string) (string, error) {
+	tok := d.consumerToken(ctx, t.NodeID, intent)
+	if tok == "" && t.Path == route.PathMesh {
+		return "", errNoCredential
+	}
+	return tok, nil
 }
 
 // newCall turns an admin request into a validated CALL.
@@ -147,59 +195,6 @@ func (d *daemon) newCall(req admin.CallRequest) (*wire.Call, *wire.Error) {
 	return call, nil
 }
 
-// callMesh tries up to meshCallPeers peers advertising the intent, least
-// loaded and closest first. It returns nil when no peer produced a final
-// answer, so the caller falls back to HTTP.
-func (d *daemon) callMesh(ctx context.Context, call *wire.Call) *admin.CallResult {
-	var cands []mesh.PeerInfo
-	for _, p := range d.mesh.Peers() {
-		if p.Available && p.Serves(call.Intent, call.Model) && p.Breaker != "open" && p.NodeID != "" {
-			cands = append(cands, p)
-		}
-	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].Load != cands[j].Load {
-			return cands[i].Load < cands[j].Load
-		}
-		return cands[i].RTT < cands[j].RTT
-	})
-	attempts := 0
-	for _, p := range cands {
-		if attempts >= meshCallPeers || ctx.Err() != nil {
-			break
-		}
-		tok := d.consumerToken(ctx, p.NodeID, call.Intent)
-		if tok == "" {
-			continue // no credential this peer would accept
-		}
-		attempts++
-		resp, info, err := d.mesh.Call(ctx, call, mesh.CallOptions{Peer: p.PeerID, MaxAttempts: 1,
-			Credential: func(context.Context, peer.ID, string) (string, error) { return tok, nil }})
-		if err != nil || resp == nil {
-			d.log.Debug("mesh call attempt failed", "peer", p.PeerID.ShortString(), "error", err)
-			continue
-		}
-		if resp.Status != wire.StatusSuccess && retryable(resp) {
-			continue
-		}
-		return &admin.CallResult{Path: admin.PathMesh, PeerID: info.Peer.String(), NodeID: p.NodeID,
-			Attempts: attempts, Response: resp}
-	}
-	return nil
-}
-
-func retryable(r *wire.Response) bool {
-	if r.Status == wire.StatusTimeout || r.Error == nil {
-		return true
-	}
-	switch r.Error.Code {
-	case wire.CodeCapacityExceeded, wire.CodeRateLimited, wire.CodeTaskTimeout, wire.CodeBackendError,
-		wire.CodeUnavailable, wire.CodeInternal, wire.CodeUnauthorized:
-		return true
-	}
-	return false
-}
-
 // consumerToken asks a directory this node is registered with for a token
 // to call target; "" when none can issue one.
 func (d *daemon) consumerToken(ctx context.Context, target, intent string) string {
@@ -219,42 +214,13 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string) strin
 	return ""
 }
 
-// callHTTP discovers nodes through each directory in turn and posts the
-// task to the best of them.
-func (d *daemon) callHTTP(ctx context.Context, call *wire.Call, allowPlaintext bool) (*admin.CallResult, *wire.Error) {
-	if len(d.clients) == 0 {
-		return d.callLocal(ctx, call)
-	}
-	var lastErr *wire.Error
-	for _, c := range d.clients {
-		cl := &client.Caller{Directory: c, HTTP: d.taskClient, AllowPlaintext: allowPlaintext,
-			Credential: func(ctx context.Context, nodeID, intent string) (string, error) {
-				return d.consumerToken(ctx, nodeID, intent), nil
-			}}
-		resp, info, err := cl.Call(ctx, call, client.Query{Intent: call.Intent, QoS: call.Constraints.QoS})
-		if err == nil {
-			return &admin.CallResult{Path: admin.PathHTTP, NodeID: info.NodeID, Endpoint: info.Endpoint,
-				Attempts: len(info.Tried), Encrypted: info.Encrypted, Response: resp}, nil
-		}
-		var werr *wire.Error
-		switch {
-		case errors.As(err, &werr):
-			lastErr = werr
-		case ctx.Err() != nil:
-			return nil, wire.NewError(wire.CodeTaskTimeout, "no node answered within the task timeout")
-		default:
-			lastErr = wire.NewError(wire.CodeUnavailable, "directory unreachable: "+c.URL())
-		}
-	}
-	return nil, lastErr
-}
+// localTransport serves the task on this node's engine (the router's
+// fallback when no directory exists and no mesh peer answered).
+type localTransport struct{ d *daemon }
 
-// callLocal serves the task on this node when no directory exists
-// (directory.disabled) and no mesh peer answered.
-func (d *daemon) callLocal(ctx context.Context, call *wire.Call) (*admin.CallResult, *wire.Error) {
-	if d.operatorToken != "" {
-		call.Auth = &wire.Auth{NodeToken: d.operatorToken}
+func (l localTransport) Send(ctx context.Context, _ route.Target, call *wire.Call, _ string) (*wire.Response, route.Sent, error) {
+	if l.d.operatorToken != "" {
+		call.Auth = &wire.Auth{NodeToken: l.d.operatorToken}
 	}
-	resp := d.engine.Execute(ctx, call, wire.Caller{Transport: "local", RemoteIP: "127.0.0.1"})
-	return &admin.CallResult{Path: admin.PathLocal, NodeID: d.id.NodeID(), Attempts: 1, Response: resp}, nil
+	return l.d.engine.Execute(ctx, call, wire.Caller{Transport: "local", RemoteIP: "127.0.0.1"}), route.Sent{}, nil
 }

@@ -42,7 +42,7 @@ var layers = map[string]layer{
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
 	"internal/app":       {may: []string{anyPkg}},
-	"internal/admin":     {may: []string{"wire", "dirbridge/client", "internal/paths"}},
+	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/paths"}},
 	"internal/config":    {},
 	"internal/paths":     {},
 	"internal/identity":  {may: []string{"wire", "internal/paths"}},
@@ -66,7 +66,7 @@ var layers = map[string]layer{
 	"internal/testutil": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
-		"internal/sdnotify", "dirbridge/client", "wire"}},
+		"internal/sdnotify", "dirbridge/client", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every
 	// library package, but never internal/app or cmd.

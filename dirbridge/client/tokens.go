@@ -1,0 +1,63 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"strings"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// HTTP task path limits.
+const (
+	// maxTaskResponse bounds a RESPONSE read from a node (the mesh uses the
+	// same 8 MiB bound for RESPONSE frames).
+	maxTaskResponse = 8 << 20
+	// HeaderConsumerToken carries a directory-issued consumer token
+	// (iicp-core.md §3.1 errata v1.5.2).
+	HeaderConsumerToken = "X-IICP-Consumer-Token"
+)
+
+// DirectoryKey fetches the directory's Ed25519 public key (hex) that signs
+// consumer tokens (iicp-dir.md §3.12).
+func (c *Client) DirectoryKey(ctx context.Context) (string, error) {
+	var out struct {
+		PublicKey string `json:"public_key"`
+		Algorithm string `json:"algorithm"`
+	}
+	if err := c.do(ctx, "directory-key", http.MethodGet, "/api/v1/directory-key", "", nil, &out, maxBody, http.StatusOK); err != nil {
+		return "", err
+	}
+	if out.PublicKey == "" || (out.Algorithm != "" && !strings.EqualFold(out.Algorithm, "ed25519")) {
+		return "", &Error{Op: "directory-key", Status: http.StatusOK, Message: "no Ed25519 public key in reply"}
+	}
+	return out.PublicKey, nil
+}
+
+// ConsumerToken asks the directory for a short-lived token that lets this
+// node (authenticated by its own node token) call target for intent
+// (iicp-dir.md §3.12). The returned token is LOG-FORBIDDEN.
+func (c *Client) ConsumerToken(ctx context.Context, nodeToken, targetNodeID, intent string) (string, error) {
+	in := struct {
+		TargetNodeID string `json:"target_node_id"`
+		Intent       string `json:"intent"`
+	}{targetNodeID, intent}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := c.do(ctx, "consumer-token", http.MethodPost, "/api/v1/consumer-token", nodeToken, &in, &out, maxBody, http.StatusCreated, http.StatusOK); err != nil {
+		return "", err
+	}
+	if out.Token == "" {
+		return "", &Error{Op: "consumer-token", Status: http.StatusOK, Message: "empty token"}
+	}
+	return out.Token, nil
+}
+
+// NewUUID returns a random UUID v4 (task_id, call_id).
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return wire.UUIDv4(b)
+}
