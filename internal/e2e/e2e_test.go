@@ -67,6 +67,7 @@ func TestEndToEnd(t *testing.T) {
 	c.checkDiscovery(t)
 	c.checkCalls(t)
 	c.checkHTTPFallbackWithCX(t)
+	c.checkDirectCallUnauthorizedIsFinal(t)
 	st := c.checkHeartbeats(t)
 	c.checkKilledNodeExpires(t)
 	c.checkDirectoryRestart(t, st)
@@ -173,6 +174,30 @@ func (c *cluster) checkHTTPFallbackWithCX(t *testing.T) {
 	}
 	if st := status(t, c.bin, c.homes[i]); st == nil || st.CX.Opened < 1 || st.CX.KeyID == "" {
 		t.Fatalf("serving node's CX status %+v, want a sealed task opened", st)
+	}
+}
+
+// checkDirectCallUnauthorizedIsFinal: `meshnode call --directory` from a
+// home with no node goes through the same router as the daemon (discover,
+// POST /v1/task sealed with IICP-CX). Without an operator token or consumer
+// token the chosen node answers 401, and a 401 is final (iicp-semantics.md
+// §6.1 "SHOULD NOT retry"): one attempt although three nodes serve the
+// intent, the node's answer printed, exit code 5, no backend call.
+func (c *cluster) checkDirectCallUnauthorizedIsFinal(t *testing.T) {
+	before := c.backendCalls.Load()
+	home := filepath.Join(t.TempDir(), "caller")
+	writeTestConfig(t, home)
+	out, code := run(t, c.bin, 30*time.Second, "--home", home, "call", "--json", "--directory", c.dirURL, "who may call")
+	var res admin.CallResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 5 {
+		t.Fatalf("call --directory without a token: exit %d, output %q", code, out)
+	}
+	if res.Path != admin.PathHTTP || res.Attempts != 1 || !res.Encrypted || res.Response == nil || res.Response.Error == nil ||
+		res.Response.Error.Code != "unauthorized" {
+		t.Fatalf("call --directory without a token: %+v (response %+v)", res, res.Response)
+	}
+	if n := c.backendCalls.Load(); n != before {
+		t.Fatalf("backend ran %d task(s) for an unauthorized call", n-before)
 	}
 }
 
