@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // gossipQueueSize is the length of pubsub's validation queue and of each
@@ -54,13 +56,13 @@ func (m *Mesh) localLoad() (float64, int) {
 		if math.IsNaN(l) {
 			l = 1
 		}
-		return clamp01(l), max(0, n)
+		return wire.Clamp01(l), max(0, n)
 	}
 	n := int(m.active.Load())
 	if m.cfg.MaxConcurrent <= 0 {
 		return 0, n
 	}
-	return clamp01(float64(n) / float64(m.cfg.MaxConcurrent)), n
+	return wire.Clamp01(float64(n) / float64(m.cfg.MaxConcurrent)), n
 }
 
 // buildAdvert makes this node's next advert.

@@ -54,12 +54,12 @@ func selectionValue(p *PeerInfo, req selectRequest, failures, threshold int) flo
 		avail, load = selUnknown, selUnknown
 	}
 	if p.MaxConcurrent > 0 {
-		capRatio = clamp01(float64(p.MaxConcurrent-p.ActiveJobs) / float64(p.MaxConcurrent))
+		capRatio = wire.Clamp01(float64(p.MaxConcurrent-p.ActiveJobs) / float64(p.MaxConcurrent))
 	}
 	in := wire.ScoreInput{Availability: avail, Load: load, Capacity: capRatio,
 		Region: wire.RegionMatch(req.region, p.Region),
 		// Local reputation: consecutive failures eat into it until the breaker opens.
-		Reputation: clamp01(1 - float64(failures)/float64(threshold))}
+		Reputation: wire.Clamp01(1 - float64(failures)/float64(threshold))}
 	if req.model != "" {
 		in.Model, in.ModelMatch = true, selUnknown
 		if p.listsModel(req.intent, req.model) {
@@ -111,10 +111,6 @@ func rank(peers []PeerInfo, req selectRequest, failures func(PeerInfo) int, thre
 		out[i] = s[i].p
 	}
 	return out
-}
-
-func clamp01(x float64) float64 {
-	return min(1, max(0, x))
 }
 
 // Candidates returns the peers eligible for call (hard gates applied, open

@@ -27,15 +27,15 @@ type ScoreInput struct {
 // gives the published 4-decimal value). It is monotone in every factor, so
 // a score computed with an upper bound of a factor bounds the exact one.
 func Score(in ScoreInput) float64 {
-	a, l, c, r, rep := clamp01(in.Availability), clamp01(in.Load), clamp01(in.Capacity), clamp01(in.Region), clamp01(in.Reputation)
+	a, l, c, r, rep := Clamp01(in.Availability), Clamp01(in.Load), Clamp01(in.Capacity), Clamp01(in.Region), Clamp01(in.Reputation)
 	if !in.Model {
-		return clamp01(0.35*a + 0.28*(1-l) + 0.18*c + 0.09*r + 0.10*rep)
+		return Clamp01(0.35*a + 0.28*(1-l) + 0.18*c + 0.09*r + 0.10*rep)
 	}
-	return clamp01(0.25*a + 0.20*(1-l) + 0.15*c + 0.10*r + 0.10*rep + 0.10*clamp01(in.ModelMatch) + 0.10*clamp01(in.Price))
+	return Clamp01(0.25*a + 0.20*(1-l) + 0.15*c + 0.10*r + 0.10*rep + 0.10*Clamp01(in.ModelMatch) + 0.10*Clamp01(in.Price))
 }
 
 // RoundScore rounds a score to the 4 decimals directories publish.
-func RoundScore(s float64) float64 { return math.Round(clamp01(s)*10000) / 10000 }
+func RoundScore(s float64) float64 { return math.Round(Clamp01(s)*10000) / 10000 }
 
 // MinScore: directories drop nodes scoring below it from discovery
 // (iicp-semantics.md §3.3).
@@ -70,7 +70,8 @@ func RegionMatch(want, have string) float64 {
 	return 0
 }
 
-func clamp01(v float64) float64 {
+// Clamp01 clamps a score factor to [0,1]; NaN counts as 0.
+func Clamp01(v float64) float64 {
 	switch {
 	case math.IsNaN(v) || v < 0:
 		return 0

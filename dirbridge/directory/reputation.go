@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"math"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Reputation, iicp-semantics.md §11 (model outcome-v2). The directory's only
@@ -69,7 +71,7 @@ func applyOutcome(next *nodeState, o outcome, now time.Time) {
 		pos = min(pos, max(repMaxHourlyGain-next.RepHourlyGain, 0))
 		next.RepHourlyGain = roundRep(next.RepHourlyGain + pos)
 	}
-	next.Reputation = roundRep(clamp01(next.Reputation + pos + neg))
+	next.Reputation = roundRep(wire.Clamp01(next.Reputation + pos + neg))
 }
 
 func roundRep(v float64) float64 { return math.Round(v*repPrecision) / repPrecision }

@@ -70,22 +70,12 @@ func hhmm(s string) (int, bool) {
 
 func normalizedLoad(rec *NodeRecord, st *nodeState) float64 {
 	if st.LoadReported {
-		return clamp01(st.Load)
+		return wire.Clamp01(st.Load)
 	}
 	if rec.Limits.MaxConcurrent <= 0 {
 		return 0
 	}
-	return clamp01(float64(st.ActiveJobs) / float64(rec.Limits.MaxConcurrent))
-}
-
-func clamp01(v float64) float64 {
-	switch {
-	case math.IsNaN(v) || v < 0:
-		return 0
-	case v > 1:
-		return 1
-	}
-	return v
+	return wire.Clamp01(float64(st.ActiveJobs) / float64(rec.Limits.MaxConcurrent))
 }
 
 // Health (ADR-044 as amended by #492, iicp-dir.md §3.4 health_label):
@@ -111,7 +101,7 @@ func healthScore(st *nodeState, live bool) float64 {
 }
 
 // latencyCurve maps 50 ms → 1 and 500 ms → 0 linearly (ADR-044 curve).
-func latencyCurve(ms float64) float64 { return clamp01((500 - ms) / 450) }
+func latencyCurve(ms float64) float64 { return wire.Clamp01((500 - ms) / 450) }
 
 func healthLabel(score float64, live bool) string {
 	switch {
