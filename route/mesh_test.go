@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/internal/identity"
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -104,13 +105,7 @@ func TestMeshThenHTTPWithPerTargetCredentials(t *testing.T) {
 	server := startMesh(t, eng)
 	caller := startMesh(t, nil)
 	caller.m.AddBootstrapPeers([]peer.AddrInfo{server.peer})
-	deadline := time.Now().Add(15 * time.Second)
-	for len(meshTargets(t, caller.m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the caller never learned the server's advert")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 15*time.Second, "the caller to learn the server's advert", func() bool { return len(meshTargets(t, caller.m)) > 0 })
 	web := newTaskNode(t, ok)
 	var refuse atomic.Bool
 	cred := WithCredential(func(_ context.Context, tg Target, _ string) (string, error) {

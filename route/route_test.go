@@ -2,14 +2,18 @@ package route
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -216,4 +220,38 @@ type transportFunc func(context.Context, Target, *wire.Call, string) (*wire.Resp
 
 func (f transportFunc) Send(ctx context.Context, t Target, c *wire.Call, cred string) (*wire.Response, Sent, error) {
 	return f(ctx, t, c, cred)
+}
+
+// SEC-LOG-01: the router's logs name paths, nodes and failure classes but
+// never a payload or a credential, whatever the attempts went through.
+func TestSEC_LOG_01_RouterLogsNoPayloadOrToken(t *testing.T) {
+	var logs testutil.SyncBuffer
+	lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	down := newTaskNode(t, failWith(wire.CodeUnavailable))
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	gone := down.target("gone")
+	gone.Node.Endpoint = dead.URL
+	cred := WithCredential(func(_ context.Context, tg Target, _ string) (string, error) {
+		if tg.NodeID == "refused" {
+			return "", errors.New("refused")
+		}
+		return "SECRET-TOKEN-7f3a", nil
+	})
+	r := newRouter(t, []Finder{&fakeFinder{err: errors.New("directory down")}, finder(down.target("down"), down.target("refused"), gone)},
+		cred, WithLogger(lg))
+	call := testCall()
+	call.Payload = json.RawMessage(`{"messages":[{"role":"user","content":"PROMPT-MARKER-91c2"}]}`)
+	if _, err := r.Call(context.Background(), call, Query{}); err == nil {
+		t.Fatal("every node failed, yet no error")
+	}
+	out := logs.String()
+	if !strings.Contains(out, "attempt failed") {
+		t.Fatalf("no attempt logged: %q", out)
+	}
+	for _, secret := range []string{"SECRET-TOKEN-7f3a", "PROMPT-MARKER-91c2"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log carries %s:\n%s", secret, out)
+		}
+	}
 }

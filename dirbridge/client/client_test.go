@@ -112,7 +112,7 @@ func TestOversizeResponseRefused(t *testing.T) {
 
 // DIR-FED-05/06: follow 307 (at most 3 in a row); never hand the token to
 // another host; never downgrade https to http.
-func TestRedirects(t *testing.T) {
+func TestDIR_FED_05_06_Redirects(t *testing.T) {
 	var sawAuth string
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sawAuth = r.Header.Get("Authorization")
