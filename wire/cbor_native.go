@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -101,6 +102,9 @@ func EncodeCallNative(c *Call) ([]byte, error) {
 		QoS:             c.Constraints.QoS,
 		Region:          c.Constraints.Region,
 		TaskID:          c.TaskID,
+		// Required profiles travel as required node capabilities (key 21;
+		// docs/spec-decisions.md ## service-lifecycle profile).
+		Capabilities: c.Constraints.RequiredProfiles,
 	}
 	if p, ok := priorityToNative[c.Constraints.Priority]; ok {
 		n.Priority = &p
@@ -271,6 +275,11 @@ func nativeConstraints(n *nativeCall, k *Constraints, compat bool) *Error {
 		k.MaxTokens = int64(*n.MaxTokens)
 	}
 	k.QoS, k.Region, k.Consensus = n.QoS, n.Region, n.Metadata["consensus"]
+	for _, c := range n.Capabilities {
+		if strings.HasPrefix(c, "urn:iicp:profile:") {
+			k.RequiredProfiles = append(k.RequiredProfiles, c)
+		}
+	}
 	return nil
 }
 

@@ -57,6 +57,14 @@ func EncodeResponseNative(r *Response) ([]byte, error) {
 	if r.Error != nil {
 		n.Error = &NativeError{Code: string(r.Error.Code), Message: r.Error.Message}
 	}
+	if l := r.Lifecycle; l != nil {
+		// Profile-only key 13; key 12 mirrors the envelope (§4.4.2).
+		b, err := encMode.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		n.Lifecycle, n.IsFinal = b, &l.IsFinal
+	}
 	if len(r.Result) > 0 && !isJSONNull(r.Result) {
 		res, err := jsonToCBOR(r.Result)
 		if err != nil {
@@ -74,17 +82,27 @@ func DecodeResponseNative(b []byte) (*Response, *Error) {
 	if err := checkDeterministic(b); err != nil {
 		return nil, err
 	}
-	return decodeResponseNative(b, false)
+	return decodeResponseNative(b, false, false)
+}
+
+// DecodeResponseNativeLifecycle decodes a strict RESPONSE on a task stream
+// that negotiated the service-lifecycle profile: key 13 and is_final=false
+// partials are allowed, and must agree with the status (§4.4.2).
+func DecodeResponseNativeLifecycle(b []byte) (*Response, *Error) {
+	if err := checkDeterministic(b); err != nil {
+		return nil, err
+	}
+	return decodeResponseNative(b, false, true)
 }
 
 // DecodeResponseNativeCompat also accepts the deployed SDK dialect:
 // unsorted maps, call_id under 15, errors under 100 (number) / 101
 // (message), no status key, result as a bstr of CBOR or JSON.
 func DecodeResponseNativeCompat(b []byte) (*Response, *Error) {
-	return decodeResponseNative(b, true)
+	return decodeResponseNative(b, true, false)
 }
 
-func decodeResponseNative(b []byte, compat bool) (*Response, *Error) {
+func decodeResponseNative(b []byte, compat, lifecycle bool) (*Response, *Error) {
 	if len(b) > MaxFramePayload {
 		return nil, NewError(CodePayloadTooLarge, "RESPONSE exceeds the frame size limit")
 	}
@@ -95,7 +113,10 @@ func decodeResponseNative(b []byte, compat bool) (*Response, *Error) {
 	if err := decMode.Unmarshal(b, &n); err != nil {
 		return nil, cborTypeError(err)
 	}
-	if n.IsFinal != nil && !*n.IsFinal {
+	if len(n.Lifecycle) > 0 && !lifecycle {
+		return nil, nativeInvalid("lifecycle", "is profile-only and the profile was not negotiated")
+	}
+	if n.IsFinal != nil && !*n.IsFinal && len(n.Lifecycle) == 0 {
 		return nil, nativeInvalid("is_final", "must be true without the service-lifecycle profile")
 	}
 	if n.TraceID != nil && len(n.TraceID) != 16 {
@@ -104,6 +125,16 @@ func decodeResponseNative(b []byte, compat bool) (*Response, *Error) {
 		return nil, e
 	}
 	r := &Response{SessionID: n.SessionID, CallID: n.CallID, Status: n.Status, NodeID: n.NodeID}
+	if len(n.Lifecycle) > 0 {
+		var l Lifecycle
+		if err := decMode.Unmarshal(n.Lifecycle, &l); err != nil {
+			return nil, nativeInvalid("lifecycle", "is not a lifecycle envelope")
+		}
+		if n.IsFinal == nil || *n.IsFinal != l.IsFinal {
+			return nil, nativeInvalid("is_final", "must equal the lifecycle envelope's is_final")
+		}
+		r.Lifecycle = &l
+	}
 	if n.TokensUsed != nil {
 		r.Metrics.TokensUsed = clampInt64(*n.TokensUsed)
 	}

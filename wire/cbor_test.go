@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -134,7 +135,7 @@ func TestCallCBORStringKeyedRoundTrip(t *testing.T) {
 	if derr != nil {
 		t.Fatal(derr)
 	}
-	if !sameJSON(t, got.Payload, c.Payload) || got.Constraints != c.Constraints || *got.Auth != *c.Auth ||
+	if !sameJSON(t, got.Payload, c.Payload) || !reflect.DeepEqual(got.Constraints, c.Constraints) || *got.Auth != *c.Auth ||
 		*got.Trace != *c.Trace || got.Model != c.Model || got.IdempotencyKey != c.IdempotencyKey {
 		t.Fatalf("round trip changed the call:\n%+v\n%+v", got, c)
 	}
@@ -232,7 +233,7 @@ func TestCallNativeRoundTrip(t *testing.T) {
 	want := c.Constraints
 	want.TimeoutMs = 2000
 	if got.TaskID != c.TaskID || got.Intent != c.Intent || !bytes.Equal(got.Payload, c.Payload) ||
-		got.Constraints != want || got.Auth.NodeToken != c.Auth.NodeToken || *got.Trace != *c.Trace ||
+		!reflect.DeepEqual(got.Constraints, want) || got.Auth.NodeToken != c.Auth.NodeToken || *got.Trace != *c.Trace ||
 		got.Model != c.Model || got.IdempotencyKey != c.IdempotencyKey || got.SessionID != c.TaskID || got.CallID != c.TaskID {
 		t.Fatalf("native round trip:\n got %+v\nwant %+v", got, c)
 	}

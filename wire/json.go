@@ -72,8 +72,17 @@ func decodeChecked[T any](b []byte, maxBytes int, check func(*T) *Error) (*T, *E
 func EncodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
 
 func checkResponse(r *Response) *Error {
+	if r.Lifecycle != nil {
+		if err := r.Lifecycle.check(r.Status); err != nil {
+			return err
+		}
+	}
 	switch r.Status {
 	case StatusSuccess:
+	case StatusPartial:
+		if r.Lifecycle == nil {
+			return invalid("status", "partial needs the service-lifecycle profile")
+		}
 	case StatusError, StatusTimeout:
 		if r.Error == nil || r.Error.Code == "" {
 			return invalid("error", "is required when status is "+r.Status)

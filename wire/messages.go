@@ -80,6 +80,10 @@ type Constraints struct {
 	Region    string `json:"region,omitempty" cbor:"region,omitempty"`
 	// MaxTokens caps output tokens (iicp-cbor-wire.md §4.1.1; native key 17).
 	MaxTokens int64 `json:"max_tokens,omitempty" cbor:"max_tokens,omitempty"`
+	// RequiredProfiles and OptionalProfiles negotiate IICP profiles
+	// (iicp-service-lifecycle-profile.md §2), e.g. ProfileServiceLifecycle.
+	RequiredProfiles []string `json:"required_profiles,omitempty" cbor:"required_profiles,omitempty"`
+	OptionalProfiles []string `json:"optional_profiles,omitempty" cbor:"optional_profiles,omitempty"`
 }
 
 // Auth carries the operator capability credential (errata v1.5.1).
@@ -117,6 +121,9 @@ type Response struct {
 	// SessionID and CallID echo the native CALL (iicp-framing.md §4.4 keys 2, 3).
 	SessionID string `json:"session_id,omitempty" cbor:"session_id,omitempty"`
 	CallID    string `json:"call_id,omitempty" cbor:"call_id,omitempty"`
+	// Lifecycle is the service-lifecycle envelope, present only when the
+	// CALL negotiated ProfileServiceLifecycle (framing §4.4.2).
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty" cbor:"lifecycle,omitempty"`
 }
 
 // Metrics are the RESPONSE's execution metrics.
@@ -149,6 +156,10 @@ type Capability struct {
 	Quantization    string   `json:"quantization,omitempty" cbor:"quantization,omitempty"`
 	InferenceEngine string   `json:"inference_engine,omitempty" cbor:"inference_engine,omitempty"`
 	InputModalities []string `json:"input_modalities,omitempty" cbor:"input_modalities,omitempty"`
+	// SupportsStreaming and SupportedProfiles advertise the
+	// service-lifecycle profile (node-capability-format.md §2–§3).
+	SupportsStreaming bool     `json:"supports_streaming,omitempty" cbor:"supports_streaming,omitempty"`
+	SupportedProfiles []string `json:"supported_profiles,omitempty" cbor:"supported_profiles,omitempty"`
 }
 
 // Limits are the node's declared resource limits.

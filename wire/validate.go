@@ -96,6 +96,9 @@ func ValidateCall(c *Call) *Error {
 	if err := validateConstraints(&c.Constraints); err != nil {
 		return err
 	}
+	if err := validateProfiles(&c.Constraints); err != nil {
+		return err
+	}
 	if c.Auth != nil && len(c.Auth.NodeToken) > MaxTokenLen {
 		return invalid("auth.node_token", "is too long")
 	}

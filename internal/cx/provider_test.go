@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -109,7 +110,7 @@ func TestCX_02_RoundTrip(t *testing.T) {
 	}
 	var want wire.Call
 	_ = json.Unmarshal(testCall("task-1"), &want)
-	if call.TaskID != want.TaskID || call.Intent != want.Intent || string(call.Payload) != string(want.Payload) || call.Constraints != want.Constraints {
+	if call.TaskID != want.TaskID || call.Intent != want.Intent || string(call.Payload) != string(want.Payload) || !reflect.DeepEqual(call.Constraints, want.Constraints) {
 		t.Fatalf("plain call = %s", o.Call)
 	}
 	if bytes.Contains(o.Call, []byte("iicp_conf")) || bytes.Contains(o.Call, []byte(FieldResponseEncryption)) {
