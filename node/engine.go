@@ -124,9 +124,22 @@ func (e *Engine) Wait(ctx context.Context) error {
 // "error" or "timeout", Result is null and Error carries the IICP code whose
 // HTTPStatus the transport uses.
 func (e *Engine) Execute(ctx context.Context, call *wire.Call, caller wire.Caller) *wire.Response {
+	// A buffered RESPONSE cannot honour the lifecycle profile: a CALL that
+	// requires it must come through ExecuteStream (stream.go).
+	return e.executeProfiles(ctx, call, caller, nil)
+}
+
+// executeProfiles runs call on a transport that serves the profiles in
+// supported; a CALL requiring another one is refused before acceptance
+// (iicp-service-lifecycle-profile.md §2).
+func (e *Engine) executeProfiles(ctx context.Context, call *wire.Call, caller wire.Caller, supported []string) *wire.Response {
 	start := e.set.now()
 	if call == nil {
 		return e.finish(&wire.Call{}, caller, start, "", failure(wire.NewError(wire.CodeValidationError, "empty CALL")))
+	}
+	if p := wire.UnsupportedProfile(call, supported); p != "" {
+		return e.finish(call, caller, start, "", failure(wire.NewError(wire.CodeUnsupportedProfile,
+			"a required profile is not served on this transport").WithField("constraints.required_profiles")))
 	}
 	qos, out := e.execute(ctx, call, caller, start)
 	return e.finish(call, caller, start, qos, out)
@@ -225,6 +238,9 @@ func (e *Engine) run(ctx context.Context, be backend.Backend, req backend.Reques
 		err error
 	}
 	done := make(chan result, 1)
+	if st, ok := backend.SinkFrom(ctx).(*streamer); ok {
+		st.accept() // the slot is ours: the task is accepted (stream.go)
+	}
 	e.running.Add(1)
 	go func() {
 		defer e.running.Done()

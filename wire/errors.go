@@ -29,6 +29,9 @@ const (
 	CodeUnsupportedMedia Code = "unsupported_media_type"
 	CodeInternal         Code = "internal_error"
 	CodeUnavailable      Code = "service_unavailable"
+	// CodeUnsupportedProfile: a required profile is not served
+	// (iicp-service-lifecycle-profile.md §2).
+	CodeUnsupportedProfile Code = "unsupported_profile"
 	// CodeNoAvailableNode: discover returned candidates but every routing
 	// attempt failed (PROXY-ERR-02; distinct from IICP-E033). No status in
 	// the spec; 503 as for E033.
@@ -84,27 +87,28 @@ const (
 
 // codeStatus is the HTTP status of every catalogued code.
 var codeStatus = map[Code]int{
-	CodeUnauthorized:     401,
-	CodeForbidden:        403,
-	CodeNotFound:         404,
-	CodeConflict:         409,
-	CodeRateLimited:      429,
-	CodeCapacityExceeded: 429,
-	CodeTaskTimeout:      504,
-	CodeBackendError:     502,
-	CodeNoConsensus:      502,
-	CodeValidationError:  422,
-	CodeUnknownIntent:    422,
-	CodeLivenessFailed:   422,
-	CodeNoRoute:          404,
-	CodePrivateAddress:   422,
-	CodeMethodNotAllowed: 405,
-	CodePayloadTooLarge:  413,
-	CodeUnsupportedMedia: 415,
-	CodeInternal:         500,
-	CodeUnavailable:      503,
-	CodeNoAvailableNode:  503,
-	CodePolicyRefused:    403,
+	CodeUnauthorized:       401,
+	CodeForbidden:          403,
+	CodeNotFound:           404,
+	CodeConflict:           409,
+	CodeUnsupportedProfile: 422,
+	CodeRateLimited:        429,
+	CodeCapacityExceeded:   429,
+	CodeTaskTimeout:        504,
+	CodeBackendError:       502,
+	CodeNoConsensus:        502,
+	CodeValidationError:    422,
+	CodeUnknownIntent:      422,
+	CodeLivenessFailed:     422,
+	CodeNoRoute:            404,
+	CodePrivateAddress:     422,
+	CodeMethodNotAllowed:   405,
+	CodePayloadTooLarge:    413,
+	CodeUnsupportedMedia:   415,
+	CodeInternal:           500,
+	CodeUnavailable:        503,
+	CodeNoAvailableNode:    503,
+	CodePolicyRefused:      403,
 
 	CodeE020: 403,
 	CodeE021: 503,

@@ -10,8 +10,9 @@ package wire
 //     carries no error, and 429/503/504 answers (capacity_exceeded,
 //     rate_limited, service_unavailable, task_timeout, IICP-E021…) are worth
 //     another node;
-//   - IICP-E029 (this node does not serve the model) is worth another node:
-//     it describes the node, not the request;
+//   - IICP-E029 (this node does not serve the model) and
+//     unsupported_profile are worth another node: they describe the node,
+//     not the request;
 //   - everything else is final: 4xx (the request or its credential is
 //     wrong: §6.1 "401 SHOULD NOT retry"), 502 backend_error (§6.1 "SHOULD
 //     NOT retry"), 500 internal_error (not among §6.1's retriable
@@ -29,7 +30,9 @@ func RetryElsewhere(r *Response) bool {
 		return true
 	}
 	switch r.Error.Code {
-	case CodeE029:
+	case CodeE029, CodeUnsupportedProfile:
+		// The node lacks the model or the negotiated profile: another
+		// node may have it.
 		return true
 	case CodeE050, CodeE060, CodeE061, CodeE062, CodeE063, CodeE064:
 		return false

@@ -47,7 +47,7 @@ func FuzzReadStream(f *testing.F) {
 	f.Add([]byte("data: {\"choices\":[{\"index\":1,\"text\":\"a\"}]}\r\n\r\ndata: [DONE]\r\n"), false)
 	f.Add([]byte(": c\nevent: x\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\"}}]}}]}\n\n"), true)
 	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
-		g, err := readStream("fuzz", bytes.NewReader(body), 1<<16, chat)
+		g, err := readStream("fuzz", bytes.NewReader(body), 1<<16, chat, nil)
 		if err != nil {
 			if !errors.Is(err, ErrBackend) {
 				t.Fatalf("error class: %v", err)

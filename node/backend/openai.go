@@ -155,6 +155,10 @@ func (c *OpenAI) Name() string { return "openai" }
 // InferenceEngine is the advisory engine name for capabilities ("" if unknown).
 func (c *OpenAI) InferenceEngine() string { return c.engine }
 
+// StreamsOutput is true: chat and completion answers can be delivered as
+// they are generated (capabilities[].supports_streaming).
+func (c *OpenAI) StreamsOutput() bool { return true }
+
 // GeneratedByAI is true: answers come from a model (iicp-core.md §3.2).
 func (c *OpenAI) GeneratedByAI() bool { return true }
 
@@ -168,7 +172,11 @@ func (c *OpenAI) LogValue() slog.Value {
 
 // Do implements Backend: one chat, completion, embedding or summarise request.
 func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
-	p, err := prepare(req, c.stream)
+	sink := SinkFrom(ctx)
+	if !Streams(req.Mode) {
+		sink = nil
+	}
+	p, err := prepare(req, c.stream || sink != nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -195,7 +203,7 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 	chat := p.mode != ModeCompletion
 	var g generation
 	if p.stream && isEventStream(resp) {
-		g, err = readStream(op, resp.Body, c.maxBody, chat)
+		g, err = readStream(op, resp.Body, c.maxBody, chat, sink)
 		if err != nil && ctx.Err() != nil {
 			err = opError(ctx, op, ctx.Err())
 		}

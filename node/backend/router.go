@@ -120,6 +120,9 @@ func (r *Router) Do(ctx context.Context, intent, model string, payload json.RawM
 // engineNamer is implemented by backends that know their inference engine.
 type engineNamer interface{ InferenceEngine() string }
 
+// outputStreamer is implemented by backends that deliver chunks to a Sink.
+type outputStreamer interface{ StreamsOutput() bool }
+
 // Capabilities lists one capability per route, sorted by intent, for
 // REGISTER and gossip adverts (iicp-core.md §2.1).
 func (r *Router) Capabilities() []wire.Capability {
@@ -129,6 +132,13 @@ func (r *Router) Capabilities() []wire.Capability {
 		c := wire.Capability{Intent: intent, Models: slices.Clone(rt.Models), MaxTokens: rt.MaxTokens}
 		if en, ok := rt.Backend.(engineNamer); ok {
 			c.InferenceEngine = en.InferenceEngine()
+		}
+		// Every route answers the lifecycle profile (a backend that cannot
+		// stream gives one terminal chunk); supports_streaming says tokens
+		// arrive as they are generated.
+		c.SupportedProfiles = slices.Clone(wire.SupportedProfiles)
+		if st, ok := rt.Backend.(outputStreamer); ok && st.StreamsOutput() && Streams(rt.Mode) {
+			c.SupportsStreaming = true
 		}
 		caps = append(caps, c)
 	}

@@ -27,7 +27,9 @@ var errLineTooLong = errors.New("line too long")
 
 // readStream consumes an SSE body of at most limit bytes and returns the
 // assembled generation. chat selects delta.* (chat) or text (completion).
-func readStream(op string, body io.Reader, limit int64, chat bool) (generation, error) {
+// A non-nil sink receives every chunk as it arrives, normalised
+// (forwardChunk), so tokens reach the caller while the backend generates.
+func readStream(op string, body io.Reader, limit int64, chat bool, sink Sink) (generation, error) {
 	lr := &io.LimitedReader{R: body, N: limit + 1}
 	br := bufio.NewReaderSize(lr, 32<<10)
 	asm := newAssembler(chat)
@@ -52,7 +54,11 @@ func readStream(op string, body io.Reader, limit int64, chat bool) (generation, 
 			}
 			if data.Len() > 0 {
 				var derr error
-				done, derr = asm.event(op, data.Bytes())
+				var c *streamChunk
+				done, c, derr = asm.event(op, data.Bytes())
+				if derr == nil && c != nil && sink != nil {
+					derr = forwardChunk(sink, c, chat, asm.model)
+				}
 				if derr != nil {
 					return generation{}, derr
 				}
@@ -159,17 +165,18 @@ type streamChunk struct {
 	Error json.RawMessage `json:"error"`
 }
 
-// event applies one event's data; done is true at [DONE].
-func (a *assembler) event(op string, data []byte) (done bool, err error) {
+// event applies one event's data; done is true at [DONE]; c is the decoded
+// chunk (nil at [DONE]).
+func (a *assembler) event(op string, data []byte) (done bool, c *streamChunk, err error) {
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
-		return true, nil
+		return true, nil, nil
 	}
-	var c streamChunk
-	if err := json.Unmarshal(data, &c); err != nil {
-		return false, malformed(op, "stream chunk is not a JSON object")
+	c = new(streamChunk)
+	if err := json.Unmarshal(data, c); err != nil {
+		return false, nil, malformed(op, "stream chunk is not a JSON object")
 	}
 	if len(bytes.TrimSpace(c.Error)) > 0 && string(bytes.TrimSpace(c.Error)) != "null" {
-		return false, fmt.Errorf("%w: %s: backend reported an error in the stream", ErrBackend, op)
+		return false, nil, fmt.Errorf("%w: %s: backend reported an error in the stream", ErrBackend, op)
 	}
 	if s := lenientString(c.ID); s != "" {
 		a.id = s
@@ -182,7 +189,7 @@ func (a *assembler) event(op string, data []byte) (done bool, err error) {
 	}
 	for _, ch := range c.Choices {
 		if ch.Index < 0 || ch.Index > 1024 {
-			return false, malformed(op, "stream choice index out of range")
+			return false, nil, malformed(op, "stream choice index out of range")
 		}
 		p := a.choices[ch.Index]
 		if p == nil {
@@ -203,7 +210,7 @@ func (a *assembler) event(op string, data []byte) (done bool, err error) {
 		p.reasoning.WriteString(lenientString(ch.Delta.Reasoning))
 		for _, tc := range ch.Delta.ToolCalls {
 			if tc.Index < 0 || tc.Index > 1024 {
-				return false, malformed(op, "stream tool call index out of range")
+				return false, nil, malformed(op, "stream tool call index out of range")
 			}
 			t := p.tools[tc.Index]
 			if t == nil {
@@ -216,7 +223,7 @@ func (a *assembler) event(op string, data []byte) (done bool, err error) {
 			t.Args.WriteString(tc.Function.Arguments)
 		}
 	}
-	return false, nil
+	return false, c, nil
 }
 
 // finished reports whether every choice has a finish reason: a stream cut
