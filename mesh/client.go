@@ -30,6 +30,12 @@ type CallOptions struct {
 	JSON bool
 	// MaxAttempts overrides Config.RetryAttempts when positive.
 	MaxAttempts int
+	// OnEvent streams the answer (taskstream.go): the CALL should list
+	// wire.ProfileServiceLifecycle in constraints.required_profiles, and
+	// OnEvent gets the accepted and partial events as they arrive. A
+	// streamed call makes one attempt: once output has reached the caller,
+	// another peer cannot take over.
+	OnEvent EventFunc
 }
 
 // FixedCredential is a CallOptions.Credential that gives every peer the
@@ -101,6 +107,9 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	if opts.MaxAttempts > 0 {
 		attempts = opts.MaxAttempts
 	}
+	if opts.OnEvent != nil {
+		attempts = 1
+	}
 	cands, err := m.candidates(ctx, call, opts, attempts)
 	if err != nil {
 		return nil, info, err
@@ -131,7 +140,7 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 		info.Tried = append(info.Tried, p)
 		attempt := *call
 		attempt.CallID = newUUID()
-		resp, err := m.callPeer(ctx, p, &attempt, token, codec)
+		resp, err := m.callPeer(ctx, p, &attempt, token, codec, opts.OnEvent)
 		last = m.judge(p, resp, err)
 		m.stats.count("call_attempt")
 		switch last {
@@ -232,7 +241,7 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	now := m.now()
 	if err != nil {
 		var werr *wire.Error
-		if errors.As(err, &werr) || errors.Is(err, context.Canceled) || errors.Is(err, errSlotWait) {
+		if errors.As(err, &werr) || errors.Is(err, context.Canceled) || errors.Is(err, errSlotWait) || errors.Is(err, errEventAbort) {
 			m.breakers.Release(p)
 			return outLocalError
 		}
@@ -289,7 +298,7 @@ func isResourceLimit(err error) bool {
 }
 
 // callPeer runs one attempt on one stream to p.
-func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec) (*wire.Response, error) {
+func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec, onEvent EventFunc) (*wire.Response, error) {
 	payload, err := c.encodeCall(call)
 	if err != nil {
 		return nil, wire.NewError(wire.CodeValidationError, "call could not be encoded")
@@ -312,7 +321,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	resp, err := m.exchange(s, call.TaskID, payload, token, c)
+	resp, err := m.exchange(s, call.TaskID, payload, token, c, onEvent)
 	if err != nil {
 		_ = s.Reset()
 		if ctx.Err() != nil {
@@ -325,7 +334,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 }
 
 // exchange writes the request frames and reads the answer.
-func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token string, c *taskCodec) (*wire.Response, error) {
+func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token string, c *taskCodec, onEvent EventFunc) (*wire.Response, error) {
 	// One Write for every request frame: with lazy protocol negotiation
 	// the multistream header leaves in the same flush, so the whole
 	// request is one STREAM frame and no round trip waits on the
@@ -352,6 +361,9 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	// it, and a Reset (the caller giving up) then cancels the engine.
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
+	if onEvent != nil && c == nativeCodec {
+		return readStreamed(fr, taskID, onEvent)
+	}
 	h, b, err := fr.ReadFrame()
 	if err != nil {
 		return nil, fmt.Errorf("reading response: %w", err)

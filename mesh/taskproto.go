@@ -161,7 +161,7 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
 		caller.RemoteIP = ip.String()
 	}
-	resp := m.engine.Execute(ctx, call, caller)
+	resp := m.execute(ctx, s, c, call, caller)
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
 	}

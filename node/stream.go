@@ -20,7 +20,7 @@ import (
 // Emit receives one non-terminal lifecycle event: accepted (chunk nil) or
 // partial (chunk is the incremental result). An error (the caller went
 // away) cancels the backend request.
-type Emit func(l wire.Lifecycle, chunk json.RawMessage) error
+type Emit = func(l wire.Lifecycle, chunk json.RawMessage) error
 
 // ErrCancelRequested is the cancellation cause a transport gives when the
 // caller asked to cancel (a CONTROL cancel or the HTTP cancel resource):

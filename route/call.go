@@ -21,6 +21,10 @@ type run struct {
 	// transiently; capacity_exceeded and not-sent switch at once).
 	wait bool
 	last *wire.Response
+	// chunks streams the answer (CallStream; nil: buffered); delivered
+	// reports that a chunk reached it.
+	chunks    Chunks
+	delivered bool
 }
 
 // Call runs call on the best target that gives a final answer: targets in
@@ -42,7 +46,11 @@ type run struct {
 // The fallback transport (WithFallback) serves when no candidate gave a
 // final answer, before any of these errors.
 func (r *Router) Call(ctx context.Context, call *wire.Call, q Query) (*Result, error) {
-	st := &run{call: call, q: q, res: &Result{}, seen: map[string]bool{}}
+	return r.call(ctx, call, q, nil)
+}
+
+func (r *Router) call(ctx context.Context, call *wire.Call, q Query, chunks Chunks) (*Result, error) {
+	st := &run{call: call, q: q, res: &Result{}, seen: map[string]bool{}, chunks: chunks}
 	if st.q.Intent == "" {
 		st.q.Intent = call.Intent
 	}
@@ -147,6 +155,13 @@ func (r *Router) try(ctx context.Context, st *run, t Target) (done bool, err err
 	}
 	attempt := *st.call
 	attempt.CallID = newUUID()
-	resp, sent, err := tr.Send(ctx, t, &attempt, cred)
+	if st.chunks == nil {
+		resp, sent, err := tr.Send(ctx, t, &attempt, cred)
+		return r.judge(ctx, st, t, resp, sent, err)
+	}
+	resp, sent, err := st.sendStreamed(ctx, tr, t, &attempt, cred)
+	if st.delivered {
+		return true, r.streamedFinal(ctx, st, t, resp, sent, err)
+	}
 	return r.judge(ctx, st, t, resp, sent, err)
 }

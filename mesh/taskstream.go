@@ -1,0 +1,121 @@
+package mesh
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// The service-lifecycle profile on the task protocol (iicp-framing.md
+// §4.4.1–§4.4.2, §10.4; docs/spec-decisions.md ## service-lifecycle
+// profile). A CALL that lists urn:iicp:profile:service-lifecycle:v1 (native
+// key 21) gets, on the same stream: an OBSERVE frame carrying the
+// `accepted` envelope, one RESPONSE frame per partial (status "partial",
+// is_final=false, key 13), and exactly one terminal RESPONSE (is_final=true,
+// key 13); then the server closes. A caller that resets the stream cancels
+// the backend request. Only the native protocol streams; a CALL on the JSON
+// protocol that requires the profile is refused (unsupported_profile).
+
+// StreamEngine is implemented by engines that serve the lifecycle profile
+// (node.Engine.ExecuteStream).
+type StreamEngine interface {
+	ExecuteStream(ctx context.Context, call *wire.Call, caller wire.Caller,
+		emit func(l wire.Lifecycle, chunk json.RawMessage) error) *wire.Response
+}
+
+// EventFunc receives a streamed call's non-terminal events in order:
+// accepted (chunk nil), then partials with their incremental result. An
+// error aborts the call (the stream is reset, which cancels the backend).
+type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
+
+// errEventAbort wraps an EventFunc's error: the caller stopped listening.
+var errEventAbort = errors.New("mesh: event consumer stopped")
+
+// execute runs call on the engine, streamed when negotiated and possible.
+func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call *wire.Call, caller wire.Caller) *wire.Response {
+	se, ok := m.engine.(StreamEngine)
+	if !ok || c != nativeCodec || !call.Negotiates(wire.ProfileServiceLifecycle) {
+		return m.engine.Execute(ctx, call, caller)
+	}
+	fw := wire.NewFrameWriter(s)
+	emit := func(l wire.Lifecycle, chunk json.RawMessage) error {
+		if l.Event == wire.EventAccepted {
+			b, err := wire.EncodeLifecycleObserve(&l)
+			if err != nil {
+				return fmt.Errorf("encoding accepted event: %w", err)
+			}
+			return fw.WriteFrame(wire.TypeObserve, 0, b)
+		}
+		r := &wire.Response{TaskID: call.TaskID, Status: wire.StatusPartial, Result: chunk, Lifecycle: &l,
+			SessionID: call.SessionID, CallID: call.CallID}
+		b, err := c.encodeResp(r)
+		if err != nil {
+			return fmt.Errorf("encoding partial: %w", err)
+		}
+		m.stats.count("task_partial")
+		return fw.WriteFrame(wire.TypeResponse, 0, b)
+	}
+	return se.ExecuteStream(ctx, call, caller, emit)
+}
+
+// readStreamed reads a lifecycle answer: the accepted OBSERVE and partial
+// RESPONSEs go to onEvent after the receiver checks (§4: duplicates are
+// dropped, any other violation is a protocol error); the terminal RESPONSE
+// is returned. A base RESPONSE (a peer that ignored the profile) is
+// terminal too.
+func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc) (*wire.Response, error) {
+	recv := wire.NewLifecycleReceiver(taskID)
+	for {
+		h, b, err := fr.ReadFrame()
+		if err != nil {
+			return nil, fmt.Errorf("reading response: %w", err)
+		}
+		var l *wire.Lifecycle
+		var resp *wire.Response
+		switch h.Type {
+		case wire.TypeObserve:
+			var werr *wire.Error
+			if l, werr = wire.DecodeLifecycleObserve(b); werr != nil {
+				return nil, fmt.Errorf("%w: undecodable lifecycle event", errProtocol)
+			}
+		case wire.TypeResponse:
+			var werr *wire.Error
+			if resp, werr = wire.DecodeResponseNativeLifecycle(b); werr != nil {
+				return nil, fmt.Errorf("%w: undecodable response", errProtocol)
+			}
+			resp.TaskID = taskID
+			if resp.Lifecycle == nil {
+				return resp, nil
+			}
+			l = resp.Lifecycle
+		case wire.TypeClose:
+			resp := closeResponse(decodeClose(b))
+			resp.TaskID = taskID
+			return resp, nil
+		default:
+			return nil, fmt.Errorf("%w: frame type %s", errProtocol, h.Type)
+		}
+		switch v := recv.AcceptEnvelope(l); v {
+		case wire.LifecycleDuplicate:
+			continue
+		case wire.LifecycleOK:
+		default:
+			return nil, fmt.Errorf("%w: lifecycle %s", errProtocol, v)
+		}
+		if l.IsFinal {
+			return resp, nil
+		}
+		var chunk json.RawMessage
+		if resp != nil {
+			chunk = resp.Result
+		}
+		if err := onEvent(*l, chunk); err != nil {
+			return nil, fmt.Errorf("%w: %w", errEventAbort, err)
+		}
+	}
+}
