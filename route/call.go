@@ -120,7 +120,7 @@ func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
 
 // transport picks the transport for t.
 func (r *Router) transport(t Target) Transport {
-	if t.Path == PathLocal {
+	if t.Path == PathLocal && (t.NodeID == "" || r.s.transports[PathLocal] == nil) {
 		return r.s.fallback
 	}
 	return r.s.transports[t.Path]

@@ -48,7 +48,10 @@ func (r *Router) judge(ctx context.Context, st *run, t Target, resp *wire.Respon
 		a.Code, a.QoSClass = resp.Error.Code, resp.Error.QoSClass
 	}
 	st.res.Tried = append(st.res.Tried, a)
-	if t.Path == PathLocal || !wire.RetryElsewhere(resp) {
+	// The §8 fallback (a local target without a node_id) is the last
+	// resort: its answer is final. A LocalFinder target is a candidate
+	// like any other.
+	if (t.Path == PathLocal && t.NodeID == "") || !wire.RetryElsewhere(resp) {
 		r.settle(key, resp)
 		st.res.Response, st.res.Path, st.res.NodeID, st.res.PeerID = resp, t.Path, t.NodeID, t.PeerID
 		st.res.Endpoint, st.res.Encrypted = t.Node.Endpoint, sent.Encrypted

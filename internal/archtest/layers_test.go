@@ -41,6 +41,7 @@ var layers = map[string]layer{
 	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"route/openai":       {may: []string{"wire", "route"}},
 	"internal/app":       {may: []string{anyPkg}},
 	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/paths"}},
 	"internal/config":    {},
