@@ -19,6 +19,9 @@ type upFlags struct {
 	dev           bool
 	p2p           []string
 	noMesh        bool
+	openai        string
+	openaiKeyEnv  string
+	noOpenAI      bool
 }
 
 func newUpCmd(e *env, g *globals) *cobra.Command {
@@ -37,6 +40,7 @@ Flags override the config file for this run only; persistent changes go in the f
   meshnode up --backend http://127.0.0.1:8000        # a vLLM server
   meshnode up --directory https://dir.example.net    # register with a public directory
   meshnode up --home /tmp/n2 --http 127.0.0.1:0      # a second node on the same machine
+  MY_KEY=sk-... meshnode up --openai 0.0.0.0:8091 --openai-api-key-env MY_KEY
   MESHNODE_UP_MAX_CONCURRENT=4 meshnode up`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,6 +75,9 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private endpoints allowed")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "libp2p listen multiaddr (repeatable; replaces mesh.listen)")
 	fl.BoolVar(&f.noMesh, "no-mesh", false, "run without the libp2p mesh (HTTP bridge and directory only; mesh.enabled = false)")
+	fl.StringVar(&f.openai, "openai", "", "OpenAI-compatible API listen address host:port (openai.listen; non-loopback needs an API key)")
+	fl.StringVar(&f.openaiKeyEnv, "openai-api-key-env", "", "environment variable holding the OpenAI API key clients must send (openai.api_key_env)")
+	fl.BoolVar(&f.noOpenAI, "no-openai", false, "do not serve the OpenAI-compatible API (openai.enabled = false)")
 	return cmd
 }
 
@@ -109,8 +116,29 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 	if f.noMesh {
 		cfg.Mesh.Enabled = false
 	}
+	if err := f.applyOpenAI(cmd, cfg); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return withCode(exitConfig, err)
+	}
+	return nil
+}
+
+// applyOpenAI writes the openai.* overrides.
+func (f *upFlags) applyOpenAI(cmd *cobra.Command, cfg *config.Config) error {
+	fl := cmd.Flags()
+	if f.noOpenAI {
+		if fl.Changed("openai") {
+			return usageErr("--no-openai and --openai contradict each other")
+		}
+		cfg.OpenAI.Enabled = false
+	}
+	if fl.Changed("openai") {
+		cfg.OpenAI.Listen, cfg.OpenAI.Enabled = f.openai, true
+	}
+	if fl.Changed("openai-api-key-env") {
+		cfg.OpenAI.APIKeyEnv = f.openaiKeyEnv
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ type Runtime struct {
 	HTTPURL string `json:"http_url"`
 	// Endpoint is the URL registered with directories.
 	Endpoint string `json:"endpoint"`
+	// OpenAIURL is the OpenAI-compatible API's base URL (ends in /v1; ""
+	// when openai.enabled is false).
+	OpenAIURL string `json:"openai_url,omitempty"`
 	// Directories are the directories the node registers with.
 	Directories []string `json:"directories"`
 	// EmbeddedDirectory is the in-process directory's URL (dev mode).

@@ -11,6 +11,7 @@ import (
 	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -219,8 +220,22 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string) strin
 type localTransport struct{ d *daemon }
 
 func (l localTransport) Send(ctx context.Context, _ route.Target, call *wire.Call, _ string) (*wire.Response, route.Sent, error) {
-	if l.d.operatorToken != "" {
-		call.Auth = &wire.Auth{NodeToken: l.d.operatorToken}
+	l.authorize(call)
+	return l.d.engine.Execute(ctx, call, localCaller), route.Sent{}, nil
+}
+
+// SendStream implements route.StreamTransport on this node's engine.
+func (l localTransport) SendStream(ctx context.Context, _ route.Target, call *wire.Call, _ string, ev mesh.EventFunc) (*wire.Response, route.Sent, error) {
+	l.authorize(call)
+	return l.d.engine.ExecuteStream(ctx, call, localCaller, ev), route.Sent{}, nil
+}
+
+var localCaller = wire.Caller{Transport: "local", RemoteIP: "127.0.0.1"}
+
+// authorize gives a local CALL the token this node's engine accepts (the
+// operator token, or the primary directory's node token).
+func (l localTransport) authorize(call *wire.Call) {
+	if tok := l.d.nodeToken(); tok != "" {
+		call.Auth = &wire.Auth{NodeToken: tok}
 	}
-	return l.d.engine.Execute(ctx, call, wire.Caller{Transport: "local", RemoteIP: "127.0.0.1"}), route.Sent{}, nil
 }

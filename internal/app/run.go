@@ -57,8 +57,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(9)
+	infra := newGroup(10)
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
+	if d.openai != nil {
+		infra.start(infraCtx, service{"openai api", d.openai.Serve})
+	}
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
@@ -136,6 +139,9 @@ func (d *daemon) announce(ctx context.Context, infra *group) error {
 		HTTPURL: d.bridge.URL(), Endpoint: d.endpoint, Directories: d.dirURLs,
 		EmbeddedDirectory: d.embeddedURL, P2PAddrs: d.p2pAddrs(), StartedAt: d.started,
 	}
+	if d.openai != nil {
+		rt.OpenAIURL = d.openai.URL()
+	}
 	if pid, err := d.id.PeerID(); err == nil {
 		rt.PeerID = pid.String()
 	}
@@ -193,6 +199,9 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 		fmt.Fprintf(&b, "  peer ID      %s\n", rt.PeerID)
 	}
 	fmt.Fprintf(&b, "  HTTP bridge  %s  (POST /v1/task, GET /iicp/health, GET /metrics)\n", rt.HTTPURL)
+	if rt.OpenAIURL != "" {
+		fmt.Fprintf(&b, "  OpenAI API   %s  (chat/completions, completions, embeddings, models)\n", rt.OpenAIURL)
+	}
 	if rt.Endpoint != rt.HTTPURL {
 		fmt.Fprintf(&b, "  endpoint     %s\n", rt.Endpoint)
 	}

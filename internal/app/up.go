@@ -32,6 +32,7 @@ import (
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/route/openai"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -83,6 +84,7 @@ type daemon struct {
 	peerKick chan struct{}
 
 	admin      *admin.Server
+	openai     *openai.Server
 	taskClient *http.Client
 	cxRing     *cx.KeyRing
 	cxProvider *cx.Provider
@@ -156,6 +158,9 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 		return nil, err
 	}
 	if err := d.setupAdmin(); err != nil {
+		return nil, err
+	}
+	if err := d.setupOpenAI(); err != nil {
 		return nil, err
 	}
 	return d, nil

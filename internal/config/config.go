@@ -31,6 +31,7 @@ type Config struct {
 
 	Node      Node      `toml:"node"`
 	HTTP      HTTP      `toml:"http"`
+	OpenAI    OpenAI    `toml:"openai"`
 	Backend   Backend   `toml:"backend"`
 	Directory Directory `toml:"directory"`
 	Server    Server    `toml:"directory_server"`
@@ -62,6 +63,22 @@ type HTTP struct {
 	// dev mode means a self-signed certificate kept in the state directory.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+}
+
+// OpenAI is the node's OpenAI-compatible API (route/openai): agents and
+// tools that speak OpenAI call the mesh through it.
+type OpenAI struct {
+	// Enabled serves the API.
+	Enabled bool `toml:"enabled"`
+	// Listen is host:port. A non-loopback address requires an API key.
+	Listen string `toml:"listen"`
+	// APIKeyEnv names the environment variable holding the API key
+	// clients must send as "Authorization: Bearer <key>"; empty or unset
+	// means no key (loopback only). The key never goes in this file.
+	APIKeyEnv string `toml:"api_key_env"`
+	// AllowPlaintext lets the gateway send prompts to directory-listed
+	// nodes without an IICP-CX key (iicp-confidentiality.md §6 opt-in).
+	AllowPlaintext bool `toml:"allow_plaintext"`
 }
 
 // Backend is the inference backend.

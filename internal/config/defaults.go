@@ -24,6 +24,9 @@ func base() Config {
 		},
 		// Loopback by default: exposing a home machine is an explicit choice.
 		HTTP: HTTP{Listen: "127.0.0.1:8090"},
+		// The OpenAI-compatible API stays on loopback in every profile: an
+		// address others can reach needs an API key the operator sets.
+		OpenAI: OpenAI{Enabled: true, Listen: "127.0.0.1:8091", APIKeyEnv: "MESHNODE_OPENAI_API_KEY"},
 		Backend: Backend{
 			// Long enough for a cold model load on CPU, short enough to free
 			// the slot when the backend hangs.
@@ -80,6 +83,7 @@ var profiles = map[string]func(*Config){
 	ProfileTest: func(c *Config) {
 		c.Node.ShutdownTimeout = Duration(5 * time.Second)
 		c.HTTP.Listen = "127.0.0.1:0"
+		c.OpenAI.Listen = "127.0.0.1:0"
 		c.Backend.Timeout = Duration(10 * time.Second)
 		c.Directory.EmbeddedListen = "127.0.0.1:0"
 		c.Directory.HeartbeatFallback = Duration(time.Second)
@@ -176,6 +180,9 @@ func (c *Config) validateNode(bad func(string, string, ...any)) {
 	}
 	if c.Node.ShutdownTimeout <= 0 {
 		bad("node.shutdown_timeout", "must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.OpenAI.Listen); err != nil && c.OpenAI.Enabled {
+		bad("openai.listen", "must be host:port, got %q", c.OpenAI.Listen)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "must be host:port, got %q", c.HTTP.Listen)

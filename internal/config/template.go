@@ -46,6 +46,18 @@ profile = {{v .Profile}}
 # tls_cert = {{v .HTTP.TLSCert}}
 # tls_key = {{v .HTTP.TLSKey}}
 
+[openai]
+# The OpenAI-compatible API (POST /v1/chat/completions, /v1/completions,
+# /v1/embeddings, GET /v1/models), answered by the best node of the mesh.
+# enabled = {{v .OpenAI.Enabled}}
+# A non-loopback address requires an API key.
+# listen = {{v .OpenAI.Listen}}
+# Name of the environment variable holding the API key clients send as
+# "Authorization: Bearer <key>" (the key itself never goes in this file).
+# api_key_env = {{v .OpenAI.APIKeyEnv}}
+# Allow prompts to directory-listed nodes without an IICP-CX key.
+# allow_plaintext = {{v .OpenAI.AllowPlaintext}}
+
 [backend]
 # OpenAI-compatible base URL, e.g. "http://127.0.0.1:11434" (Ollama) or
 # "http://127.0.0.1:8000" (vLLM). Empty = Ollama on 127.0.0.1:11434 when it
