@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -76,6 +77,7 @@ func (r *Router) streamedFinal(ctx context.Context, st *run, t Target, resp *wir
 		Status: sent.HTTPStatus, Encrypted: sent.Encrypted}
 	st.res.Attempts++
 	st.res.Path, st.res.NodeID, st.res.PeerID, st.res.Endpoint = t.Path, t.NodeID, t.PeerID, t.Node.Endpoint
+	st.res.Encrypted = sent.Encrypted
 	if err != nil {
 		r.breakers.Release(t.key())
 		st.res.Tried = append(st.res.Tried, a)
@@ -107,4 +109,16 @@ func (tr MeshTransport) SendStream(ctx context.Context, t Target, call *wire.Cal
 		return nil, Sent{}, NotSent(err)
 	}
 	return resp, Sent{}, err
+}
+
+// SendStream implements StreamTransport over POST /v1/task's lifecycle
+// event stream (client.PostTaskStream), sealed with IICP-CX as Send is.
+func (tr HTTPTransport) SendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc) (*wire.Response, Sent, error) {
+	resp, st, err := client.PostTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, client.EventFunc(ev))
+	sent := Sent{HTTPStatus: st.HTTPStatus, Encrypted: st.Encrypted}
+	var werr *wire.Error
+	if err != nil && errors.As(err, &werr) && resp == nil && st.HTTPStatus == 0 {
+		return nil, sent, NotSent(err)
+	}
+	return resp, sent, err
 }

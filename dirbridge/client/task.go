@@ -38,31 +38,12 @@ type PostStatus struct {
 // X-IICP-Consumer-Token (LOG-FORBIDDEN). err is set only when no IICP
 // answer arrived; it never carries body text.
 func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool) (*wire.Response, PostStatus, error) {
-	var st PostStatus
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	plain, err := interop.CompatCallJSON(call)
+	req, opener, st, err := newTaskRequest(ctx, node, call, consumerToken, allowPlaintext, "application/json")
 	if err != nil {
-		return nil, st, fmt.Errorf("encoding call: %w", err)
-	}
-	policy := cx.RequireEncryption
-	if allowPlaintext {
-		policy = cx.AllowPlaintext
-	}
-	body, opener, werr := cx.Prepare(plain, node.CXPublicKey, policy)
-	if werr != nil {
-		return nil, st, werr
-	}
-	st.Encrypted = opener != nil
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(node.Endpoint, "/")+"/v1/task", bytes.NewReader(body))
-	if err != nil {
-		return nil, st, fmt.Errorf("building task request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if consumerToken != "" {
-		req.Header.Set(HeaderConsumerToken, consumerToken)
+		return nil, st, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -70,23 +51,59 @@ func PostTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, call 
 	}
 	defer resp.Body.Close()
 	st.HTTPStatus = resp.StatusCode
+	r, err := readAnswer(resp, opener, call.TaskID)
+	return r, st, err
+}
+
+// newTaskRequest encodes call (sealed to node's IICP-CX key when it has
+// one) into a POST /v1/task request.
+func newTaskRequest(ctx context.Context, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool, accept string) (*http.Request, *cx.ResponseOpener, PostStatus, error) {
+	var st PostStatus
+	plain, err := interop.CompatCallJSON(call)
+	if err != nil {
+		return nil, nil, st, fmt.Errorf("encoding call: %w", err)
+	}
+	policy := cx.RequireEncryption
+	if allowPlaintext {
+		policy = cx.AllowPlaintext
+	}
+	body, opener, werr := cx.Prepare(plain, node.CXPublicKey, policy)
+	if werr != nil {
+		return nil, nil, st, werr
+	}
+	st.Encrypted = opener != nil
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(node.Endpoint, "/")+"/v1/task", bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, st, fmt.Errorf("building task request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", accept)
+	if consumerToken != "" {
+		req.Header.Set(HeaderConsumerToken, consumerToken)
+	}
+	return req, opener, st, nil
+}
+
+// readAnswer reads a buffered answer in any deployed dialect.
+func readAnswer(resp *http.Response, opener *cx.ResponseOpener, taskID string) (*wire.Response, error) {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTaskResponse+1))
 	if err != nil {
-		return nil, st, fmt.Errorf("reading task response: %w", httperr.Transport("node", err))
+		return nil, fmt.Errorf("reading task response: %w", httperr.Transport("node", err))
 	}
 	if len(data) > maxTaskResponse {
-		return nil, st, errors.New("task response too large")
+		return nil, errors.New("task response too large")
 	}
 	// Only successful answers are sealed (docs/cx.md D8); error bodies,
 	// including HTML pages, go to the decoder as they are.
 	if resp.StatusCode < 300 {
+		var werr *wire.Error
 		if data, werr = opener.Open(data); werr != nil {
-			return &wire.Response{TaskID: call.TaskID, Status: wire.StatusError, Error: werr, Code: werr.Code}, st, nil
+			return &wire.Response{TaskID: taskID, Status: wire.StatusError, Error: werr, Code: werr.Code}, nil
 		}
 	}
-	r, err := interop.DecodeTaskAnswer(resp.StatusCode, data, call.TaskID)
+	r, err := interop.DecodeTaskAnswer(resp.StatusCode, data, taskID)
 	if err != nil {
-		return nil, st, fmt.Errorf("node answered HTTP %d without an IICP body", resp.StatusCode)
+		return nil, fmt.Errorf("node answered HTTP %d without an IICP body", resp.StatusCode)
 	}
-	return r, st, nil
+	return r, nil
 }

@@ -56,6 +56,10 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 	caller := s.prepare(r, call)
 	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
 	h.Set(hdrTraceID, call.Trace.TraceID)
+	if se, ok := s.streams(call, isCBOR); ok {
+		s.streamTask(w, r, se, call, caller, respond)
+		return
+	}
 	resp := s.eng.Execute(r.Context(), call, caller)
 	s.writeResponse(w, resp, replyCBOR, respond)
 }

@@ -268,7 +268,8 @@ func (o *Opened) Respond(resp *wire.Response) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cx: encoding response: %w", err)
 	}
-	if !o.Encrypted || !o.ResponseEncryption || resp.Status != wire.StatusSuccess {
+	// Lifecycle partials carry output too: sealed like a success.
+	if !o.Encrypted || !o.ResponseEncryption || (resp.Status != wire.StatusSuccess && resp.Status != wire.StatusPartial) {
 		return plain, nil
 	}
 	return o.SealResponse(plain)

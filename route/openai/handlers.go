@@ -136,4 +136,3 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	}
 	writeError(w, wire.NewError(wire.CodeE033, "no known node serves this model").WithField("model"))
 }
-

@@ -167,4 +167,3 @@ func newTaskID() string {
 	_, _ = rand.Read(b[:])
 	return wire.UUIDv4(b)
 }
-
