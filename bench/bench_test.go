@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -24,7 +25,8 @@ func TestMain(m *testing.M) {
 // complete and adds up: no wall-clock value is judged, only counts.
 func TestRunAllScenariosShort(t *testing.T) {
 	args := []string{"-json", "-duration", "120ms", "-rounds", "2", "-concurrency", "1,4",
-		"-converge=false", "-dir-nodes", "300", "-dir-intents", "4", "-wire-benchtime", "5x"}
+		"-converge=false", "-dir-nodes", "300", "-dir-intents", "4", "-wire-benchtime", "5x",
+		"-stream-tokens", "4", "-stream-interval", "2ms", "-stream-concurrency", "1,2"}
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -35,7 +37,7 @@ func TestRunAllScenariosShort(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v", err)
 	}
-	if got := strings.Join(rep.Scenarios, ","); got != "task,mesh,directory,wire" {
+	if got := strings.Join(rep.Scenarios, ","); got != "task,mesh,directory,wire,stream" {
 		t.Errorf("scenarios run = %s", got)
 	}
 	// task: 3 paths, mesh: 4 paths, directory: 2 paths, each at 2 concurrencies.
@@ -55,6 +57,14 @@ func TestRunAllScenariosShort(t *testing.T) {
 	for _, w := range rep.Wire {
 		if w.NsPerOp <= 0 || w.WireBytes <= 0 || (w.Codec == "json" && w.VsJSON != 1) {
 			t.Errorf("wire row %+v", w)
+		}
+	}
+	if len(rep.Stream) != 4 {
+		t.Errorf("stream rows = %d, want 4", len(rep.Stream))
+	}
+	for _, r := range rep.Stream {
+		if r.Requests == 0 || r.Failed != 0 || r.TTFTp50ms <= 0 || r.TokensPerSec <= 0 || (r.Path != "direct" && r.Throughput <= 0) {
+			t.Errorf("stream row %+v", r)
 		}
 	}
 	if len(rep.Checks) == 0 {
@@ -191,5 +201,43 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(d[:1], 99); p != time.Microsecond {
 		t.Errorf("p99 of one = %v", p)
+	}
+}
+
+// BenchmarkStreamTTFT: a streamed chat (32 tokens, one per 20 ms) through
+// the OpenAI gateway → libp2p task stream → serving node, against the
+// backend called directly, same run. Reported: TTFT p50 of each path, the
+// TTFT the mesh adds, and tokens/s of each path with their ratio.
+//
+//	go test -run '^$' -bench StreamTTFT -benchtime 40x ./bench
+func BenchmarkStreamTTFT(b *testing.B) {
+	st, err := newStreamStack(context.Background(), 32, 20*time.Millisecond, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := st.close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
+			var direct, gateway streamTally
+			perRound := max(int64(b.N/2), int64(conc))
+			for range 2 {
+				streamWindow(b.Context(), st.client, st.backend, conc, time.Hour, perRound, &direct)
+				streamWindow(b.Context(), st.client, st.gateway, conc, time.Hour, perRound, &gateway)
+			}
+			d, g := direct.row("direct", conc), gateway.row("gateway", conc)
+			if d.Failed+g.Failed > 0 {
+				b.Fatalf("failed requests: direct %s, gateway %s", d.FirstError, g.FirstError)
+			}
+			b.ReportMetric(d.TTFTp50ms, "direct_ttft_ms")
+			b.ReportMetric(g.TTFTp50ms, "gateway_ttft_ms")
+			b.ReportMetric(g.TTFTp50ms-d.TTFTp50ms, "added_ttft_ms")
+			b.ReportMetric(d.TokensPerSec, "direct_tok/s")
+			b.ReportMetric(g.TokensPerSec, "gateway_tok/s")
+			b.ReportMetric(g.TokensPerSec/d.TokensPerSec, "tok/s_ratio")
+		})
 	}
 }

@@ -32,6 +32,9 @@ type options struct {
 	dirIntents        int
 	dirPopulate       string
 	wireBenchtime     string
+	streamTokens      int
+	streamInterval    time.Duration
+	streamConcurrency []int
 }
 
 // scenario is one measured area of the program.
@@ -46,6 +49,7 @@ var scenarios = []scenario{
 	{"mesh", runMesh},
 	{"directory", runDirectory},
 	{"wire", runWire},
+	{"stream", runStream},
 }
 
 func main() {
@@ -87,11 +91,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var conc, only string
+	var conc, only, streamConc string
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time per path per case (split into -rounds interleaved rounds)")
 	fs.IntVar(&o.rounds, "rounds", 4, "interleaved rounds per case: each round runs every path of the case in turn")
 	fs.StringVar(&conc, "concurrency", "1,64", "comma-separated concurrent callers per case")
-	fs.StringVar(&only, "only", "task,mesh,directory,wire", "comma-separated scenarios to run")
+	fs.StringVar(&only, "only", "task,mesh,directory,wire,stream", "comma-separated scenarios to run")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.backendDelay, "backend-delay", 0, "simulated inference time of the test backend per request")
 	fs.IntVar(&o.meshAttempts, "mesh-attempts", 1, "mesh: attempts per Mesh.Call (1 measures single streams; the production default is 3, with backoff)")
@@ -104,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dirPopulate, "dir-populate", populateApply,
 		"directory: how nodes get in: apply (Server.ApplyChange; a tenth, at most 1000, through POST /v1/register for heartbeat tokens) or register (every node through POST /v1/register)")
 	fs.StringVar(&o.wireBenchtime, "wire-benchtime", "200ms", "wire: go test -benchtime per codec operation (a duration, or Nx for N iterations)")
+	fs.IntVar(&o.streamTokens, "stream-tokens", 32, "stream: tokens the test backend generates per answer")
+	fs.DurationVar(&o.streamInterval, "stream-interval", 20*time.Millisecond, "stream: the test backend's time per token")
+	fs.StringVar(&streamConc, "stream-concurrency", "1,16", "stream: comma-separated concurrent streaming clients")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire] [-json]")
 		fs.PrintDefaults()
@@ -118,10 +125,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.concurrency, err = parseConcurrency(conc); err != nil {
 		return o, err
 	}
+	if o.streamConcurrency, err = parseConcurrency(streamConc); err != nil {
+		return o, fmt.Errorf("-stream-concurrency: %w", err)
+	}
 	o.only = parseList(only)
 	for _, s := range o.only {
 		if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == s }) {
-			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire)", s)
+			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire, stream)", s)
 		}
 	}
 	return o, o.validate()
@@ -147,6 +157,8 @@ func (o *options) validate() error {
 		return errors.New("-dir-nodes must be in [1, 1e6] and -dir-intents in [1, 1000]")
 	case o.dirPopulate != populateRegister && o.dirPopulate != populateApply:
 		return errors.New("-dir-populate must be register or apply")
+	case o.streamTokens < 1 || o.streamTokens > 4096 || o.streamInterval < 0 || o.streamInterval > time.Second:
+		return errors.New("-stream-tokens must be in [1, 4096] and -stream-interval in [0, 1s]")
 	case !validBenchtime(o.wireBenchtime):
 		return errors.New("-wire-benchtime must be a positive duration or Nx")
 	}

@@ -10,16 +10,17 @@ import (
 
 // Report is everything one run measured; -json prints it as is.
 type Report struct {
-	Machine    Machine   `json:"machine"`
-	Settings   Settings  `json:"settings"`
-	Rows       []Row     `json:"rows"`
-	Checks     []Check   `json:"checks"`
-	Converge   *Converge `json:"convergence,omitempty"`
-	Directory  *DirSetup `json:"directory_setup,omitempty"`
-	Wire       []WireRow `json:"wire,omitempty"`
-	Notes      []string  `json:"notes,omitempty"`
-	Scenarios  []string  `json:"scenarios"`
-	ElapsedSec float64   `json:"elapsed_s"`
+	Machine    Machine     `json:"machine"`
+	Settings   Settings    `json:"settings"`
+	Rows       []Row       `json:"rows"`
+	Checks     []Check     `json:"checks"`
+	Converge   *Converge   `json:"convergence,omitempty"`
+	Directory  *DirSetup   `json:"directory_setup,omitempty"`
+	Wire       []WireRow   `json:"wire,omitempty"`
+	Stream     []StreamRow `json:"stream,omitempty"`
+	Notes      []string    `json:"notes,omitempty"`
+	Scenarios  []string    `json:"scenarios"`
+	ElapsedSec float64     `json:"elapsed_s"`
 }
 
 // Settings echo the flags that shaped the run.
@@ -160,6 +161,11 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 	if len(r.Wire) > 0 {
 		r.writeWire(w)
+	}
+	if len(r.Stream) > 0 {
+		if err := r.writeStream(w); err != nil {
+			return err
+		}
 	}
 	if len(r.Checks) > 0 {
 		fmt.Fprintln(w, "\nchecks:")
