@@ -36,6 +36,10 @@ type callFlags struct {
 	requireEncryption bool
 	// requireSet: --require-encryption (or its env twin) was given.
 	requireSet bool
+	// stream and noStream force or refuse printing tokens as they arrive
+	// (default: on a terminal, for chat and completion).
+	stream   bool
+	noStream bool
 }
 
 // envAllowPlaintext is the §6 transitional override the SDKs share.
@@ -81,6 +85,8 @@ node or peer, and whether the payload was sealed.`,
 	fl.StringVar(&f.token, "token", "", "operator token for auth.node_token (direct HTTP path only)")
 	fl.StringVar(&f.payload, "payload", "", "raw JSON payload instead of a prompt")
 	fl.StringVar(&f.qos, "qos", "", "QoS class: realtime, interactive or batch (constraints.qos)")
+	fl.BoolVar(&f.stream, "stream", false, "print tokens as they arrive even when stdout is not a terminal")
+	fl.BoolVar(&f.noStream, "no-stream", false, "wait for the whole answer before printing (default when stdout is not a terminal)")
 	fl.BoolVar(&f.requireEncryption, "require-encryption", true, "refuse nodes that advertise no IICP-CX key (default; "+envAllowPlaintext+"=1 relaxes it unless this flag is given)")
 	return cmd
 }
@@ -108,12 +114,23 @@ func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []strin
 	if err != nil {
 		return err
 	}
+	if f.stream && f.noStream {
+		return usageErr("--stream and --no-stream contradict each other")
+	}
+	var sp *streamPrinter
+	if f.streams(e, intent) {
+		sp = &streamPrinter{w: e.stdout}
+	}
 	var res *admin.CallResult
 	if f.directory == "" {
 		if ac, derr := admin.Dial(p); derr == nil {
-			res, err = ac.Call(ctx, req)
+			if sp != nil {
+				res, err = ac.CallStream(ctx, req, sp.chunk)
+			} else {
+				res, err = ac.Call(ctx, req)
+			}
 			if !errors.Is(err, admin.ErrNotRunning) {
-				return printCall(e, f, res, err)
+				return printCall(e, f, sp, res, err)
 			}
 		}
 	}
@@ -121,8 +138,8 @@ func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []strin
 	if dir == "" {
 		dir = defaultDirectory(e, g)
 	}
-	res, err = callDirect(ctx, dir, f.token, req)
-	return printCall(e, f, res, err)
+	res, err = callDirect(ctx, dir, f.token, req, sp)
+	return printCall(e, f, sp, res, err)
 }
 
 // allowPlaintext applies the §6 override: an explicit --require-encryption
@@ -213,7 +230,7 @@ func defaultDirectory(e *env, g *globals) string {
 
 // callDirect discovers through dir and posts the task itself, through the
 // same router the daemon uses (route.ForDirectory).
-func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (*admin.CallResult, error) {
+func callDirect(ctx context.Context, dir, token string, req admin.CallRequest, sp *streamPrinter) (*admin.CallResult, error) {
 	dc, err := client.New(dir, client.WithUserAgent("meshnode/"+version()))
 	if err != nil {
 		return nil, usageErr("%v", err)
@@ -229,8 +246,15 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 	if err != nil {
 		return nil, withCode(exitFailure, err)
 	}
-	res, err := r.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	var res *route.Result
+	if sp != nil {
+		res, err = r.CallStream(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext}, sp.chunk)
+	} else {
+		res, err = r.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	}
 	switch {
+	case errors.Is(err, route.ErrStreamBroken):
+		return nil, wire.NewError(wire.CodeBackendError, "the serving node's answer stream broke; the output printed is incomplete")
 	case res != nil && res.Path != "":
 		return admin.FromRoute(res), nil // a final answer, successful or not: printCall reports it
 	case errors.Is(err, client.ErrUnavailable):
@@ -240,7 +264,8 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 }
 
 // printCall prints the result and maps outcomes to exit codes.
-func printCall(e *env, f *callFlags, res *admin.CallResult, err error) error {
+func printCall(e *env, f *callFlags, sp *streamPrinter, res *admin.CallResult, err error) error {
+	sp.end()
 	var werr *wire.Error
 	if err != nil {
 		if errors.As(err, &werr) {
@@ -275,7 +300,7 @@ func printCall(e *env, f *callFlags, res *admin.CallResult, err error) error {
 		}
 		return withCode(exitTaskFailed, fmt.Errorf("task failed on %s: %s", servedBy(res), msg))
 	}
-	if !f.json {
+	if !f.json && (sp == nil || !sp.printed || len(r.Result) > 0 && string(r.Result) != "null") {
 		fmt.Fprintln(e.stdout, resultText(r.Result))
 	}
 	return nil

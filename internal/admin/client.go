@@ -124,6 +124,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%w (admin endpoint %s unreachable)", ErrNotRunning, c.Runtime.AdminURL)
 	}
 	defer resp.Body.Close()
+	return decodeReply(resp, out)
+}
+
+// decodeReply reads an admin reply into out, or its error envelope.
+func decodeReply(resp *http.Response, out any) error {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
 		return fmt.Errorf("reading admin reply: %w", err)

@@ -175,6 +175,10 @@ func (s *Server) call(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.NewError(wire.CodeValidationError, "request body is not a CallRequest JSON object"))
 		return
 	}
+	if sb, ok := s.backend.(StreamBackend); ok && req.Stream {
+		s.callStream(w, r, sb, req)
+		return
+	}
 	res, werr := s.backend.Call(r.Context(), req)
 	if werr != nil {
 		writeError(w, werr)

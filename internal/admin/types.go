@@ -107,6 +107,8 @@ type CallRequest struct {
 	// AllowPlaintext lets the HTTP path reach nodes that advertise no
 	// IICP-CX key (iicp-confidentiality.md §6 override; the default refuses).
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+	// Stream asks for the output as it is generated (stream.go).
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Paths a call can take.

@@ -115,13 +115,32 @@ func (a adminBackend) Peers(context.Context) []admin.Peer {
 // for each target (iicp-dir.md §3.12); the payload never reaches the
 // directory.
 func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.CallResult, *wire.Error) {
+	return a.call(ctx, req, nil)
+}
+
+// CallStream is Call with the output streamed to chunk as the serving
+// node generates it (route.Router.CallStream).
+func (a adminBackend) CallStream(ctx context.Context, req admin.CallRequest, chunk func(json.RawMessage) error) (*admin.CallResult, *wire.Error) {
+	return a.call(ctx, req, chunk)
+}
+
+func (a adminBackend) call(ctx context.Context, req admin.CallRequest, chunks route.Chunks) (*admin.CallResult, *wire.Error) {
 	call, werr := a.d.newCall(req)
 	if werr != nil {
 		return nil, werr
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(call.Constraints.TimeoutMs)*time.Millisecond+callOverhead)
 	defer cancel()
-	res, err := a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	var res *route.Result
+	var err error
+	if chunks != nil {
+		res, err = a.router.CallStream(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext}, chunks)
+	} else {
+		res, err = a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	}
+	if errors.Is(err, route.ErrStreamBroken) {
+		return nil, wire.NewError(wire.CodeBackendError, "the serving node's answer stream broke; the output printed is incomplete")
+	}
 	if res != nil && res.Path != "" {
 		out := admin.FromRoute(res)
 		if res.Path == route.PathLocal {

@@ -64,6 +64,35 @@ func TestOpenAIStreamingAcrossMesh(t *testing.T) {
 		t.Fatalf("node 1's own backend ran %d times for a model it does not serve", own.Started())
 	}
 	checkHangUpCancels(t, rt.OpenAIURL, remote)
+	checkCallStreams(t, bin, homes[1], remote)
+}
+
+// checkCallStreams: `meshnode call --stream` prints node 2's tokens as
+// they arrive (the first before the backend finished); --no-stream prints
+// the same answer at the end.
+func checkCallStreams(t *testing.T, bin, home string, remote *testutil.SlowLLM) {
+	t.Helper()
+	p := start(t, "call --stream", bin, "--home", home, "call", "--stream", "--model", "slow-model", "tell me a story")
+	var firstAt time.Time
+	eventually(t, 30*time.Second, "the first token on call's stdout", func() bool {
+		if strings.Contains(p.stdout(), "tok0") {
+			firstAt = time.Now()
+			return true
+		}
+		return p.exited()
+	})
+	eventually(t, 30*time.Second, "call --stream to exit", p.exited)
+	if p.err != nil || strings.TrimSpace(p.stdout()) != strings.TrimSpace(remote.Text()) {
+		t.Fatalf("call --stream: %v, printed %q", p.err, p.stdout())
+	}
+	fin := remote.FinishedAt()
+	if firstAt.IsZero() || !firstAt.Before(fin[len(fin)-1]) {
+		t.Fatalf("call printed its first token at %v, the backend finished at %v", firstAt, fin[len(fin)-1])
+	}
+	out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--no-stream", "--model", "slow-model", "tell me a story")
+	if code != 0 || strings.TrimSpace(out) != strings.TrimSpace(remote.Text()) {
+		t.Fatalf("call --no-stream: exit %d, printed %q", code, out)
+	}
 }
 
 func checkModels(t *testing.T, api string) {
@@ -175,4 +204,5 @@ func checkHangUpCancels(t *testing.T, api string, remote *testutil.SlowLLM) {
 	if remote.Finished() != 1 {
 		t.Fatalf("node 2's backend finished %d generations, want only the first", remote.Finished())
 	}
+	eventually(t, 10*time.Second, "node 2's backend to be idle", func() bool { return remote.Started() == remote.Finished()+remote.Cancelled() })
 }
