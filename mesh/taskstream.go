@@ -36,6 +36,11 @@ type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
 // errEventAbort wraps an EventFunc's error: the caller stopped listening.
 var errEventAbort = errors.New("mesh: event consumer stopped")
 
+// maxStreamedBytes bounds the partial results of one streamed answer: a
+// buffered answer fits one frame, so a peer streaming more than that is
+// flooding its caller.
+const maxStreamedBytes = wire.MaxFramePayload
+
 // execute runs call on the engine, streamed when negotiated and possible.
 func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call *wire.Call, caller wire.Caller) *wire.Response {
 	se, ok := m.engine.(StreamEngine)
@@ -70,6 +75,7 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 // terminal too.
 func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc) (*wire.Response, error) {
 	recv := wire.NewLifecycleReceiver(taskID)
+	total := 0
 	for {
 		h, b, err := fr.ReadFrame()
 		if err != nil {
@@ -113,6 +119,9 @@ func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc) (*wire
 		var chunk json.RawMessage
 		if resp != nil {
 			chunk = resp.Result
+		}
+		if total += len(chunk); total > maxStreamedBytes {
+			return nil, fmt.Errorf("%w: streamed output exceeds %d bytes", errProtocol, maxStreamedBytes)
 		}
 		if err := onEvent(*l, chunk); err != nil {
 			return nil, fmt.Errorf("%w: %w", errEventAbort, err)

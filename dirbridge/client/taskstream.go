@@ -66,6 +66,7 @@ func readEvents(body io.Reader, opener *cx.ResponseOpener, taskID string, ev Eve
 	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
 	var name string
 	var data []byte
+	total := 0
 	for sc.Scan() {
 		line := sc.Bytes()
 		if v, ok := bytes.CutPrefix(line, []byte("event:")); ok {
@@ -73,6 +74,11 @@ func readEvents(body io.Reader, opener *cx.ResponseOpener, taskID string, ev Eve
 			continue
 		}
 		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			// A whole buffered answer is at most maxTaskResponse: a node
+			// streaming more is flooding its caller.
+			if total += len(v); total > maxEventBytes {
+				return nil, errors.New("the node's event stream exceeds the response size limit")
+			}
 			data = append(data, bytes.TrimPrefix(v, []byte(" "))...)
 			continue
 		}
