@@ -3,6 +3,7 @@ package openai
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,52 @@ func TestOpenAIAPIKey(t *testing.T) {
 	}
 	if _, err := New(r, none, WithAddr("0.0.0.0:0"), WithAPIKey(key)); err != nil {
 		t.Fatalf("non-loopback with a key: %v", err)
+	}
+}
+
+// A web page cannot use a keyless API through the user's browser: a
+// "simple" cross-origin POST (text/plain), a request from another origin
+// and a DNS-rebound Host are refused before any routing.
+func TestOpenAIBrowserAttacks(t *testing.T) {
+	f := newGateway(t, testutil.NewSlowLLM(slowModel, 1, time.Millisecond), 4)
+	body := `{"model":"slow-model","messages":[{"role":"user","content":"hi"}]}`
+	cases := []struct {
+		name   string
+		ct     string
+		origin string
+		host   string
+		status int
+	}{
+		// A form or fetch without preflight can only send text/plain.
+		{"simple cross-origin POST", "text/plain", "https://evil.example", "", 415},
+		// A page on another origin.
+		{"foreign origin", "application/json", "https://evil.example", "", 403},
+		// DNS rebinding: the page's own name resolving to 127.0.0.1.
+		{"rebound host", "application/json", "", "evil.example:8091", 403},
+		// A local tool: allowed.
+		{"local client", "application/json", "", "", 200},
+		// A page served from this machine.
+		{"loopback origin", "application/json", "http://localhost:3000", "", 200},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(http.MethodPost, f.url+"/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", tc.ct)
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+	}
+	if f.llm.Started() != 2 {
+		t.Fatalf("backend ran %d times, want 2 (only the allowed requests)", f.llm.Started())
 	}
 }

@@ -62,8 +62,30 @@ func New(router Router, models Catalog, opts ...Option) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, wire.NewErrorStatus(wire.CodeNotFound, http.StatusNotFound, "no such endpoint (see /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings)"))
 	})
-	s.handler = s.recoverer(s.authorize(mux))
+	s.handler = s.recoverer(s.guardBrowser(s.authorize(mux)))
 	return s, nil
+}
+
+// guardBrowser keeps web pages away from a keyless API. Without a key the
+// API trusts whoever reaches the loopback address, and a browser on this
+// machine is such a someone: a page could POST a "simple" cross-origin
+// request, or rebind its own DNS name to 127.0.0.1, and spend the mesh's
+// compute. So, without a key: POSTs must be application/json (a browser
+// must then preflight, which is never granted), a request from another
+// web origin is refused, and the Host must name a loopback address.
+func (s *Server) guardBrowser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+			writeError(w, wire.NewErrorStatus(wire.CodeUnsupportedMedia, http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
+			return
+		}
+		if s.set.apiKey == "" && (!loopbackOrigin(r.Header.Get("Origin")) || !loopbackHost(r.Host)) {
+			writeError(w, wire.NewErrorStatus(wire.CodeForbidden, http.StatusForbidden,
+				"requests from web pages or other hosts need an API key (openai.api_key_env)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the complete HTTP handler (tests, embedding).
