@@ -120,3 +120,28 @@ func TestExecuteRequiresStreamTransport(t *testing.T) {
 	wantError(t, f.eng.ExecuteStream(context.Background(), other, httpCaller, (&recorded{}).emit), wire.CodeUnsupportedProfile, wire.StatusError)
 }
 
+
+// LIFECYCLE-12 (fixture service-lifecycle-v1.json): a task_id reused with
+// the same idempotency key but a different request is refused with
+// conflict and not executed; a second streamed CALL with the task_id of an
+// accepted one never starts another execution (half of LIFECYCLE-11: the
+// engine answers conflict instead of replaying the known state).
+func TestLIFECYCLE_12_ReusedTaskIDConflictNoExecution(t *testing.T) {
+	f, llm := slowFixture(t, 3, time.Millisecond)
+	first := chatCall("one")
+	first.IdempotencyKey = "idem-1"
+	if resp := f.eng.ExecuteStream(context.Background(), first, httpCaller, (&recorded{}).emit); resp.Status != wire.StatusSuccess {
+		t.Fatalf("first: %+v", resp.Error)
+	}
+	again := chatCall("two")
+	again.TaskID, again.IdempotencyKey = first.TaskID, "idem-1"
+	var rec recorded
+	resp := f.eng.ExecuteStream(context.Background(), again, httpCaller, rec.emit)
+	wantError(t, resp, wire.CodeConflict, wire.StatusError)
+	if resp.Lifecycle == nil || resp.Lifecycle.Event != wire.EventFailed || resp.Lifecycle.Sequence != 0 || len(rec.events) != 0 {
+		t.Fatalf("conflict must be a rejection before acceptance: %+v, events %v", resp.Lifecycle, rec.events)
+	}
+	if llm.Started() != 1 {
+		t.Fatalf("backend ran %d times, want 1", llm.Started())
+	}
+}
