@@ -1,0 +1,176 @@
+package directory
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/meshnode/meshnode/internal/testutil"
+)
+
+// The attacks of issue 12 (items 3 and 4), run the way the review ran them.
+
+// TestSecRegisterJunkFloodDoesNotLockOutNewSources: 100,000 junk REGISTER
+// POSTs from distinct source addresses (IPv4 and IPv6, through a trusted
+// proxy's X-Forwarded-For), then a legitimate new address registers.
+func TestSecRegisterJunkFloodDoesNotLockOutNewSources(t *testing.T) {
+	h := startHarness(t, func(c *Config) { c.TrustedProxies = []string{"127.0.0.0/8"} })
+	handler := h.s.Handler()
+	for i := range 100_000 {
+		src := fmt.Sprintf("198.%d.%d.%d", 18+i>>16&1, i>>8&0xff, i&0xff)
+		if i%2 == 1 {
+			src = fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/v1/register", strings.NewReader(`{"endpoint":"x"}`))
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Header.Set("X-Forwarded-For", src)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnprocessableEntity {
+			t.Fatalf("junk %d from %s: %d %s", i, src, rec.Code, rec.Body)
+		}
+	}
+	b := h.regBody("node1")
+	r := h.do(http.MethodPost, "/v1/register", b, map[string]string{"X-Forwarded-For": "203.0.113.77"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("legitimate newcomer after the flood: %d %s", r.status, r.body)
+	}
+	if n := h.s.regLimit.Len(); n > 1 {
+		t.Fatalf("junk was charged: %d limiter keys", n)
+	}
+}
+
+// TestSecRegisterLimitGroupsIPv6By64: addresses of one /64 share one
+// budget; another /64 has its own.
+func TestSecRegisterLimitGroupsIPv6By64(t *testing.T) {
+	h := startHarness(t, func(c *Config) {
+		c.TrustedProxies = []string{"127.0.0.0/8"}
+		c.RegisterRateLimit = 3
+	})
+	for i := range 3 {
+		src := fmt.Sprintf("2001:db8:1:1::%x", i+1)
+		if r := h.do(http.MethodPost, "/v1/register", h.regBody(testHosts[i]), map[string]string{"X-Forwarded-For": src}); r.status != http.StatusCreated {
+			t.Fatalf("registration %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := h.do(http.MethodPost, "/v1/register", h.regBody("node4"), map[string]string{"X-Forwarded-For": "2001:db8:1:1:ffff:ffff:ffff:fffe"})
+	if r.status != http.StatusTooManyRequests || r.errCode(t) != "rate_limited" {
+		t.Fatalf("4th from the same /64: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodPost, "/v1/register", h.regBody("node4"), map[string]string{"X-Forwarded-For": "2001:db8:1:2::1"}); r.status != http.StatusCreated {
+		t.Fatalf("another /64: %d %s", r.status, r.body)
+	}
+}
+
+// TestSecHeartbeatTokenGuessingThrottledAndLogged: a source guessing node
+// tokens is throttled after a few misses and the operator sees WARN lines
+// (bounded, never the token); the owner's heartbeat is unaffected.
+func TestSecHeartbeatTokenGuessingThrottledAndLogged(t *testing.T) {
+	var logs testutil.SyncBuffer
+	node := newHealthNode(t)
+	cfg := testConfig(t, node, t.TempDir())
+	cfg.TrustedProxies = []string{"127.0.0.0/8"}
+	h := startWithLog(t, node, cfg, newFakeClock(), &logs)
+	id, tok := h.register(h.regBody("node1"))
+	statuses := map[int]int{}
+	for i := range 500 {
+		guess := fmt.Sprintf("%064x", i)
+		hdr := map[string]string{"X-Forwarded-For": "198.51.100.9", "Authorization": "Bearer " + guess}
+		statuses[h.do(http.MethodPost, "/v1/heartbeat", map[string]any{"node_id": id}, hdr).status]++
+	}
+	if statuses[http.StatusUnauthorized] != badTokensPerMin || statuses[http.StatusTooManyRequests] != 500-badTokensPerMin {
+		t.Fatalf("guessing not throttled: %v", statuses)
+	}
+	// Deregistration with guessed tokens from the same source is throttled too.
+	if r := h.do(http.MethodDelete, "/v1/register", nil, map[string]string{"X-Forwarded-For": "198.51.100.9", "Authorization": "Bearer " + strings.Repeat("ee", 32)}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("deregister from a throttled source: %d", r.status)
+	}
+	if r := h.heartbeat(id, tok, nil); r.status != http.StatusOK {
+		t.Fatalf("owner heartbeat: %d %s", r.status, r.body)
+	}
+	out := logs.String()
+	warns := strings.Count(out, "level=WARN msg=\"invalid node token\"")
+	if warns == 0 || warns > badTokenLogLines {
+		t.Fatalf("%d WARN lines about bad tokens, want 1..%d", warns, badTokenLogLines)
+	}
+	if strings.Contains(out, fmt.Sprintf("%064x", 3)) || strings.Contains(out, tok) {
+		t.Fatal("a token reached the log")
+	}
+}
+
+// TestSecE050TokenlessReRegisterCannotHijack: the review's hijack. A
+// token-less re-registration of a known public node_id is refused with
+// IICP-E050; the owner's token keeps working and the attacker holds no
+// credential to deregister the node with.
+func TestSecE050TokenlessReRegisterCannotHijack(t *testing.T) {
+	h := startHarness(t, nil)
+	id, tok := h.register(h.regBody("node1"))
+	hijack := h.regBody("node1")
+	hijack["node_id"] = id
+	r := h.do(http.MethodPost, "/v1/register", hijack, nil)
+	if r.status != http.StatusForbidden || r.errCode(t) != "IICP-E050" {
+		t.Fatalf("token-less re-register: %d %s", r.status, r.body)
+	}
+	if bytes.Contains(r.body, []byte(`"node_token"`)) {
+		t.Fatal("refusal carries a token")
+	}
+	if r := h.heartbeat(id, tok, nil); r.status != http.StatusOK {
+		t.Fatalf("owner token after the attempt: %d", r.status)
+	}
+	owner := h.regBody("node1")
+	owner["node_id"], owner["current_node_token"] = id, tok
+	if r := h.do(http.MethodPost, "/v1/register", owner, nil); r.status != http.StatusCreated {
+		t.Fatalf("owner refresh: %d %s", r.status, r.body)
+	}
+}
+
+// TestSecOperatorDelegationSecuresNode: a valid operator_delegation is
+// verified and recorded (never served); the node is then "secured" and a
+// token-less refresh is E050 with the secured message. A forged
+// delegation registers but secures nothing.
+func TestSecOperatorDelegationSecuresNode(t *testing.T) {
+	h := startHarness(t, nil)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	id := "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+	notAfter := h.clock.Now().Unix() + 3600
+	d := &operatorDelegation{NodeID: id, OperatorPub: base64.StdEncoding.EncodeToString(pub), NotAfter: notAfter}
+	msg, _ := delegationBytes(d)
+	d.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, msg))
+	b := h.regBody("node1")
+	b["node_id"], b["operator_delegation"] = id, d
+	_, tok := h.register(b)
+	if got := h.s.store.idx.get(id).rec.OperatorPubKey; got != d.OperatorPub {
+		t.Fatalf("operator_pubkey recorded %q, want %q", got, d.OperatorPub)
+	}
+	if r := h.do(http.MethodGet, "/v1/node/"+id, nil, nil); bytes.Contains(r.body, []byte(d.OperatorPub)) {
+		t.Fatal("operator_pubkey is served")
+	}
+	refresh := h.regBody("node1")
+	refresh["node_id"] = id
+	r := h.do(http.MethodPost, "/v1/register", refresh, nil)
+	if r.status != http.StatusForbidden || r.errCode(t) != "IICP-E050" || !bytes.Contains(r.body, []byte("operator key")) {
+		t.Fatalf("secured node token-less refresh: %d %s", r.status, r.body)
+	}
+	refresh["current_node_token"] = tok
+	if r := h.do(http.MethodPost, "/v1/register", refresh, nil); r.status != http.StatusCreated {
+		t.Fatalf("owner refresh: %d %s", r.status, r.body)
+	}
+	if h.s.store.idx.get(id).rec.OperatorPubKey != d.OperatorPub {
+		t.Fatal("owner refresh without a delegation dropped the operator binding")
+	}
+
+	forged := *d
+	forged.NodeID = "0b8e6d5c-1f2a-4c3b-8d4e-5f6a7b8c9d0e"
+	f := h.regBody("node2")
+	f["node_id"], f["operator_delegation"] = forged.NodeID, forged
+	h.register(f)
+	if got := h.s.store.idx.get(forged.NodeID).rec.OperatorPubKey; got != "" {
+		t.Fatalf("a delegation signed for another node_id secured this one: %q", got)
+	}
+}
