@@ -53,11 +53,11 @@ var layers = map[string]layer{
 	"internal/httperr":     {}, // log-safe net/http client errors, shared by the HTTP clients
 	// The HTTP servers' shared pieces: error writer, recoverer, rate
 	// limiter, per-IP connection cap, SSRF-guarded client.
-	"internal/httpx": {may: []string{"wire"}},
-	"internal/jcs":         {}, // RFC 8785 canonical JSON (federation event signatures)
-	"internal/retry":       {}, // iicp-semantics §6.1 backoff shared by mesh and client
-	"internal/e2e":         {}, // tests only
-	"internal/archtest":    {}, // tests only
+	"internal/httpx":    {may: []string{"wire"}},
+	"internal/jcs":      {}, // RFC 8785 canonical JSON (federation event signatures)
+	"internal/retry":    {}, // iicp-semantics §6.1 backoff shared by mesh and client
+	"internal/e2e":      {}, // tests only
+	"internal/archtest": {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
 	"internal/httperr/httperrtest": {},
 	// Self-signed server certificates for the node bridge and the directory.
