@@ -28,7 +28,7 @@ type Limiter struct {
 
 type keyEvents struct {
 	key string
-	ts  []time.Time // accepted events inside the window, oldest first
+	ts  []int64 // accepted events (Unix ns) inside the window, oldest first
 }
 
 // NewLimiter returns a limiter of limit events per window and at most
@@ -53,16 +53,16 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ke := l.touch(key)
-	cut := now.Add(-l.window)
+	cut := now.Add(-l.window).UnixNano()
 	i := 0
-	for i < len(ke.ts) && !ke.ts[i].After(cut) {
+	for i < len(ke.ts) && ke.ts[i] <= cut {
 		i++
 	}
 	ke.ts = ke.ts[i:]
 	if len(ke.ts) >= l.limit {
-		return false, ke.ts[0].Sub(cut)
+		return false, time.Duration(ke.ts[0] - cut)
 	}
-	ke.ts = append(ke.ts, now)
+	ke.ts = append(ke.ts, now.UnixNano())
 	return true, 0
 }
 
@@ -79,17 +79,17 @@ func (l *Limiter) Blocked(key string, now time.Time) (bool, time.Duration) {
 		return false, 0
 	}
 	ts := el.Value.(*keyEvents).ts
-	cut := now.Add(-l.window)
+	cut := now.Add(-l.window).UnixNano()
 	n := 0
 	for _, t := range ts {
-		if t.After(cut) {
+		if t > cut {
 			n++
 		}
 	}
 	if n < l.limit {
 		return false, 0
 	}
-	return true, ts[len(ts)-n].Sub(cut)
+	return true, time.Duration(ts[len(ts)-n] - cut)
 }
 
 // touch returns key's entry, creating it (and evicting the least recently
@@ -117,11 +117,11 @@ func (l *Limiter) Sweep(now time.Time) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cut := now.Add(-l.window)
+	cut := now.Add(-l.window).UnixNano()
 	for el := l.lru.Back(); el != nil; {
 		prev := el.Prev()
 		ke := el.Value.(*keyEvents)
-		if len(ke.ts) == 0 || !ke.ts[len(ke.ts)-1].After(cut) {
+		if len(ke.ts) == 0 || ke.ts[len(ke.ts)-1] <= cut {
 			delete(l.keys, ke.key)
 			l.lru.Remove(el)
 		}

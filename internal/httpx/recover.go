@@ -15,16 +15,25 @@ import (
 func Recoverer(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			v := recover()
-			if v == nil {
-				return
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v) // net/http's own "abort the connection" signal
+				}
+				Recovered(log, w, r, false)
 			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			log.Error("handler panic", "route", r.URL.Path, "stack", string(debug.Stack()))
-			WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Recovered handles a recovered handler panic: it is logged (route, stack
+// and attrs; never the panic value) and answered with the internal error
+// envelope unless the response header was already sent. Servers whose own
+// middleware recovers (to record metrics) call it from their deferred
+// recover, after re-raising http.ErrAbortHandler as Recoverer does.
+func Recovered(log *slog.Logger, w http.ResponseWriter, r *http.Request, headerSent bool, attrs ...any) {
+	log.Error("handler panic", append([]any{"route", r.URL.Path, "stack", string(debug.Stack())}, attrs...)...)
+	if !headerSent {
+		WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
+	}
 }

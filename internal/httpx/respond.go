@@ -49,7 +49,7 @@ func WriteError(w http.ResponseWriter, e *wire.Error) { WriteErrorAs(w, e, false
 // WriteErrorAs is WriteError in CBOR when cbor is set and the error
 // encodes (iicp-cbor-wire.md §5), JSON otherwise.
 func WriteErrorAs(w http.ResponseWriter, e *wire.Error, cbor bool) {
-	setRetryAfter(w, e)
+	SetRetryAfter(w, e)
 	w.Header().Set("Cache-Control", "no-store")
 	if cbor {
 		if b, err := wire.EncodeErrorCBOR(e); err == nil {
@@ -77,9 +77,9 @@ func CeilSeconds(d time.Duration) int64 {
 	return max(int64((d+time.Second-1)/time.Second), 1)
 }
 
-// setRetryAfter sets Retry-After in whole seconds from the error's retry
+// SetRetryAfter sets Retry-After in whole seconds from the error's retry
 // hint; a 429 always carries one (at least 1 s).
-func setRetryAfter(w http.ResponseWriter, e *wire.Error) {
+func SetRetryAfter(w http.ResponseWriter, e *wire.Error) {
 	secs := max(e.RetryAfter, (e.RetryAfterMs+999)/1000)
 	if secs <= 0 && e.Status() != http.StatusTooManyRequests {
 		return
