@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -172,5 +174,34 @@ func TestSecOperatorDelegationSecuresNode(t *testing.T) {
 	h.register(f)
 	if got := h.s.store.idx.get(forged.NodeID).rec.OperatorPubKey; got != "" {
 		t.Fatalf("a delegation signed for another node_id secured this one: %q", got)
+	}
+}
+
+// TestSecDatabaseFilesAre0600AndSynchronousFull: dir.db holds the signing
+// key and token hashes, so it and its -wal/-shm are 0600 (also when an
+// older version left a 0644 file), keys are 0600, and every commit is
+// synchronous=FULL (issue 12 item 5).
+func TestSecDatabaseFilesAre0600AndSynchronousFull(t *testing.T) {
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, "directory.db")
+	if err := os.WriteFile(legacy, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHarness(t, func(c *Config) { c.StateDir = dir })
+	h.register(h.regBody("node1"))
+	files := []string{legacy, legacy + "-wal", legacy + "-shm"}
+	keys, _ := filepath.Glob(filepath.Join(dir, "*key*"))
+	for _, f := range append(files, keys...) {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	var sync int
+	if err := h.s.store.db.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", sync, err)
 	}
 }
