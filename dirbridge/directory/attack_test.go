@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // The attacks of issue 12 (items 3 and 4), run the way the review ran them.
@@ -203,5 +205,49 @@ func TestSecDatabaseFilesAre0600AndSynchronousFull(t *testing.T) {
 	var sync int
 	if err := h.s.store.db.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", sync, err)
+	}
+}
+
+// TestSecHealthReportsFailingStore: with a store that refuses writes (disk
+// full, simulated by SQLite triggers aborting every write), REGISTER fails
+// and /iicp/health and /readyz say so instead of "ok" (issue 12 item 6).
+func TestSecHealthReportsFailingStore(t *testing.T) {
+	h := startHarness(t, nil)
+	if r := h.do(http.MethodGet, "/iicp/health", nil, nil); r.status != http.StatusOK || r.json(t)["store"] != "ok" {
+		t.Fatalf("healthy store: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodGet, "/readyz", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	var full []string
+	for _, tbl := range []string{"meta", "nodes"} {
+		for _, op := range []string{"INSERT", "UPDATE"} {
+			name := "disk_full_" + tbl + "_" + op
+			full = append(full, name)
+			if _, err := h.s.store.db.Exec("CREATE TRIGGER " + name + " BEFORE " + op + " ON " + tbl +
+				" BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.clock.Advance(storeCheckEvery + time.Second)
+	if r := h.do(http.MethodPost, "/v1/register", h.regBody("node1"), nil); r.status != http.StatusInternalServerError {
+		t.Fatalf("register on a full disk: %d %s", r.status, r.body)
+	}
+	r := h.do(http.MethodGet, "/iicp/health", nil, nil)
+	if r.status != http.StatusServiceUnavailable || r.json(t)["store"] != "failing" || r.json(t)["status"] == "ok" {
+		t.Fatalf("health with a failing store: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodGet, "/readyz", nil, nil); r.status != http.StatusServiceUnavailable || r.errCode(t) != string(wire.CodeUnavailable) {
+		t.Fatalf("readyz with a failing store: %d %s", r.status, r.body)
+	}
+	for _, name := range full {
+		if _, err := h.s.store.db.Exec("DROP TRIGGER " + name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clock.Advance(storeCheckEvery + time.Second)
+	if r := h.do(http.MethodGet, "/iicp/health", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("health after recovery: %d %s", r.status, r.body)
 	}
 }

@@ -245,15 +245,6 @@ func meshHealth(scores []float64, dist map[string]int) map[string]any {
 
 func round4(v float64) float64 { return math.Round(v*10000) / 10000 }
 
-// handleHealth is the directory's own GET /iicp/health.
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{
-		"status": "ok", "role": "directory", "version": s.cfg.Version,
-		"registered_nodes": s.store.idx.count(), "active_nodes": s.activeCount(),
-	})
-}
-
 // handleCredits answers the credit routes whose auth boundary the spec
 // fixes (DIR-CRED-01..03) although the credit extension is not offered:
 // 401 without a valid node token, 503 with one.

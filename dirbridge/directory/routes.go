@@ -44,6 +44,7 @@ func (s *Server) routes() http.Handler {
 		s.handle(mux, "/api"+p, m)
 	}
 	s.handle(mux, "/iicp/health", methods{http.MethodGet: s.handleHealth})
+	s.handle(mux, "/readyz", methods{http.MethodGet: s.handleReady})
 	metricsH := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.handle(mux, "/metrics", methods{http.MethodGet: metricsH.ServeHTTP})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

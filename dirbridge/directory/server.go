@@ -45,6 +45,8 @@ type Server struct {
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
 
+	storeCheck storeCheck // last store write probe (health.go)
+
 	nodeLocks keyedMutex
 	replay    replayCache
 
