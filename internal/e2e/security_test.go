@@ -64,32 +64,7 @@ func TestSecReRegistrationHijackAndLockout(t *testing.T) {
 	if code, body := postJSON(t, dirURL+"/v1/heartbeat", map[string]any{"node_id": rt.NodeID}, tok); code != http.StatusOK {
 		t.Fatalf("owner's token after the hijack attempt: %d %s", code, body)
 	}
-	// A node of another implementation that publishes no cx_public_key
-	// (the review's victim): the same token-less re-registration used to
-	// get 201 and a fresh token, locking the owner out.
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	}))
-	defer plain.Close()
-	victim := map[string]any{
-		"endpoint": plain.URL, "region": "eu-central",
-		"capabilities": []map[string]any{{"intent": wire.IntentChat, "models": []string{"m"}, "max_tokens": 1024}},
-		"limits":       map[string]any{"max_concurrent": 1},
-	}
-	code, body = postJSON(t, dirURL+"/v1/register", victim, "")
-	var ack wire.RegisterAck
-	if code != http.StatusCreated || json.Unmarshal([]byte(body), &ack) != nil {
-		t.Fatalf("plain node registration: %d %s", code, body)
-	}
-	victim["node_id"] = ack.NodeID
-	if code, body := postJSON(t, dirURL+"/v1/register", victim, ""); code != http.StatusForbidden || !strings.Contains(body, `"IICP-E050"`) {
-		t.Fatalf("token-less re-registration of a plain node: %d %s", code, body)
-	}
-	if code, body := postJSON(t, dirURL+"/v1/heartbeat", map[string]any{"node_id": ack.NodeID}, ack.NodeToken); code != http.StatusOK {
-		t.Fatalf("plain node's token after the hijack attempt: %d %s", code, body)
-	}
-
+	checkPlainNodeHijack(t, dirURL)
 	req, _ := http.NewRequest(http.MethodDelete, dirURL+"/v1/register", nil)
 	if resp, err := plainClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("token-less deregistration: %v %v", resp, err)
@@ -167,4 +142,33 @@ func publicCXKey(t *testing.T, dirURL, nodeID string) json.RawMessage {
 	}
 	t.Fatalf("node %s not in discover", nodeID)
 	return nil
+}
+
+// checkPlainNodeHijack: a node of another implementation that publishes no
+// cx_public_key (the review's victim). The token-less re-registration
+// used to get 201 and a fresh token, locking the owner out.
+func checkPlainNodeHijack(t *testing.T, dirURL string) {
+	t.Helper()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer plain.Close()
+	victim := map[string]any{
+		"endpoint": plain.URL, "region": "eu-central",
+		"capabilities": []map[string]any{{"intent": wire.IntentChat, "models": []string{"m"}, "max_tokens": 1024}},
+		"limits":       map[string]any{"max_concurrent": 1},
+	}
+	code, body := postJSON(t, dirURL+"/v1/register", victim, "")
+	var ack wire.RegisterAck
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &ack) != nil {
+		t.Fatalf("plain node registration: %d %s", code, body)
+	}
+	victim["node_id"] = ack.NodeID
+	if code, body := postJSON(t, dirURL+"/v1/register", victim, ""); code != http.StatusForbidden || !strings.Contains(body, `"IICP-E050"`) {
+		t.Fatalf("token-less re-registration of a plain node: %d %s", code, body)
+	}
+	if code, body := postJSON(t, dirURL+"/v1/heartbeat", map[string]any{"node_id": ack.NodeID}, ack.NodeToken); code != http.StatusOK {
+		t.Fatalf("plain node's token after the hijack attempt: %d %s", code, body)
+	}
 }
