@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -249,5 +251,31 @@ func TestSecHealthReportsFailingStore(t *testing.T) {
 	h.clock.Advance(storeCheckEvery + time.Second)
 	if r := h.do(http.MethodGet, "/iicp/health", nil, nil); r.status != http.StatusOK {
 		t.Fatalf("health after recovery: %d %s", r.status, r.body)
+	}
+}
+
+// TestSecTLSHandshakeErrorsAreCounted: bytes that are not TLS sent to the
+// directory's TLS listener surface as a counter on /metrics, not only as a
+// debug log line (issue 12 item 6).
+func TestSecTLSHandshakeErrorsAreCounted(t *testing.T) {
+	h := startHarness(t, nil)
+	if !h.s.TLS() {
+		t.Fatal("test premise: the harness directory speaks TLS")
+	}
+	for range 3 {
+		c, err := net.Dial("tcp", h.s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+	}
+	testutil.WaitFor(t, 5*time.Second, "3 TLS handshake errors counted", func() bool {
+		return h.s.lnStats.TLSHandshakeErrors.Load() >= 3
+	})
+	r := h.do(http.MethodGet, "/metrics", nil, nil)
+	if !bytes.Contains(r.body, []byte("meshnode_directory_tls_handshake_errors_total 3")) {
+		t.Fatalf("metric missing:\n%s", r.body)
 	}
 }
