@@ -279,3 +279,36 @@ func TestSecTLSHandshakeErrorsAreCounted(t *testing.T) {
 		t.Fatalf("metric missing:\n%s", r.body)
 	}
 }
+
+// TestSecSigningKeyMovesOutOfTheDatabase: the signing key an earlier
+// version kept inside dir.db moves to a 0600 key file (same key, so issued
+// tokens stay valid) and leaves the database; a restart reads the file.
+func TestSecSigningKeyMovesOutOfTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "directory.db")
+	st, err := openStore(t.Context(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	if _, err := st.db.Exec(`INSERT INTO meta (k, v) VALUES (?, ?)`, legacySigningKey, seed); err != nil {
+		t.Fatal(err)
+	}
+	st.close()
+	want := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	for round := range 2 {
+		h := startHarness(t, func(c *Config) { c.StateDir = dir })
+		if !h.s.PublicKey().Equal(want) {
+			t.Fatalf("round %d: the signing key changed", round)
+		}
+		var n int
+		if err := h.s.store.db.QueryRow(`SELECT count(*) FROM meta WHERE k = ?`, legacySigningKey).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("round %d: key still in the database (%d, %v)", round, n, err)
+		}
+		fi, err := os.Stat(filepath.Join(dir, SigningKeyFile))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("round %d: key file %v %v", round, fi, err)
+		}
+		h.stop()
+	}
+}

@@ -138,14 +138,7 @@ func (s *Server) openState(ctx context.Context) error {
 	}
 	secret, err := st.secret(ctx, "token_index_key", randomBytes(32))
 	if err == nil && s.signKey == nil {
-		var seed []byte
-		if seed, err = st.secret(ctx, "signing_key_ed25519_seed", ed25519Seed); err == nil {
-			if len(seed) != ed25519.SeedSize {
-				err = errors.New("stored signing key has the wrong size")
-			} else {
-				s.signKey = ed25519.NewKeyFromSeed(seed)
-			}
-		}
+		s.signKey, err = loadSigningKey(ctx, st, filepath.Join(filepath.Dir(path), SigningKeyFile))
 	}
 	if err != nil {
 		st.close()

@@ -2,7 +2,6 @@ package directory
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
@@ -141,14 +140,6 @@ func randomBytes(n int) func() ([]byte, error) {
 		_, err := rand.Read(b)
 		return b, err
 	}
-}
-
-func ed25519Seed() ([]byte, error) {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return k.Seed(), nil
 }
 
 // apply is the choke point every registration and deregistration passes:

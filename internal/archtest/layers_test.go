@@ -33,7 +33,7 @@ var layers = map[string]layer{
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
 	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
-	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	"dirbridge/directory/signedtoken": {},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
