@@ -36,7 +36,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	respond := func(resp *wire.Response) ([]byte, error) { return wire.EncodeJSON(resp) }
+	respond := encodeResponse
 	var call *wire.Call
 	if isCBOR {
 		call, werr = wire.DecodeCallCBOR(body)

@@ -158,6 +158,18 @@ func (c *OpenAI) InferenceEngine() string { return c.engine }
 // GeneratedByAI is true: answers come from a model (iicp-core.md §3.2).
 func (c *OpenAI) GeneratedByAI() bool { return true }
 
+// ReturnsOnCancel reports whether Do returns promptly once its ctx ends,
+// which lets the engine run it without a guard goroutine. net/http's own
+// transport aborts the exchange (dial, write, read) on cancellation; a
+// custom RoundTripper given through WithHTTPClient promises nothing.
+func (c *OpenAI) ReturnsOnCancel() bool {
+	switch c.client.Transport.(type) {
+	case nil, *http.Transport:
+		return true
+	}
+	return false
+}
+
 // String describes the backend without secrets (for health output and logs).
 func (c *OpenAI) String() string { return "openai " + c.base.String() }
 
