@@ -35,7 +35,7 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 		return nil, false
 	}
 	if b == nil {
-		b = make([]byte, 0, 192+len(r.Result)+len(r.ModelUsed))
+		b = make([]byte, 0, 224+len(r.Result)+len(r.TaskID)+len(r.NodeID)+len(r.ModelUsed)+len(r.SessionID)+len(r.CallID))
 	}
 	b = appendString(append(b, `{"task_id":`...), r.TaskID)
 	b = appendString(append(b, `,"status":`...), r.Status)
