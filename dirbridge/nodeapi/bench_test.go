@@ -108,6 +108,11 @@ func chatCallers(b *testing.B, llmURL string) (direct, proxied func(int) error) 
 
 // taskCaller returns the i-th of b.N prepared tasks sent to the node's
 // POST /v1/task; a RESPONSE for another task_id fails it (mis-attributed).
+// Its client is configured like the chat callers' (harness transport, no
+// http.Client.Timeout: a client timeout costs a timer goroutine per
+// request the other callers do not pay; the node itself answers every
+// task by its timeout_ms), and it reads the answer the way they do, whole,
+// then decodes the two fields it checks.
 func taskCaller(b *testing.B, h *harness) func(int) error {
 	calls := make([][]byte, b.N)
 	ids := make([]string, b.N)
@@ -116,8 +121,9 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 		ids[i] = c["task_id"].(string)
 		calls[i], _ = json.Marshal(c)
 	}
+	client := &http.Client{Transport: h.client.Transport}
 	return func(i int) error {
-		resp, err := h.client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
+		resp, err := client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
 		if err != nil {
 			return err
 		}
@@ -126,7 +132,11 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 			TaskID string `json:"task_id"`
 			Status string `json:"status"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 || r.Status != "success" {
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = json.Unmarshal(body, &r)
+		}
+		if err != nil || resp.StatusCode != 200 || r.Status != "success" {
 			return fmt.Errorf("node: status %d %q err %v", resp.StatusCode, r.Status, err)
 		}
 		if r.TaskID != ids[i] {
