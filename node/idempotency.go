@@ -25,7 +25,7 @@ type idempotency struct {
 	ttl  time.Duration
 	cap  int
 	gen  uint64
-	base time.Time         // the first reservation's time; entry times are offsets from it
+	base time.Time          // the first reservation's time; entry times are offsets from it
 	live map[idemKey]uint64 // task_id → generation of its ring entry
 	ring []idemEntry        // circular FIFO, grows up to cap
 	head int                // oldest entry
