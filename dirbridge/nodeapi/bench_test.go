@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -146,11 +147,12 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 	}
 }
 
-// pathStats accumulates one path's request latencies, wall time and
-// process CPU (all goroutines: caller, node, backend).
+// pathStats accumulates one path's request latencies, wall time, process
+// CPU and heap allocations (all goroutines: caller, node, backend).
 type pathStats struct {
 	lat     []time.Duration
 	el, cpu time.Duration
+	mallocs uint64
 }
 
 // measureRounds runs b.N requests on each path in alternating rounds, so a
@@ -168,11 +170,13 @@ func measureRounds(b *testing.B, conc int, direct, proxied, node func(int) error
 			st  *pathStats
 			do  func(int) error
 		}{{"caller-direct", &d, direct}, {"caller-proxy", &p, proxied}, {"caller-node", &n, node}} {
+			m0 := mallocs()
 			c0 := testutil.ProcessCPU()
 			var lat []time.Duration
 			var el time.Duration
 			labelled(path.hop, func() { lat, el = runLoad(b, lo, hi, conc, path.do) })
 			path.st.lat, path.st.el, path.st.cpu = append(path.st.lat, lat...), path.st.el+el, path.st.cpu+testutil.ProcessCPU()-c0
+			path.st.mallocs += mallocs() - m0
 		}
 	}
 	return d, p, n
@@ -203,6 +207,17 @@ func reportOverhead(b *testing.B, d, p, n pathStats) {
 	b.ReportMetric(perReq(d), "direct-cpu-µs/req")
 	b.ReportMetric(perReq(p), "proxy-cpu-µs/req")
 	b.ReportMetric(perReq(n), "node-cpu-µs/req")
+	// Allocations drive GC work, which all paths share.
+	allocs := func(st pathStats) float64 { return float64(st.mallocs) / float64(len(st.lat)) }
+	b.ReportMetric(allocs(p), "proxy-allocs/req")
+	b.ReportMetric(allocs(n), "node-allocs/req")
+}
+
+// mallocs is the process's heap allocation count so far.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
