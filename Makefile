@@ -28,13 +28,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 # bench-node: what the node adds over its backend (POST /v1/task vs the same
-# request sent straight to a zero-delay OpenAI-compatible test backend):
-# overhead p50/p99 in µs at concurrency 1 and 64, throughput ratio at 64.
+# request sent straight to a zero-delay OpenAI-compatible test backend, and
+# through a bare httputil.ReverseProxy hop): overhead p50/p99 in µs at
+# concurrency 1, 32 and 64, throughput ratios, node-vs-proxy, CPU per request.
 bench-node:
 	$(GO) test -run '^$$' -bench NodeOverhead -benchtime 4000x ./dirbridge/nodeapi/
 
 # bench-report: the benchmark command (bench/): node task path vs direct
-# backend (plaintext, TLS), mesh QUIC stream vs HTTP bridge, 50-node advert
+# backend and vs a bare reverse-proxy hop (plaintext, TLS), mesh QUIC stream vs HTTP bridge, 50-node advert
 # convergence, directory discover/heartbeat with 10,000 nodes, wire codecs;
 # ratios against baselines measured in the same process. BENCHFLAGS passes
 # flags through, e.g. make bench-report BENCHFLAGS='-duration 10s -json'.

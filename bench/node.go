@@ -137,7 +137,10 @@ func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client,
 		tr.ForceAttemptHTTP2 = false
 	}
 	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
-	return srv.URL(), &http.Client{Transport: tr, Timeout: 2 * taskTimeoutMs * time.Millisecond}, nil
+	// No http.Client.Timeout, like the direct and proxy callers: it would
+	// cost a timer goroutine per request that they do not pay. The node
+	// answers every CALL by its timeout_ms (taskTimeoutMs) anyway.
+	return srv.URL(), &http.Client{Transport: tr}, nil
 }
 
 // call builds the CALL for request seq of a path.

@@ -2,6 +2,7 @@ package nodeapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,6 +50,7 @@ func BenchmarkNodeOverhead(b *testing.B) {
 		delay time.Duration
 	}{
 		{"plain/c=1", 1, false, 0},
+		{"plain/c=32", 32, false, 0},
 		{"plain/c=64", 64, false, 0},
 		{"tls/c=1", 1, true, 0},
 		{"tls/c=64", 64, true, 0},
@@ -63,20 +67,14 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 	if useTLS {
 		opts = nil // startNode supplies the self-signed TLS config
 	}
-	h := startNode(b, harnessConfig{maxConc: 128, apiOpts: opts, infoLogs: true})
+	h := startNode(b, harnessConfig{maxConc: 128, apiOpts: opts, infoLogs: true}) // labels hop=node and hop=backend
 	h.llm.delay.Store(int64(delay))
 	directOnce, proxyOnce := chatCallers(b, h.llm.URL)
 	nodeOnce := taskCaller(b, h)
 
 	// Warm connections and code paths on both sides, outside the timings.
-	for i := range min(conc*2, 256) {
-		if err := directOnce(i); err != nil {
-			b.Fatal(err)
-		}
-		if err := proxyOnce(i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	labelled("caller-direct", func() { warm(b, conc, directOnce) })
+	labelled("caller-proxy", func() { warm(b, conc, proxyOnce) })
 	b.ResetTimer()
 	d, p, n := measureRounds(b, conc, directOnce, proxyOnce, nodeOnce)
 	b.StopTimer()
@@ -91,7 +89,8 @@ func benchOverhead(b *testing.B, conc int, useTLS bool, delay time.Duration) {
 func chatCallers(b *testing.B, llmURL string) (direct, proxied func(int) error) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	b.Cleanup(hc.CloseIdleConnections)
-	proxy := startProxy(b, llmURL)
+	var proxy string
+	labelled("proxy", func() { proxy = startProxy(b, llmURL) })
 	chatBody := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
 	chatOnce := func(base string) error {
 		resp, err := hc.Post(base+"/v1/chat/completions", "application/json", bytes.NewReader(chatBody))
@@ -110,6 +109,11 @@ func chatCallers(b *testing.B, llmURL string) (direct, proxied func(int) error) 
 
 // taskCaller returns the i-th of b.N prepared tasks sent to the node's
 // POST /v1/task; a RESPONSE for another task_id fails it (mis-attributed).
+// Its client is configured like the chat callers' (harness transport, no
+// http.Client.Timeout: a client timeout costs a timer goroutine per
+// request the other callers do not pay; the node itself answers every
+// task by its timeout_ms), and it reads the answer the way they do, whole,
+// then decodes the two fields it checks.
 func taskCaller(b *testing.B, h *harness) func(int) error {
 	calls := make([][]byte, b.N)
 	ids := make([]string, b.N)
@@ -118,8 +122,9 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 		ids[i] = c["task_id"].(string)
 		calls[i], _ = json.Marshal(c)
 	}
+	client := &http.Client{Transport: h.client.Transport}
 	return func(i int) error {
-		resp, err := h.client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
+		resp, err := client.Post(h.url+"/v1/task", "application/json", bytes.NewReader(calls[i]))
 		if err != nil {
 			return err
 		}
@@ -128,7 +133,11 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 			TaskID string `json:"task_id"`
 			Status string `json:"status"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 || r.Status != "success" {
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = json.Unmarshal(body, &r)
+		}
+		if err != nil || resp.StatusCode != 200 || r.Status != "success" {
 			return fmt.Errorf("node: status %d %q err %v", resp.StatusCode, r.Status, err)
 		}
 		if r.TaskID != ids[i] {
@@ -138,11 +147,12 @@ func taskCaller(b *testing.B, h *harness) func(int) error {
 	}
 }
 
-// pathStats accumulates one path's request latencies, wall time and
-// process CPU (all goroutines: caller, node, backend).
+// pathStats accumulates one path's request latencies, wall time, process
+// CPU and heap allocations (all goroutines: caller, node, backend).
 type pathStats struct {
 	lat     []time.Duration
 	el, cpu time.Duration
+	mallocs uint64
 }
 
 // measureRounds runs b.N requests on each path in alternating rounds, so a
@@ -156,12 +166,17 @@ func measureRounds(b *testing.B, conc int, direct, proxied, node func(int) error
 			continue
 		}
 		for _, path := range []struct {
-			st *pathStats
-			do func(int) error
-		}{{&d, direct}, {&p, proxied}, {&n, node}} {
+			hop string
+			st  *pathStats
+			do  func(int) error
+		}{{"caller-direct", &d, direct}, {"caller-proxy", &p, proxied}, {"caller-node", &n, node}} {
+			m0 := mallocs()
 			c0 := testutil.ProcessCPU()
-			lat, el := runLoad(b, lo, hi, conc, path.do)
+			var lat []time.Duration
+			var el time.Duration
+			labelled(path.hop, func() { lat, el = runLoad(b, lo, hi, conc, path.do) })
 			path.st.lat, path.st.el, path.st.cpu = append(path.st.lat, lat...), path.st.el+el, path.st.cpu+testutil.ProcessCPU()-c0
+			path.st.mallocs += mallocs() - m0
 		}
 	}
 	return d, p, n
@@ -192,6 +207,17 @@ func reportOverhead(b *testing.B, d, p, n pathStats) {
 	b.ReportMetric(perReq(d), "direct-cpu-µs/req")
 	b.ReportMetric(perReq(p), "proxy-cpu-µs/req")
 	b.ReportMetric(perReq(n), "node-cpu-µs/req")
+	// Allocations drive GC work, which all paths share.
+	allocs := func(st pathStats) float64 { return float64(st.mallocs) / float64(len(st.lat)) }
+	b.ReportMetric(allocs(p), "proxy-allocs/req")
+	b.ReportMetric(allocs(n), "node-allocs/req")
+}
+
+// mallocs is the process's heap allocation count so far.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // startProxy runs a bare reverse proxy to target on 127.0.0.1:0 and
@@ -243,6 +269,28 @@ func runLoad(b *testing.B, lo, hi, conc int, do func(i int) error) ([]time.Durat
 		b.Fatal(*e)
 	}
 	return lat, time.Since(start)
+}
+
+// warm sends min(2·conc, 256) requests one after another, outside the
+// timings, so connections and code paths are hot.
+func warm(b *testing.B, conc int, do func(int) error) {
+	for i := range min(conc*2, 256) {
+		if err := do(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// labelled runs f with the profiler label hop=name. Goroutines inherit the
+// labels of the goroutine that starts them, so every server, connection and
+// worker goroutine of one hop carries its name, and a CPU profile splits by
+// hop: caller-direct, caller-proxy, caller-node, proxy, node, backend.
+//
+//	go test -run '^$' -bench 'NodeOverhead/plain/c=32$' -benchtime 8000x -cpuprofile cpu.out ./dirbridge/nodeapi/
+//	go tool pprof -tags cpu.out                  # CPU share of each hop
+//	go tool pprof -tagfocus hop=node -top cpu.out
+func labelled(name string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("hop", name), func(context.Context) { f() })
 }
 
 func pct(d []time.Duration, p int) time.Duration {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,7 +126,12 @@ type harnessConfig struct {
 
 func startNode(t testing.TB, hc harnessConfig) *harness {
 	t.Helper()
-	llm := newLLMServer(t)
+	var llm *llmServer
+	// Goroutines inherit profiler labels from the goroutine that starts
+	// them: the backend's serving goroutines are labelled hop=backend and
+	// the node's hop=node, so a CPU profile of the overhead benchmark splits
+	// by hop (bench_test.go, labelled).
+	pprof.Do(context.Background(), pprof.Labels("hop", "backend"), func(context.Context) { llm = newLLMServer(t) })
 	tr := &http.Transport{MaxIdleConnsPerHost: 128}
 	t.Cleanup(tr.CloseIdleConnections)
 	openai, err := backend.NewOpenAI(llm.URL, backend.WithHTTPClient(&http.Client{Transport: tr}))
@@ -159,7 +165,7 @@ func startNode(t testing.TB, hc harnessConfig) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{srv: srv, eng: eng, llm: llm, reg: reg, logs: logs}
-	serve(t, srv)
+	pprof.Do(context.Background(), pprof.Labels("hop", "node"), func(context.Context) { serve(t, srv) })
 	h.url = srv.URL()
 	h.client = clientFor(t, srv)
 	t.Cleanup(func() {

@@ -19,25 +19,34 @@ import (
 
 type ctxKey struct{}
 
-// reqInfo is the per-request state the middleware shares, stored in the
-// context once (one Request copy instead of one per middleware).
+// reqInfo is the per-request state the middleware shares. In the chain it
+// lives in the recorder the outermost middleware makes, so no Request or
+// context is copied to carry it; a middleware used on its own (without a
+// recorder) keeps it in the context instead.
 type reqInfo struct {
 	requestID string
 	traceID   string
 }
 
-func info(ctx context.Context) *reqInfo {
-	if ri, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+// infoOf returns the request's shared state: the recorder's, else the
+// context's, else an empty one.
+func infoOf(w http.ResponseWriter, r *http.Request) *reqInfo {
+	if rec, ok := w.(*recorder); ok {
+		return &rec.info
+	}
+	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
 		return ri
 	}
 	return &reqInfo{}
 }
 
 // recorder remembers the status written, for the access log, metrics and
-// the recover middleware (which must not write twice).
+// the recover middleware (which must not write twice), and carries the
+// request's reqInfo.
 type recorder struct {
 	http.ResponseWriter
 	status int
+	info   reqInfo
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -68,7 +77,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p) // net/http's own "abort the connection" signal
 				}
-				httpx.Recovered(s.log, rec, r, rec.status != 0, "request_id", requestID(r.Context()))
+				httpx.Recovered(s.log, rec, r, rec.status != 0, "request_id", rec.info.requestID)
 			}
 			s.met.observe(routeLabel(r), rec.status, time.Since(start))
 		}()
@@ -84,12 +93,15 @@ func requestIDs(next http.Handler) http.Handler {
 		if !safeID(id, 64) {
 			id = randomHex(8)
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = []string{id}
+		if rec, ok := w.(*recorder); ok {
+			rec.info.requestID = id
+			next.ServeHTTP(w, r)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &reqInfo{requestID: id})))
 	})
 }
-
-func requestID(ctx context.Context) string { return info(ctx).requestID }
 
 // CORS (iicp-core.md §3.1 note: nodes answer preflights for any origin so
 // browser consumers can reach them; abuse is bounded by the per-origin rate
@@ -139,13 +151,11 @@ func tracing(next http.Handler) http.Handler {
 		if id == "" {
 			id = randomHex(16)
 		}
-		w.Header().Set(hdrTraceID, id)
-		info(r.Context()).traceID = id
+		w.Header()[hdrTraceID] = []string{id}
+		infoOf(w, r).traceID = id
 		next.ServeHTTP(w, r)
 	})
 }
-
-func traceID(ctx context.Context) string { return info(ctx).traceID }
 
 // parseTraceparent returns the trace-id of a W3C traceparent
 // (version-traceid-parentid-flags, lowercase hex, W3C Trace Context §3.2).
@@ -214,7 +224,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
 			s.log.Debug("http", "method", r.Method, "route", routeLabel(r), "status", rec.status,
-				"duration_ms", time.Since(start).Milliseconds(), "request_id", requestID(r.Context()))
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", rec.info.requestID)
 		}
 	})
 }

@@ -36,7 +36,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	respond := func(resp *wire.Response) ([]byte, error) { return wire.EncodeJSON(resp) }
+	respond := encodeResponse
 	var call *wire.Call
 	if isCBOR {
 		call, werr = wire.DecodeCallCBOR(body)
@@ -53,7 +53,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	caller := s.prepare(r, call)
+	caller := s.prepare(w, r, call)
 	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
 	h.Set(hdrTraceID, call.Trace.TraceID)
 	resp := s.eng.Execute(r.Context(), call, caller)
@@ -62,7 +62,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 
 // prepare fills what the CALL may carry in headers instead of the body and
 // describes the caller. Body fields win over headers.
-func (s *Server) prepare(r *http.Request, call *wire.Call) wire.Caller {
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call) wire.Caller {
 	if call.Auth == nil || call.Auth.NodeToken == "" {
 		// iicp-core.md §3.1 shows the node token as "Authorization: Bearer".
 		if tok, ok := bearer(r.Header.Get("Authorization")); ok {
@@ -74,7 +74,7 @@ func (s *Server) prepare(r *http.Request, call *wire.Call) wire.Caller {
 	}
 	if call.Trace.TraceID == "" {
 		// Propagate the header (or generated) trace ID to the engine and backend.
-		call.Trace.TraceID = traceID(r.Context())
+		call.Trace.TraceID = infoOf(w, r).traceID
 	}
 	ct := r.Header.Get(hdrConsumerToken)
 	if len(ct) > maxConsumerTokenHeader {
@@ -148,8 +148,17 @@ func acceptsCBOR(accept string) bool {
 	return false
 }
 
-// readBody reads at most limit bytes; more is 413 payload_too_large.
+// readBody reads at most limit bytes; more is 413 payload_too_large. A
+// declared Content-Length within the limit is read into one exact
+// allocation (net/http ends the body at that length).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *wire.Error) {
+	if n := r.ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, wire.NewError(wire.CodeValidationError, "reading the request body failed")
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -111,6 +111,7 @@ func TestRecoverTurnsPanicInto500(t *testing.T) {
 	}
 	body, _ := json.Marshal(taskBody("x"))
 	req := httptest.NewRequest(http.MethodPost, "/v1/task", bytes.NewReader(body))
+	req.Header.Set("X-Request-Id", "req-panic-1")
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, req)
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"internal_error"`) {
@@ -122,6 +123,10 @@ func TestRecoverTurnsPanicInto500(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "handler panic") {
 		t.Fatal("panic not logged")
+	}
+	// The panic line names the request, so an operator can find it.
+	if !strings.Contains(logs.String(), `"request_id":"req-panic-1"`) {
+		t.Fatalf("panic log lacks the request ID: %s", logs.String())
 	}
 }
 
