@@ -33,6 +33,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.regLimit.allow(s.limitKey(r), now); !ok {
 		s.metrics.rateLimited.WithLabelValues("register").Inc()
 		s.metrics.registrations.WithLabelValues("rate_limited").Inc()
+		s.log.Warn("registration rejected", "reason", "rate_limited", "code", "IICP-E034")
 		writeRateLimited(w, "IICP-E034: too many registrations from this source address", wait)
 		return
 	}
@@ -93,8 +94,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// regFail counts and logs a refused REGISTER by reason and IICP code: the
+// request's tokens and body never reach the log (SEC-LOG-01).
 func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {
 	s.metrics.registrations.WithLabelValues(result).Inc()
+	s.log.Warn("registration rejected", "reason", result, "code", string(e.Code))
 	writeError(w, e)
 }
 

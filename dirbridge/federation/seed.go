@@ -141,7 +141,7 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	s := &Seed{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-seed"), el: el, metrics: newSeedMetrics(),
+	s := &Seed{cfg: cfg, log: cfg.Logger.With("component", "federation-seed"), el: el, metrics: newSeedMetrics(),
 		registerRL: newWindowLimiter(cfg.RegisterPerHour, time.Hour),
 		snapshotRL: newWindowLimiter(cfg.SnapshotsPerHour, time.Hour),
 		eventsRL:   newWindowLimiter(cfg.EventsPerMinute, time.Minute),

@@ -156,7 +156,8 @@ type Log struct {
 	// Format is text or json.
 	Format string `toml:"format"`
 	// Levels overrides the level per subsystem (app, node, backend, http,
-	// directory, dirclient, mesh, admin).
+	// directory, dirclient, mesh, libp2p, admin): the names printed as
+	// subsystem=<name> in log lines.
 	Levels map[string]string `toml:"levels"`
 }
 

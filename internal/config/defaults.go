@@ -127,7 +127,9 @@ func Defaults(profile string) (Config, error) {
 const DetectOff = "off"
 
 // Subsystems are the logger names [log.levels] may set.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "admin"}
+// Each is printed as subsystem=<name> in every line its logger writes
+// (internal/logging); "libp2p" carries libp2p's own lines.
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 

@@ -122,7 +122,9 @@ profile = {{v .Profile}}
 # format = {{v .Log.Format}}
 
 [log.levels]
-# Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh, admin.
+# Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh,
+# libp2p, admin (the subsystem=<name> printed in each log line; libp2p
+# defaults to at least warn).
 #example: mesh = "debug"
 `
 
