@@ -23,12 +23,13 @@ test: vet
 # $(PREFIX)/lib/systemd/system (on systemd's search path for /usr/local and
 # /usr; ExecStart is rewritten to the installed binary), and /etc/meshnode
 # with the example configs the units name (config.toml, directory.toml),
-# never overwriting an existing file. DESTDIR stages a package root.
+# never overwriting an existing file. DESTDIR stages a package root;
+# NOBUILD=1 installs an already built $(BIN) as is.
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
-install: build
+install: $(if $(NOBUILD),,build)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/meshnode
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/meshnode
 	for u in meshnode.service meshnode-directory.service; do \
