@@ -109,7 +109,7 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 	}
 	m := &Mesh{
 		h: h, cfg: cfg, engine: engine, now: time.Now,
-		log:        cfg.Logger.With("subsystem", "mesh"),
+		log:        cfg.Logger.With("component", "mesh"),
 		table:      newPeerTable(h.ID()),
 		breakers:   newBreakers(cfg.BreakerThreshold, cfg.BreakerOpenFor),
 		calls:      newInflight(callStreamsPerPeer),

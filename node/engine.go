@@ -68,7 +68,7 @@ func New(cfg Config, resolver Resolver, opts ...Option) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		set:      set,
-		log:      set.logger.With("subsystem", "engine"),
+		log:      set.logger.With("component", "engine"),
 		resolver: resolver,
 		admit:    newAdmission(cfg.MaxConcurrent),
 		idem:     newIdempotency(set.idemTTL, set.idemCap),

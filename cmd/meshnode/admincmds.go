@@ -199,6 +199,7 @@ the one its (first) directory issued, or with --no-directory the locally generat
 operator token (0600 in the state directory). Give it only to callers you trust: it is
 an operator capability credential (iicp-core.md §3.1 errata v1.5.1).`,
 		Example: `  meshnode token
+  # only this node accepts it: use it when the directory lists this node alone
   meshnode call --directory http://127.0.0.1:8010 --token "$(meshnode token)" "hi"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

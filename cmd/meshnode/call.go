@@ -52,7 +52,10 @@ With a node running for this --home, the task goes through that node's admin end
 which tries libp2p mesh peers first and then the nodes its directories list, using
 directory-issued consumer tokens. With --directory (or no running node), meshnode call
 discovers nodes itself and POSTs /v1/task to the best ones (at most 3); remote nodes
-then need the operator token given with --token.
+then need a token given with --token. A token is one node's: another node refuses it,
+and an authorization failure is final (exit 5), so --directory with --token works only
+when the directory lists just the node the token belongs to. To use your own node,
+leave --directory out while it runs.
 
 The prompt comes from the arguments or, when there are none, from stdin. --payload
 sends a raw JSON payload instead, for intents without a prompt shape.
@@ -66,7 +69,8 @@ node or peer, and whether the payload was sealed.`,
 		Example: `  meshnode call "hello"
   echo "summarise this" | meshnode call --intent llm:summarize
   meshnode call --json --timeout 30s "what is IICP?"
-  meshnode call --directory http://127.0.0.1:8010 --token $(meshnode token) "hi"`,
+  # one node's own token: only when the directory lists that node alone
+  meshnode call --directory http://127.0.0.1:8010 --token "$(meshnode token)" "hi"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.requireSet = cmd.Flags().Changed("require-encryption")
 			return runCall(cmd.Context(), e, g, f, args)
@@ -82,6 +86,7 @@ node or peer, and whether the payload was sealed.`,
 	fl.StringVar(&f.payload, "payload", "", "raw JSON payload instead of a prompt")
 	fl.StringVar(&f.qos, "qos", "", "QoS class: realtime, interactive or batch (constraints.qos)")
 	fl.BoolVar(&f.requireEncryption, "require-encryption", true, "refuse nodes that advertise no IICP-CX key (default; "+envAllowPlaintext+"=1 relaxes it unless this flag is given)")
+	registerCallCompletions(cmd, e, g)
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
@@ -248,6 +250,20 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("directory: nil logger")
 		}
 		s.log = l
+		return nil
+	}
+}
+
+// WithRegistry registers the directory's series in reg, the process's
+// one registry (the caller adds Go, process and build_info collectors);
+// /metrics then serves all of reg. Without it the directory keeps a
+// registry of its own with the Go and process collectors.
+func WithRegistry(reg *prometheus.Registry) Option {
+	return func(s *Server) error {
+		if reg == nil {
+			return errors.New("directory: nil registry")
+		}
+		s.registry = reg
 		return nil
 	}
 }

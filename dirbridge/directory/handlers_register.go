@@ -120,13 +120,17 @@ func (s *Server) admitRegister(w http.ResponseWriter, r *http.Request, b *regist
 }
 
 func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
+	s.log.Warn("registration rejected", "reason", "rate_limited", "code", "IICP-E034")
 	s.metrics.rateLimited.WithLabelValues("register").Inc()
 	s.metrics.registrations.WithLabelValues("rate_limited").Inc()
 	httpx.RateLimited(w, "IICP-E034: too many registrations from this source address", wait)
 }
 
+// regFail counts and logs a refused REGISTER by reason and IICP code: the
+// request's tokens and body never reach the log (SEC-LOG-01).
 func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {
 	s.metrics.registrations.WithLabelValues(result).Inc()
+	s.log.Warn("registration rejected", "reason", result, "code", string(e.Code))
 	httpx.WriteError(w, e)
 }
 

@@ -6,7 +6,10 @@ import (
 	"github.com/meshnode/meshnode/internal/httpx"
 )
 
-// metrics are the directory's Prometheus series (meshnode_directory_*).
+// metrics are the directory's Prometheus series: the spec's iicp_* names
+// where iicp-semantics.md §10 names one (iicp_nodes_active,
+// iicp_discovery_latency_ms, iicp_heartbeat_misses_total), meshnode_directory_*
+// in base units otherwise.
 // Labels are bounded sets (route patterns, result classes): never node IDs,
 // addresses, tokens or intents supplied by callers.
 type metrics struct {
@@ -20,10 +23,16 @@ type metrics struct {
 	rateLimited   *prometheus.CounterVec
 	badTokens     *prometheus.CounterVec
 	flushErrors   prometheus.Counter
+	discoverMs    prometheus.Histogram
+	misses        prometheus.Counter
 }
 
-func newMetrics(s *Server) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+func newMetrics(s *Server) (*metrics, error) {
+	m := &metrics{reg: s.registry}
+	own := m.reg == nil
+	if own {
+		m.reg = prometheus.NewRegistry()
+	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_requests_total", Help: "HTTP requests by route pattern and status code.",
 	}, []string{"route", "code"})
@@ -57,13 +66,29 @@ func newMetrics(s *Server) *metrics {
 		Name: "meshnode_directory_registered_nodes", Help: "Registered nodes (active and dormant).",
 	}, func() float64 { return float64(s.store.idx.count()) })
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "meshnode_directory_active_nodes", Help: "Nodes heard from within the liveness window.",
+		Name: "iicp_nodes_active", Help: "Nodes heard from within the liveness window.",
 	}, func() float64 { return float64(s.activeCount()) })
-	m.reg.MustRegister(m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
-		m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	m.reg.MustRegister(listenerCounters(&s.lnStats)...)
-	return m
+	m.discoverMs = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "iicp_discovery_latency_ms",
+		Help:    "GET /v1/discover latency in milliseconds (the spec's unit).",
+		Buckets: []float64{0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000},
+	})
+	m.misses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "iicp_heartbeat_misses_total", Help: "Nodes that went silent past stale_after (expired from discover).",
+	})
+	cs := []prometheus.Collector{m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
+		m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active, m.discoverMs, m.misses}
+	cs = append(cs, listenerCounters(&s.lnStats)...)
+	if own {
+		// A registry of its own is the process's only one: add the runtime.
+		cs = append(cs, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // listenerCounters export the HTTP listener's accept-side counters.

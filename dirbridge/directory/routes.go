@@ -81,7 +81,11 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, m methods) {
 			httpx.WriteError(sw, wire.NewError(wire.CodeMethodNotAllowed, "method not allowed on this route"))
 		}
 		s.metrics.requests.WithLabelValues(route, statusText(sw.status)).Inc()
-		s.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		s.metrics.latency.WithLabelValues(route).Observe(took.Seconds())
+		if route == "/v1/discover" {
+			s.metrics.discoverMs.Observe(float64(took) / float64(time.Millisecond))
+		}
 	})
 }
 

@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -29,6 +31,8 @@ type Server struct {
 	prober   *prober
 	signKey  ed25519.PrivateKey
 	onChange func(ChangeEvent)
+	// registry is the process registry from WithRegistry (nil: own one).
+	registry *prometheus.Registry
 	metrics  *metrics
 	handler  http.Handler
 	wraps    []func(http.Handler) http.Handler // federation (replica.go)
@@ -63,7 +67,7 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 16 << 10
 	shutdownBudget    = 5 * time.Second
-	maintenanceEvery  = 30 * time.Second
+	maintenanceEvery  = 30 * time.Second // at most; a third of stale_after when shorter
 )
 
 // Secondary rate limits (iicp-dir.md §3.12, §3.3e).
@@ -94,7 +98,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.log = s.log.With("subsystem", "directory")
+	s.log = s.log.With("component", "directory")
 	s.trustedProxies, _ = parsePrefixes(cfg.TrustedProxies)
 	if err := s.openState(context.Background()); err != nil {
 		return nil, err
@@ -111,7 +115,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.peerLimit = httpx.NewLimiter(1, 30*time.Second, 0) // §3.6: one gossip per 30 s per sender
 	s.badTokenLimit = httpx.NewLimiter(badTokensPerMin, time.Minute, 0)
 	s.badTokenLog = httpx.NewLogLimiter(badTokenLogLines, time.Minute)
-	s.metrics = newMetrics(s)
+	if s.metrics, err = newMetrics(s); err != nil {
+		s.store.close()
+		return nil, fmt.Errorf("directory metrics: %w", err)
+	}
 	s.handler = s.wrapHandler(s.routes())
 	if cfg.Listen != "" {
 		if err := s.listen(); err != nil {
@@ -286,7 +293,7 @@ func (s *Server) Close() error {
 func (s *Server) loops(ctx context.Context) {
 	flush := time.NewTicker(s.cfg.FlushInterval)
 	defer flush.Stop()
-	maint := time.NewTicker(maintenanceEvery)
+	maint := time.NewTicker(min(maintenanceEvery, max(s.cfg.StaleAfter/3, 100*time.Millisecond)))
 	defer maint.Stop()
 	for {
 		select {
@@ -341,6 +348,9 @@ func (s *Server) markDormant(now time.Time) {
 		if e.state.CompareAndSwap(old, &next) {
 			s.store.idx.refreshRanks(e)
 			s.store.markDirty(e.rec.NodeID, nil)
+			s.metrics.misses.Inc()
+			s.log.Info("node expired: no heartbeat within stale_after", "node", e.rec.NodeID,
+				"last_seen", old.LastSeen.UTC().Format(time.RFC3339), "stale_after", s.cfg.StaleAfter)
 		}
 	}
 }

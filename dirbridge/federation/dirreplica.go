@@ -60,7 +60,7 @@ func NewReplicaDirectory(ctx context.Context, cfg ReplicaDirectoryConfig) (*Repl
 		d.log = slog.Default()
 	}
 	if cfg.Gossip != nil {
-		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log.With("subsystem", "federation-replica"))
+		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log.With("component", "federation-replica"))
 		if err != nil {
 			return nil, err
 		}

@@ -63,7 +63,7 @@ func NewSeedDirectory(ctx context.Context, cfg SeedDirectoryConfig) (*SeedDirect
 	if d.log == nil {
 		d.log = slog.Default()
 	}
-	d.log = d.log.With("subsystem", "federation-seed")
+	d.log = d.log.With("component", "federation-seed")
 	if cfg.Gossip != nil {
 		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log)
 		if err != nil {

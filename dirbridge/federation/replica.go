@@ -168,7 +168,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
+	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
 		livenessIn: make(chan *LivenessDigest, 16),
 		seedErr:    checkSeedURL(cfg.SeedURL, cfg.Insecure)}

@@ -148,7 +148,7 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	s := &Seed{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-seed"), el: el, metrics: newSeedMetrics(),
+	s := &Seed{cfg: cfg, log: cfg.Logger.With("component", "federation-seed"), el: el, metrics: newSeedMetrics(),
 		registerRL: httpx.NewLimiter(cfg.RegisterPerHour, time.Hour, 0),
 		snapshotRL: httpx.NewLimiter(cfg.SnapshotsPerHour, time.Hour, 0),
 		eventsRL:   httpx.NewLimiter(cfg.EventsPerMinute, time.Minute, 0),

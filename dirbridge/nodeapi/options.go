@@ -121,7 +121,7 @@ func WithAddr(addr string) Option {
 	}
 }
 
-// WithLogger sets the logger (the server adds "subsystem"="nodeapi").
+// WithLogger sets the logger (the server adds "component"="nodeapi").
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) error {
 		if l == nil {

@@ -55,7 +55,7 @@ func New(eng TaskEngine, opts ...Option) (*Server, error) {
 	s := &Server{
 		eng:      eng,
 		set:      set,
-		log:      set.logger.With("subsystem", "nodeapi"),
+		log:      set.logger.With("component", "nodeapi"),
 		ipLim:    newLimiter(set.ipRate, set.ipBurst, set.rateKeys),
 		originLm: newLimiter(set.originRate, set.originBurst, set.rateKeys),
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/config"
 )
 
@@ -94,3 +96,34 @@ func TestParseBootstrap(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// The start-up block names the directory as it is: in-process, joined
+// (another meshnode's dev directory on the embedded address) or external,
+// never "in-process" for a directory this process does not run.
+func TestPrintBlockDirectoryLine(t *testing.T) {
+	tests := []struct {
+		name, mode string
+		embedded   bool
+		want, not  string
+	}{
+		{"in-process", dirEmbedded, true, "(in-process, dev mode)", "joined"},
+		{"joined", dirEmbedded, false, "(joined the dev directory already running there, dev mode)", "in-process"},
+		{"external", dirExternal, false, "directory    https://d.example\n", "in-process"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			cfg, _ := config.Defaults(config.ProfileTest)
+			d := &daemon{cfg: &cfg, log: discard(), dirMode: tc.mode, be: &builtBackend{describe: "echo"},
+				o: Options{Out: &out, Version: "test"}}
+			if tc.embedded {
+				d.embedded = &directory.Server{}
+			}
+			d.printBlock(admin.Runtime{NodeID: "n", HTTPURL: "http://127.0.0.1:1", Endpoint: "http://127.0.0.1:1",
+				Directories: []string{map[bool]string{true: "https://d.example", false: "http://127.0.0.1:8010"}[tc.mode == dirExternal]}})
+			if !strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), tc.not) {
+				t.Fatalf("block:\n%s", out.String())
+			}
+		})
+	}
+}

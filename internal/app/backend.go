@@ -31,9 +31,9 @@ func buildBackend(ctx context.Context, cfg *config.Config, ua string, log *slog.
 	if cfg.Backend.URL != "" {
 		return openAIBackend(ctx, cfg, cfg.Backend.URL, "", ua, log)
 	}
-	if base, models, ok := backend.DetectOllama(ctx, backend.DefaultOllamaAddr); ok {
+	if base, models, ok := detectOllama(ctx, cfg.Backend.Detect); ok {
 		if len(models) == 0 && len(cfg.Backend.Models) == 0 {
-			log.Warn("Ollama answers on " + backend.DefaultOllamaAddr + " but has no models; serving the echo backend (run `ollama pull <model>`)")
+			log.Warn("Ollama answers on " + cfg.Backend.Detect + " but has no models; serving the echo backend (run `ollama pull <model>`)")
 		} else {
 			return openAIBackend(ctx, cfg, base, "ollama", ua, log, models...)
 		}
@@ -44,6 +44,14 @@ func buildBackend(ctx context.Context, cfg *config.Config, ua string, log *slog.
 		return nil, fmt.Errorf("echo backend: %w", err)
 	}
 	return &builtBackend{router: r, be: echo, describe: "echo (built-in; set backend.url or start Ollama for a real model)"}, nil
+}
+
+// detectOllama probes addr unless autodetection is off (backend.detect).
+func detectOllama(ctx context.Context, addr string) (string, []string, bool) {
+	if addr == config.DetectOff || addr == "" {
+		return "", nil, false
+	}
+	return backend.DetectOllama(ctx, addr)
 }
 
 // openAIBackend builds routes for an OpenAI-compatible server. Models come

@@ -72,7 +72,7 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
 		StaleAfter:        d.cfg.Server.StaleAfter.D(),
 		Version:           d.o.Version,
-	}, directory.WithLogger(d.o.Logs.For("directory")))
+	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
 }
 
 // probeDirectory reports whether an IICP directory answers /iicp/health at u.
@@ -140,7 +140,7 @@ func (d *daemon) setupSessions() error {
 			TokenRefresh:      d.cfg.Directory.TokenRefresh.D(),
 			RequestTimeout:    d.cfg.Directory.RequestTimeout.D(),
 			DeregisterTimeout: deregisterTimeout,
-			Logger:            d.o.Logs.For("dirclient").With("subsystem", "dirclient"),
+			Logger:            d.o.Logs.For("dirclient"),
 		})
 		if err != nil {
 			return err

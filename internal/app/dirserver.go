@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,8 @@ type DirectoryOptions struct {
 	// for a replica. Gossip runs when either is set, unless NoGossip.
 	P2P, GossipPeers []string
 	NoGossip         bool
+
+	registry *prometheus.Registry // set by RunDirectory
 }
 
 // dirServer is the part every directory mode shares.
@@ -61,11 +64,14 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 	if err := o.Paths.EnsureDirs(); err != nil {
 		return err
 	}
+	var err error
+	if o.registry, err = newProcessRegistry(o.Version); err != nil {
+		return err
+	}
 	dc := directoryConfig(o)
 	var srv dirServer
 	var mode string
 	var gossipAddrs []string
-	var err error
 	switch {
 	case o.SeedURL != "":
 		srv, err = newReplica(ctx, o, dc)
@@ -82,6 +88,9 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		mode = "genesis seed (signed event log)"
 	}
 	if err != nil {
+		return err
+	}
+	if err := registerFederation(o.registry, srv); err != nil {
 		return err
 	}
 	printDirectoryBlock(o, srv.URL(), dc.DBPath, mode, gossipAddrs)
@@ -124,7 +133,7 @@ func (p plainDirectory) URL() string {
 }
 
 func newPlainDirectory(o DirectoryOptions, dc directory.Config) (dirServer, error) {
-	srv, err := directory.New(dc, directory.WithLogger(o.Logs.For("directory")))
+	srv, err := directory.New(dc, o.dirOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +147,7 @@ func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (*fed
 	}
 	return federation.NewSeedDirectory(ctx, federation.SeedDirectoryConfig{
 		Directory: dc,
-		Options:   []directory.Option{directory.WithLogger(o.Logs.For("directory"))},
+		Options:   o.dirOptions(),
 		Seed: federation.SeedConfig{Key: key, PublicURL: o.PublicURL, Insecure: o.Dev,
 			Logger: o.Logs.For("directory")},
 		Gossip: gossipConfig(o),
@@ -152,7 +161,7 @@ func newReplica(ctx context.Context, o DirectoryOptions, dc directory.Config) (d
 	}
 	return federation.NewReplicaDirectory(ctx, federation.ReplicaDirectoryConfig{
 		Directory: dc,
-		Options:   []directory.Option{directory.WithLogger(o.Logs.For("directory"))},
+		Options:   o.dirOptions(),
 		Replica: federation.ReplicaConfig{SeedURL: o.SeedURL, Key: key, PublicURL: o.PublicURL,
 			Insecure: o.Dev, Logger: o.Logs.For("directory")},
 		Gossip: gossipConfig(o),

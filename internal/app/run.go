@@ -202,7 +202,13 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	fmt.Fprintf(&b, "  backend      %s\n", d.be.describe)
 	switch d.dirMode {
 	case dirEmbedded:
-		fmt.Fprintf(&b, "  directory    %s (in-process, dev mode)\n", strings.Join(rt.Directories, ", "))
+		where := "in-process, dev mode"
+		if d.embedded == nil { // the embedded address was another meshnode's directory
+			where = "joined the dev directory already running there, dev mode"
+		}
+		fmt.Fprintf(&b, "  directory    %s (%s)\n", strings.Join(rt.Directories, ", "), where)
+	case dirExternal:
+		fmt.Fprintf(&b, "  directory    %s\n", strings.Join(rt.Directories, ", "))
 	case dirDisabled:
 		fmt.Fprintf(&b, "  directory    none (directory.disabled); accepted token: `meshnode token`\n")
 	}

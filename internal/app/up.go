@@ -83,6 +83,7 @@ type daemon struct {
 	peerKick chan struct{}
 
 	admin      *admin.Server
+	reg        *prometheus.Registry // the process's one metrics registry
 	taskClient *http.Client
 	cxRing     *cx.KeyRing
 	cxProvider *cx.Provider
@@ -122,7 +123,11 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	}
 	d.firstRun = created || o.ConfigCreated
 	d.chooseDirectoryMode()
-	reg := prometheus.NewRegistry()
+	reg, err := newProcessRegistry(o.Version)
+	if err != nil {
+		return nil, err
+	}
+	d.reg = reg
 	if d.be, err = buildBackend(ctx, d.cfg, "meshnode/"+o.Version, o.Logs.For("backend")); err != nil {
 		return nil, err
 	}
@@ -153,6 +158,9 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	}
 	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
 	if err := d.setupSessions(); err != nil {
+		return nil, err
+	}
+	if err := d.registerNodeGauges(reg); err != nil {
 		return nil, err
 	}
 	if err := d.setupAdmin(); err != nil {

@@ -36,7 +36,7 @@ func TestUpStartsAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Backend.URL = "" // auto: echo unless an Ollama answers; either serves
+	cfg.Backend.URL = "" // auto; the test profile turns Ollama detection off, so echo serves
 	var out, logs testutil.SyncBuffer
 	lg, err := logging.New(&logs, "text", "info", nil)
 	if err != nil {

@@ -70,6 +70,10 @@ type Backend struct {
 	// Empty means auto: Ollama on 127.0.0.1:11434 when it answers, else the
 	// built-in echo backend.
 	URL string `toml:"url"`
+	// Detect is the host:port probed for an Ollama server when URL is empty
+	// ("off" disables autodetection: the echo backend serves). Tests set
+	// "off" so they never talk to a service they did not start.
+	Detect string `toml:"detect"`
 	// APIKeyEnv names the environment variable holding the backend API key;
 	// the key itself never goes in this file.
 	APIKeyEnv string `toml:"api_key_env"`
@@ -114,7 +118,8 @@ type Server struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// StaleAfter removes silent nodes from discover (iicp-dir.md §3.2: 90 s).
 	StaleAfter Duration `toml:"stale_after"`
-	// TLSCert and TLSKey enable HTTPS (required outside dev mode).
+	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
+	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
 }
@@ -151,7 +156,8 @@ type Log struct {
 	// Format is text or json.
 	Format string `toml:"format"`
 	// Levels overrides the level per subsystem (app, node, backend, http,
-	// directory, dirclient, mesh, admin).
+	// directory, dirclient, mesh, libp2p, admin): the names printed as
+	// subsystem=<name> in log lines.
 	Levels map[string]string `toml:"levels"`
 }
 

@@ -25,6 +25,8 @@ func base() Config {
 		// Loopback by default: exposing a home machine is an explicit choice.
 		HTTP: HTTP{Listen: "127.0.0.1:8090"},
 		Backend: Backend{
+			// Ollama's default listen address.
+			Detect: "127.0.0.1:11434",
 			// Long enough for a cold model load on CPU, short enough to free
 			// the slot when the backend hangs.
 			Timeout: Duration(120 * time.Second),
@@ -81,6 +83,8 @@ var profiles = map[string]func(*Config){
 		c.Node.ShutdownTimeout = Duration(5 * time.Second)
 		c.HTTP.Listen = "127.0.0.1:0"
 		c.Backend.Timeout = Duration(10 * time.Second)
+		// Hermetic: never probe a local Ollama the test did not start.
+		c.Backend.Detect = DetectOff
 		c.Directory.EmbeddedListen = "127.0.0.1:0"
 		c.Directory.HeartbeatFallback = Duration(time.Second)
 		c.Directory.BackoffMin = Duration(100 * time.Millisecond)
@@ -119,8 +123,13 @@ func Defaults(profile string) (Config, error) {
 	return c, nil
 }
 
+// DetectOff as backend.detect disables Ollama autodetection.
+const DetectOff = "off"
+
 // Subsystems are the logger names [log.levels] may set.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "admin"}
+// Each is printed as subsystem=<name> in every line its logger writes
+// (internal/logging); "libp2p" carries libp2p's own lines.
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 
@@ -187,6 +196,11 @@ func (c *Config) validateNode(bad func(string, string, ...any)) {
 		// A backend is usually local plaintext (Ollama, vLLM): http is fine.
 		if err := checkURL(c.Backend.URL, true); err != nil {
 			bad("backend.url", "%v", err)
+		}
+	}
+	if c.Backend.Detect != DetectOff {
+		if _, _, err := net.SplitHostPort(c.Backend.Detect); err != nil {
+			bad("backend.detect", "must be host:port or %q, got %q", DetectOff, c.Backend.Detect)
 		}
 	}
 	if c.Backend.Timeout <= 0 {

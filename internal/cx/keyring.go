@@ -364,6 +364,15 @@ func (r *KeyRing) KeyIDs() []string {
 	return out
 }
 
+// CurrentAge is how long ago the current key was created (the
+// meshnode_cx_key_age_seconds gauge: an operator alerts when rotation
+// stalls).
+func (r *KeyRing) CurrentAge() time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.cfg.now().Sub(r.keys[0].created)
+}
+
 // Serve runs Maintain every maintain interval until ctx ends, so keys rotate
 // on schedule in a long-running node (CX-NODE-01, CX-07). A failed rotation
 // is logged and retried at the next tick; the current key keeps working.

@@ -58,18 +58,39 @@ func New(w io.Writer, format, level string, levels map[string]string) (*Logs, er
 	return l, nil
 }
 
-// For returns the logger for subsystem without adding attributes.
+// For returns the logger for subsystem, with subsystem=<name> attached:
+// the name printed in every line is the name [log.levels] accepts.
+// Packages label their own parts with a "component" attribute instead.
 func (l *Logs) For(subsystem string) *slog.Logger {
-	lv, ok := l.levels[subsystem]
-	if !ok {
-		lv = l.def
-	}
-	return slog.New(&levelHandler{min: lv, next: l.out, flood: l.flood})
+	return slog.New(l.Handler(subsystem))
 }
 
-// Named returns the logger for subsystem with subsystem=<name> attached.
-func (l *Logs) Named(subsystem string) *slog.Logger {
-	return l.For(subsystem).With("subsystem", subsystem)
+// Named is For; kept for callers that read better with it.
+func (l *Logs) Named(subsystem string) *slog.Logger { return l.For(subsystem) }
+
+// Handler returns subsystem's handler (level filter, subsystem attribute,
+// shared output), for libraries that take a slog.Handler (libp2p).
+func (l *Logs) Handler(subsystem string) slog.Handler {
+	return &levelHandler{min: l.Level(subsystem), next: l.out.WithAttrs([]slog.Attr{slog.String("subsystem", subsystem)}), flood: l.flood}
+}
+
+// HandlerFloor is Handler for a chatty library: unless [log.levels] names
+// subsystem, its level is the default level raised to at least floor. It
+// returns the level it applies.
+func (l *Logs) HandlerFloor(subsystem string, floor slog.Level) (slog.Handler, slog.Level) {
+	lv, ok := l.levels[subsystem]
+	if !ok {
+		lv = max(l.def, floor)
+	}
+	return &levelHandler{min: lv, next: l.out.WithAttrs([]slog.Attr{slog.String("subsystem", subsystem)}), flood: l.flood}, lv
+}
+
+// Level is subsystem's level: its [log.levels] entry, else the default.
+func (l *Logs) Level(subsystem string) slog.Level {
+	if lv, ok := l.levels[subsystem]; ok {
+		return lv
+	}
+	return l.def
 }
 
 // levelHandler filters records below min, then applies the flood guard
