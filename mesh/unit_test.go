@@ -302,7 +302,8 @@ func TestJudgeClassifies(t *testing.T) {
 func TestP2PExtensionRoundTrip(t *testing.T) {
 	h := newTestHost(t, false)
 	raw := P2PExtension(h)
-	info, err := ParseP2PExtension(raw)
+	hNode, _ := NodeIDOf(h.ID())
+	info, err := ParseP2PExtension(hNode, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,13 +322,13 @@ func TestP2PExtensionRoundTrip(t *testing.T) {
 		{"only bad addrs", `{"peer_id":"` + h.ID().String() + `","addrs":["nope","/ip4/0.0.0.0/tcp/1"]}`},
 		{"addr of another peer", `{"peer_id":"` + h.ID().String() + `","addrs":["/ip4/1.2.3.4/tcp/1/p2p/` + other.String() + `"]}`},
 	} {
-		if _, err := ParseP2PExtension(json.RawMessage(tc.raw)); !errors.Is(err, ErrBadP2PExtension) {
+		if _, err := ParseP2PExtension(hNode, json.RawMessage(tc.raw)); !errors.Is(err, ErrBadP2PExtension) {
 			t.Errorf("%s: err %v", tc.name, err)
 		}
 	}
 	// A /p2p suffix naming the peer itself is stripped.
 	ok := `{"peer_id":"` + h.ID().String() + `","addrs":["/ip4/1.2.3.4/udp/9/quic-v1/p2p/` + h.ID().String() + `"]}`
-	info, err = ParseP2PExtension(json.RawMessage(ok))
+	info, err = ParseP2PExtension(hNode, json.RawMessage(ok))
 	if err != nil || !info.Addrs[0].Equal(ma.StringCast("/ip4/1.2.3.4/udp/9/quic-v1")) {
 		t.Fatalf("self suffix: %v %v", info, err)
 	}
