@@ -38,6 +38,10 @@
 // batches. Node tokens are 32 random bytes, stored as a bcrypt hash plus an
 // HMAC-SHA256 lookup index keyed with a directory secret.
 //
-// The package imports wire and signedtoken; it must not import node, mesh
+// Consumer tokens and route tickets are minted with wire/token (the one
+// token format nodes verify); consumer tokens carry a jti and live at most
+// token.MaxConsumerLifetime.
+//
+// The package imports wire and wire/token; it must not import node, mesh
 // or cmd.
 package directory

@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/meshnode/meshnode/dirbridge/directory/signedtoken"
 	"github.com/meshnode/meshnode/wire"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // forbiddenTicketFields are task-body fields a control-plane ticket request
@@ -72,12 +72,12 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
 	}
-	claims := signedtoken.RouteTicket{
-		V: 1, Typ: signedtoken.TicketType, Iss: s.baseURL(r), Aud: signedtoken.TicketAudience,
+	claims := token.RouteTicket{
+		V: 1, Typ: token.TicketType, Iss: s.baseURL(r), Aud: token.TicketAudience,
 		JTI: hex.EncodeToString(jti), NodeID: c.e.rec.NodeID, Intent: req.Intent,
 		IAT: now.Unix(), Exp: now.Add(s.cfg.TicketTTL).Unix(),
 	}
-	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainRouteTicket, claims)
+	tok, err := token.SignRouteTicket(s.signKey, claims)
 	if err != nil {
 		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
@@ -210,9 +210,16 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.NewError(wire.CodeNotFound, "target_node_id is not registered"))
 		return
 	}
-	c := signedtoken.ConsumerToken{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
-		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix()}
-	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainConsumerToken, c)
+	// A jti makes each token single-use at nodes that track it (wire/token
+	// Replay): a token captured on one path cannot be spent again.
+	jti := make([]byte, token.JTIMinLen/2)
+	if _, err := rand.Read(jti); err != nil {
+		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
+		return
+	}
+	c := token.Consumer{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
+		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix(), JTI: hex.EncodeToString(jti)}
+	tok, err := token.SignConsumer(s.signKey, c)
 	if err != nil {
 		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
 		return
