@@ -330,7 +330,7 @@ func TestConsumerToken(t *testing.T) {
 	h := startHarness(t, nil)
 	caller, tok := h.register(h.regBody("node1"))
 	target, _ := h.register(h.regBody("node2"))
-	r := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, bearerHdr(tok))
+	r := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat, "single_use": true}, bearerHdr(tok))
 	m := r.json(t)
 	if r.status != http.StatusCreated || m["expires_at"] == nil {
 		t.Fatalf("%d %s", r.status, r.body)
@@ -341,12 +341,19 @@ func TestConsumerToken(t *testing.T) {
 	if err != nil || c.Sub != caller || len(c.JTI) != token.JTIMinLen || time.Duration(c.Exp-c.IAT)*time.Second > token.MaxConsumerLifetime {
 		t.Fatalf("verify: %v %+v", err, c)
 	}
-	// Each token carries its own jti: two tokens for one pair differ.
-	m2 := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, bearerHdr(tok)).json(t)
+	// Each single-use token carries its own jti: two tokens for one pair differ.
+	m2 := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat, "single_use": true}, bearerHdr(tok)).json(t)
 	c2, err := token.VerifyConsumer([]ed25519.PublicKey{pub}, m2["token"].(string),
 		token.ConsumerCheck{Audience: target, Intent: chat}, h.clock.Now())
-	if err != nil || c2.JTI == c.JTI {
+	if err != nil || c2.JTI == c.JTI || m2["single_use"] != true {
 		t.Fatalf("second token: %v %+v", err, c2)
+	}
+	// Without single_use (deployed SDKs): no jti, reusable until exp (§3.12).
+	m3 := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, bearerHdr(tok)).json(t)
+	c3, err := token.VerifyConsumer([]ed25519.PublicKey{pub}, m3["token"].(string),
+		token.ConsumerCheck{Audience: target, Intent: chat}, h.clock.Now())
+	if err != nil || c3.JTI != "" || m3["single_use"] != false {
+		t.Fatalf("reusable token: %v %+v", err, c3)
 	}
 	if r := h.do(http.MethodPost, "/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, nil); r.status != http.StatusUnauthorized {
 		t.Errorf("no auth: %d", r.status)

@@ -39,8 +39,9 @@
 // HMAC-SHA256 lookup index keyed with a directory secret.
 //
 // Consumer tokens and route tickets are minted with wire/token (the one
-// token format nodes verify); consumer tokens carry a jti and live at most
-// token.MaxConsumerLifetime.
+// token format nodes verify); consumer tokens live at most
+// token.MaxConsumerLifetime and carry a jti (single use at nodes) when the
+// caller asks with "single_use": true.
 //
 // The package imports wire and wire/token; it must not import node, mesh
 // or cmd.

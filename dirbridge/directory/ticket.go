@@ -187,6 +187,10 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		TargetNodeID string `json:"target_node_id"`
 		Intent       string `json:"intent"`
+		// SingleUse (a meshnode addition) asks for a jti: nodes then accept
+		// the token once. Without it the token is reusable until exp, as
+		// deployed SDKs expect (they cache one per node and intent).
+		SingleUse bool `json:"single_use"`
 	}
 	if e := decodeBody(w, r, maxSmallBody, &body); e != nil {
 		writeError(w, e)
@@ -210,15 +214,18 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.NewError(wire.CodeNotFound, "target_node_id is not registered"))
 		return
 	}
-	// A jti makes each token single-use at nodes that track it (wire/token
-	// Replay): a token captured on one path cannot be spent again.
-	jti := make([]byte, token.JTIMinLen/2)
-	if _, err := rand.Read(jti); err != nil {
-		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
-		return
-	}
 	c := token.Consumer{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
-		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix(), JTI: hex.EncodeToString(jti)}
+		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix()}
+	if body.SingleUse {
+		// A jti makes the token single-use at nodes (wire/token Replay): a
+		// token captured on one path cannot be spent again.
+		jti := make([]byte, token.JTIMinLen/2)
+		if _, err := rand.Read(jti); err != nil {
+			writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
+			return
+		}
+		c.JTI = hex.EncodeToString(jti)
+	}
 	tok, err := token.SignConsumer(s.signKey, c)
 	if err != nil {
 		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
@@ -226,5 +233,5 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": c.Exp,
-		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent})
+		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent, "single_use": c.JTI != ""})
 }

@@ -196,7 +196,7 @@ func TestE2E_ConsumerTokenAttacks(t *testing.T) {
 // nodeToken to target (iicp-dir.md §3.12).
 func consumerToken(t *testing.T, dirURL, nodeToken, target string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"target_node_id": target, "intent": wire.IntentChat})
+	body, _ := json.Marshal(map[string]any{"target_node_id": target, "intent": wire.IntentChat, "single_use": true})
 	req, _ := http.NewRequest(http.MethodPost, dirURL+"/v1/consumer-token", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+nodeToken)
 	req.Header.Set("Content-Type", "application/json")

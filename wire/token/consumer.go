@@ -22,9 +22,11 @@ const (
 )
 
 // Consumer is the consumer-token claim set (iicp-dir.md §3.12). JTI is a
-// meshnode addition (docs/spec-decisions.md): tokens this directory mints
-// carry one, and a verifier accepts each jti once within its lifetime;
-// spec tokens without one stay valid (bound by aud, sub and exp only).
+// meshnode addition (docs/spec-decisions.md): our directory mints one when
+// the caller asks for a single-use token, and a verifier accepts each jti
+// once within its lifetime; tokens without one stay reusable until exp
+// (bound by aud, sub and the lifetime cap only), as §3.12 and the deployed
+// SDKs expect.
 type Consumer struct {
 	V      int    `json:"v"`
 	Iss    string `json:"iss"`

@@ -12,7 +12,7 @@
 // consumer tokens additionally may live at most MaxConsumerLifetime, are
 // bound to their audience (the target node_id) and, where the verifier
 // authenticated the caller, to their subject, and a token carrying a jti
-// is accepted once (Replay).
+// (our directory adds one on request) is accepted once (Replay).
 //
 // The directory mints (Sign), nodes verify (VerifyConsumer) and the
 // directory's dispatch endpoint checks tickets (VerifyRouteTicket).
