@@ -71,6 +71,12 @@ func TestAdvertValidator(t *testing.T) {
 		{"nan load", pubsubMsg(origin, enc(nan), true), pubsub.ValidationReject, reasonMalformed},
 		// Advertising another peer.
 		{"wrong origin", pubsubMsg(origin, enc(validAdvert(other, 50, now)), true), pubsub.ValidationReject, reasonWrongOrigin},
+		// Its own peer, another node's node_id (issue 12).
+		{"node_id of another", pubsubMsg(origin, enc(func() *Advert {
+			a := validAdvert(origin, 60, now)
+			a.NodeID, _ = NodeIDOf(other)
+			return a
+		}()), true), pubsub.ValidationReject, reasonNodeID},
 		// Older than ttl.
 		{"stale", pubsubMsg(origin, enc(validAdvert(origin, 3, now.Add(-2*time.Minute))), true), pubsub.ValidationIgnore, reasonStale},
 		// Seq not newer than the table's.
