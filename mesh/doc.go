@@ -46,7 +46,7 @@
 // /iicp/task/1.0.0 carries strict native CBOR, /iicp/task-json/1.0.0 the
 // JSON bodies. The server caps the CALL frame (MaxCallBytes, 1 MiB) before
 // allocating, derives its deadline from constraints.timeout_ms, runs the
-// engine with wire.Caller{PeerID, Transport: "quic", RemoteIP,
+// engine with wire.Caller{PeerID, PeerNodeID, Transport: "quic", RemoteIP,
 // ConsumerToken}, answers one frame and closes; any I/O error resets.
 // Frame-level faults follow the §9.6 disposition table. Decisions are in
 // docs/spec-decisions.md, section "mesh".
