@@ -163,9 +163,11 @@ func TestE2E_ForgedAdvertRejected(t *testing.T) {
 }
 
 // TestE2E_ConsumerTokenAttacks (issue 12 item 1): with node A's directory
-// credential (`meshnode token`) the test obtains a real consumer token for
-// node B from the directory. Presented at node A's POST /v1/task (minted
-// for B) it is refused 401 with an IICP error; at node B it works once,
+// credential (`meshnode token`) the test obtains a real consumer token from
+// A for node B. Presented at node A's POST /v1/task (minted for B) it is
+// refused 401 with an IICP error; presented to B over a libp2p task stream
+// by a hostile peer (not its subject A) it is refused unauthorized; at B's
+// POST /v1/task it then still works once (the refusals did not burn it),
 // and the captured token replayed (same jti) is refused 401.
 func TestE2E_ConsumerTokenAttacks(t *testing.T) {
 	if testing.Short() {
@@ -180,6 +182,9 @@ func TestE2E_ConsumerTokenAttacks(t *testing.T) {
 
 	status, body := postTask(t, c.rts[0].HTTPURL, tok)
 	wantIICPError(t, "token for B at A", status, body, http.StatusUnauthorized, wire.CodeUnauthorized)
+	if code := stolenOnMesh(t, c.rts[1], tok); code != wire.CodeUnauthorized {
+		t.Fatalf("token stolen by a mesh peer: answer %q, want unauthorized", code)
+	}
 	if status, body = postTask(t, c.rts[1].HTTPURL, tok); status != http.StatusOK || !bytes.Contains(body, []byte(`"success"`)) {
 		t.Fatalf("first use at B: %d %s", status, body)
 	}
@@ -247,4 +252,55 @@ func wantIICPError(t *testing.T, what string, status int, body []byte, wantStatu
 	if status != wantStatus || json.Unmarshal(body, &env) != nil || env.Error == nil || env.Error.Code != string(code) {
 		t.Fatalf("%s: %d %s, want %d with IICP error %s", what, status, body, wantStatus, code)
 	}
+}
+
+// stolenOnMesh presents tok to the node of rt from a fresh hostile libp2p
+// host over /iicp/task-json/1.0.0 (HEADERS frame with the token, then the
+// CALL) and returns the RESPONSE's error code ("" on success).
+func stolenOnMesh(t *testing.T, rt admin.Runtime, tok string) wire.Code {
+	t.Helper()
+	x := newHostile(t, rt)
+	ai, err := peer.AddrInfoFromString(rt.P2PAddrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s, err := x.h.NewStream(ctx, ai.ID, mesh.TaskProtocolJSON)
+	if err != nil {
+		t.Fatalf("task stream: %v", err)
+	}
+	defer func() { _ = s.Reset() }()
+	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
+	hdr, err := cbor.Marshal(map[int]string{1: tok}) // HEADERS {1: consumer_token}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	call, _ := json.Marshal(map[string]any{"task_id": wire.UUIDv4(id), "call_id": wire.UUIDv4([16]byte{1}), "intent": wire.IntentChat,
+		"payload":     map[string]any{"messages": []map[string]string{{"role": "user", "content": "hi"}}},
+		"constraints": map[string]any{"timeout_ms": 10000}})
+	req, err := wire.AppendFrame(nil, wire.MsgType(0xF0), 0, hdr)
+	if err == nil {
+		req, err = wire.AppendFrame(req, wire.TypeCall, 0, call)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(req); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	h, b, err := wire.NewFrameReader(s).ReadFrame()
+	if err != nil || h.Type != wire.TypeResponse {
+		t.Fatalf("answer: type %v err %v", h.Type, err)
+	}
+	var resp wire.Response
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatalf("decoding answer: %v", err)
+	}
+	if resp.Error == nil {
+		return ""
+	}
+	return resp.Error.Code
 }
