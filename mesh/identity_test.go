@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshnode/meshnode/wire"
 )
@@ -40,6 +41,14 @@ func TestMeshIdentity_ForgedAdvertRejected(t *testing.T) {
 		if p.NodeID == realNode {
 			t.Fatal("the real node's node_id points at the attacker")
 		}
+	}
+	// The rejections are a Prometheus counter too.
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(victim.m.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventCount(t, reg, reasonNodeID); got != 3 {
+		t.Fatalf("meshnode_mesh_events_total{event=node_id_mismatch} = %v, want 3", got)
 	}
 	// Control: the attacker's own node_id is accepted, under its own peer.
 	att.publish(t, mustEncode(t, validAdvert(att.h.ID(), 50, time.Now())))
@@ -135,4 +144,26 @@ func TestMeshIdentity_DHTEntryNodeID(t *testing.T) {
 	if tb.Len() != 1 {
 		t.Fatalf("keyless peer recorded: %d", tb.Len())
 	}
+}
+
+// eventCount reads meshnode_mesh_events_total{event} from reg.
+func eventCount(t *testing.T, reg *prometheus.Registry, event string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "meshnode_mesh_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "event" && l.GetValue() == event {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

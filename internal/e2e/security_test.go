@@ -140,6 +140,9 @@ func TestE2E_ForgedAdvertRejected(t *testing.T) {
 		st := status(t, c.bin, c.homes[0])
 		return st != nil && st.Mesh.Events["node_id_mismatch"] > 0
 	})
+	if m := getBody(t, c.rts[0].HTTPURL+"/metrics"); !strings.Contains(m, `meshnode_mesh_events_total{event="node_id_mismatch"}`) {
+		t.Fatalf("node A's /metrics lacks the node_id_mismatch counter:\n%s", m)
+	}
 	for _, p := range peers(t, c.bin, c.homes[0]) {
 		if p.PeerID == x.h.ID().String() || (p.NodeID == victimNode && p.PeerID != c.rts[1].PeerID) {
 			t.Fatalf("forged advert reached the peer table: %+v", p)
@@ -303,4 +306,15 @@ func stolenOnMesh(t *testing.T, rt admin.Runtime, tok string) wire.Code {
 		return ""
 	}
 	return resp.Error.Code
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := plainClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
