@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -36,6 +37,7 @@ type nodeStack struct {
 	engine *node.Engine
 	token  string // node_token callers present; LOG-FORBIDDEN
 	nodeID string
+	key    ed25519.PrivateKey // the node_id and the mesh peer ID; LOG-FORBIDDEN
 	router *backend.Router
 
 	mu      sync.Mutex
@@ -88,7 +90,13 @@ func newNodeStack(be *llmBackend, maxConc int) (*nodeStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &nodeStack{token: randomHex(32), nodeID: newUUID(), router: router}
+	// One key for the node_id and the mesh host's peer ID, as in
+	// internal/identity: mesh callers refuse answers under any other node_id.
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s := &nodeStack{token: randomHex(32), key: key, nodeID: wire.NodeIDFromKey(key.Public().(ed25519.PublicKey)), router: router}
 	// Production logs at info; formatting them to a discarded sink keeps
 	// their cost in the measurement without flooding the terminal.
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))

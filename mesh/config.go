@@ -82,7 +82,9 @@ const (
 // Config is what the mesh needs to know about this node. The composition
 // root fills it from the node configuration.
 type Config struct {
-	// NodeID is the IICP node_id assigned by the directory ("" before registration).
+	// NodeID is this node's IICP node_id. It must be the node_id derived
+	// from the host's key (NodeIDOf), since peers reject any other; empty
+	// means New derives it.
 	NodeID string
 	// Region is the node's region code, advertised and used for region_match.
 	Region string

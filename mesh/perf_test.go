@@ -217,12 +217,13 @@ func TestDialableAddrs(t *testing.T) {
 	// ParseP2PExtension drops link-local for everyone and leaves loopback
 	// to the mesh, which knows where it listens.
 	raw := `{"peer_id":"` + id.String() + `","addrs":["/ip6/fe80::1/udp/1/quic-v1","/ip4/169.254.1.1/tcp/1","/ip4/127.0.0.1/tcp/1","/ip4/192.0.2.1/tcp/1"]}`
-	info, err := ParseP2PExtension([]byte(raw))
+	idNode, _ := NodeIDOf(id)
+	info, err := ParseP2PExtension(idNode, []byte(raw))
 	if err != nil || len(info.Addrs) != 2 {
 		t.Fatalf("parse: %v %v", info, err)
 	}
 	only := `{"peer_id":"` + id.String() + `","addrs":["/ip6/fe80::1/udp/1/quic-v1","/ip4/169.254.1.1/tcp/1"]}`
-	if _, err := ParseP2PExtension([]byte(only)); !errors.Is(err, ErrBadP2PExtension) {
+	if _, err := ParseP2PExtension(idNode, []byte(only)); !errors.Is(err, ErrBadP2PExtension) {
 		t.Fatalf("link-local only: %v", err)
 	}
 }

@@ -39,10 +39,15 @@ func (c *Client) DirectoryKey(ctx context.Context) (string, error) {
 // node (authenticated by its own node token) call target for intent
 // (iicp-dir.md §3.12). The returned token is LOG-FORBIDDEN.
 func (c *Client) ConsumerToken(ctx context.Context, nodeToken, targetNodeID, intent string) (string, error) {
+	// single_use asks a meshnode directory for a token with a jti, which
+	// nodes accept once (wire/token Replay): meshnode fetches one token per
+	// attempt, so a captured token is worth nothing. Other directories
+	// ignore the member (iicp-extensions.md: additive).
 	in := struct {
 		TargetNodeID string `json:"target_node_id"`
 		Intent       string `json:"intent"`
-	}{targetNodeID, intent}
+		SingleUse    bool   `json:"single_use"`
+	}{targetNodeID, intent, true}
 	var out struct {
 		Token string `json:"token"`
 	}

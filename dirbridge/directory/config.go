@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // Config is everything an operator can set. Zero values take the defaults
@@ -177,6 +179,9 @@ func (c *Config) validate() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("directory: TLSCertFile and TLSKeyFile go together")
+	}
+	if c.ConsumerTokenTTL < time.Second || c.ConsumerTokenTTL > token.MaxConsumerLifetime {
+		return fmt.Errorf("directory: ConsumerTokenTTL %v outside 1s..%v (nodes refuse longer-lived tokens)", c.ConsumerTokenTTL, token.MaxConsumerLifetime)
 	}
 	if c.AddressHistoryRetention < minAddressRetention {
 		return fmt.Errorf("directory: address history retention %v is below the 30-day minimum (DIR-ADDR-06)", c.AddressHistoryRetention)

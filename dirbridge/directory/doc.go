@@ -46,6 +46,11 @@
 // batches. Node tokens are 32 random bytes, stored as a bcrypt hash plus an
 // HMAC-SHA256 lookup index keyed with a directory secret.
 //
-// The package imports wire, signedtoken, internal/tlsutil and
-// internal/httpx; it must not import node, mesh or cmd.
+// Consumer tokens and route tickets are minted with wire/token (the one
+// token format nodes verify); consumer tokens live at most
+// token.MaxConsumerLifetime and carry a jti (single use at nodes) when the
+// caller asks with "single_use": true.
+//
+// The package imports wire, wire/token, internal/tlsutil, internal/httpx
+// and internal/paths; it must not import node, mesh or cmd.
 package directory

@@ -8,9 +8,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/meshnode/meshnode/dirbridge/directory/signedtoken"
 	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // forbiddenTicketFields are task-body fields a control-plane ticket request
@@ -73,12 +73,12 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
 	}
-	claims := signedtoken.RouteTicket{
-		V: 1, Typ: signedtoken.TicketType, Iss: s.baseURL(r), Aud: signedtoken.TicketAudience,
+	claims := token.RouteTicket{
+		V: 1, Typ: token.TicketType, Iss: s.baseURL(r), Aud: token.TicketAudience,
 		JTI: hex.EncodeToString(jti), NodeID: c.e.rec.NodeID, Intent: req.Intent,
 		IAT: now.Unix(), Exp: now.Add(s.cfg.TicketTTL).Unix(),
 	}
-	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainRouteTicket, claims)
+	tok, err := token.SignRouteTicket(s.signKey, claims)
 	if err != nil {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
@@ -188,6 +188,10 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		TargetNodeID string `json:"target_node_id"`
 		Intent       string `json:"intent"`
+		// SingleUse (a meshnode addition) asks for a jti: nodes then accept
+		// the token once. Without it the token is reusable until exp, as
+		// deployed SDKs expect (they cache one per node and intent).
+		SingleUse bool `json:"single_use"`
 	}
 	if e := decodeBody(w, r, maxSmallBody, &body); e != nil {
 		httpx.WriteError(w, e)
@@ -211,14 +215,24 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "target_node_id is not registered"))
 		return
 	}
-	c := signedtoken.ConsumerToken{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
+	c := token.Consumer{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
 		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix()}
-	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainConsumerToken, c)
+	if body.SingleUse {
+		// A jti makes the token single-use at nodes (wire/token Replay): a
+		// token captured on one path cannot be spent again.
+		jti := make([]byte, token.JTIMinLen/2)
+		if _, err := rand.Read(jti); err != nil {
+			httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
+			return
+		}
+		c.JTI = hex.EncodeToString(jti)
+	}
+	tok, err := token.SignConsumer(s.signKey, c)
 	if err != nil {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": c.Exp,
-		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent})
+		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent, "single_use": c.JTI != ""})
 }

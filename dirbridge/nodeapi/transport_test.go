@@ -22,6 +22,7 @@ import (
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/wire"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // SEC-TLS-01: TLS 1.3 only; a TLS 1.2 client cannot connect. The generated
@@ -303,5 +304,43 @@ func TestTASK_1_ConsumerTokenHeader(t *testing.T) {
 	}
 	if r := h.postTask(t, taskBodyNoAuth(), map[string]string{"X-IICP-Consumer-Token": bad}); r.status != 401 {
 		t.Fatalf("tampered consumer token: %d %s", r.status, r.body)
+	}
+}
+
+// TASK-1 / issue 12 over the real HTTP bridge: a token minted for another
+// node, a captured token replayed (same jti) and a 100-year token (what a
+// leaked directory key would mint) are each refused 401 with an IICP error.
+func TestTASK_1_ConsumerTokenAttacksOverHTTP(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{10}, ed25519.SeedSize))
+	h := startNode(t, harnessConfig{maxConc: 2, engineOpts: []node.Option{node.WithDirectoryKeys(key.Public().(ed25519.PublicKey))}})
+	now := time.Now()
+	mint := func(aud, jti string, life time.Duration) string {
+		tok, err := token.SignConsumer(key, token.Consumer{V: 1, Iss: "https://dir.test", Sub: "caller", Aud: aud,
+			Intent: wire.IntentChat, IAT: now.Unix(), Exp: now.Add(life).Unix(), JTI: jti})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	send := func(tok string) reply {
+		return h.postTask(t, taskBodyNoAuth(), map[string]string{"X-IICP-Consumer-Token": tok})
+	}
+	good := mint(testNodeID, strings.Repeat("a", 32), 300*time.Second)
+	if r := send(good); r.status != 200 {
+		t.Fatalf("first use: %d %s", r.status, r.body)
+	}
+	for name, tok := range map[string]string{
+		"replayed jti":      good,
+		"minted for node B": mint("0b6e1f6c-8c1a-4b7e-9f00-0000000000bb", strings.Repeat("b", 32), 300*time.Second),
+		"100-year expiry":   mint(testNodeID, strings.Repeat("c", 32), 100*365*24*time.Hour),
+		"100-year, no jti":  mint(testNodeID, "", 100*365*24*time.Hour),
+	} {
+		r := send(tok)
+		if r.status != 401 || r.errCode(t) != string(wire.CodeUnauthorized) {
+			t.Errorf("%s: %d %s, want 401 unauthorized", name, r.status, r.body)
+		}
+		if strings.Contains(string(r.body), tok[:30]) {
+			t.Errorf("%s: token echoed", name)
+		}
 	}
 }

@@ -210,7 +210,9 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 				if !ok {
 					continue
 				}
-				ai, err := mesh.ParseP2PExtension(raw)
+				// The directory's node_id must be the extension's key
+				// (a registration naming another node's peer is refused).
+				ai, err := d.mesh.ParseDirectoryPeer(n.NodeID, raw)
 				if err != nil || ai.ID == self || seen[ai.ID] {
 					continue
 				}

@@ -29,6 +29,7 @@ func TestLayers_NoOneImportsTheRoot(t *testing.T) { report(t, checkNoOneImportsT
 func TestLayers_HeavyDependencies(t *testing.T)   { report(t, checkHeavyDependencies(loadModule(t))) }
 func TestLayers_WireIsPure(t *testing.T)          { report(t, checkWireIsPure(loadModule(t))) }
 func TestLayers_NodeHasNoTransport(t *testing.T)  { report(t, checkNodeHasNoTransport(loadModule(t))) }
+func TestLayers_TokenIsPure(t *testing.T)         { report(t, checkTokenIsPure(loadModule(t))) }
 func TestLayers_BackendIsHTTPClientOnly(t *testing.T) {
 	report(t, checkBackendIsHTTPClientOnly(loadModule(t)))
 }

@@ -24,8 +24,11 @@ type layer struct {
 }
 
 var layers = map[string]layer{
-	"wire":         {},
-	"node":         {may: []string{"wire", "node/backend"}},
+	"wire": {},
+	// The one format of directory-signed tokens: the directory mints,
+	// nodes verify (checkTokenIsPure).
+	"wire/token":   {},
+	"node":         {may: []string{"wire", "wire/token", "node/backend"}},
 	"node/backend": {may: []string{"wire", "internal/httperr"}},
 	"mesh":         {may: []string{"wire", "internal/retry", "internal/breaker"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
@@ -33,8 +36,7 @@ var layers = map[string]layer{
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
 	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
-	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil", "internal/httpx", "internal/paths"}},
-	"dirbridge/directory/signedtoken": {},
+	"dirbridge/directory":             {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
@@ -209,6 +211,44 @@ func checkWireIsPure(m *module) (out findings) {
 				m.pos(s.Pos()), ip)
 		}
 	})
+	return out
+}
+
+// checkTokenIsPure: wire/token is stdlib and crypto only and reads no
+// clock: every check takes now as an argument, so one token verifies the
+// same way in the directory, a node and a test.
+func checkTokenIsPure(m *module) (out findings) {
+	p := m.pkgs["wire/token"]
+	if p == nil {
+		out.add("package wire/token not found: update the test if it moved")
+		return out
+	}
+	forbidden := []string{"net", "log", "os", "syscall", "path/filepath", "unsafe", "math/rand"}
+	eachImport(p, false, func(f *srcFile, s *ast.ImportSpec, ip string) {
+		bad := !isStdlib(ip)
+		for _, b := range forbidden {
+			bad = bad || under(ip, b)
+		}
+		if bad {
+			out.add("%s: wire/token imports %s; it may import only the standard library's pure and crypto packages", m.pos(s.Pos()), ip)
+		}
+	})
+	clock := map[string]bool{"Now": true, "Since": true, "Until": true, "Sleep": true, "After": true, "Tick": true, "NewTimer": true, "NewTicker": true, "AfterFunc": true}
+	for _, f := range p.files {
+		if f.test {
+			continue
+		}
+		ast.Inspect(f.ast, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if x, ok := sel.X.(*ast.Ident); ok && x.Name == "time" && clock[sel.Sel.Name] {
+				out.add("%s: wire/token reads the clock (time.%s); take now as an argument", m.pos(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+	}
 	return out
 }
 

@@ -14,6 +14,20 @@ var badTree = map[string]string{
 	"wire/doc.go": `// Package wire is a test double.
 package wire
 `,
+	"wire/token/doc.go": `// Package token is a test double.
+package token
+`,
+	"wire/token/t.go": `package token
+
+import (
+	"net/http"
+	"time"
+)
+
+var _ = http.MethodGet
+
+func expired(exp time.Time) bool { return time.Now().After(exp) }
+`,
 	"wire/bad.go": `// Package wire again: a second package comment.
 package wire
 
@@ -120,6 +134,7 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		{"root", checkNoOneImportsTheRoot, []string{"mesh/m.go:4: mesh imports internal/app; only cmd/meshnode may"}, nil},
 		{"heavy deps", checkHeavyDependencies, []string{"wire/bad.go:9: wire imports github.com/libp2p/go-libp2p/core/peer", "mesh/m.go:5: mesh imports modernc.org/sqlite"}, nil},
 		{"wire purity", checkWireIsPure, []string{"wire imports net/http", "wire imports time", "wire imports github.com/libp2p"}, []string{"net/url"}},
+		{"token purity", checkTokenIsPure, []string{"wire/token/t.go:4: wire/token imports net/http", "wire/token/t.go:10: wire/token reads the clock (time.Now)"}, nil},
 		{"node transport", checkNodeHasNoTransport, []string{"node/n.go:3: node imports net/http"}, nil},
 		{"backend client", checkBackendIsHTTPClientOnly, []string{"node/backend/b.go:5: node/backend uses net/http server API"}, nil},
 		{"doc.go", checkDocGoFiles, []string{"node has no doc.go", "wire/bad.go:1: second package comment"}, nil},
