@@ -119,6 +119,8 @@ type Seed struct {
 	snapshotRL *windowLimiter
 	eventsRL   *windowLimiter
 	livenessRL *windowLimiter
+	pollRL     *windowLimiter // long-polls per replica (seedpush.go)
+	push       *pusher
 }
 
 // NewSeed opens the seed's log and joins the gossip topic when PubSub is set.
@@ -145,7 +147,8 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 		registerRL: newWindowLimiter(cfg.RegisterPerHour, time.Hour),
 		snapshotRL: newWindowLimiter(cfg.SnapshotsPerHour, time.Hour),
 		eventsRL:   newWindowLimiter(cfg.EventsPerMinute, time.Minute),
-		livenessRL: newWindowLimiter(cfg.LivenessPerMinute, time.Minute)}
+		livenessRL: newWindowLimiter(cfg.LivenessPerMinute, time.Minute),
+		pollRL:     newWindowLimiter(longPollsPerMinute, time.Minute), push: newPusher()}
 	if cfg.PubSub != nil {
 		t, err := joinEventTopic(cfg.PubSub, cfg.DID, cfg.Key.Public().(ed25519.PublicKey))
 		if err != nil {
@@ -189,6 +192,9 @@ func (s *Seed) published(ctx context.Context, evs []Event) {
 	if len(evs) > 0 {
 		s.metrics.headSeq.Set(float64(evs[len(evs)-1].Seq))
 	}
+	if len(evs) > 0 {
+		s.push.appended.fire()
+	}
 	if s.topic == nil {
 		return
 	}
@@ -207,7 +213,8 @@ func (s *Seed) published(ctx context.Context, evs []Event) {
 // Serve prunes the rolling window and, with gossip and a LiveFeed,
 // publishes liveness digests until ctx ends.
 func (s *Seed) Serve(ctx context.Context) error {
-	if _, ok := s.cfg.Live.(LiveFeed); ok && s.topic != nil {
+	defer s.push.close() // release held long-polls: shutdown must not wait on them
+	if _, ok := s.cfg.Live.(LiveFeed); ok {
 		done := make(chan struct{})
 		defer func() { <-done }()
 		go func() { defer close(done); s.livenessLoop(ctx) }()
@@ -237,6 +244,7 @@ func (s *Seed) Prune(ctx context.Context) (int64, error) {
 
 // Close leaves the gossip topic and closes the database.
 func (s *Seed) Close() error {
+	s.push.close()
 	var errs []error
 	if s.topic != nil {
 		errs = append(errs, s.topic.Close())

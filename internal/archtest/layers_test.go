@@ -38,7 +38,7 @@ var layers = map[string]layer{
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs"}},
+	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs", "internal/retry"}},
 	"internal/app":         {may: []string{anyPkg}},
 	"internal/admin":       {may: []string{"wire", "dirbridge/client", "internal/paths"}},
 	"internal/config":      {},
