@@ -63,6 +63,12 @@ type Config struct {
 	StaleAfter time.Duration
 	// ProbeTimeout is the liveness probe budget (5 s).
 	ProbeTimeout time.Duration
+	// ReprobeInterval is how often each registered endpoint is re-probed
+	// (iicp-dir.md §3.9c/§3.14: 300 s, DIR-PROBE-NODE-01). Below 300 s only
+	// in Dev mode; negative turns active probing off.
+	ReprobeInterval time.Duration
+	// ReprobeConcurrency bounds active probes in flight.
+	ReprobeConcurrency int
 	// TicketTTL and ConsumerTokenTTL bound the signed tokens' lifetime.
 	TicketTTL        time.Duration
 	ConsumerTokenTTL time.Duration
@@ -103,6 +109,8 @@ var defaults = Config{
 	HeartbeatInterval:       30 * time.Second,
 	StaleAfter:              90 * time.Second,
 	ProbeTimeout:            5 * time.Second,
+	ReprobeInterval:         minReprobeInterval,
+	ReprobeConcurrency:      32, // 100k endpoints × ~50 ms connect / 32 ≈ 160 s < one interval
 	TicketTTL:               120 * time.Second,
 	ConsumerTokenTTL:        300 * time.Second,
 	FlushInterval:           time.Second,
@@ -131,6 +139,10 @@ func (c *Config) applyDefaults() {
 	setDur(&c.HeartbeatInterval, defaults.HeartbeatInterval)
 	setDur(&c.StaleAfter, defaults.StaleAfter)
 	setDur(&c.ProbeTimeout, defaults.ProbeTimeout)
+	setDur(&c.ReprobeInterval, defaults.ReprobeInterval)
+	if c.ReprobeConcurrency == 0 {
+		c.ReprobeConcurrency = defaults.ReprobeConcurrency
+	}
 	setDur(&c.TicketTTL, defaults.TicketTTL)
 	setDur(&c.ConsumerTokenTTL, defaults.ConsumerTokenTTL)
 	setDur(&c.FlushInterval, defaults.FlushInterval)
@@ -178,6 +190,13 @@ func (c *Config) validate() error {
 	}
 	if c.ProbationShare > 1 || math.IsNaN(c.ProbationShare) || c.ProbationMinTasks < 0 {
 		return errors.New("directory: ProbationShare must be at most 1 and ProbationMinTasks >= 0")
+	}
+	if c.ReprobeInterval > 0 && c.ReprobeInterval < minReprobeInterval && !c.Dev {
+		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set at least %v (shorter only in dev mode)",
+			c.ReprobeInterval, minReprobeInterval, minReprobeInterval)
+	}
+	if c.ReprobeConcurrency < 0 {
+		return errors.New("directory: ReprobeConcurrency must be >= 0")
 	}
 	if c.RegisterRateLimit < 0 || c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return errors.New("directory: rate limit must be >= 0 and bcrypt cost in 4..31")

@@ -89,7 +89,7 @@ func (s *Server) health(st *nodeState, live bool, now time.Time) healthInfo {
 		Confidence: "low", EvidenceLevel: "heartbeat", LatencyMsBasis: basis, EvaluatedAt: now.UTC(),
 		Components: map[string]map[string]any{
 			"liveness":     {"score": reach, "last_seen": st.LastSeen.UTC()},
-			"reachability": {"score": reach, "observed": false},
+			"reachability": s.reachComponent(st, reach, now),
 			"latency":      lat,
 		},
 	}

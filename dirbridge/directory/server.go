@@ -236,6 +236,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.loops(ctx) }()
+	if s.liveNow == nil && s.cfg.ReprobeInterval > 0 {
+		// A replica's node state comes from its seed, which probes.
+		wg.Add(1)
+		go func() { defer wg.Done(); newReprober(s, s.cfg.ReprobeInterval, s.cfg.ReprobeConcurrency).run(ctx) }()
+	}
 	<-ctx.Done()
 	if hs != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownBudget)
