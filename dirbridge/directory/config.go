@@ -192,7 +192,7 @@ func (c *Config) validate() error {
 		return errors.New("directory: ProbationShare must be at most 1 and ProbationMinTasks >= 0")
 	}
 	if c.ReprobeInterval > 0 && c.ReprobeInterval < minReprobeInterval && !c.Dev {
-		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set at least %v (shorter only in dev mode)",
+		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set directory_server.probe_interval to at least %v (shorter only in dev mode)",
 			c.ReprobeInterval, minReprobeInterval, minReprobeInterval)
 	}
 	if c.ReprobeConcurrency < 0 {

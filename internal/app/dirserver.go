@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/dirbridge/federation"
@@ -108,6 +109,7 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		Resolve:           o.Resolve,
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
+		ReprobeInterval:   reprobeInterval(s.ProbeInterval.D()),
 		Version:           o.Version,
 	}
 }
@@ -198,4 +200,13 @@ func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string
 		fmt.Fprintf(&b, "      meshnode directory --seed %s%s   # a replica of this seed\n", u, dev)
 	}
 	fmt.Fprint(o.Out, b.String())
+}
+
+// reprobeInterval maps the config's "0 = off" to the directory's "negative
+// = off" (its zero means the default).
+func reprobeInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -114,6 +114,10 @@ type Server struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// StaleAfter removes silent nodes from discover (iicp-dir.md §3.2: 90 s).
 	StaleAfter Duration `toml:"stale_after"`
+	// ProbeInterval is how often the directory re-probes each registered
+	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
+	// mode); 0 turns active probing off.
+	ProbeInterval Duration `toml:"probe_interval"`
 	// TLSCert and TLSKey enable HTTPS (required outside dev mode).
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`

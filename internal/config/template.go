@@ -89,6 +89,10 @@ profile = {{v .Profile}}
 # heartbeat_interval = {{v .Server.HeartbeatInterval}}
 # Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
 # stale_after = {{v .Server.StaleAfter}}
+# Re-probe every registered node's endpoint this often (iicp-dir.md §3.9c:
+# 5m, also the minimum outside --dev); a node failing two probes in a row
+# leaves discover until it answers again. 0s turns it off.
+# probe_interval = {{v .Server.ProbeInterval}}
 # TLS certificate and key (PEM); required outside dev mode.
 # tls_cert = {{v .Server.TLSCert}}
 # tls_key = {{v .Server.TLSKey}}
