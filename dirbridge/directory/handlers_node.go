@@ -149,7 +149,7 @@ func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 	var live []*entry
 	var seen []time.Time
 	s.store.idx.forAll(func(e *entry) {
-		if st := e.state.Load(); s.live(st, now) && st.Available {
+		if st := e.state.Load(); s.live(st, now) && st.Available && !st.Reach.unreachable() {
 			live = append(live, e)
 			seen = append(seen, st.LastSeen)
 		}
