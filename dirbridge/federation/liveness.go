@@ -227,7 +227,7 @@ func (s *Seed) handleLiveness(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, ok := s.cfg.Live.(LiveFeed); ok {
-		if werr := s.waitForLiveness(w, r); werr != nil {
+		if werr := s.waitForLiveness(w, r, row.ReplicaID); werr != nil {
 			writeError(w, werr)
 			return
 		}

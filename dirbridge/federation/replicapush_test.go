@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,4 +149,48 @@ func TestSeedLongPoll(t *testing.T) {
 	waitFor(t, 5*time.Second, "request held", func() bool { return seed.seed.push.waiters.Load() == 1 })
 	seed.seed.push.close()
 	<-done
+}
+
+// TestSeedLongPoll_OneReplicaCannotHoldEverything: an attacker who
+// registered one (low-trust) replica cannot pin the seed's held-request
+// budget: beyond maxWaitersPerReplica its requests are answered at once.
+func TestSeedLongPoll_OneReplicaCannotHoldEverything(t *testing.T) {
+	seed := newSeedEnv(t, false)
+	rep := newReplicaEnv(t, seed, tempDB(t, "r.db"), false)
+	waitFor(t, 10*time.Second, "replica ready", func() bool { return rep.r.ready.Load() })
+	token := rep.r.token
+	rep.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	u := seed.srv.URL + "/v1/events?since_seq=" + strconv.FormatInt(seed.seed.HeadSeq(), 10) + "&wait=20"
+	var wg sync.WaitGroup
+	for range maxWaitersPerReplica {
+		wg.Add(1)
+		go func() { defer wg.Done(); getWith(ctx, u, token) }()
+	}
+	waitFor(t, 5*time.Second, "requests held", func() bool { return seed.seed.push.waiters.Load() == maxWaitersPerReplica })
+	resp, _ := getWith(context.Background(), u, token)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(HeaderWait) != "0" {
+		t.Fatalf("request beyond the per-replica cap: %d %s=%q", resp.StatusCode, HeaderWait, resp.Header.Get(HeaderWait))
+	}
+	cancel() // the clients leave: their held requests end
+	wg.Wait()
+	waitFor(t, 5*time.Second, "held requests released", func() bool { return seed.seed.push.waiters.Load() == 0 })
+}
+
+// FuzzParseWait: any wait value is a bounded duration or a validation
+// error, never a panic.
+func FuzzParseWait(f *testing.F) {
+	for _, s := range []string{"", "0", "15", "20", "21", "-1", "1e9", "99999999999999999999", "abc", "1.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		r, err := http.NewRequest(http.MethodGet, "/v1/events?wait="+url.QueryEscape(v), nil)
+		if err != nil {
+			return
+		}
+		d, werr := parseWait(r)
+		if werr == nil && (d < 0 || d > maxWait) {
+			t.Fatalf("wait=%q gave %v", v, d)
+		}
+	})
 }

@@ -34,6 +34,10 @@ const (
 	// maxWaiters bounds requests held open at once (each holds a socket
 	// and a goroutine); beyond it a request is answered immediately.
 	maxWaiters = 1024
+	// maxWaitersPerReplica: an honest replica holds two (events and
+	// liveness); a few more cover a restart overlapping the old ones. One
+	// credential cannot take the seed's whole budget.
+	maxWaitersPerReplica = 4
 )
 
 // signal is a broadcast: every waiter of the current round wakes at once.
@@ -69,9 +73,33 @@ type pusher struct {
 	waiters  atomic.Int64  // requests held now
 	closing  chan struct{} // closed when the seed stops: release every waiter
 	once     sync.Once
+
+	mu      sync.Mutex
+	holders map[string]int // replica_id -> requests held now
 }
 
-func newPusher() *pusher { return &pusher{closing: make(chan struct{})} }
+func newPusher() *pusher { return &pusher{closing: make(chan struct{}), holders: map[string]int{}} }
+
+// admit reserves a held slot for replica, within both caps.
+func (p *pusher) admit(replica string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holders[replica] >= maxWaitersPerReplica || p.waiters.Load() >= maxWaiters {
+		return false
+	}
+	p.holders[replica]++
+	p.waiters.Add(1)
+	return true
+}
+
+func (p *pusher) release(replica string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holders[replica]--; p.holders[replica] <= 0 {
+		delete(p.holders, replica)
+	}
+	p.waiters.Add(-1)
+}
 
 func (p *pusher) close() { p.once.Do(func() { close(p.closing) }) }
 
@@ -85,21 +113,20 @@ func parseWait(r *http.Request) (time.Duration, *wire.Error) {
 	if err != nil || n < 0 {
 		return 0, wire.NewError(wire.CodeValidationError, "wait must be a non-negative number of seconds").WithField("wait")
 	}
-	return min(time.Duration(n)*time.Second, maxWait), nil
+	// Cap before converting: a huge n would overflow time.Duration.
+	return time.Duration(min(n, int(maxWait/time.Second))) * time.Second, nil
 }
 
-// hold grants up to d of waiting on ch, unless too many requests are held
-// already. It sets HeaderWait to what it granted and returns when ch fires,
-// the wait ends, the client leaves or the seed stops.
-func (p *pusher) hold(ctx context.Context, w http.ResponseWriter, d time.Duration, ch <-chan struct{}) {
-	if d <= 0 || p.waiters.Add(1) > maxWaiters {
-		if d > 0 {
-			p.waiters.Add(-1)
-		}
+// hold grants replica up to d of waiting on ch, unless too many requests
+// are held already (in all, or by this replica). It sets HeaderWait to what
+// it granted and returns when ch fires, the wait ends, the client leaves or
+// the seed stops.
+func (p *pusher) hold(ctx context.Context, w http.ResponseWriter, replica string, d time.Duration, ch <-chan struct{}) {
+	if d <= 0 || !p.admit(replica) {
 		w.Header().Set(HeaderWait, "0")
 		return
 	}
-	defer p.waiters.Add(-1)
+	defer p.release(replica)
 	w.Header().Set(HeaderWait, strconv.Itoa(int(d/time.Second)))
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -114,12 +141,12 @@ func (p *pusher) hold(ctx context.Context, w http.ResponseWriter, d time.Duratio
 // waitForEvents holds an authenticated replica's GET /v1/events?wait=N until
 // the log passes since. Anyone else gets the ordinary immediate answer:
 // held sockets are for registered replicas only.
-func (s *Seed) waitForEvents(w http.ResponseWriter, r *http.Request, since int64, replica bool) *wire.Error {
+func (s *Seed) waitForEvents(w http.ResponseWriter, r *http.Request, since int64, replica string) *wire.Error {
 	d, werr := parseWait(r)
 	if werr != nil || r.URL.Query().Get("wait") == "" {
 		return werr
 	}
-	if !replica {
+	if replica == "" {
 		w.Header().Set(HeaderWait, "0")
 		return nil
 	}
@@ -127,18 +154,18 @@ func (s *Seed) waitForEvents(w http.ResponseWriter, r *http.Request, since int64
 	if head, _, _ := s.el.head(); head > since {
 		d = 0 // already something to send
 	}
-	s.push.hold(r.Context(), w, d, ch)
+	s.push.hold(r.Context(), w, replica, d, ch)
 	return nil
 }
 
 // waitForLiveness holds GET /v1/liveness?wait=N until the next digest is
 // due; the caller then builds it as for a poll.
-func (s *Seed) waitForLiveness(w http.ResponseWriter, r *http.Request) *wire.Error {
+func (s *Seed) waitForLiveness(w http.ResponseWriter, r *http.Request, replica string) *wire.Error {
 	d, werr := parseWait(r)
 	if werr != nil || r.URL.Query().Get("wait") == "" {
 		return werr
 	}
-	s.push.hold(r.Context(), w, d, s.push.liveTick.wait())
+	s.push.hold(r.Context(), w, replica, d, s.push.liveTick.wait())
 	return nil
 }
 
@@ -152,13 +179,13 @@ const longPollsPerMinute = 1200
 // eventsLimit applies the per-IP budget of the public tail, or the
 // per-replica one to an authenticated long-poll. A bad credential falls
 // back to the per-IP budget (and is refused later).
-func (s *Seed) eventsLimit(r *http.Request, now time.Time) (ok bool, retry int64, replica bool) {
+func (s *Seed) eventsLimit(r *http.Request, now time.Time) (ok bool, retry int64, replica string) {
 	if r.URL.Query().Get("wait") != "" && r.Header.Get("Authorization") != "" {
 		if row, werr := s.authReplica(r); werr == nil {
 			ok, retry = s.pollRL.allow(row.ReplicaID, now)
-			return ok, retry, true
+			return ok, retry, row.ReplicaID
 		}
 	}
 	ok, retry = s.eventsRL.allow(remoteIP(r), now)
-	return ok, retry, false
+	return ok, retry, ""
 }
