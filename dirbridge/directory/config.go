@@ -36,6 +36,9 @@ type Config struct {
 	TLSKeyFile  string
 	// TLSHosts are extra DNS names/IPs for the generated certificate.
 	TLSHosts []string
+	// ACME, when Domains is set, gets a publicly trusted certificate from
+	// an ACME CA instead (acme.go).
+	ACME ACMEConfig
 	// PublicURL, when set, is the directory's base URL (used as ACK
 	// "directory", ticket "iss" and consumer-token "iss"). Otherwise it is
 	// derived per request from the scheme and Host the caller used.
@@ -181,6 +184,9 @@ func (c *Config) validate() error {
 		if !c.Dev && c.TLSCertFile == "" && c.StateDir == "" {
 			return errors.New("directory: TLS needs TLSCertFile/TLSKeyFile or a StateDir for a generated certificate")
 		}
+	}
+	if err := c.ACME.validate(c); err != nil {
+		return err
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("directory: TLSCertFile and TLSKeyFile go together")

@@ -159,6 +159,10 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("directory: listening: %w", err)
 	}
+	if len(s.cfg.ACME.Domains) > 0 {
+		s.ln = tls.NewListener(ln, s.acmeTLSConfig())
+		return nil
+	}
 	if !s.cfg.Dev || s.cfg.TLSCertFile != "" {
 		cert, err := s.loadCert()
 		if err != nil {

@@ -61,6 +61,8 @@ var layers = map[string]layer{
 	"internal/tlsutil": {may: []string{"internal/paths"}},
 	// Test helpers: a goroutine-safe log buffer, a bounded poll, the panic-recoverer check.
 	"internal/testutil": {},
+	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
+	"internal/acmetest": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "wire"}},
