@@ -121,6 +121,14 @@ type Server struct {
 	// TLSCert and TLSKey enable HTTPS (required outside dev mode).
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// ACMEDomains get a publicly trusted certificate from an ACME CA
+	// (TLS-ALPN-01 on the listener, which must be reachable on port 443 of
+	// each name); replaces tls_cert/tls_key and the self-signed fallback.
+	ACMEDomains []string `toml:"acme_domains"`
+	// ACMEDirectory is the CA's ACME directory URL; empty: Let's Encrypt.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the ACME account contact (optional).
+	ACMEEmail string `toml:"acme_email"`
 }
 
 // Mesh is the libp2p side.

@@ -234,6 +234,9 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")
 	}
+	if len(s.ACMEDomains) > 0 && s.TLSCert != "" {
+		bad("directory_server.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
+	}
 }
 
 func (c *Config) validateLog(bad func(string, string, ...any)) {

@@ -96,6 +96,12 @@ profile = {{v .Profile}}
 # TLS certificate and key (PEM); required outside dev mode.
 # tls_cert = {{v .Server.TLSCert}}
 # tls_key = {{v .Server.TLSKey}}
+# Publicly trusted certificate from an ACME CA (Let's Encrypt by default) for
+# these DNS names, via TLS-ALPN-01 on the listener (reachable on port 443);
+# cached in <state>/acme. Replaces tls_cert/tls_key.
+# acme_domains = {{v .Server.ACMEDomains}}
+# acme_directory = {{v .Server.ACMEDirectory}}
+# acme_email = {{v .Server.ACMEEmail}}
 
 [mesh]
 # The libp2p host (QUIC first, TCP fallback).
