@@ -135,5 +135,5 @@ func (f *directoryFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.publicURL, "public-url", "", "public base URL of this directory (its did:web identity); default: the listen URL")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "gossip listen multiaddr (repeatable); a seed gossips events when set")
 	fl.StringSliceVar(&f.gossipPeers, "gossip-peer", nil, "the seed's gossip multiaddr with /p2p/<id> (replica; repeatable)")
-	fl.BoolVar(&f.noGossip, "no-gossip", false, "no gossip host: replicas poll the seed's event tail")
+	fl.BoolVar(&f.noGossip, "no-gossip", false, "no gossip host (replicas still follow the seed by long-poll)")
 }
