@@ -106,7 +106,7 @@ func (r *Replica) longPoll(ctx context.Context, path string, limit int64) (body 
 // not to support it.
 func (r *Replica) pushEvents(ctx context.Context) {
 	bo := newBackoff(r.cfg.RetryInterval, r.cfg.PollInterval)
-	announced := false
+	announced, refused := false, false
 	for ctx.Err() == nil {
 		start := time.Now()
 		path := "/v1/events?since_seq=" + strconv.FormatInt(r.appliedSeq.Load(), 10) +
@@ -141,8 +141,17 @@ func (r *Replica) pushEvents(ctx context.Context) {
 			return
 		}
 		if busy && len(er.Events) == 0 {
-			bo.sleep(ctx) // the seed holds too many requests: ask later
+			if !refused {
+				r.log.Warn("seed answers our long-polls at once (it holds too many, or our replica credential is no longer valid); retrying with backoff",
+					"max_retry_in", r.cfg.PollInterval)
+				refused = true
+			}
+			bo.sleep(ctx) // ask later
 			continue
+		}
+		if refused && !busy {
+			r.log.Info("seed holds our long-polls again: replica follows it in real time")
+			refused = false
 		}
 		bo.reset()
 		sleepCtx(ctx, time.Until(start.Add(minPushSpacing)))
