@@ -14,6 +14,7 @@ type metrics struct {
 	registrations *prometheus.CounterVec
 	heartbeats    *prometheus.CounterVec
 	probes        *prometheus.CounterVec
+	reprobes      *prometheus.CounterVec
 	tickets       *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	flushErrors   prometheus.Counter
@@ -38,6 +39,9 @@ func newMetrics(s *Server) *metrics {
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_liveness_probes_total", Help: "Registration liveness probe outcomes.",
 	}, []string{"result"})
+	m.reprobes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshnode_directory_active_probes_total", Help: "Scheduled endpoint probes (DIR-PROBE-NODE-01) by outcome.",
+	}, []string{"result"})
 	m.tickets = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_dispatch_tickets_total", Help: "Dispatch ticket requests by outcome.",
 	}, []string{"result"})
@@ -53,7 +57,7 @@ func newMetrics(s *Server) *metrics {
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "meshnode_directory_active_nodes", Help: "Nodes heard from within the liveness window.",
 	}, func() float64 { return float64(s.activeCount()) })
-	m.reg.MustRegister(m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
+	m.reg.MustRegister(m.requests, m.latency, m.registrations, m.heartbeats, m.probes, m.reprobes,
 		m.tickets, m.rateLimited, m.flushErrors, nodes, active,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

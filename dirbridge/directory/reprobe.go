@@ -130,6 +130,7 @@ func (p *reprober) round(ctx context.Context) {
 			if ctx.Err() != nil {
 				return // shutting down: not the node's fault
 			}
+			p.s.metrics.reprobes.WithLabelValues(probeResult(err)).Inc()
 			for _, e := range entries {
 				p.s.recordProbe(e, err, p.s.now())
 			}
@@ -223,10 +224,18 @@ func (s *Server) logReach(id string, down bool, probeErr error) {
 		s.log.Info("node answers its active probe again; discoverable", "node_id", id, "test_id", probeTestID)
 		return
 	}
-	reason := "probe_connect_failed"
-	if errors.Is(probeErr, errNonRoutable) {
-		reason = "probe_non_routable"
-	}
 	s.log.Warn("node failed its active probes; hidden from discover until it answers",
-		"node_id", id, "failures", reprobeConfirm, "reason", reason, "test_id", probeTestID)
+		"node_id", id, "failures", reprobeConfirm, "reason", probeResult(probeErr), "test_id", probeTestID)
+}
+
+// probeResult is a probe's bounded outcome label (the #413 reason names).
+func probeResult(err error) string {
+	switch {
+	case err == nil:
+		return "probe_success"
+	case errors.Is(err, errNonRoutable):
+		return "probe_non_routable"
+	default:
+		return "probe_connect_failed"
+	}
 }

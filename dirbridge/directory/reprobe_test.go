@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/internal/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // countingListener counts accepted connections (probes are TCP connects).
@@ -124,6 +125,11 @@ func TestDIR_PROBE_NODE_01_DownAndUp(t *testing.T) {
 		t.Fatalf("demoted node detail: available %v tier %v reachability %v", d["available"], d["reachability_tier"], reach)
 	}
 
+	var m dto.Metric
+	_ = h.s.metrics.reprobes.WithLabelValues("probe_connect_failed").Write(&m)
+	if n := m.GetCounter().GetValue(); n != 2 {
+		t.Fatalf("meshnode_directory_active_probes_total{result=probe_connect_failed} = %v, want 2", n)
+	}
 	flaky.up() // same port
 	round()
 	if d := detail(); !served() || d["reachability_tier"] != "direct" {
