@@ -63,6 +63,23 @@ func (f *flakyNode) up() {
 
 func (f *flakyNode) down() { f.srv.Close() }
 
+// startFlaky runs a directory whose background prober is off (tests run
+// rounds themselves on the test clock) beside a flaky node endpoint reached
+// as flaky.meshtest.net.
+func startFlaky(t *testing.T) (*harness, *flakyNode, *fakeClock) {
+	t.Helper()
+	flaky := &flakyNode{t: t}
+	flaky.up()
+	t.Cleanup(func() { flaky.srv.Close() })
+	node := newHealthNode(t)
+	cfg := testConfig(t, node, t.TempDir())
+	cfg.Resolve = append(cfg.Resolve, "flaky.meshtest.net:"+flaky.port+":127.0.0.1")
+	cfg.StaleAfter = 24 * time.Hour // liveness is not what these tests test
+	cfg.ReprobeInterval = -1
+	clock := newFakeClock()
+	return startWith(t, node, cfg, clock), flaky, clock
+}
+
 // TestDIR_PROBE_NODE_01_DownAndUp: the directory's scheduled probe keeps a
 // reachable node discoverable, hides it after two failed probes in a row
 // (one failure is not enough), shows it unavailable and unreachable with an
@@ -70,16 +87,7 @@ func (f *flakyNode) down() { f.srv.Close() }
 // again. The node never stops heartbeating meanwhile (its liveness is not
 // what is tested). Probes dial real listeners; the clock is the test's.
 func TestDIR_PROBE_NODE_01_DownAndUp(t *testing.T) {
-	flaky := &flakyNode{t: t}
-	flaky.up()
-	t.Cleanup(func() { flaky.srv.Close() })
-	node := newHealthNode(t)
-	cfg := testConfig(t, node, t.TempDir())
-	cfg.Resolve = append(cfg.Resolve, "flaky.meshtest.net:"+flaky.port+":127.0.0.1")
-	cfg.StaleAfter = 24 * time.Hour
-	cfg.ReprobeInterval = -1 // the test runs the rounds itself
-	clock := newFakeClock()
-	h := startWith(t, node, cfg, clock)
+	h, flaky, clock := startFlaky(t)
 	body := h.regBody("node1")
 	body["endpoint"] = "https://flaky.meshtest.net:" + flaky.port
 	id, _ := h.register(body)
@@ -158,15 +166,7 @@ func TestDIR_PROBE_NODE_01_DownAndUp(t *testing.T) {
 // TestReprobeOneDialPerAddress: nodes sharing an endpoint address are
 // probed by one dial per round.
 func TestReprobeOneDialPerAddress(t *testing.T) {
-	flaky := &flakyNode{t: t}
-	flaky.up()
-	t.Cleanup(func() { flaky.srv.Close() })
-	node := newHealthNode(t)
-	cfg := testConfig(t, node, t.TempDir())
-	cfg.Resolve = append(cfg.Resolve, "flaky.meshtest.net:"+flaky.port+":127.0.0.1")
-	cfg.StaleAfter, cfg.ReprobeInterval = 24*time.Hour, -1
-	clock := newFakeClock()
-	h := startWith(t, node, cfg, clock)
+	h, flaky, clock := startFlaky(t)
 	for _, path := range []string{"/a", "/b", "/c"} {
 		body := h.regBody("node1")
 		body["endpoint"] = "https://flaky.meshtest.net:" + flaky.port + path
