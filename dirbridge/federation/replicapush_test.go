@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,20 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/testutil"
 )
-
-// lockedBuf is a log sink tests read while the replica writes.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestDIR_FED_Push_ReplicaDirectoryInRealTime: with no gossip and polling
 // set to an hour (events and liveness), a registration at the seed
@@ -65,7 +53,7 @@ func TestDIR_FED_Push_FallsBackToPollingOldSeed(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	seed := newSeedDir(t, seedDirOpts{})
 	seed.oldSeed.Store(true)
-	logs := &lockedBuf{}
+	logs := &testutil.SyncBuffer{}
 	r := newReplicaDir(t, seed, replicaDirOpts{poll: interval,
 		log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	waitFor(t, 10*time.Second, "replica bootstrap", func() bool { code, _ := r.discover(t); return code == http.StatusOK })
