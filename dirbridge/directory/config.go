@@ -40,6 +40,9 @@ type Config struct {
 	TLSKeyFile  string
 	// TLSHosts are extra DNS names/IPs for the generated certificate.
 	TLSHosts []string
+	// ACME, when Domains is set, gets a publicly trusted certificate from
+	// an ACME CA instead (acme.go).
+	ACME ACMEConfig
 	// PublicURL, when set, is the directory's base URL (used as ACK
 	// "directory", ticket "iss" and consumer-token "iss"). Otherwise it is
 	// derived per request from the scheme and Host the caller used.
@@ -70,6 +73,12 @@ type Config struct {
 	StaleAfter time.Duration
 	// ProbeTimeout is the liveness probe budget (5 s).
 	ProbeTimeout time.Duration
+	// ReprobeInterval is how often each registered endpoint is re-probed
+	// (iicp-dir.md §3.9c/§3.14: 300 s, DIR-PROBE-NODE-01). Below 300 s only
+	// in Dev mode; negative turns active probing off.
+	ReprobeInterval time.Duration
+	// ReprobeConcurrency bounds active probes in flight.
+	ReprobeConcurrency int
 	// TicketTTL and ConsumerTokenTTL bound the signed tokens' lifetime.
 	TicketTTL        time.Duration
 	ConsumerTokenTTL time.Duration
@@ -110,6 +119,8 @@ var defaults = Config{
 	HeartbeatInterval:       30 * time.Second,
 	StaleAfter:              90 * time.Second,
 	ProbeTimeout:            5 * time.Second,
+	ReprobeInterval:         minReprobeInterval,
+	ReprobeConcurrency:      32, // 100k endpoints × ~50 ms connect / 32 ≈ 160 s < one interval
 	TicketTTL:               120 * time.Second,
 	ConsumerTokenTTL:        300 * time.Second,
 	FlushInterval:           time.Second,
@@ -138,6 +149,10 @@ func (c *Config) applyDefaults() {
 	setDur(&c.HeartbeatInterval, defaults.HeartbeatInterval)
 	setDur(&c.StaleAfter, defaults.StaleAfter)
 	setDur(&c.ProbeTimeout, defaults.ProbeTimeout)
+	setDur(&c.ReprobeInterval, defaults.ReprobeInterval)
+	if c.ReprobeConcurrency == 0 {
+		c.ReprobeConcurrency = defaults.ReprobeConcurrency
+	}
 	setDur(&c.TicketTTL, defaults.TicketTTL)
 	setDur(&c.ConsumerTokenTTL, defaults.ConsumerTokenTTL)
 	setDur(&c.FlushInterval, defaults.FlushInterval)
@@ -177,6 +192,9 @@ func (c *Config) validate() error {
 			return errors.New("directory: TLS needs TLSCertFile/TLSKeyFile or a StateDir for a generated certificate")
 		}
 	}
+	if err := c.ACME.validate(c); err != nil {
+		return err
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("directory: TLSCertFile and TLSKeyFile go together")
 	}
@@ -188,6 +206,13 @@ func (c *Config) validate() error {
 	}
 	if c.ProbationShare > 1 || math.IsNaN(c.ProbationShare) || c.ProbationMinTasks < 0 {
 		return errors.New("directory: ProbationShare must be at most 1 and ProbationMinTasks >= 0")
+	}
+	if c.ReprobeInterval > 0 && c.ReprobeInterval < minReprobeInterval && !c.Dev {
+		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set directory_server.probe_interval to at least %v (shorter only in dev mode)",
+			c.ReprobeInterval, minReprobeInterval, minReprobeInterval)
+	}
+	if c.ReprobeConcurrency < 0 {
+		return errors.New("directory: ReprobeConcurrency must be >= 0")
 	}
 	if c.RegisterRateLimit < 0 || c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return errors.New("directory: rate limit must be >= 0 and bcrypt cost in 4..31")

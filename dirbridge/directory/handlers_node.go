@@ -90,7 +90,7 @@ func (s *Server) health(st *nodeState, live bool, now time.Time) healthInfo {
 		Confidence: "low", EvidenceLevel: "heartbeat", LatencyMsBasis: basis, EvaluatedAt: now.UTC(),
 		Components: map[string]map[string]any{
 			"liveness":     {"score": reach, "last_seen": st.LastSeen.UTC()},
-			"reachability": {"score": reach, "observed": false},
+			"reachability": s.reachComponent(st, reach, now),
 			"latency":      lat,
 		},
 	}
@@ -150,7 +150,7 @@ func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 	var live []*entry
 	var seen []time.Time
 	s.store.idx.forAll(func(e *entry) {
-		if st := e.state.Load(); s.live(st, now) && st.Available {
+		if st := e.state.Load(); s.live(st, now) && st.Available && !st.Reach.unreachable() {
 			live = append(live, e)
 			seen = append(seen, st.LastSeen)
 		}

@@ -19,6 +19,7 @@ type metrics struct {
 	registrations *prometheus.CounterVec
 	heartbeats    *prometheus.CounterVec
 	probes        *prometheus.CounterVec
+	reprobes      *prometheus.CounterVec
 	tickets       *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	badTokens     *prometheus.CounterVec
@@ -50,6 +51,9 @@ func newMetrics(s *Server) (*metrics, error) {
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_liveness_probes_total", Help: "Registration liveness probe outcomes.",
 	}, []string{"result"})
+	m.reprobes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshnode_directory_active_probes_total", Help: "Scheduled endpoint probes (DIR-PROBE-NODE-01) by outcome.",
+	}, []string{"result"})
 	m.tickets = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_dispatch_tickets_total", Help: "Dispatch ticket requests by outcome.",
 	}, []string{"result"})
@@ -77,7 +81,7 @@ func newMetrics(s *Server) (*metrics, error) {
 		Name: "iicp_heartbeat_misses_total", Help: "Nodes that went silent past stale_after (expired from discover).",
 	})
 	cs := []prometheus.Collector{m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
-		m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active, m.discoverMs, m.misses}
+		m.reprobes, m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active, m.discoverMs, m.misses}
 	cs = append(cs, listenerCounters(&s.lnStats)...)
 	if own {
 		// A registry of its own is the process's only one: add the runtime.

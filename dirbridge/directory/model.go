@@ -63,6 +63,10 @@ type nodeState struct {
 	// DormantSince is set by the maintenance loop when a node goes stale
 	// and cleared by the next heartbeat (iicp-dir.md §3.2).
 	DormantSince *time.Time `json:"dormant_since,omitempty"`
+	// Reach is the directory's own active probe of the endpoint
+	// (reprobe.go); nil until the first scheduled probe. Immutable: a
+	// probe replaces it.
+	Reach *reachState `json:"reach,omitempty"`
 }
 
 // defaultReputation is the score of a node with no history (iicp-dir.md §3.2).

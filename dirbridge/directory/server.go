@@ -176,6 +176,10 @@ func (s *Server) listen() error {
 		return fmt.Errorf("directory: listening: %w", err)
 	}
 	ln = httpx.NewConnCap(ln, s.cfg.MaxConnsPerIP, &s.lnStats)
+	if len(s.cfg.ACME.Domains) > 0 {
+		s.ln = tls.NewListener(ln, s.acmeTLSConfig())
+		return nil
+	}
 	if !s.cfg.Dev || s.cfg.TLSCertFile != "" {
 		cert, err := s.loadCert()
 		if err != nil {
@@ -253,6 +257,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.loops(ctx) }()
+	if s.liveNow == nil && s.cfg.ReprobeInterval > 0 {
+		// A replica's node state comes from its seed, which probes.
+		wg.Add(1)
+		go func() { defer wg.Done(); newReprober(s, s.cfg.ReprobeInterval, s.cfg.ReprobeConcurrency).run(ctx) }()
+	}
 	<-ctx.Done()
 	if hs != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownBudget)

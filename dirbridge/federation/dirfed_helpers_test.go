@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -51,7 +52,9 @@ type seedDirEnv struct {
 	mu     sync.Mutex
 	reqs   []string
 	tamper atomic.Value // func([]byte) []byte over /v1/events bodies
-	once   sync.Once
+	// oldSeed drops X-IICP-Wait from /v1/events: a seed without long-poll.
+	oldSeed atomic.Bool
+	once    sync.Once
 }
 
 type seedDirOpts struct {
@@ -93,12 +96,22 @@ func (e *seedDirEnv) observe(next http.Handler) http.Handler {
 		e.mu.Lock()
 		e.reqs = append(e.reqs, r.URL.RequestURI())
 		e.mu.Unlock()
-		if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil && r.URL.Path == "/v1/events" {
+		if r.URL.Path == "/v1/events" {
+			// Recorded, so a tamper set while a long-poll is held still
+			// applies to its answer.
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
-			w.Header().Set("Content-Type", "application/json")
+			for k, v := range rec.Header() {
+				if k != http.CanonicalHeaderKey(HeaderWait) || !e.oldSeed.Load() {
+					w.Header()[k] = v
+				}
+			}
 			w.WriteHeader(rec.Code)
-			_, _ = w.Write(f(rec.Body.Bytes()))
+			b := rec.Body.Bytes()
+			if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil {
+				b = f(b)
+			}
+			_, _ = w.Write(b)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -141,6 +154,8 @@ type replicaDirOpts struct {
 	now         func() time.Time
 	gossipPeers []string
 	options     []directory.Option
+	live        time.Duration // replica LivenessInterval; 0: 100 ms
+	log         *slog.Logger  // replica logger; nil: quiet
 }
 
 func newReplicaDir(t testing.TB, seed *seedDirEnv, o replicaDirOpts) *replicaDirEnv {
@@ -162,11 +177,17 @@ func newReplicaDirAt(t testing.TB, seedURL string, o replicaDirOpts) *replicaDir
 	if o.poll == 0 {
 		o.poll = time.Hour
 	}
+	if o.live == 0 {
+		o.live = 100 * time.Millisecond
+	}
+	if o.log == nil {
+		o.log = quietLog
+	}
 	cfg := ReplicaDirectoryConfig{
 		Directory: dirConfig(t, o.stateDir, o.staleAfter),
 		Options:   append([]directory.Option{directory.WithLogger(quietLog)}, o.options...),
-		Replica: ReplicaConfig{SeedURL: seedURL, Key: o.key, Insecure: true, Logger: quietLog, PollInterval: o.poll,
-			RetryInterval: 20 * time.Millisecond, LivenessInterval: 100 * time.Millisecond, Now: o.now},
+		Replica: ReplicaConfig{SeedURL: seedURL, Key: o.key, Insecure: true, Logger: o.log, PollInterval: o.poll,
+			RetryInterval: 20 * time.Millisecond, LivenessInterval: o.live, Now: o.now},
 	}
 	if o.gossip {
 		cfg.Gossip = &GossipConfig{Peers: o.gossipPeers}

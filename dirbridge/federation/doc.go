@@ -3,10 +3,12 @@
 // hash-chained, append-only event log and its HTTP surface
 // (GET /v1/events, GET /v1/snapshot, /.well-known/did.json,
 // /.well-known/iicp-replicas.json, POST /v1/replicas/register and
-// /deregister), replica sync (snapshot + event tail + GossipSub push, every
-// event verified before it is applied, progress persisted), the replica's
-// HTTP surface (signed discovery, 307 write gate, lag gate). Clients
-// follow the 307s themselves (dirbridge/client, DIR-FED-05/06).
+// /deregister), replica sync (snapshot + event tail pushed by long-poll —
+// GET /v1/events and /v1/liveness with wait=N, held by the seed until there
+// is news (seedpush.go, replicapush.go) — plus optional GossipSub push,
+// every event verified before it is applied, progress persisted), the
+// replica's HTTP surface (signed discovery, 307 write gate, lag gate).
+// Clients follow the 307s themselves (dirbridge/client, DIR-FED-05/06).
 //
 // Seed: NewSeed(ctx, SeedConfig) → Emit(ctx, Change...) from the directory's
 // OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes and

@@ -29,8 +29,9 @@ func TestDIR_FED_01_08_SeedAndTwoReplicas_Gossip(t *testing.T) {
 	seed := newSeedEnv(t, true)
 	seed.register(t, nodeID(0)) // before the replicas exist: reaches them by snapshot
 	dir := t.TempDir()
-	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1.db"), true)
-	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2.db"), true)
+	noPush := func(c *ReplicaConfig) { c.NoPush = true } // gossip alone
+	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1.db"), true, noPush)
+	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2.db"), true, noPush)
 	for _, r := range []*replicaEnv{r1, r2} {
 		waitFor(t, 5*time.Second, "bootstrap", func() bool { return r.serves(t, nodeID(0)) })
 	}

@@ -132,12 +132,20 @@ func (e *seedEnv) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.reqs = append(e.reqs, r.URL.RequestURI())
 	e.mu.Unlock()
-	if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil && r.URL.Path == "/v1/events" {
+	if r.URL.Path == "/v1/events" {
+		// Recorded, so a tamper set while a long-poll is held still
+		// applies to its answer.
 		rec := httptest.NewRecorder()
 		e.seed.Handler().ServeHTTP(rec, r)
-		w.Header().Set("Content-Type", "application/json")
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
 		w.WriteHeader(rec.Code)
-		_, _ = w.Write(f(rec.Body.Bytes()))
+		b := rec.Body.Bytes()
+		if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil {
+			b = f(b)
+		}
+		_, _ = w.Write(b)
 		return
 	}
 	e.seed.Handler().ServeHTTP(w, r)
@@ -150,6 +158,7 @@ func (e *seedEnv) stop() {
 	if _, done := stopOnce.LoadOrStore(e, true); done {
 		return
 	}
+	e.seed.push.close() // release held long-polls, or Close waits for them
 	e.srv.Close()
 	_ = e.seed.Close()
 }

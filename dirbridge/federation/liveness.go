@@ -184,6 +184,10 @@ func (s *Seed) livenessLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.push.liveTick.fire() // long-polling replicas fetch their digest now
+		if s.topic == nil {
+			continue
+		}
 		cut := s.cfg.Now()
 		msgs, err := s.livenessMessages(since, maxLivenessNodes)
 		if err != nil {
@@ -221,6 +225,12 @@ func (s *Seed) handleLiveness(w http.ResponseWriter, r *http.Request) {
 		}
 		if n > 0 {
 			since = time.UnixMilli(n)
+		}
+	}
+	if _, ok := s.cfg.Live.(LiveFeed); ok {
+		if werr := s.waitForLiveness(w, r, row.ReplicaID); werr != nil {
+			httpx.WriteError(w, werr)
+			return
 		}
 	}
 	msgs, err := s.livenessMessages(since, math.MaxInt)

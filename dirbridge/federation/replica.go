@@ -49,6 +49,9 @@ type ReplicaConfig struct {
 	PubSub *pubsub.PubSub
 	// Sink receives every verified change. Optional.
 	Sink Sink
+	// NoPush turns off the long-poll of the seed's events and liveness
+	// (replicapush.go): the replica then follows by gossip and polling.
+	NoPush bool
 	// Insecure admits an http:// seed (loopback development and tests).
 	Insecure   bool
 	HTTPClient *http.Client
@@ -114,17 +117,17 @@ type Replica struct {
 	seedErr error // seed URL unusable: writes get IICP-E047
 
 	// Sync state, owned by the Serve goroutine once it runs.
-	chain       *Chain
-	seedDID     string
-	seedKey     ed25519.PublicKey
-	genesis     string
-	token       string
-	topic       *pubsub.Topic
-	pollNow     chan struct{}
-	gossipIn    chan *Event
-	livenessIn  chan *LivenessDigest
-	liveSinceMs int64 // next GET /v1/liveness since_ms (loop-owned)
-	serveOnce   sync.Once
+	chain      *Chain
+	seedDID    string
+	seedKey    ed25519.PublicKey
+	genesis    string
+	token      string
+	topic      *pubsub.Topic
+	pollNow    chan struct{}
+	gossipIn   chan *Event
+	livenessIn chan *LivenessDigest
+	pushIn     chan pushed // long-poll answers for the loop (replicapush.go)
+	serveOnce  sync.Once
 
 	appliedSeq    atomic.Int64
 	lastConfirmed atomic.Int64 // unix ms of the last proof we were at the seed's head
@@ -133,7 +136,8 @@ type Replica struct {
 	// Liveness clock (replicalive.go).
 	liveSeedMs     atomic.Int64 // ts_ms of the newest verified digest
 	liveRecvNs     atomic.Int64 // when it arrived (replica clock)
-	lastGossipLive atomic.Int64 // when gossip last brought a digest
+	lastGossipLive atomic.Int64 // when gossip or a long-poll last brought a digest
+	liveSinceMs    atomic.Int64 // next GET /v1/liveness since_ms
 }
 
 // Meta keys of the replica's progress.
@@ -170,8 +174,8 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
-		livenessIn: make(chan *LivenessDigest, 16),
-		seedErr:    checkSeedURL(cfg.SeedURL, cfg.Insecure)}
+		livenessIn: make(chan *LivenessDigest, 16), pushIn: make(chan pushed),
+		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
 	if err := r.loadProgress(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -321,6 +325,10 @@ func (r *Replica) loop(ctx context.Context) error {
 	defer live.Stop()
 	r.pollOnce(ctx) // catch up right away (restart, or events during bootstrap)
 	r.pollLiveness(ctx)
+	if !r.cfg.NoPush {
+		stopPush := r.startPush(ctx)
+		defer stopPush()
+	}
 	for {
 		r.metrics.lag.Set(min(r.Lag(), 100*365*24*time.Hour).Seconds())
 		select {
@@ -328,6 +336,8 @@ func (r *Replica) loop(ctx context.Context) error {
 			return nil
 		case ev := <-r.gossipIn:
 			r.applyGossip(ctx, ev)
+		case p := <-r.pushIn:
+			r.applyPushed(ctx, p)
 		case d := <-r.livenessIn:
 			r.applyLiveness(ctx, d, "gossip")
 		case <-live.C:

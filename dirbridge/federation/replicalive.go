@@ -64,22 +64,22 @@ func (r *Replica) applyLiveness(ctx context.Context, d *LivenessDigest, source s
 	} else {
 		r.triggerPoll() // an event we have not seen: gossip lost it
 	}
-	if source == "gossip" {
+	if source != "poll" {
 		r.lastGossipLive.Store(r.cfg.Now().UnixNano())
 	}
-	if since := d.TsMs - livenessOverlap.Milliseconds(); since > r.liveSinceMs {
-		r.liveSinceMs = since
+	if since := d.TsMs - livenessOverlap.Milliseconds(); since > r.liveSinceMs.Load() {
+		r.liveSinceMs.Store(since)
 	}
 	r.metrics.liveness.WithLabelValues(source).Inc()
 }
 
-// pollLiveness fetches a digest over HTTP unless gossip delivered one
-// within the last interval (gossip off, lost, or partitioned).
+// pollLiveness fetches a digest over HTTP unless gossip or a long-poll
+// delivered one within the last interval (both off, lost, or partitioned).
 func (r *Replica) pollLiveness(ctx context.Context) {
 	if last := r.lastGossipLive.Load(); last != 0 && r.cfg.Now().Sub(time.Unix(0, last)) < r.cfg.LivenessInterval {
 		return
 	}
-	path := "/v1/liveness?since_ms=" + strconv.FormatInt(max(r.liveSinceMs, 0), 10)
+	path := "/v1/liveness?since_ms=" + strconv.FormatInt(max(r.liveSinceMs.Load(), 0), 10)
 	resp, body, err := r.seedGet(ctx, path, true, maxSnapshotBytes)
 	if err != nil {
 		if ctx.Err() == nil {

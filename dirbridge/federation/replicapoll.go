@@ -38,19 +38,31 @@ func (r *Replica) poll(ctx context.Context) error {
 			r.reject("poll", &VerifyError{Seq: since, Reason: fmt.Errorf("%w: events page", ErrMalformed)})
 			return fmt.Errorf("decoding events page: %w", err)
 		}
-		if err := r.checkGenesis(er.GenesisHash); err != nil {
-			r.reject("poll", err)
+		more, err := r.applyPage(ctx, &er, "poll")
+		if err != nil || !more {
 			return err
-		}
-		n, err := r.applyEvents(ctx, er.Events, "poll", er.HeadSeq)
-		if err != nil {
-			return err
-		}
-		if len(er.Events) < pollPageLimit || n == 0 {
-			return nil
 		}
 	}
 	return nil
+}
+
+// applyPage verifies and applies one page of the tail; more reports a full
+// page with progress (there may be a next one). Events at or below our
+// head are skipped: the poll and the long-poll may both have fetched them.
+func (r *Replica) applyPage(ctx context.Context, er *EventsResponse, source string) (more bool, err error) {
+	if err := r.checkGenesis(er.GenesisHash); err != nil {
+		r.reject(source, err)
+		return false, err
+	}
+	evs := er.Events
+	for len(evs) > 0 && evs[0].Seq <= r.appliedSeq.Load() {
+		evs = evs[1:]
+	}
+	n, err := r.applyEvents(ctx, evs, source, er.HeadSeq)
+	if err != nil {
+		return false, err
+	}
+	return len(er.Events) >= pollPageLimit && n > 0, nil
 }
 
 func isCode(body []byte, c wire.Code) bool {

@@ -126,6 +126,8 @@ type Seed struct {
 	snapshotRL *httpx.Limiter
 	eventsRL   *httpx.Limiter
 	livenessRL *httpx.Limiter
+	pollRL     *httpx.Limiter // long-polls per replica (seedpush.go)
+	push       *pusher
 }
 
 // NewSeed opens the seed's log and joins the gossip topic when PubSub is set.
@@ -152,7 +154,8 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 		registerRL: httpx.NewLimiter(cfg.RegisterPerHour, time.Hour, 0),
 		snapshotRL: httpx.NewLimiter(cfg.SnapshotsPerHour, time.Hour, 0),
 		eventsRL:   httpx.NewLimiter(cfg.EventsPerMinute, time.Minute, 0),
-		livenessRL: httpx.NewLimiter(cfg.LivenessPerMinute, time.Minute, 0)}
+		livenessRL: httpx.NewLimiter(cfg.LivenessPerMinute, time.Minute, 0),
+		pollRL:     httpx.NewLimiter(longPollsPerMinute, time.Minute, 0), push: newPusher()}
 	if cfg.PubSub != nil {
 		t, err := joinEventTopic(cfg.PubSub, cfg.DID, cfg.Key.Public().(ed25519.PublicKey))
 		if err != nil {
@@ -196,6 +199,9 @@ func (s *Seed) published(ctx context.Context, evs []Event) {
 	if len(evs) > 0 {
 		s.metrics.headSeq.Set(float64(evs[len(evs)-1].Seq))
 	}
+	if len(evs) > 0 {
+		s.push.appended.fire()
+	}
 	if s.topic == nil {
 		return
 	}
@@ -214,7 +220,8 @@ func (s *Seed) published(ctx context.Context, evs []Event) {
 // Serve prunes the rolling window and, with gossip and a LiveFeed,
 // publishes liveness digests until ctx ends.
 func (s *Seed) Serve(ctx context.Context) error {
-	if _, ok := s.cfg.Live.(LiveFeed); ok && s.topic != nil {
+	defer s.push.close() // release held long-polls: shutdown must not wait on them
+	if _, ok := s.cfg.Live.(LiveFeed); ok {
 		done := make(chan struct{})
 		defer func() { <-done }()
 		go func() { defer close(done); s.livenessLoop(ctx) }()
@@ -244,6 +251,7 @@ func (s *Seed) Prune(ctx context.Context) (int64, error) {
 
 // Close leaves the gossip topic and closes the database.
 func (s *Seed) Close() error {
+	s.push.close()
 	var errs []error
 	if s.topic != nil {
 		errs = append(errs, s.topic.Close())

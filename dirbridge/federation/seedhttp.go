@@ -80,11 +80,15 @@ func parseEventsQuery(r *http.Request) (since int64, limit int, types []EventTyp
 // window gets IICP-E045 snapshot_required.
 func (s *Seed) handleEvents(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
-	if ok, retry := s.eventsRL.Allow(sourceKey(r), now); !ok {
+	ok, retry, replica := s.eventsLimit(r, now)
+	if !ok {
 		rateLimited(w, retry)
 		return
 	}
 	since, limit, types, werr := parseEventsQuery(r)
+	if werr == nil {
+		werr = s.waitForEvents(w, r, since, replica)
+	}
 	if werr != nil {
 		httpx.WriteError(w, werr)
 		return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/dirbridge/federation"
@@ -113,10 +114,12 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		StateDir:          o.Paths.StateDir,
 		Dev:               o.Dev,
 		TLSCertFile:       s.TLSCert,
+		ACME:              directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
 		TLSKeyFile:        s.TLSKey,
 		Resolve:           o.Resolve,
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
+		ReprobeInterval:   reprobeInterval(s.ProbeInterval.D()),
 		Version:           o.Version,
 	}
 }
@@ -198,6 +201,7 @@ func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string
 	if o.Dev {
 		fmt.Fprintf(&b, "  dev mode: plaintext, loopback only, private node endpoints allowed\n")
 	}
+	tlsLines(&b, o)
 	dev := ""
 	if o.Dev {
 		dev = " --dev"
@@ -207,4 +211,30 @@ func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string
 		fmt.Fprintf(&b, "      meshnode directory --seed %s%s   # a replica of this seed\n", u, dev)
 	}
 	fmt.Fprint(o.Out, b.String())
+}
+
+// reprobeInterval maps the config's "0 = off" to the directory's "negative
+// = off" (its zero means the default).
+func reprobeInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// tlsLines says where the certificate comes from and, for the self-signed
+// one, exactly how nodes and clients come to trust it.
+func tlsLines(b *strings.Builder, o DirectoryOptions) {
+	s := o.Config.Server
+	switch {
+	case o.Dev:
+	case len(s.ACMEDomains) > 0:
+		fmt.Fprintf(b, "  tls       ACME certificate for %s (cached in %s)\n",
+			strings.Join(s.ACMEDomains, ", "), filepath.Join(o.Paths.StateDir, "acme"))
+	case s.TLSCert == "":
+		cert := directory.SelfSignedCertPath(o.Paths.StateDir)
+		fmt.Fprintf(b, "  tls       self-signed certificate %s: nodes and clients must trust it, with\n"+
+			"            directory.ca_file = %q in their config.toml, or SSL_CERT_FILE=%s;\n"+
+			"            for a publicly trusted certificate use --acme-domain NAME\n", cert, cert, cert)
+	}
 }

@@ -34,13 +34,13 @@ var layers = map[string]layer{
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
-	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
-	"dirbridge/directory":             {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
+	"dirbridge/client":    {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
+	"dirbridge/nodeapi":   {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/directory": {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs"}},
+	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
 	"internal/app":       {may: []string{anyPkg}},
@@ -69,6 +69,8 @@ var layers = map[string]layer{
 	"internal/tlsutil": {may: []string{"internal/paths"}},
 	// Test helpers: a goroutine-safe log buffer, a bounded poll, the panic-recoverer check.
 	"internal/testutil": {},
+	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
+	"internal/acmetest": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "route", "wire"}},

@@ -118,10 +118,22 @@ type Server struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// StaleAfter removes silent nodes from discover (iicp-dir.md §3.2: 90 s).
 	StaleAfter Duration `toml:"stale_after"`
+	// ProbeInterval is how often the directory re-probes each registered
+	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
+	// mode); 0 turns active probing off.
+	ProbeInterval Duration `toml:"probe_interval"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// ACMEDomains get a publicly trusted certificate from an ACME CA
+	// (TLS-ALPN-01 on the listener, which must be reachable on port 443 of
+	// each name); replaces tls_cert/tls_key and the self-signed fallback.
+	ACMEDomains []string `toml:"acme_domains"`
+	// ACMEDirectory is the CA's ACME directory URL; empty: Let's Encrypt.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the ACME account contact (optional).
+	ACMEEmail string `toml:"acme_email"`
 }
 
 // Mesh is the libp2p side.

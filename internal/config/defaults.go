@@ -47,6 +47,7 @@ func base() Config {
 			// iicp-dir.md §3.14 reference defaults.
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
+			ProbeInterval:     Duration(5 * time.Minute),
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -241,8 +242,14 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	if s.HeartbeatInterval <= 0 || s.StaleAfter <= s.HeartbeatInterval {
 		bad("directory_server.stale_after", "must exceed heartbeat_interval (> 0)")
 	}
+	if s.ProbeInterval < 0 {
+		bad("directory_server.probe_interval", "must not be negative (0 turns active probing off)")
+	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")
+	}
+	if len(s.ACMEDomains) > 0 && s.TLSCert != "" {
+		bad("directory_server.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
 	}
 }
 

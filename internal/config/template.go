@@ -92,11 +92,21 @@ profile = {{v .Profile}}
 # heartbeat_interval = {{v .Server.HeartbeatInterval}}
 # Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
 # stale_after = {{v .Server.StaleAfter}}
+# Re-probe every registered node's endpoint this often (iicp-dir.md §3.9c:
+# 5m, also the minimum outside --dev); a node failing two probes in a row
+# leaves discover until it answers again. 0s turns it off.
+# probe_interval = {{v .Server.ProbeInterval}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).
 # tls_cert = {{v .Server.TLSCert}}
 # tls_key = {{v .Server.TLSKey}}
+# Publicly trusted certificate from an ACME CA (Let's Encrypt by default) for
+# these DNS names, via TLS-ALPN-01 on the listener (reachable on port 443);
+# cached in <state>/acme. Replaces tls_cert/tls_key.
+# acme_domains = {{v .Server.ACMEDomains}}
+# acme_directory = {{v .Server.ACMEDirectory}}
+# acme_email = {{v .Server.ACMEEmail}}
 
 [mesh]
 # The libp2p host (QUIC first, TCP fallback).
