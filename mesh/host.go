@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -13,7 +14,9 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -117,19 +120,29 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 	if cfg.ConnLow > cfg.ConnHigh {
 		return nil, fmt.Errorf("mesh: new host: conn low %d above high %d", cfg.ConnLow, cfg.ConnHigh)
 	}
+	listen, err := parseListenAddrs(cfg.ListenAddrs)
+	if err != nil {
+		return nil, err
+	}
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: new host: connection manager: %w", err)
 	}
 	rm, err := newResourceManager(cfg.Memory, cfg.FDs, cfg.MaxConcurrent, cfg.Registerer != nil)
 	if err != nil {
+		_ = cm.Close()
 		return nil, fmt.Errorf("mesh: new host: resource manager: %w", err)
 	}
+	// Port reuse off for both transports: with SO_REUSEPORT a second node
+	// binds the same mesh port without error and dials reach the wrong
+	// node. Each address is then bound below, one by one, so a taken port
+	// is a start-up error instead of a warning libp2p logs and drops.
 	opts := []libp2p.Option{
+		libp2p.NoListenAddrs,
 		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.QUICReuse(quicreuse.NewConnManager, quicreuse.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("meshnode"),
@@ -149,7 +162,37 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 		_ = rm.Close()
 		return nil, fmt.Errorf("mesh: new host: %w", err)
 	}
+	for _, a := range listen {
+		if err := h.Network().Listen(a); err != nil {
+			_ = h.Close()
+			return nil, listenError(a, err)
+		}
+	}
 	return h, nil
+}
+
+// parseListenAddrs checks every listen multiaddr up front.
+func parseListenAddrs(addrs []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: listen address %q is not a multiaddr (e.g. /ip4/0.0.0.0/udp/9485/quic-v1): %w", s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// ErrListen marks a mesh listen address that could not be bound.
+var ErrListen = errors.New("mesh: cannot listen")
+
+// listenError names the address and, for a taken port, the cause in words.
+func listenError(a ma.Multiaddr, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: %s is in use by another process", ErrListen, a)
+	}
+	return fmt.Errorf("%w on %s: %w", ErrListen, a, err)
 }
 
 // newResourceManager scales libp2p's default limits to the given budget
