@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -189,7 +190,8 @@ var ErrListen = errors.New("mesh: cannot listen")
 
 // listenError names the address and, for a taken port, the cause in words.
 func listenError(a ma.Multiaddr, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) {
+	// The swarm folds listen errors into text, so the errno may be lost.
+	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
 		return fmt.Errorf("%w: %s is in use by another process", ErrListen, a)
 	}
 	return fmt.Errorf("%w on %s: %w", ErrListen, a, err)

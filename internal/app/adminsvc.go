@@ -31,7 +31,7 @@ func (d *daemon) setupAdmin() error {
 	tok := newSecret()
 	srv, err := admin.Listen(d.cfg.Admin.Listen, tok, adminBackend{d}, d.o.Logs.Named("admin"))
 	if err != nil {
-		return err
+		return bindError("admin endpoint", d.cfg.Admin.Listen, "set admin.listen (127.0.0.1:0 picks a free port)", err)
 	}
 	if err := paths.WriteFileAtomic(d.o.Paths.AdminToken, []byte(tok+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,12 +39,72 @@ func buildBackend(ctx context.Context, cfg *config.Config, ua string, log *slog.
 			return openAIBackend(ctx, cfg, base, "ollama", ua, log, models...)
 		}
 	}
+	return echoBackend(cfg.Node.Dev)
+}
+
+// EchoIntent is the only intent the echo backend serves outside dev mode:
+// a node without a model must never answer llm:* tasks a caller meant for
+// a real model (docs/spec-decisions.md, "echo backend").
+const EchoIntent = "urn:iicp:intent:x.meshnode:echo:v1"
+
+// echoBackend serves the built-in echo backend: under the llm:* intents in
+// dev mode (demos and tests), else only under EchoIntent.
+func echoBackend(dev bool) (*builtBackend, error) {
 	echo := backend.NewEcho()
-	r, err := backend.NewRouter(backend.DefaultRoutes(echo, backend.DefaultConfig{})...)
+	routes := backend.DefaultRoutes(echo, backend.DefaultConfig{})
+	desc := "echo (built-in, dev mode; set backend.url or start Ollama for a real model)"
+	if !dev {
+		routes = []backend.Route{{Intent: EchoIntent, Mode: backend.ModeChat, Backend: echo, Models: []string{backend.EchoModel}}}
+		desc = "echo (built-in) under " + EchoIntent + " only, no llm:* intents; set backend.url or start Ollama for a real model"
+	}
+	r, err := backend.NewRouter(routes...)
 	if err != nil {
 		return nil, fmt.Errorf("echo backend: %w", err)
 	}
-	return &builtBackend{router: r, be: echo, describe: "echo (built-in; set backend.url or start Ollama for a real model)"}, nil
+	return &builtBackend{router: r, be: echo, describe: desc}, nil
+}
+
+// modelRetry is how often start-up asks a silent backend for its models
+// again; modelWaitLog how often it says it still waits.
+const (
+	modelRetry   = 2 * time.Second
+	modelWaitLog = 30 * time.Second
+)
+
+// waitForModels asks the backend for its models until it answers or ctx
+// ends. A backend that is down at start is not fatal: with backend.models
+// set the node starts at once (unavailable until the backend answers);
+// without it the node cannot know what to advertise, so it waits here,
+// saying so, instead of exiting.
+func waitForModels(ctx context.Context, oa *backend.OpenAI, base string, log *slog.Logger) ([]string, error) {
+	var said time.Time
+	for {
+		mctx, cancel := context.WithTimeout(ctx, modelListTimeout)
+		models, err := oa.Models(mctx)
+		cancel()
+		switch {
+		case err == nil && len(models) > 0:
+			if !said.IsZero() {
+				log.Info("backend answers: models listed", "backend", base, "models", len(models))
+			}
+			return models, nil
+		case err == nil:
+			err = errors.New("it lists no models")
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Since(said) >= modelWaitLog {
+			log.Warn("waiting for the backend to list its models (set backend.models to start without waiting)",
+				"backend", base, "error", err)
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(modelRetry):
+		}
+	}
 }
 
 // openAIBackend builds routes for an OpenAI-compatible server. Models come
@@ -53,7 +114,8 @@ func openAIBackend(ctx context.Context, cfg *config.Config, base, engine, ua str
 	if cfg.Backend.APIKeyEnv != "" {
 		key := os.Getenv(cfg.Backend.APIKeyEnv)
 		if key == "" {
-			return nil, fmt.Errorf("backend.api_key_env names %s, which is empty", cfg.Backend.APIKeyEnv)
+			return nil, configErrorf("backend.api_key_env names $%s, which is unset or empty; export it (systemd: /etc/meshnode/env) or clear backend.api_key_env",
+				cfg.Backend.APIKeyEnv)
 		}
 		opts = append(opts, backend.WithAPIKey(key))
 	}
@@ -69,14 +131,8 @@ func openAIBackend(ctx context.Context, cfg *config.Config, base, engine, ua str
 		models = known
 	}
 	if len(models) == 0 {
-		mctx, cancel := context.WithTimeout(ctx, modelListTimeout)
-		models, err = oa.Models(mctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("listing models of backend %s (set backend.models to skip): %w", base, err)
-		}
-		if len(models) == 0 {
-			return nil, fmt.Errorf("backend %s lists no models; set backend.models", base)
+		if models, err = waitForModels(ctx, oa, base, log); err != nil {
+			return nil, err
 		}
 	}
 	chat, emb := backend.SplitEmbeddingModels(models)

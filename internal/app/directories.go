@@ -55,6 +55,9 @@ func (d *daemon) setupDirectories() error {
 		srv, err = d.newEmbedded(net.JoinHostPort(host, "0"))
 	}
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return bindError("embedded directory", listen, "set directory.embedded_listen or --directory URL", err)
+		}
 		return fmt.Errorf("embedded directory: %w", err)
 	}
 	d.embedded = srv

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -46,6 +48,9 @@ type DirectoryOptions struct {
 	// for a replica. Gossip runs when either is set, unless NoGossip.
 	P2P, GossipPeers []string
 	NoGossip         bool
+
+	// stateDir is where the directory's files live (set by RunDirectory).
+	stateDir string
 }
 
 // dirServer is the part every directory mode shares.
@@ -62,10 +67,18 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		return err
 	}
 	dc := directoryConfig(o)
+	if err := os.MkdirAll(dc.StateDir, 0o700); err != nil {
+		return fmt.Errorf("directory state: %w", err)
+	}
+	lock, err := lockHome(dc.StateDir, paths.DirectoryLockFile, "meshnode directory")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	o.stateDir = dc.StateDir
 	var srv dirServer
 	var mode string
 	var gossipAddrs []string
-	var err error
 	switch {
 	case o.SeedURL != "":
 		srv, err = newReplica(ctx, o, dc)
@@ -94,14 +107,22 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 
 func directoryConfig(o DirectoryOptions) directory.Config {
 	s := o.Config.Server
-	db := s.DB
-	if db == "" {
-		db = o.Paths.DirectoryDB
+	db, state := o.Paths.DirectoryDB, o.Paths.StateDir
+	if s.DB != "" {
+		// Every file of the directory (federation log, keys, certificate,
+		// lock) lives beside its database, so two directories with their
+		// own --db never share a signed log.
+		if abs, err := filepath.Abs(s.DB); err == nil {
+			db = abs
+		} else {
+			db = s.DB
+		}
+		state = filepath.Dir(db)
 	}
 	return directory.Config{
 		Listen:            s.Listen,
 		DBPath:            db,
-		StateDir:          o.Paths.StateDir,
+		StateDir:          state,
 		Dev:               o.Dev,
 		TLSCertFile:       s.TLSCert,
 		TLSKeyFile:        s.TLSKey,
@@ -166,14 +187,14 @@ func gossipConfig(o DirectoryOptions) *federation.GossipConfig {
 		return nil
 	}
 	return &federation.GossipConfig{Listen: o.P2P, Peers: o.GossipPeers,
-		KeyFile: filepath.Join(o.Paths.StateDir, gossipKeyFile)}
+		KeyFile: filepath.Join(o.stateDir, gossipKeyFile)}
 }
 
 func orState(o DirectoryOptions, path, name string) string {
 	if path != "" {
 		return path
 	}
-	return filepath.Join(o.Paths.StateDir, name)
+	return filepath.Join(o.stateDir, name)
 }
 
 // printDirectoryBlock is the directory's start-up block.
@@ -195,7 +216,14 @@ func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string
 	}
 	fmt.Fprintf(&b, "next: meshnode up --directory %s%s\n", u, dev)
 	if o.SeedURL == "" && !o.NoSeedLog {
-		fmt.Fprintf(&b, "      meshnode directory --seed %s%s   # a replica of this seed\n", u, dev)
+		// Pasted on this machine it must work: its own home (own lock, log
+		// and keys) and a free port.
+		host := "127.0.0.1"
+		if h, _, err := net.SplitHostPort(o.Config.Server.Listen); err == nil && h != "" {
+			host = h
+		}
+		fmt.Fprintf(&b, "      meshnode directory --seed %s --home %s --listen %s%s   # a replica of this seed\n",
+			u, o.stateDir+"-replica", net.JoinHostPort(host, "0"), dev)
 	}
 	fmt.Fprint(o.Out, b.String())
 }
