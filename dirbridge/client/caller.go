@@ -180,7 +180,28 @@ func (cl *Caller) Call(ctx context.Context, call *wire.Call, q Query) (*wire.Res
 	if err := ctx.Err(); err != nil {
 		return last, info, err
 	}
-	return last, info, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s) tried, none completed the task", len(info.Tried))
+	return last, info, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s) tried, none completed the task%s", len(info.Tried), lastAnswer(last))
+}
+
+// lastAnswerMax caps the node-supplied message quoted in an error.
+const lastAnswerMax = 160
+
+// lastAnswer says what the last node answered (an unknown model, a dead
+// backend), so no_available_node is not the only thing a user learns.
+func lastAnswer(last *wire.Response) string {
+	if last == nil || last.Error == nil {
+		return ""
+	}
+	msg := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, last.Error.Message)
+	if r := []rune(msg); len(r) > lastAnswerMax {
+		msg = string(r[:lastAnswerMax])
+	}
+	return "; the last answered " + string(last.Error.Code) + ": " + msg
 }
 
 // candidates filters the discover answer: nodes with an endpoint that are

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,20 @@ func TestNewUUIDIsV4(t *testing.T) {
 			t.Fatalf("bad or repeated uuid %q", u)
 		}
 		seen[u] = true
+	}
+}
+
+func TestLastAnswerNamesCodeWithoutControlCharacters(t *testing.T) {
+	if got := lastAnswer(nil); got != "" {
+		t.Fatalf("nil: %q", got)
+	}
+	r := &wire.Response{Error: wire.NewError(wire.CodeE029, "model not served\n\x1b[31mby this node")}
+	got := lastAnswer(r)
+	if !strings.Contains(got, "IICP-E029") || strings.ContainsAny(got, "\n\x1b") {
+		t.Fatalf("lastAnswer = %q", got)
+	}
+	long := &wire.Response{Error: wire.NewError(wire.CodeBackendError, strings.Repeat("é", 500))}
+	if n := len([]rune(lastAnswer(long))); n > lastAnswerMax+60 {
+		t.Fatalf("not capped: %d runes", n)
 	}
 }

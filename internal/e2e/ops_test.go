@@ -362,3 +362,24 @@ func TestEchoOnlyUnderVendorIntentOutsideDev(t *testing.T) {
 		}
 	}
 }
+
+// TestCallSaysWhatHappened (item 6): a call for a model nobody serves ends
+// with what the node answered (IICP-E029), not only no_available_node.
+func TestCallSaysWhatHappened(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	be, up := switchBackend(t)
+	up.Store(true)
+	home := homeWith(t, fmt.Sprintf("[backend]\nurl = %q\nmodels = [\"e2e-model\"]\n", be.URL+"/v1"))
+	n := start(t, "node", bin, "--home", home, "up")
+	runtimeOf(t, n, home)
+	stderr, code := runErr(t, bin, 30*time.Second, "--home", home, "call", "--model", "no-such-model", "hello")
+	if code != 6 || !strings.Contains(stderr, "IICP-E029") || !strings.Contains(stderr, "model not served") {
+		t.Fatalf("exit %d, stderr %q: want 6 naming IICP-E029", code, stderr)
+	}
+	if out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--model", "e2e-model", "hello"); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("call with the served model: exit %d, %q", code, out)
+	}
+}
