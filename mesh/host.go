@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"time"
@@ -15,7 +16,6 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,6 +125,11 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 	if err != nil {
 		return nil, err
 	}
+	for _, a := range listen {
+		if err := portFree(a); err != nil {
+			return nil, listenError(a, err)
+		}
+	}
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: new host: connection manager: %w", err)
@@ -134,14 +139,15 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 		_ = cm.Close()
 		return nil, fmt.Errorf("mesh: new host: resource manager: %w", err)
 	}
-	// Port reuse off for both transports: with SO_REUSEPORT a second node
-	// binds the same mesh port without error and dials reach the wrong
-	// node. Each address is then bound below, one by one, so a taken port
-	// is a start-up error instead of a warning libp2p logs and drops.
+	// TCP port reuse off: with SO_REUSEPORT a second node binds the same
+	// mesh port without error and dials reach the wrong node. QUIC keeps
+	// its shared socket (dials leave from the listening port; turning that
+	// off leaks a socket per dial in quic-go), so every fixed port was
+	// checked free with a plain bind above: a taken port is a start-up
+	// error, not a warning libp2p logs while it drops the address.
 	opts := []libp2p.Option{
-		libp2p.NoListenAddrs,
 		libp2p.Identity(priv),
-		libp2p.QUICReuse(quicreuse.NewConnManager, quicreuse.DisableReuseport()),
+		libp2p.ListenAddrs(listen...),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ConnectionManager(cm),
@@ -163,11 +169,11 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 		_ = rm.Close()
 		return nil, fmt.Errorf("mesh: new host: %w", err)
 	}
-	for _, a := range listen {
-		if err := h.Network().Listen(a); err != nil {
-			_ = h.Close()
-			return nil, listenError(a, err)
-		}
+	// libp2p drops an address it cannot bind with a warning when another
+	// one succeeds; the port checks above make that a race, caught here.
+	if got := len(h.Network().ListenAddresses()); got < len(listen) {
+		_ = h.Close()
+		return nil, fmt.Errorf("%w: %d of %d listen addresses bound (%v)", ErrListen, got, len(listen), cfg.ListenAddrs)
 	}
 	return h, nil
 }
@@ -183,6 +189,33 @@ func parseListenAddrs(addrs []string) ([]ma.Multiaddr, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// portFree binds the fixed TCP or UDP port of a listen address without
+// SO_REUSEPORT and lets it go: a socket another process holds, even with
+// SO_REUSEPORT, makes that bind fail with EADDRINUSE.
+func portFree(a ma.Multiaddr) error {
+	ip, err := a.ValueForProtocol(ma.P_IP4)
+	if err != nil {
+		if ip, err = a.ValueForProtocol(ma.P_IP6); err != nil {
+			return nil // a DNS or other address: libp2p reports it
+		}
+	}
+	if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" {
+		c, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	}
+	return nil
 }
 
 // ErrListen marks a mesh listen address that could not be bound.

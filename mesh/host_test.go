@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestNewHostRefusesTakenPort: with port reuse off, a second host on the
@@ -58,4 +61,34 @@ func newKeyHost(t *testing.T, addr string) host.Host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestAdvertCarriesBackendAvailability: Config.Available false makes the
+// node advertise available=false, Readvertise spreads a flip at once, and
+// peers then stop counting it available.
+func TestAdvertCarriesBackendAvailability(t *testing.T) {
+	var up atomic.Bool
+	up.Store(true)
+	cfgA := testConfig(nodeName(0), true)
+	cfgA.Available = up.Load
+	a := startNode(t, newTestHost(t, false), cfgA)
+	b := startNode(t, newTestHost(t, false), testConfig(nodeName(1), false))
+	b.m.AddBootstrapPeers([]peer.AddrInfo{{ID: a.h.ID(), Addrs: a.h.Addrs()}})
+	seen := func(avail bool) func() bool {
+		return func() bool {
+			for _, p := range b.m.Peers() {
+				if p.PeerID == a.h.ID() && !p.FromDHT {
+					return p.Available == avail
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, 15*time.Second, "advert available", seen(true))
+	up.Store(false)
+	a.m.Readvertise()
+	waitFor(t, 15*time.Second, "advert unavailable", seen(false))
+	up.Store(true)
+	a.m.Readvertise()
+	waitFor(t, 15*time.Second, "advert available again", seen(true))
 }

@@ -92,6 +92,12 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 	bin := buildBinary(t)
 	taken := takenPort(t)
 	_, port, _ := net.SplitHostPort(taken)
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	_, udpPort, _ := net.SplitHostPort(udp.LocalAddr().String())
 	cases := []struct {
 		name, extra string
 		args        []string
@@ -100,6 +106,7 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 	}{
 		{"http bridge in use", "", []string{"--http", taken}, 1, []string{"HTTP bridge", taken, "in use", "--http"}},
 		{"mesh port in use", "", []string{"--p2p", "/ip4/127.0.0.1/tcp/" + port}, 1, []string{"mesh", port, "in use", "--p2p"}},
+		{"mesh QUIC port in use", "", []string{"--p2p", "/ip4/127.0.0.1/udp/" + udpPort + "/quic-v1"}, 1, []string{"mesh", udpPort, "in use", "--p2p"}},
 		{"admin port in use", "[admin]\nlisten = \"" + taken + "\"\n", nil, 1, []string{"admin", taken, "in use", "admin.listen"}},
 		{"api key variable unset", "[backend]\nurl = \"http://127.0.0.1:9/v1\"\nmodels = [\"m\"]\napi_key_env = \"E2E_UNSET_API_KEY\"\n", nil, 3,
 			[]string{"E2E_UNSET_API_KEY", "api_key_env"}},
