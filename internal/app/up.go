@@ -86,6 +86,7 @@ type daemon struct {
 
 	admin   *admin.Server
 	lock    *paths.Lock
+	dirLock *paths.Lock // the embedded directory's
 	monitor *backend.Monitor
 	// backendUp is the backend monitor's verdict: false while any backend
 	// fails its probe (the node then reports itself unavailable).
@@ -398,6 +399,9 @@ func (d *daemon) closeAll() {
 	}
 	if d.embedded != nil {
 		_ = d.embedded.Close()
+	}
+	if d.dirLock != nil {
+		_ = d.dirLock.Release()
 	}
 	if d.lock != nil {
 		_ = d.lock.Release() // last: the home is free once everything is closed
