@@ -28,15 +28,15 @@ type builtBackend struct {
 // buildBackend picks the backend: the configured OpenAI-compatible URL,
 // else a local Ollama when one answers, else the built-in echo backend, so
 // a fresh machine always has something that serves.
-func buildBackend(ctx context.Context, cfg *config.Config, ua string, log *slog.Logger) (*builtBackend, error) {
+func buildBackend(ctx context.Context, cfg *config.Config, stateDir, ua string, log *slog.Logger) (*builtBackend, error) {
 	if cfg.Backend.URL != "" {
-		return openAIBackend(ctx, cfg, cfg.Backend.URL, "", ua, log)
+		return openAIBackend(ctx, cfg, cfg.Backend.URL, "", ua, log, stateDir)
 	}
 	if base, models, ok := backend.DetectOllama(ctx, backend.DefaultOllamaAddr); ok {
 		if len(models) == 0 && len(cfg.Backend.Models) == 0 {
 			log.Warn("Ollama answers on " + backend.DefaultOllamaAddr + " but has no models; serving the echo backend (run `ollama pull <model>`)")
 		} else {
-			return openAIBackend(ctx, cfg, base, "ollama", ua, log, models...)
+			return openAIBackend(ctx, cfg, base, "ollama", ua, log, "", models...)
 		}
 	}
 	return echoBackend(cfg.Node.Dev)
@@ -73,12 +73,12 @@ const (
 
 // waitForModels asks the backend for its models until it answers or ctx
 // ends. A backend that is down at start is not fatal: with backend.models
-// set the node starts at once (unavailable until the backend answers);
-// without it the node cannot know what to advertise, so it waits here,
-// saying so, instead of exiting.
-func waitForModels(ctx context.Context, oa *backend.OpenAI, base string, log *slog.Logger) ([]string, error) {
+// set, or a model list cached from an earlier start, the node starts at
+// once (unavailable until the backend answers); otherwise it cannot know
+// what to advertise, so it waits here, saying so, instead of exiting.
+func waitForModels(ctx context.Context, oa *backend.OpenAI, base string, log *slog.Logger, stateDir string) ([]string, error) {
 	var said time.Time
-	for {
+	for first := true; ; first = false {
 		mctx, cancel := context.WithTimeout(ctx, modelListTimeout)
 		models, err := oa.Models(mctx)
 		cancel()
@@ -87,12 +87,20 @@ func waitForModels(ctx context.Context, oa *backend.OpenAI, base string, log *sl
 			if !said.IsZero() {
 				log.Info("backend answers: models listed", "backend", base, "models", len(models))
 			}
+			if err := saveModelCache(stateDir, base, models); err != nil {
+				log.Warn("caching the backend's model list", "error", err)
+			}
 			return models, nil
 		case err == nil:
 			err = errors.New("it lists no models")
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if cached := loadModelCache(stateDir, base); first && cached != nil {
+			log.Warn("backend does not answer; starting with the models it listed last time (cached in "+modelCacheFile+")",
+				"backend", base, "models", len(cached), "error", err)
+			return cached, nil
 		}
 		if time.Since(said) >= modelWaitLog {
 			log.Warn("waiting for the backend to list its models (set backend.models to start without waiting)",
@@ -109,7 +117,8 @@ func waitForModels(ctx context.Context, oa *backend.OpenAI, base string, log *sl
 
 // openAIBackend builds routes for an OpenAI-compatible server. Models come
 // from the config, else from known (Ollama tags), else from GET /v1/models.
-func openAIBackend(ctx context.Context, cfg *config.Config, base, engine, ua string, log *slog.Logger, known ...string) (*builtBackend, error) {
+// stateDir, when set, caches the listed models (see modelCacheFile).
+func openAIBackend(ctx context.Context, cfg *config.Config, base, engine, ua string, log *slog.Logger, stateDir string, known ...string) (*builtBackend, error) {
 	opts := []backend.Option{backend.WithUserAgent(ua)}
 	if cfg.Backend.APIKeyEnv != "" {
 		key := os.Getenv(cfg.Backend.APIKeyEnv)
@@ -131,7 +140,7 @@ func openAIBackend(ctx context.Context, cfg *config.Config, base, engine, ua str
 		models = known
 	}
 	if len(models) == 0 {
-		if models, err = waitForModels(ctx, oa, base, log); err != nil {
+		if models, err = waitForModels(ctx, oa, base, log, stateDir); err != nil {
 			return nil, err
 		}
 	}

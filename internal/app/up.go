@@ -143,7 +143,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	d.firstRun = created || o.ConfigCreated
 	d.chooseDirectoryMode()
 	reg := prometheus.NewRegistry()
-	if d.be, err = buildBackend(ctx, d.cfg, "meshnode/"+o.Version, o.Logs.For("backend")); err != nil {
+	if d.be, err = buildBackend(ctx, d.cfg, o.Paths.StateDir, "meshnode/"+o.Version, o.Logs.For("backend")); err != nil {
 		return err
 	}
 	d.engine, err = node.New(node.Config{NodeID: d.id.NodeID(), MaxConcurrent: d.cfg.Node.MaxConcurrent, Version: o.Version},

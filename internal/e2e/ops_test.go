@@ -390,3 +390,38 @@ func TestCallSaysWhatHappened(t *testing.T) {
 		t.Fatalf("call with the served model: exit %d, %q", code, out)
 	}
 }
+
+// TestNodeBootsBeforeItsBackend (item 1): a node configured with
+// backend.url but no backend.models, restarted while its backend is down
+// (a reboot where the node wins the race), starts at once with the models
+// the backend listed last time, unavailable, and becomes available when the
+// backend answers.
+func TestNodeBootsBeforeItsBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	be, up := switchBackend(t)
+	up.Store(true)
+	home := homeWith(t, fmt.Sprintf("[backend]\nurl = %q\n", be.URL+"/v1"))
+	first := start(t, "node-first", bin, "--home", home, "up", "--no-directory", "--no-mesh", "--dev")
+	runtimeOf(t, first, home)
+	if c := first.stop(syscall.SIGTERM, 20*time.Second); c != 0 {
+		t.Fatalf("exit %d", c)
+	}
+	up.Store(false)
+	n := start(t, "node", bin, "--home", home, "up", "--no-directory", "--no-mesh", "--dev")
+	rt := runtimeOf(t, n, home)
+	code, body := getStatus(rt.HTTPURL + "/iicp/health")
+	if code != 200 || !strings.Contains(body, `"e2e-model"`) || !strings.Contains(body, `"available":false`) {
+		t.Fatalf("health while the backend is down: %d %s", code, body)
+	}
+	up.Store(true)
+	eventually(t, 20*time.Second, "ready once the backend answers", func() bool {
+		c, _ := getStatus(rt.HTTPURL + "/readyz")
+		return c == http.StatusOK
+	})
+	if !strings.Contains(n.stderr(), "listed last time") || !strings.Contains(n.stderr(), "node available") {
+		t.Fatalf("node log:\n%s", n.stderr())
+	}
+}
