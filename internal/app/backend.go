@@ -36,8 +36,19 @@ func buildBackend(ctx context.Context, cfg *config.Config, stateDir, ua string, 
 		if len(models) == 0 && len(cfg.Backend.Models) == 0 {
 			log.Warn("Ollama answers on " + backend.DefaultOllamaAddr + " but has no models; serving the echo backend (run `ollama pull <model>`)")
 		} else {
+			if len(models) > 0 {
+				if err := saveModelCache(stateDir, base, models); err != nil {
+					log.Warn("caching Ollama's model list", "error", err)
+				}
+			}
 			return openAIBackend(ctx, cfg, base, "ollama", ua, log, "", models...)
 		}
+	} else if base := "http://" + backend.DefaultOllamaAddr + "/v1"; loadModelCache(stateDir, base) != nil {
+		// The node booted before Ollama: serve what it had last time,
+		// unavailable until it answers, instead of falling back to echo.
+		log.Warn("Ollama does not answer on "+backend.DefaultOllamaAddr+"; serving the models it had last time once it answers (delete "+
+			modelCacheFile+" in the state directory to use the echo backend instead)", "models", len(loadModelCache(stateDir, base)))
+		return openAIBackend(ctx, cfg, base, "ollama", ua, log, "", loadModelCache(stateDir, base)...)
 	}
 	return echoBackend(cfg.Node.Dev)
 }
