@@ -317,10 +317,15 @@ func TestHealthTellsTheTruth(t *testing.T) {
 		}
 	}
 	expect(false, false)
+	t0 := time.Now()
 	up.Store(true)
 	expect(true, true)
+	t.Logf("backend up → available at directory, mesh and /readyz within %v", time.Since(t0).Round(10*time.Millisecond))
+	t0 = time.Now()
 	up.Store(false)
 	expect(false, true)
+	t.Logf("backend down → unavailable at directory, mesh and /readyz within %v (heartbeat fallback 1 s, advert interval 2 s)",
+		time.Since(t0).Round(10*time.Millisecond))
 	logs := n.stderr()
 	for _, s := range []string{"node available", "node unavailable", "starts unavailable"} {
 		if !strings.Contains(logs, s) {
