@@ -125,10 +125,8 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range listen {
-		if err := portFree(a); err != nil {
-			return nil, listenError(a, err)
-		}
+	if err := CheckListenAddrs(cfg.ListenAddrs); err != nil {
+		return nil, err
 	}
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
@@ -189,6 +187,22 @@ func parseListenAddrs(addrs []string) ([]ma.Multiaddr, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// CheckListenAddrs reports the first listen multiaddr that is malformed
+// or whose fixed port another process holds (ErrListen), before any libp2p
+// host tries it: for hosts built elsewhere, such as a directory's gossip host.
+func CheckListenAddrs(addrs []string) error {
+	listen, err := parseListenAddrs(addrs)
+	if err != nil {
+		return err
+	}
+	for _, a := range listen {
+		if err := portFree(a); err != nil {
+			return listenError(a, err)
+		}
+	}
+	return nil
 }
 
 // portFree binds the fixed TCP or UDP port of a listen address without

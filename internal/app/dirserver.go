@@ -2,18 +2,21 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/dirbridge/federation"
 	"github.com/meshnode/meshnode/internal/config"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/mesh"
 )
 
 // Federation key files in the state directory (0600, created on first use).
@@ -76,6 +79,9 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 	}
 	defer lock.Release()
 	o.stateDir = dc.StateDir
+	if err := mesh.CheckListenAddrs(o.P2P); err != nil {
+		return fmt.Errorf("%w; set --p2p (port 0 picks a free one)", err)
+	}
 	var srv dirServer
 	var mode string
 	var gossipAddrs []string
@@ -95,6 +101,9 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		mode = "genesis seed (signed event log)"
 	}
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return bindError("directory", dc.Listen, "set --listen or directory_server.listen (127.0.0.1:0 picks a free port)", err)
+		}
 		return err
 	}
 	printDirectoryBlock(o, srv.URL(), dc.DBPath, mode, gossipAddrs)

@@ -120,6 +120,20 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 			checkOneLine(t, stderr, code, c.code, c.want...)
 		})
 	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"directory port in use", []string{"--listen", taken}, []string{"directory", taken, "in use", "--listen"}},
+		{"directory gossip port in use", []string{"--listen", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/" + port}, []string{port, "in use", "--p2p"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--home", t.TempDir(), "--log-level", "error", "directory", "--dev"}, c.args...)
+			stderr, code := runErr(t, bin, 30*time.Second, args...)
+			checkOneLine(t, stderr, code, 1, c.want...)
+		})
+	}
 }
 
 // TestOneProcessPerHome (item 2): a second `up` or `directory` on a home in
