@@ -120,7 +120,24 @@ func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.C
 			return res, nil
 		}
 	}
-	return a.d.callHTTP(ctx, call, req.AllowPlaintext)
+	res, werr := a.d.callHTTP(ctx, call, req.AllowPlaintext)
+	return res, a.d.explainUnavailable(call.Intent, werr)
+}
+
+// explainUnavailable adds the likely reason to "no node serves the intent"
+// when this node serves it but is unavailable because its backend does
+// not answer: directories do not list unavailable nodes.
+func (d *daemon) explainUnavailable(intent string, werr *wire.Error) *wire.Error {
+	if werr == nil || werr.Code != wire.CodeE033 || d.backendUp.Load() {
+		return werr
+	}
+	for _, c := range d.be.router.Capabilities() {
+		if c.Intent == intent {
+			return wire.NewError(werr.Code, werr.Message+"; this node serves it but is unavailable: its backend "+
+				d.be.be.Name()+" does not answer (meshnode status)")
+		}
+	}
+	return werr
 }
 
 // newCall turns an admin request into a validated CALL.

@@ -408,6 +408,12 @@ func TestCallSaysWhatHappened(t *testing.T) {
 	if out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--model", "e2e-model", "hello"); code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("call with the served model: exit %d, %q", code, out)
 	}
+	// A dead backend: the node leaves discover, and the call says why.
+	up.Store(false)
+	eventually(t, 20*time.Second, "call names the dead backend", func() bool {
+		stderr, code := runErr(t, bin, 30*time.Second, "--home", home, "call", "hello")
+		return code == 6 && strings.Contains(stderr, "its backend") && strings.Contains(stderr, "does not answer")
+	})
 }
 
 // TestNodeBootsBeforeItsBackend (item 1): a node configured with
