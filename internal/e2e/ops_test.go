@@ -161,6 +161,10 @@ func TestOneProcessPerHome(t *testing.T) {
 	if c := a.stop(syscall.SIGTERM, 20*time.Second); c != 0 {
 		t.Fatalf("node exit %d", c)
 	}
+	// A node's embedded directory shares the home's directory.db: it is
+	// refused while `meshnode directory` holds it.
+	stderr, code = runErr(t, bin, 30*time.Second, "--home", home, "--log-level", "error", "up")
+	checkOneLine(t, stderr, code, 1, "embedded directory", "process "+strconv.Itoa(d.cmd.Process.Pid))
 	// The lock dies with its holder: the home is usable again.
 	b := start(t, "node-b", bin, "--home", home, "up", "--no-directory")
 	runtimeOf(t, b, home)
