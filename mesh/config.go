@@ -96,6 +96,10 @@ type Config struct {
 	// Load reports current load in [0,1] and active jobs; nil means the mesh
 	// counts only the tasks it serves itself.
 	Load func() (load float64, activeJobs int)
+	// Available reports whether the node can serve now (its backend
+	// answers); nil means always. An unavailable node advertises
+	// available=false, and a change is advertised at once (Mesh.Readvertise).
+	Available func() bool
 
 	// DHTMode defaults to DHTServer.
 	DHTMode DHTMode

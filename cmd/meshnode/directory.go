@@ -113,7 +113,7 @@ func (f *directoryFlags) run(cmd *cobra.Command, e *env, g *globals) error {
 		SeedURL: f.seed, NoSeedLog: f.noSeedLog, SeedKey: f.seedKey, ReplicaKey: f.replicaKey,
 		PublicURL: f.publicURL, P2P: f.p2p, GossipPeers: f.gossipPeers, NoGossip: f.noGossip,
 	})
-	return withCode(exitFailure, err)
+	return withCode(startupCode(err), err)
 }
 
 // register declares the flags; their MESHNODE_DIRECTORY_* twins come from

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/cobra"
 
 	"github.com/meshnode/meshnode/internal/app"
@@ -59,7 +61,7 @@ Flags override the config file for this run only; persistent changes go in the f
 				Paths: p, Config: cfg, ConfigCreated: created, Version: version(),
 				Out: e.stdout, Logs: logs, Notify: notify,
 			})
-			return withCode(exitFailure, err)
+			return withCode(startupCode(err), err)
 		},
 	}
 	fl := cmd.Flags()
@@ -113,6 +115,16 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 		return withCode(exitConfig, err)
 	}
 	return nil
+}
+
+// startupCode is the exit code of a failed up/directory: 3 for what only
+// an operator can fix (the units do not restart it), else 1 (restarted;
+// never 2, which the units also exclude from restarts).
+func startupCode(err error) int {
+	if errors.Is(err, app.ErrConfig) {
+		return exitConfig
+	}
+	return exitFailure
 }
 
 // notify forwards to systemd when run under Type=notify.

@@ -118,6 +118,7 @@ type Session struct {
 	cfg     SessionConfig
 	log     *slog.Logger
 	refresh chan struct{}
+	beat    chan struct{}
 
 	mu       sync.Mutex
 	creds    Credentials
@@ -162,6 +163,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("directory", cfg.Client.URL()),
 		refresh:  make(chan struct{}, 1),
+		beat:     make(chan struct{}, 1),
 		interval: cfg.HeartbeatFallback,
 	}
 	s.status = Status{Directory: cfg.Client.URL(), State: StateStarting}
@@ -179,6 +181,17 @@ func (s *Session) Status() Status {
 func (s *Session) Refresh() {
 	select {
 	case s.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// Beat asks for a heartbeat now, e.g. when the node's availability
+// changed: the directory then stops (or resumes) routing to it within
+// one request instead of one heartbeat interval. Before the first
+// registration it does nothing; the registration carries the state.
+func (s *Session) Beat() {
+	select {
+	case s.beat <- struct{}{}:
 	default:
 	}
 }
@@ -211,6 +224,10 @@ func (s *Session) Serve(ctx context.Context) error {
 			return nil
 		case <-s.refresh:
 			next = actRegister
+		case <-s.beat:
+			if next != actHeartbeat {
+				continue // registering or backing off: the timer stands
+			}
 		case <-timer.C:
 		}
 		var wait time.Duration

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,4 +408,29 @@ func scriptedRegister(t *testing.T, mu *sync.Mutex, sent *[]string, status int, 
 		}
 		writeJSON(w, 201, wire.RegisterAck{NodeID: req.NodeID, NodeToken: *token, ObservedSourceIP: "127.0.0.1", NextHeartbeatMs: 1000})
 	})
+}
+
+// Beat sends a heartbeat at once (availability changed) instead of at the
+// next interval, carrying the new available flag (DIR-HB, iicp-dir.md §3.2).
+func TestSessionBeatHeartbeatsAtOnce(t *testing.T) {
+	d := newFakeDir(t)
+	d.mu.Lock()
+	d.nextHBms = 600_000 // ten minutes: only Beat can cause a second heartbeat
+	d.mu.Unlock()
+	var avail atomic.Bool
+	avail.Store(true)
+	s, _, _ := testSession(t, d, func(c *SessionConfig) {
+		c.Load = func() Load { return Load{Available: avail.Load()} }
+	})
+	run(t, s)
+	eventually(t, 5*time.Second, "registered", func() bool { return s.Status().State == StateRegistered })
+	_, hbs, _ := d.snapshot()
+	n := len(hbs)
+	avail.Store(false)
+	s.Beat()
+	eventually(t, 5*time.Second, "heartbeat after Beat", func() bool { _, hbs, _ := d.snapshot(); return len(hbs) > n })
+	_, hbs, _ = d.snapshot()
+	if hb := hbs[len(hbs)-1]; hb.Available == nil || *hb.Available {
+		t.Fatalf("heartbeat after Beat says available: %+v", hb)
+	}
 }

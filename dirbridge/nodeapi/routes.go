@@ -27,6 +27,7 @@ const (
 	pathHealth  = "/iicp/health"
 	pathMetrics = "/metrics"
 	pathHealthz = "/healthz"
+	pathReadyz  = "/readyz"
 )
 
 // routeTable is the node API, in one place.
@@ -41,6 +42,7 @@ func (s *Server) routeTable() []route {
 		{pathHealth, map[string]http.HandlerFunc{http.MethodGet: s.handleHealth}},
 		{pathMetrics, map[string]http.HandlerFunc{http.MethodGet: metrics.ServeHTTP}},
 		{pathHealthz, map[string]http.HandlerFunc{http.MethodGet: handleHealthz}},
+		{pathReadyz, map[string]http.HandlerFunc{http.MethodGet: s.handleReadyz}},
 	}
 }
 
@@ -102,6 +104,18 @@ func routeLabel(r *http.Request) string {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, s.eng.Health(r.Context()))
+}
+
+// handleReadyz serves GET /readyz: 200 while the node can serve tasks, 503
+// while it cannot (its backend does not answer), for load balancers and
+// orchestrators; /iicp/health stays 200 with "degraded" as the spec asks.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if h := s.eng.Health(r.Context()); h.Status != "ok" {
+		writeBody(w, http.StatusServiceUnavailable, mediaJSON, []byte(`{"status":"unavailable"}`))
+		return
+	}
+	writeBody(w, http.StatusOK, mediaJSON, []byte(`{"status":"ready"}`))
 }
 
 func handleHealthz(w http.ResponseWriter, _ *http.Request) {

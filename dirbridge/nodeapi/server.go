@@ -112,6 +112,21 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// Close releases a listener Listen bound but Serve never took (a start-up
+// that failed later); after Serve it does nothing harmful.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	err := s.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
 // Addr is the bound address, nil before Listen.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()

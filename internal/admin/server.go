@@ -87,6 +87,15 @@ func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// Close releases the listener of a server whose Serve never ran (a
+// start-up that failed after Listen).
+func (s *Server) Close() error {
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
 // URL is the bound base URL.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 

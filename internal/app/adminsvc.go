@@ -31,7 +31,7 @@ func (d *daemon) setupAdmin() error {
 	}
 	srv, err := admin.Listen(d.cfg.Admin.Listen, tok, adminBackend{d: d, router: r}, d.o.Logs.Named("admin"))
 	if err != nil {
-		return err
+		return bindError("admin endpoint", d.cfg.Admin.Listen, "set admin.listen (127.0.0.1:0 picks a free port)", err)
 	}
 	if err := paths.WriteFileAtomic(d.o.Paths.AdminToken, []byte(tok+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing admin token: %w", err)
@@ -131,7 +131,7 @@ func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.C
 	var we *wire.Error
 	switch {
 	case errors.As(err, &we):
-		return nil, we
+		return nil, a.d.explainUnavailable(call.Intent, we)
 	case ctx.Err() != nil:
 		return nil, wire.NewError(wire.CodeTaskTimeout, "no node answered within the task timeout")
 	}
@@ -171,6 +171,22 @@ func (d *daemon) credential(ctx context.Context, t route.Target, intent string) 
 		return "", errNoCredential
 	}
 	return tok, nil
+}
+
+// explainUnavailable adds the likely reason to "no node serves the intent"
+// when this node serves it but is unavailable because its backend does
+// not answer: directories do not list unavailable nodes.
+func (d *daemon) explainUnavailable(intent string, werr *wire.Error) *wire.Error {
+	if werr == nil || werr.Code != wire.CodeE033 || d.backendUp.Load() {
+		return werr
+	}
+	for _, c := range d.be.router.Capabilities() {
+		if c.Intent == intent {
+			return wire.NewError(werr.Code, werr.Message+"; this node serves it but is unavailable: its backend "+
+				d.be.be.Name()+" does not answer (meshnode status)")
+		}
+	}
+	return werr
 }
 
 // newCall turns an admin request into a validated CALL.

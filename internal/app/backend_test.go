@@ -34,13 +34,13 @@ func TestBuildBackendDetectIsInjectable(t *testing.T) {
 	if cfg.Backend.Detect != config.DetectOff {
 		t.Fatalf("test profile detects %q, want off", cfg.Backend.Detect)
 	}
-	be, err := buildBackend(context.Background(), &cfg, "test", discard())
+	be, err := buildBackend(context.Background(), &cfg, t.TempDir(), "test", discard())
 	if err != nil || be.be.Name() != "echo" || hits.Load() != 0 {
 		t.Fatalf("detect off: backend %v err %v, %d probes", be, err, hits.Load())
 	}
 
 	cfg.Backend.Detect = strings.TrimPrefix(fake.URL, "http://")
-	be, err = buildBackend(context.Background(), &cfg, "test", discard())
+	be, err = buildBackend(context.Background(), &cfg, t.TempDir(), "test", discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -43,18 +44,35 @@ func (d *daemon) setupDirectories() error {
 		return nil
 	}
 	listen := d.cfg.Directory.EmbeddedListen
+	if u := "http://" + listen; probeDirectory(u) {
+		d.log.Info("joining the directory already running on " + listen)
+		d.dirURLs = []string{u}
+		return nil
+	}
+	// The embedded directory's database is the home's directory.db: the
+	// same lock as `meshnode directory` on this home.
+	lock, err := lockHome(d.o.Paths.StateDir, paths.DirectoryLockFile, "embedded directory")
+	if err != nil {
+		return fmt.Errorf("%w (or pass --directory with its URL)", err)
+	}
+	d.dirLock = lock
 	srv, err := d.newEmbedded(listen)
 	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
 		u := "http://" + listen
 		if probeDirectory(u) {
 			d.log.Info("joining the directory already running on " + listen)
 			d.dirURLs = []string{u}
+			_ = lock.Release()
+			d.dirLock = nil
 			return nil
 		}
 		host, _, _ := net.SplitHostPort(listen)
 		srv, err = d.newEmbedded(net.JoinHostPort(host, "0"))
 	}
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return bindError("embedded directory", listen, "set directory.embedded_listen or --directory URL", err)
+		}
 		return fmt.Errorf("embedded directory: %w", err)
 	}
 	d.embedded = srv

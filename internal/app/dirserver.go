@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
@@ -14,6 +18,7 @@ import (
 	"github.com/meshnode/meshnode/internal/config"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/mesh"
 )
 
 // Federation key files in the state directory (0600, created on first use).
@@ -50,6 +55,8 @@ type DirectoryOptions struct {
 	NoGossip         bool
 
 	registry *prometheus.Registry // set by RunDirectory
+	// stateDir is where the directory's files live (set by RunDirectory).
+	stateDir string
 }
 
 // dirServer is the part every directory mode shares.
@@ -70,6 +77,18 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		return err
 	}
 	dc := directoryConfig(o)
+	if err := os.MkdirAll(dc.StateDir, 0o700); err != nil {
+		return fmt.Errorf("directory state: %w", err)
+	}
+	lock, err := lockHome(dc.StateDir, paths.DirectoryLockFile, "meshnode directory")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	o.stateDir = dc.StateDir
+	if err := mesh.CheckListenAddrs(o.P2P); err != nil {
+		return fmt.Errorf("%w; set --p2p (port 0 picks a free one)", err)
+	}
 	var srv dirServer
 	var mode string
 	var gossipAddrs []string
@@ -89,6 +108,9 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		mode = "genesis seed (signed event log)"
 	}
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return bindError("directory", dc.Listen, "set --listen or directory_server.listen (127.0.0.1:0 picks a free port)", err)
+		}
 		return err
 	}
 	if err := registerFederation(o.registry, srv); err != nil {
@@ -104,14 +126,22 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 
 func directoryConfig(o DirectoryOptions) directory.Config {
 	s := o.Config.Server
-	db := s.DB
-	if db == "" {
-		db = o.Paths.DirectoryDB
+	db, state := o.Paths.DirectoryDB, o.Paths.StateDir
+	if s.DB != "" {
+		// Every file of the directory (federation log, keys, certificate,
+		// lock) lives beside its database, so two directories with their
+		// own --db never share a signed log.
+		if abs, err := filepath.Abs(s.DB); err == nil {
+			db = abs
+		} else {
+			db = s.DB
+		}
+		state = filepath.Dir(db)
 	}
 	return directory.Config{
 		Listen:            s.Listen,
 		DBPath:            db,
-		StateDir:          o.Paths.StateDir,
+		StateDir:          state,
 		Dev:               o.Dev,
 		TLSCertFile:       s.TLSCert,
 		ACME:              directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
@@ -178,14 +208,14 @@ func gossipConfig(o DirectoryOptions) *federation.GossipConfig {
 		return nil
 	}
 	return &federation.GossipConfig{Listen: o.P2P, Peers: o.GossipPeers,
-		KeyFile: filepath.Join(o.Paths.StateDir, gossipKeyFile)}
+		KeyFile: filepath.Join(o.stateDir, gossipKeyFile)}
 }
 
 func orState(o DirectoryOptions, path, name string) string {
 	if path != "" {
 		return path
 	}
-	return filepath.Join(o.Paths.StateDir, name)
+	return filepath.Join(o.stateDir, name)
 }
 
 // printDirectoryBlock is the directory's start-up block.
@@ -208,7 +238,14 @@ func printDirectoryBlock(o DirectoryOptions, u, db, mode string, gossip []string
 	}
 	fmt.Fprintf(&b, "next: meshnode up --directory %s%s\n", u, dev)
 	if o.SeedURL == "" && !o.NoSeedLog {
-		fmt.Fprintf(&b, "      meshnode directory --seed %s%s   # a replica of this seed\n", u, dev)
+		// Pasted on this machine it must work: its own home (own lock, log
+		// and keys) and a free port.
+		host := "127.0.0.1"
+		if h, _, err := net.SplitHostPort(o.Config.Server.Listen); err == nil && h != "" {
+			host = h
+		}
+		fmt.Fprintf(&b, "      meshnode directory --seed %s --home %s --listen %s%s   # a replica of this seed\n",
+			u, o.stateDir+"-replica", net.JoinHostPort(host, "0"), dev)
 	}
 	fmt.Fprint(o.Out, b.String())
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,6 +29,9 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		MaxConcurrent: d.cfg.Node.MaxConcurrent,
 	})
 	if err != nil {
+		if errors.Is(err, mesh.ErrListen) {
+			return fmt.Errorf("%w; set --p2p or mesh.listen (port 0 picks a free one)", err)
+		}
 		return fmt.Errorf("mesh host: %w", err)
 	}
 	d.host = h
@@ -46,6 +50,7 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		MaxConcurrent:  d.cfg.Node.MaxConcurrent,
 		AdvertInterval: d.cfg.Mesh.AdvertInterval.D(),
 		Load:           d.meshLoad,
+		Available:      d.backendUp.Load,
 		DHTMode:        dhtMode,
 		BootstrapPeers: boot,
 		Logger:         d.o.Logs.For("mesh"),

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -32,6 +33,7 @@ import (
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -82,11 +84,18 @@ type daemon struct {
 	// peers), instead of waiting for its next tick.
 	peerKick chan struct{}
 
-	admin      *admin.Server
-	reg        *prometheus.Registry // the process's one metrics registry
-	taskClient *http.Client
-	cxRing     *cx.KeyRing
-	cxProvider *cx.Provider
+	admin   *admin.Server
+	reg     *prometheus.Registry // the process's one metrics registry
+	lock    *paths.Lock
+	dirLock *paths.Lock // the embedded directory's
+	monitor *backend.Monitor
+	// backendUp is the backend monitor's verdict: false while any backend
+	// fails its probe (the node then reports itself unavailable).
+	backendUp   atomic.Bool
+	backendDown map[int]bool
+	taskClient  *http.Client
+	cxRing      *cx.KeyRing
+	cxProvider  *cx.Provider
 
 	mu            sync.Mutex
 	tokens        map[string]string // directory URL → current node token (LOG-FORBIDDEN)
@@ -99,74 +108,75 @@ type daemon struct {
 func Up(ctx context.Context, o Options) error {
 	d, err := setup(ctx, o)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting (waiting for the backend, say)
+		}
 		return err
 	}
 	return d.run(ctx)
 }
 
 // setup builds every part and binds every listener, so configuration and
-// port errors surface before anything is announced.
-func setup(ctx context.Context, o Options) (d *daemon, err error) {
-	d = &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
+// port errors surface before anything is announced. On failure everything
+// acquired so far is released.
+func setup(ctx context.Context, o Options) (*daemon, error) {
+	d := &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
 		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
-	defer func() {
-		if err != nil {
-			d.closeAll()
-		}
-	}()
-	if err := o.Paths.EnsureDirs(); err != nil {
+	if err := d.build(ctx); err != nil {
+		d.closeAll()
 		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) build(ctx context.Context) (err error) {
+	o := d.o
+	if err := o.Paths.EnsureDirs(); err != nil {
+		return err
+	}
+	if d.lock, err = lockHome(o.Paths.StateDir, paths.NodeLockFile, "meshnode up"); err != nil {
+		return err
 	}
 	var created bool
 	if d.id, created, err = identity.LoadOrCreate(o.Paths.IdentityKey); err != nil {
-		return nil, err
+		return err
 	}
 	d.firstRun = created || o.ConfigCreated
 	d.chooseDirectoryMode()
 	reg, err := newProcessRegistry(o.Version)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.reg = reg
-	if d.be, err = buildBackend(ctx, d.cfg, "meshnode/"+o.Version, o.Logs.For("backend")); err != nil {
-		return nil, err
+	if d.be, err = buildBackend(ctx, d.cfg, o.Paths.StateDir, "meshnode/"+o.Version, o.Logs.For("backend")); err != nil {
+		return err
 	}
 	d.engine, err = node.New(node.Config{NodeID: d.id.NodeID(), MaxConcurrent: d.cfg.Node.MaxConcurrent, Version: o.Version},
 		d.be.router, node.WithLogger(o.Logs.For("node")), node.WithRegisterer(reg))
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := d.setupMonitor(ctx); err != nil {
+		return err
 	}
 	if d.dirMode == dirDisabled {
 		if d.operatorToken, err = loadOrCreateSecret(o.Paths.OperatorToken); err != nil {
-			return nil, fmt.Errorf("operator token: %w", err)
+			return fmt.Errorf("operator token: %w", err)
 		}
 		d.engine.SetNodeToken(d.operatorToken)
 	}
-	if err := d.setupCX(); err != nil {
-		return nil, err
-	}
-	if err := d.setupBridge(reg); err != nil {
-		return nil, err
-	}
-	if err := d.setupDirectories(); err != nil {
-		return nil, err
-	}
+	steps := []func() error{d.setupCX, func() error { return d.setupBridge(reg) }, d.setupDirectories}
 	if d.cfg.Mesh.Enabled {
-		if err := d.setupMesh(ctx, reg); err != nil {
-			return nil, err
+		steps = append(steps, func() error { return d.setupMesh(ctx, reg) })
+	}
+	steps = append(steps, d.setupSessions, func() error { return d.registerNodeGauges(reg) }, d.setupAdmin)
+	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
 		}
 	}
-	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
-	if err := d.setupSessions(); err != nil {
-		return nil, err
-	}
-	if err := d.registerNodeGauges(reg); err != nil {
-		return nil, err
-	}
-	if err := d.setupAdmin(); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return nil
 }
 
 // Directory modes.
@@ -216,7 +226,7 @@ func (d *daemon) setupBridge(reg *prometheus.Registry) error {
 		return err
 	}
 	if err := d.bridge.Listen(); err != nil {
-		return fmt.Errorf("%w (choose another address with --http, e.g. 127.0.0.1:0)", err)
+		return bindError("HTTP bridge", d.cfg.HTTP.Listen, "set --http or http.listen (127.0.0.1:0 picks a free port)", err)
 	}
 	d.endpoint = d.cfg.Node.Endpoint
 	if d.endpoint == "" {
@@ -284,7 +294,7 @@ func (d *daemon) registration() wire.RegisterRequest {
 // load is the heartbeat's view of the engine.
 func (d *daemon) load() client.Load {
 	s := d.engine.Stats()
-	return client.Load{Load: s.Load, ActiveJobs: s.ActiveJobs, Available: s.ActiveJobs < s.MaxConcurrent}
+	return client.Load{Load: s.Load, ActiveJobs: s.ActiveJobs, Available: d.backendUp.Load() && s.ActiveJobs < s.MaxConcurrent}
 }
 
 // onToken receives each directory's accepted token. The first configured
@@ -305,6 +315,12 @@ func (d *daemon) onToken(dir string) func(nodeID, tok string) {
 		}
 		if tok != "" && !haveKey {
 			d.fetchDirectoryKey(dir)
+		}
+		if !d.backendUp.Load() {
+			// A registration says available; correct it at once.
+			for _, s := range d.sessions {
+				s.Beat()
+			}
 		}
 		select {
 		case d.peerKick <- struct{}{}:
@@ -374,6 +390,12 @@ func (d *daemon) tokenFor(dir string) string {
 // closeAll releases what setup acquired (listeners, host), for failed
 // setups and after run.
 func (d *daemon) closeAll() {
+	if d.bridge != nil {
+		_ = d.bridge.Close()
+	}
+	if d.admin != nil {
+		_ = d.admin.Close()
+	}
 	if d.mesh != nil {
 		_ = d.mesh.Close()
 	}
@@ -382,6 +404,12 @@ func (d *daemon) closeAll() {
 	}
 	if d.embedded != nil {
 		_ = d.embedded.Close()
+	}
+	if d.dirLock != nil {
+		_ = d.dirLock.Release()
+	}
+	if d.lock != nil {
+		_ = d.lock.Release() // last: the home is free once everything is closed
 	}
 }
 
