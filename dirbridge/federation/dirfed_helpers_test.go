@@ -106,6 +106,7 @@ func (e *seedDirEnv) observe(next http.Handler) http.Handler {
 					w.Header()[k] = v
 				}
 			}
+			w.Header().Del("Content-Length") // a tampered body has another length
 			w.WriteHeader(rec.Code)
 			b := rec.Body.Bytes()
 			if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil {

@@ -140,6 +140,7 @@ func (e *seedEnv) serve(w http.ResponseWriter, r *http.Request) {
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
+		w.Header().Del("Content-Length") // a tampered body has another length
 		w.WriteHeader(rec.Code)
 		b := rec.Body.Bytes()
 		if f, ok := e.tamper.Load().(func([]byte) []byte); ok && f != nil {
