@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/nodeapi"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -34,7 +35,7 @@ func newTaskNode(t *testing.T, answer func(w http.ResponseWriter, c wire.Call)) 
 		_ = json.Unmarshal(b, &c)
 		n.mu.Lock()
 		n.calls = append(n.calls, c)
-		n.tokens = append(n.tokens, r.Header.Get(client.HeaderConsumerToken))
+		n.tokens = append(n.tokens, r.Header.Get(nodeapi.HeaderConsumerToken))
 		n.raw = append(n.raw, b)
 		n.mu.Unlock()
 		answer(w, c)

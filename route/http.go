@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/nodeapi"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -58,7 +59,7 @@ type HTTPTransport struct {
 
 // Send implements Transport.
 func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, credential string) (*wire.Response, Sent, error) {
-	resp, st, err := client.PostTask(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext)
+	resp, st, err := nodeapi.PostTask(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext)
 	sent := Sent{HTTPStatus: st.HTTPStatus, Encrypted: st.Encrypted}
 	var werr *wire.Error
 	if err != nil && errors.As(err, &werr) {

@@ -43,19 +43,3 @@ func TestDirectoryErrorHidesGarbageResponseBytes(t *testing.T) {
 		t.Fatalf("err %q", err)
 	}
 }
-
-// The same for a node's POST /v1/task answer (Caller logs and reports it).
-func TestPostTaskErrorHidesGarbageResponseBytes(t *testing.T) {
-	n := wire.NodeSummary{NodeID: "a", Endpoint: httperrtest.GarbageServer(t, garbageCanary), Available: true}
-	resp, st, err := PostTask(context.Background(), privateHTTPClient(t), n, testCall(), "", true)
-	if err == nil || resp != nil || st.HTTPStatus != 0 {
-		t.Fatalf("garbage answer accepted: resp %+v status %d", resp, st.HTTPStatus)
-	}
-	if strings.Contains(err.Error(), garbageCanary) {
-		t.Fatalf("err %q", err)
-	}
-	var opaque *httperr.OpaqueError
-	if !errors.As(err, &opaque) || !strings.Contains(opaque.Unwrap().Error(), garbageCanary) {
-		t.Fatalf("test premise: net/http no longer quotes the bytes (err %v)", err)
-	}
-}

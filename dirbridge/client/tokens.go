@@ -9,16 +9,6 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// HTTP task path limits.
-const (
-	// maxTaskResponse bounds a RESPONSE read from a node (the mesh uses the
-	// same 8 MiB bound for RESPONSE frames).
-	maxTaskResponse = 8 << 20
-	// HeaderConsumerToken carries a directory-issued consumer token
-	// (iicp-core.md §3.1 errata v1.5.2).
-	HeaderConsumerToken = "X-IICP-Consumer-Token"
-)
-
 // DirectoryKey fetches the directory's Ed25519 public key (hex) that signs
 // consumer tokens (iicp-dir.md §3.12).
 func (c *Client) DirectoryKey(ctx context.Context) (string, error) {

@@ -35,14 +35,14 @@ var layers = map[string]layer{
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/client":    {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/nodeapi":   {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/nodeapi":   {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/tlsutil", "internal/httpx"}},
 	"dirbridge/directory": {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
 	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
-	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "dirbridge/nodeapi", "internal/breaker", "internal/retry"}},
 	"internal/app":       {may: []string{anyPkg}},
 	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/httpx", "internal/paths"}},
 	"internal/config":    {},

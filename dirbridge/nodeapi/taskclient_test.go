@@ -1,16 +1,28 @@
-package client
+package nodeapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/internal/httperr/httperrtest"
 	"github.com/meshnode/meshnode/wire"
 )
+
+// testCall is a valid chat CALL for the task client tests.
+func testCall() *wire.Call {
+	return &wire.Call{TaskID: wire.UUIDv4(testUUIDBits()), Intent: wire.IntentChat, Payload: json.RawMessage(`{"messages":[{"role":"user","content":"hi"}]}`),
+		Constraints: wire.Constraints{TimeoutMs: 5000}}
+}
 
 // sdkNode answers POST /v1/task with a fixed status and raw body, the way
 // a deployed SDK node would, and records the raw request body.
@@ -78,4 +90,37 @@ func TestPostTaskReadsDeployedDialects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testUUIDBits is 16 random bytes for a task_id.
+func testUUIDBits() [16]byte {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return b
+}
+
+// garbageCanary is bytes a broken node echoes instead of HTTP.
+const garbageCanary = "canary-5be2-echoed-payload"
+
+// TestPostTaskErrorHidesGarbageResponseBytes: a node answering raw bytes
+// instead of HTTP gets an error that never quotes them (route logs it).
+func TestPostTaskErrorHidesGarbageResponseBytes(t *testing.T) {
+	n := wire.NodeSummary{NodeID: "a", Endpoint: httperrtest.GarbageServer(t, garbageCanary), Available: true}
+	resp, st, err := PostTask(context.Background(), privateHTTPClient(t), n, testCall(), "", true)
+	if err == nil || resp != nil || st.HTTPStatus != 0 {
+		t.Fatalf("garbage answer accepted: resp %+v status %d", resp, st.HTTPStatus)
+	}
+	if strings.Contains(err.Error(), garbageCanary) {
+		t.Fatalf("err %q", err)
+	}
+	var opaque *httperr.OpaqueError
+	if !errors.As(err, &opaque) || !strings.Contains(opaque.Unwrap().Error(), garbageCanary) {
+		t.Fatalf("test premise: net/http no longer quotes the bytes (err %v)", err)
+	}
+}
+
+func privateHTTPClient(t *testing.T) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
 }

@@ -1,4 +1,4 @@
-package client
+package nodeapi
 
 import (
 	"bytes"
@@ -13,6 +13,16 @@ import (
 	"github.com/meshnode/meshnode/internal/httperr"
 	"github.com/meshnode/meshnode/internal/interop"
 	"github.com/meshnode/meshnode/wire"
+)
+
+// HTTP task client limits.
+const (
+	// maxTaskResponse bounds a RESPONSE read from a node (the mesh uses the
+	// same 8 MiB bound for RESPONSE frames).
+	maxTaskResponse = 8 << 20
+	// HeaderConsumerToken carries a directory-issued consumer token
+	// (iicp-core.md §3.1 errata v1.5.2).
+	HeaderConsumerToken = "X-IICP-Consumer-Token"
 )
 
 // PostStatus says what happened on the wire for one POST /v1/task.
