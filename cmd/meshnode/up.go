@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/internal/app"
 	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/daemon"
 	"github.com/meshnode/meshnode/internal/sdnotify"
 )
 
@@ -57,7 +57,7 @@ Flags override the config file for this run only; persistent changes go in the f
 			if err != nil {
 				return err
 			}
-			err = app.Up(e.ctx, app.Options{
+			err = daemon.Up(e.ctx, daemon.Options{
 				Paths: p, Config: cfg, ConfigCreated: created, Version: version(),
 				Out: e.stdout, Logs: logs, Notify: notify,
 			})
@@ -121,7 +121,7 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 // an operator can fix (the units do not restart it), else 1 (restarted;
 // never 2, which the units also exclude from restarts).
 func startupCode(err error) int {
-	if errors.Is(err, app.ErrConfig) {
+	if errors.Is(err, daemon.ErrConfig) {
 		return exitConfig
 	}
 	return exitFailure
