@@ -203,7 +203,7 @@ func OpenKeyRing(path, nodeID string, opts ...Option) (*KeyRing, error) {
 		features:     []string{FeatureResponseEncryption},
 		now:          time.Now,
 		interval:     DefaultMaintainInterval,
-		log:          slog.Default(),
+		log:          slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {

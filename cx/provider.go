@@ -105,7 +105,7 @@ func NewProvider(ring *KeyRing, opts ...ProviderOption) (*Provider, error) {
 		replayTTL: DefaultReplayTTL,
 		replayMax: DefaultReplayEntries,
 		now:       time.Now,
-		log:       slog.Default(),
+		log:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {

@@ -129,7 +129,7 @@ type Config struct {
 	BreakerThreshold    int
 	BreakerOpenFor      time.Duration
 
-	// Logger receives the mesh's logs; nil means slog.Default().
+	// Logger receives the mesh's logs; nil discards them (only the composition root logs by default).
 	Logger *slog.Logger
 }
 
@@ -173,7 +173,7 @@ func (c *Config) setDefaults() {
 		c.AdvertRate = DefaultAdvertRate
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

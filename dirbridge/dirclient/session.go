@@ -157,7 +157,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		cfg.Jitter = rand.Float64
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Session{
 		cfg:      cfg,

@@ -26,6 +26,7 @@ func TestLayers_EveryPackageClassified(t *testing.T) {
 }
 func TestLayers_ModuleImports(t *testing.T)       { report(t, checkModuleImports(loadModule(t))) }
 func TestLayers_NoOneImportsTheRoot(t *testing.T) { report(t, checkNoOneImportsTheRoot(loadModule(t))) }
+func TestStyle_NoDefaultLogger(t *testing.T)      { report(t, checkNoDefaultLogger(loadModule(t))) }
 func TestLayers_InternalHoldsRootAndLeaves(t *testing.T) {
 	report(t, checkInternalHoldsRootAndLeaves(loadModule(t)))
 }

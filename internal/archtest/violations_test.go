@@ -66,6 +66,12 @@ import "net/http"
 
 func serve() { _ = http.ListenAndServe("127.0.0.1:0", nil) }
 `,
+	"node/backend/l.go": `package backend
+
+import "log/slog"
+
+var logger = slog.Default()
+`,
 	"mesh/doc.go": "// Package mesh is a test double.\npackage mesh\n",
 	"mesh/m.go": `package mesh
 
@@ -134,6 +140,7 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		{"module imports", checkModuleImports, []string{"wire/bad.go:10: wire imports node", "mesh/m.go:4: mesh imports internal/daemon"}, nil},
 		{"internal leaves", checkInternalHoldsRootAndLeaves, []string{"mesh/m.go:4: mesh imports internal/daemon; outside internal/ only leaves",
 			"internal/retry/r.go:3: leaf internal/retry imports mesh"}, nil},
+		{"default logger", checkNoDefaultLogger, []string{"node/backend/l.go:5:"}, []string{"internal/daemon/"}},
 		{"root", checkNoOneImportsTheRoot, []string{"mesh/m.go:4: mesh imports internal/daemon; only cmd/meshnode may"}, nil},
 		{"heavy deps", checkHeavyDependencies, []string{"wire/bad.go:9: wire imports github.com/libp2p/go-libp2p/core/peer", "mesh/m.go:5: mesh imports modernc.org/sqlite"}, nil},
 		{"wire purity", checkWireIsPure, []string{"wire imports net/http", "wire imports time", "wire imports github.com/libp2p"}, []string{"net/url"}},

@@ -57,7 +57,7 @@ func NewReplicaDirectory(ctx context.Context, cfg ReplicaDirectoryConfig) (*Repl
 	}
 	d := &ReplicaDirectory{log: cfg.Replica.Logger}
 	if d.log == nil {
-		d.log = slog.Default()
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Gossip != nil {
 		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log.With("component", "federation-replica"))

@@ -61,7 +61,7 @@ const (
 func NewSeedDirectory(ctx context.Context, cfg SeedDirectoryConfig) (*SeedDirectory, error) {
 	d := &SeedDirectory{feed: newChangeFeed(maxFeedQueue), log: cfg.Seed.Logger}
 	if d.log == nil {
-		d.log = slog.Default()
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	d.log = d.log.With("component", "federation-seed")
 	if cfg.Gossip != nil {

@@ -60,7 +60,7 @@ type GossipHost struct {
 // heartbeat would otherwise wait for the mesh to include it.
 func NewGossipHost(ctx context.Context, cfg GossipConfig, log *slog.Logger) (*GossipHost, error) {
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	if len(cfg.Peers) > maxBootstrapPeers {
 		return nil, fmt.Errorf("federation: at most %d gossip peers", maxBootstrapPeers)

@@ -95,7 +95,7 @@ func (c *ReplicaConfig) applyDefaults() {
 		}
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

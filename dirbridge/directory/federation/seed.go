@@ -99,7 +99,7 @@ func (c *SeedConfig) applyDefaults() {
 	setInt(&c.SnapshotsPerHour, d.SnapshotsPerHour)
 	setInt(&c.EventsPerMinute, d.EventsPerMinute)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
