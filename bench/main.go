@@ -261,6 +261,10 @@ func notes(o options, ran []string) []string {
 		n = append(n, "node engine max_concurrent is 2× the highest concurrency so admission never refuses; "+
 			"the node's backend client keeps its production transport (64 idle conns per host), mirrored by the direct baseline")
 	}
+	if slices.Contains(ran, "task") {
+		n = append(n, "task: proxy is the direct call through a bare httputil.ReverseProxy on loopback (same transport tuning, pooled copy buffers); "+
+			"vs proxy× = node-http req/s over proxy req/s in the same rounds (issue 11 item 9 asks ≥ 0.8 at c=32)")
+	}
 	if slices.Contains(ran, "mesh") {
 		n = append(n, fmt.Sprintf("mesh-quic: Mesh.Call pinned to the serving peer, %d attempt(s), native CBOR; "+
 			"the serving host's resource manager admits 256 task streams per calling peer (mesh.NewHost)", o.meshAttempts))

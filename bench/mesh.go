@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -25,9 +26,16 @@ type meshNode struct {
 
 // startMesh builds a host listening on loopback (QUIC or TCP, port 0, no
 // NAT traversal) and runs a mesh on it with production defaults. engine
-// nil makes a pure consumer.
-func startMesh(ctx context.Context, transport string, cfg mesh.Config, engine mesh.TaskEngine) (*meshNode, error) {
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+// nil makes a pure consumer. key is the host's identity (nil: a fresh
+// one); a serving node's engine must answer under that key's node_id.
+func startMesh(ctx context.Context, transport string, cfg mesh.Config, engine mesh.TaskEngine, key ed25519.PrivateKey) (*meshNode, error) {
+	var priv crypto.PrivKey
+	var err error
+	if key != nil {
+		priv, err = crypto.UnmarshalEd25519PrivateKey(key)
+	} else {
+		priv, _, err = crypto.GenerateEd25519Key(rand.Reader)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +80,12 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: ns.nodeID, Capabilities: ns.router.Capabilities(), MaxConcurrent: env.maxConc()}, ns.engine)
+	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: ns.nodeID, Capabilities: ns.router.Capabilities(), MaxConcurrent: env.maxConc()}, ns.engine, ns.key)
 	if err != nil {
 		return fmt.Errorf("serving mesh node: %w", err)
 	}
 	ns.onClose(server.stop)
-	client, err := startMesh(ctx, "quic", mesh.Config{}, nil)
+	client, err := startMesh(ctx, "quic", mesh.Config{}, nil, nil)
 	if err != nil {
 		return fmt.Errorf("consumer mesh node: %w", err)
 	}
@@ -162,8 +170,10 @@ func converge(ctx context.Context, env *benchEnv, ns *nodeStack) (*Converge, err
 		}
 	}()
 	for i := range n {
-		cfg := mesh.Config{NodeID: fmt.Sprintf("converge-%02d", i), Capabilities: ns.router.Capabilities(), MaxConcurrent: 4}
-		nd, err := startMesh(ctx, env.opts.convergeTransport, cfg, ns.engine)
+		// Each node's node_id is its own key's (mesh.New derives it); these
+		// nodes only exchange adverts, so they may share one engine.
+		cfg := mesh.Config{Capabilities: ns.router.Capabilities(), MaxConcurrent: 4}
+		nd, err := startMesh(ctx, env.opts.convergeTransport, cfg, ns.engine, nil)
 		if err != nil {
 			return nil, fmt.Errorf("convergence node %d: %w", i, err)
 		}

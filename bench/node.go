@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
@@ -36,6 +37,7 @@ type nodeStack struct {
 	engine *node.Engine
 	token  string // node_token callers present; LOG-FORBIDDEN
 	nodeID string
+	key    ed25519.PrivateKey // the node_id and the mesh peer ID; LOG-FORBIDDEN
 	router *backend.Router
 
 	mu      sync.Mutex
@@ -88,7 +90,13 @@ func newNodeStack(be *llmBackend, maxConc int) (*nodeStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &nodeStack{token: randomHex(32), nodeID: newUUID(), router: router}
+	// One key for the node_id and the mesh host's peer ID, as in
+	// internal/identity: mesh callers refuse answers under any other node_id.
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s := &nodeStack{token: randomHex(32), key: key, nodeID: wire.NodeIDFromKey(key.Public().(ed25519.PublicKey)), router: router}
 	// Production logs at info; formatting them to a discarded sink keeps
 	// their cost in the measurement without flooding the terminal.
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -105,17 +113,17 @@ func newNodeStack(be *llmBackend, maxConc int) (*nodeStack, error) {
 // caller-side client that trusts it.
 func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client, error) {
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts := []nodeapi.Option{nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithLogger(logger), nodeapi.WithRegistry(prometheus.NewRegistry())}
+	opts := []httpapi.Option{httpapi.WithAddr("127.0.0.1:0"), httpapi.WithLogger(logger), httpapi.WithRegistry(prometheus.NewRegistry())}
 	if useTLS {
 		dir, err := s.tempDir()
 		if err != nil {
 			return "", nil, err
 		}
-		opts = append(opts, nodeapi.WithSelfSignedDir(dir))
+		opts = append(opts, httpapi.WithSelfSignedDir(dir))
 	} else {
-		opts = append(opts, nodeapi.WithPlaintextDev())
+		opts = append(opts, httpapi.WithPlaintextDev())
 	}
-	srv, err := nodeapi.New(s.engine, opts...)
+	srv, err := httpapi.New(s.engine, opts...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -137,7 +145,10 @@ func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client,
 		tr.ForceAttemptHTTP2 = false
 	}
 	s.onClose(func() error { tr.CloseIdleConnections(); return nil })
-	return srv.URL(), &http.Client{Transport: tr, Timeout: 2 * taskTimeoutMs * time.Millisecond}, nil
+	// No http.Client.Timeout, like the direct and proxy callers: it would
+	// cost a timer goroutine per request that they do not pay. The node
+	// answers every CALL by its timeout_ms (taskTimeoutMs) anyway.
+	return srv.URL(), &http.Client{Transport: tr}, nil
 }
 
 // call builds the CALL for request seq of a path.

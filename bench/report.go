@@ -49,7 +49,10 @@ type Row struct {
 	AddedP50us  float64 `json:"added_p50_us,omitempty"`
 	AddedP99us  float64 `json:"added_p99_us,omitempty"`
 	Throughput  float64 `json:"throughput_ratio,omitempty"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// VsProxy is node-http's throughput over the bare reverse-proxy hop's
+	// (task scenario): the share of the one-hop ceiling the node keeps.
+	VsProxy    float64 `json:"vs_proxy_ratio,omitempty"`
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 func (r *Row) against(base *Row) {
@@ -134,11 +137,15 @@ func (r *Report) writeText(w io.Writer) error {
 	if len(r.Rows) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tcase\tpath\tconc\tok\tfail\tmis\tp50 µs\tp99 µs\treq/s\t+p50 µs\t+p99 µs\tthroughput×\t")
+		fmt.Fprintln(tw, "scenario\tcase\tpath\tconc\tok\tfail\tmis\tp50 µs\tp99 µs\treq/s\t+p50 µs\t+p99 µs\tthroughput×\tvs proxy×\t")
 		for _, row := range r.Rows {
-			added := "\t\t\t"
+			added := "\t\t\t\t"
 			if row.Baseline != "" {
 				added = fmt.Sprintf("%+.0f\t%+.0f\t%.2f\t", row.AddedP50us, row.AddedP99us, row.Throughput)
+				if row.VsProxy > 0 {
+					added += fmt.Sprintf("%.2f", row.VsProxy)
+				}
+				added += "\t"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%s\n", row.Scenario, row.Case, row.Path,
 				row.Concurrency, row.OK, row.Failed, row.Mismatched, row.P50us, row.P99us, row.PerSec, added)
@@ -146,7 +153,8 @@ func (r *Report) writeText(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintln(w, "(+p50/+p99/throughput× compare a path with the first path of its case, measured in the same rounds)")
+		fmt.Fprintln(w, "(+p50/+p99/throughput× compare a path with the first path of its case, measured in the same rounds;")
+		fmt.Fprintln(w, " vs proxy× is node-http's throughput over the bare reverse-proxy hop's, the ceiling of any HTTP-forwarding node)")
 	}
 	if c := r.Converge; c != nil {
 		state := "converged"

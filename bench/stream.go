@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -74,22 +76,29 @@ func newStreamStack(ctx context.Context, tokens int, interval time.Duration, max
 	be := httptest.NewServer(s.llm.Handler())
 	s.stops = append(s.stops, func() error { be.Close(); return nil })
 	s.backend = be.URL + "/v1"
-	eng, caps, err := streamEngine(be.URL, maxConc)
+	// One key for the serving node's node_id and its peer ID (a peer's
+	// node_id must derive from its key).
+	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return s, err
 	}
-	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: "6f1c2f0e-3b7a-4c1e-9d2a-0a1b2c3d4e5f", Capabilities: caps, MaxConcurrent: maxConc}, eng)
+	nodeID := wire.NodeIDFromKey(key.Public().(ed25519.PublicKey))
+	eng, caps, err := streamEngine(be.URL, nodeID, maxConc)
+	if err != nil {
+		return s, err
+	}
+	server, err := startMesh(ctx, "quic", mesh.Config{NodeID: nodeID, Capabilities: caps, MaxConcurrent: maxConc}, eng, key)
 	if err != nil {
 		return s, fmt.Errorf("serving mesh node: %w", err)
 	}
 	s.stops = append(s.stops, server.stop)
-	consumer, err := startMesh(ctx, "quic", mesh.Config{}, nil)
+	consumer, err := startMesh(ctx, "quic", mesh.Config{}, nil, nil)
 	if err != nil {
 		return s, fmt.Errorf("consumer mesh node: %w", err)
 	}
 	s.stops = append(s.stops, consumer.stop)
 	consumer.h.Peerstore().AddAddrs(server.h.ID(), server.h.Addrs(), time.Hour)
-	pinned := pinnedFinder{t: route.Target{Path: route.PathMesh, NodeID: "serving", PeerID: server.h.ID().String(),
+	pinned := pinnedFinder{t: route.Target{Path: route.PathMesh, NodeID: nodeID, PeerID: server.h.ID().String(),
 		Peer: mesh.PeerInfo{PeerID: server.h.ID()}}}
 	r, err := route.New([]route.Finder{pinned}, route.WithTransport(route.PathMesh, route.MeshTransport{M: consumer.m}), route.WithAttempts(1))
 	if err != nil {
@@ -113,7 +122,7 @@ func (f pinnedFinder) Find(context.Context, route.Query) ([]route.Target, error)
 	return []route.Target{f.t}, nil
 }
 
-func streamEngine(backendURL string, maxConc int) (*node.Engine, []wire.Capability, error) {
+func streamEngine(backendURL, nodeID string, maxConc int) (*node.Engine, []wire.Capability, error) {
 	be, err := backend.NewOpenAI(backendURL)
 	if err != nil {
 		return nil, nil, err
@@ -122,7 +131,7 @@ func streamEngine(backendURL string, maxConc int) (*node.Engine, []wire.Capabili
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := node.New(node.Config{NodeID: "6f1c2f0e-3b7a-4c1e-9d2a-0a1b2c3d4e5f", MaxConcurrent: maxConc}, rt,
+	eng, err := node.New(node.Config{NodeID: nodeID, MaxConcurrent: maxConc}, rt,
 		node.WithOpenMode(), node.WithRegisterer(prometheus.NewRegistry()))
 	return eng, rt.Capabilities(), err
 }

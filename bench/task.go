@@ -5,9 +5,11 @@ import (
 	"fmt"
 )
 
-// runTask is scenario "task" (issue 3): what the node adds over calling
-// its backend directly. At each concurrency, interleaved: the direct
-// backend call, POST /v1/task over plaintext loopback, and over TLS 1.3.
+// runTask is scenario "task" (issues 3 and 11): what the node adds over
+// calling its backend directly, and how much of a bare reverse-proxy hop's
+// throughput it keeps. At each concurrency, interleaved: the direct backend
+// call, the same call through httputil.ReverseProxy, POST /v1/task over
+// plaintext loopback, and over TLS 1.3.
 func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 	ns, err := env.node()
 	if err != nil {
@@ -19,13 +21,19 @@ func runTask(ctx context.Context, env *benchEnv, rep *Report) error {
 	}
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
-	paths := []*path{direct, plain, secure}
+	proxy, closeProxy, err := proxyPath(env.backend)
+	if err != nil {
+		return err
+	}
+	defer closeProxy()
+	paths := []*path{direct, proxy, plain, secure}
 	before := env.backend.calls.Load()
 	for _, c := range env.opts.concurrency {
 		rows, err := compare(ctx, "task", "POST /v1/task", paths, c, env.opts.duration, env.opts.rounds)
 		if err != nil {
 			return err
 		}
+		setVsProxy(rows)
 		rep.Rows = append(rep.Rows, rows...)
 	}
 	rep.Checks = append(rep.Checks, pathChecks("task", paths, env.backend.calls.Load()-before)...)

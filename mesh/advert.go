@@ -37,8 +37,9 @@ const (
 
 // Advert is one node advertisement. It travels as integer-keyed CBOR
 // inside a pubsub message that libp2p signs with the origin's peer key
-// (StrictSign); the validator requires PeerID to equal that signing origin,
-// so a peer can only ever advertise itself.
+// (StrictSign); the validator requires PeerID to equal that signing origin
+// and NodeID to be the node_id derived from the origin's key (NodeIDOf),
+// so a peer can only ever advertise itself, under its own node_id.
 type Advert struct {
 	Version       uint8       `cbor:"1,keyasint"`
 	NodeID        string      `cbor:"2,keyasint,omitempty"`
@@ -165,6 +166,7 @@ const (
 	reasonUnsigned    = "unsigned"
 	reasonMalformed   = "malformed"
 	reasonWrongOrigin = "wrong_origin"
+	reasonNodeID      = "node_id_mismatch"
 	reasonRateLimited = "rate_limited"
 	reasonStale       = "stale"
 	reasonFuture      = "future"
@@ -209,6 +211,12 @@ func (v *advertValidator) check(msg *pubsub.Message) (*Advert, string, pubsub.Va
 	origin := msg.GetFrom()
 	if a.PeerID != origin.String() {
 		return nil, reasonWrongOrigin, pubsub.ValidationReject
+	}
+	// The node_id is a claim until it matches the signer's key: a peer
+	// advertising another node's node_id would otherwise receive the tasks
+	// (and consumer tokens) meant for that node.
+	if checkNodeID(origin, a.NodeID) != nil {
+		return nil, reasonNodeID, pubsub.ValidationReject
 	}
 	now := v.now()
 	if !msg.Local && !v.limiter.allow(origin, now) {

@@ -65,6 +65,10 @@ var (
 	ErrClosed = errors.New("mesh: closed")
 	// errProtocol: a peer answered with something that is not a RESPONSE.
 	errProtocol = errors.New("mesh: peer violated the task protocol")
+	// ErrForgedResponse: a peer answered with a RESPONSE naming another
+	// node_id than the one its key proves. The answer is dropped and the
+	// peer's circuit charged; it is never returned as that node's answer.
+	ErrForgedResponse = errors.New("mesh: peer answered under another node's node_id")
 	// errSlotWait: the call's time ran out while callStreamsPerPeer
 	// streams to the peer were already in flight from this node.
 	errSlotWait = errors.New("mesh: waiting for a task stream slot")
@@ -239,6 +243,12 @@ func (m *Mesh) nextPeer(cands []PeerInfo, tried []peer.ID, retryable map[peer.ID
 // judge classifies an attempt and feeds the peer's circuit breaker.
 func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	now := m.now()
+	if errors.Is(err, ErrForgedResponse) {
+		// Lying about who answered is not a transient fault: never again
+		// within this call, and the circuit is charged.
+		m.breakers.Failure(p, now)
+		return outSwitch
+	}
 	if err != nil {
 		var werr *wire.Error
 		if errors.As(err, &werr) || errors.Is(err, context.Canceled) || errors.Is(err, errSlotWait) || errors.Is(err, errEventAbort) {
@@ -330,7 +340,31 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 		return nil, err
 	}
 	_ = s.Close()
+	if err := m.checkAnswerer(s.Conn().RemotePeer(), resp); err != nil {
+		return nil, err
+	}
 	return resp, nil
+}
+
+// checkAnswerer binds a RESPONSE to the peer that sent it: its node_id must
+// be the one the stream's authenticated key derives to (NodeIDOf). A
+// RESPONSE without node_id (a peer's CLOSE, or a terse error) is labelled
+// with the proven one.
+func (m *Mesh) checkAnswerer(p peer.ID, resp *wire.Response) error {
+	want, err := NodeIDOf(p)
+	if err != nil {
+		m.stats.count("response_node_id_mismatch")
+		return fmt.Errorf("%w: %w", ErrForgedResponse, err)
+	}
+	switch resp.NodeID {
+	case want:
+	case "":
+		resp.NodeID = want
+	default:
+		m.stats.count("response_node_id_mismatch")
+		return ErrForgedResponse
+	}
+	return nil
 }
 
 // exchange writes the request frames and reads the answer.
@@ -362,7 +396,7 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
 	if onEvent != nil && c == nativeCodec {
-		return readStreamed(fr, taskID, onEvent)
+		return readStreamed(fr, taskID, onEvent, func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) })
 	}
 	h, b, err := fr.ReadFrame()
 	if err != nil {

@@ -13,7 +13,7 @@
 //	m, _ := mesh.New(h, mesh.Config{NodeID: id, Capabilities: caps, MaxConcurrent: n, Load: engine.Load}, engine)
 //	go m.Serve(ctx)                                   // until ctx ends; then closes the mesh, not the host
 //	reg.Extensions[mesh.P2PExtensionKey] = mesh.P2PExtension(h)
-//	m.AddBootstrapPeers(infosFromDiscover)            // via mesh.ParseP2PExtension
+//	m.AddBootstrapPeers(infosFromDiscover)            // via m.ParseDirectoryPeer(nodeID, ext)
 //	resp, info, err := m.Call(ctx, call, mesh.CallOptions{Credential: tokenFor})
 //	if errors.Is(err, mesh.ErrNoCandidate) { /* directory discover + HTTP */ }
 //
@@ -31,7 +31,8 @@
 // loopback) are neither published nor accepted from others.
 // Adverts are integer-keyed CBOR in StrictSign pubsub messages; the topic
 // validator rejects malformed, unsigned, oversized and wrong-origin adverts
-// (the advert's peer_id must be the signer) and ignores stale, replayed,
+// (the advert's peer_id must be the signer, and its node_id the one the
+// signer's key derives to, NodeIDOf) and ignores stale, replayed,
 // future-dated and rate-limited ones. The PeerTable merges adverts by
 // (peer, seq), newest wins, and forgets peers silent for PeerTTL (90 s).
 //
@@ -45,7 +46,7 @@
 // /iicp/task/1.0.0 carries strict native CBOR, /iicp/task-json/1.0.0 the
 // JSON bodies. The server caps the CALL frame (MaxCallBytes, 1 MiB) before
 // allocating, derives its deadline from constraints.timeout_ms, runs the
-// engine with wire.Caller{PeerID, Transport: "quic", RemoteIP,
+// engine with wire.Caller{PeerID, PeerNodeID, Transport: "quic", RemoteIP,
 // ConsumerToken}, answers one frame and closes; any I/O error resets.
 // Frame-level faults follow the §9.6 disposition table. Decisions are in
 // docs/spec-decisions.md, section "mesh".
@@ -60,6 +61,9 @@
 // are in flight from one node (later calls wait); the serving host admits
 // twice that per peer, so the engine, not the resource manager, refuses
 // excess work. A stream reset for a resource limit (0x1002) counts as
-// capacity_exceeded. The server closes each stream as soon as its
+// capacity_exceeded. A RESPONSE whose node_id is not the answering peer's
+// (NodeIDOf of the authenticated stream) is ErrForgedResponse, never an
+// answer; the server hands the engine the caller's proven node_id
+// (wire.Caller.PeerNodeID). The server closes each stream as soon as its
 // RESPONSE is written.
 package mesh

@@ -30,9 +30,20 @@ func FuzzParseP2PExtension(f *testing.F) {
 	f.Add([]byte(`{"peer_id":"12D3KooWAT18QzuMawPvHbuUkqewKEHkEqLPbJcoEiW7TSFSpCVe","addrs":["/ip4/1.2.3.4/udp/1/quic-v1"]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		info, err := ParseP2PExtension(json.RawMessage(data))
+		info, err := parseP2PExtension(json.RawMessage(data))
 		if err == nil && (info.ID == "" || len(info.Addrs) == 0 || len(info.Addrs) > maxExtAddrs) {
 			t.Fatalf("bad parse result %v", info)
+		}
+		if err != nil {
+			return
+		}
+		// The bound parser accepts exactly the peer's own node_id.
+		own, _ := NodeIDOf(info.ID)
+		if _, err := ParseP2PExtension("forged", json.RawMessage(data)); err == nil {
+			t.Fatal("a node_id that is not the key's was accepted")
+		}
+		if _, err := ParseP2PExtension(own, json.RawMessage(data)); err != nil && own != "" {
+			t.Fatalf("own node_id refused: %v", err)
 		}
 	})
 }

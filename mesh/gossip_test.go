@@ -49,8 +49,9 @@ func (a *attacker) publish(t *testing.T, b []byte) {
 }
 
 func validAdvert(id peer.ID, seq uint64, ts time.Time) *Advert {
+	nodeID, _ := NodeIDOf(id)
 	return &Advert{
-		Version: advertVersion, NodeID: "n", PeerID: id.String(), Seq: seq, TimestampMs: ts.UnixMilli(),
+		Version: advertVersion, NodeID: nodeID, PeerID: id.String(), Seq: seq, TimestampMs: ts.UnixMilli(),
 		Caps: []AdvertCap{{Intent: testIntent}}, MaxConcurrent: 4, Available: true,
 	}
 }

@@ -65,10 +65,10 @@ func (e *testEngine) caller() wire.Caller {
 	return e.lastCaller
 }
 
-// testConfig is a fast mesh configuration for loopback tests.
-func testConfig(name string, serves bool) Config {
+// testConfig is a fast mesh configuration for loopback tests. name only
+// labels the call site: the node_id is the host key's (New derives it).
+func testConfig(_ string, serves bool) Config {
 	cfg := Config{
-		NodeID:           name,
 		MaxConcurrent:    8,
 		AdvertInterval:   400 * time.Millisecond,
 		MinAdvertGap:     50 * time.Millisecond,
@@ -141,7 +141,11 @@ func (n *testNode) shutdown(t testing.TB) {
 
 func startNode(t testing.TB, h host.Host, cfg Config, opts ...Option) *testNode {
 	t.Helper()
-	eng := &testEngine{name: cfg.NodeID}
+	own, err := NodeIDOf(h.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &testEngine{name: own}
 	var engine TaskEngine
 	if len(cfg.Capabilities) > 0 {
 		engine = eng

@@ -104,12 +104,21 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	own, err := NodeIDOf(h.ID())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: host key: %w", errConfig, err)
+	case cfg.NodeID == "":
+		cfg.NodeID = own
+	case cfg.NodeID != own:
+		return nil, fmt.Errorf("%w: node_id %s is not the host key's node_id %s", errConfig, cfg.NodeID, own)
+	}
 	if engine == nil && len(cfg.Capabilities) > 0 {
 		return nil, fmt.Errorf("%w: capabilities without an engine", errConfig)
 	}
 	m := &Mesh{
 		h: h, cfg: cfg, engine: engine, now: time.Now,
-		log:        cfg.Logger.With("subsystem", "mesh"),
+		log:        cfg.Logger.With("component", "mesh"),
 		table:      newPeerTable(h.ID()),
 		breakers:   newBreakers(cfg.BreakerThreshold, cfg.BreakerOpenFor),
 		calls:      newInflight(callStreamsPerPeer),

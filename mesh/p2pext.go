@@ -91,13 +91,37 @@ func isLinkLocal(a ma.Multiaddr) bool {
 	return err == nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast())
 }
 
-// ParseP2PExtension reads a meshnode.p2p extension published by another
-// node. Addresses that do not parse, name another peer, or can never be
+// ParseP2PExtension reads the meshnode.p2p extension a directory lists for
+// nodeID. The directory's word is a hint: the extension's peer ID must be
+// the key nodeID derives from (NodeIDOf), else ErrNodeIDMismatch, so a
+// registration cannot point another node's node_id at the registrant's
+// peer. Addresses that do not parse, name another peer, or can never be
 // dialled from another host (unspecified, link-local) are skipped; at
 // least one must remain. Loopback addresses are kept because only the
 // local node can tell whether they are usable: Mesh.AddBootstrapPeers
 // drops them unless the local host itself listens on loopback alone.
-func ParseP2PExtension(raw json.RawMessage) (peer.AddrInfo, error) {
+func ParseP2PExtension(nodeID string, raw json.RawMessage) (peer.AddrInfo, error) {
+	info, err := parseP2PExtension(raw)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	if err := checkNodeID(info.ID, nodeID); err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("%w: directory entry %s: %w", ErrBadP2PExtension, nodeID, err)
+	}
+	return info, nil
+}
+
+// ParseDirectoryPeer is ParseP2PExtension counting, in Stats, entries
+// whose node_id and peer ID disagree ("directory_peer_node_id_mismatch").
+func (m *Mesh) ParseDirectoryPeer(nodeID string, raw json.RawMessage) (peer.AddrInfo, error) {
+	info, err := ParseP2PExtension(nodeID, raw)
+	if errors.Is(err, ErrNodeIDMismatch) {
+		m.stats.count("directory_peer_node_id_mismatch")
+	}
+	return info, err
+}
+
+func parseP2PExtension(raw json.RawMessage) (peer.AddrInfo, error) {
 	if len(raw) == 0 || len(raw) > maxExtRawBytes {
 		return peer.AddrInfo{}, fmt.Errorf("%w: size %d", ErrBadP2PExtension, len(raw))
 	}

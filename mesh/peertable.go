@@ -15,7 +15,9 @@ const maxTablePeers = 4096
 
 // PeerInfo is what this node knows about one other mesh node.
 type PeerInfo struct {
-	PeerID        peer.ID
+	PeerID peer.ID
+	// NodeID is the node_id derived from PeerID's key (NodeIDOf): adverts
+	// claiming another are rejected, and DHT-only entries get it computed.
 	NodeID        string
 	Region        string
 	Caps          []AdvertCap
@@ -106,8 +108,14 @@ func (t *PeerTable) upsertAdvert(a *Advert, now time.Time) (added bool) {
 
 // addProvider records that the DHT lists p as a provider of intent. It
 // never overrides an advert: an advert is signed by p itself and fresher.
+// The entry's node_id is the one p's key proves; a peer whose ID embeds no
+// Ed25519 key has no node_id and is not recorded.
 func (t *PeerTable) addProvider(p peer.ID, intent string, now time.Time) {
 	if p == t.self {
+		return
+	}
+	nodeID, err := NodeIDOf(p)
+	if err != nil {
 		return
 	}
 	t.mu.Lock()
@@ -120,7 +128,7 @@ func (t *PeerTable) addProvider(p peer.ID, intent string, now time.Time) {
 		if len(t.peers) >= maxTablePeers {
 			return
 		}
-		e = &PeerInfo{PeerID: p, FromDHT: true, Available: true}
+		e = &PeerInfo{PeerID: p, NodeID: nodeID, FromDHT: true, Available: true}
 		t.peers[p] = e
 	}
 	if !e.Serves(intent, "") {

@@ -158,6 +158,9 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 		}
 	}()
 	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: token}
+	// The secure channel authenticated the peer's key, so its node_id is
+	// proven: the engine checks a consumer token's sub against it.
+	caller.PeerNodeID, _ = NodeIDOf(remote)
 	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
 		caller.RemoteIP = ip.String()
 	}

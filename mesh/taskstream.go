@@ -57,7 +57,7 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 			return fw.WriteFrame(wire.TypeObserve, 0, b)
 		}
 		r := &wire.Response{TaskID: call.TaskID, Status: wire.StatusPartial, Result: chunk, Lifecycle: &l,
-			SessionID: call.SessionID, CallID: call.CallID}
+			SessionID: call.SessionID, CallID: call.CallID, NodeID: m.cfg.NodeID}
 		b, err := c.encodeResp(r)
 		if err != nil {
 			return fmt.Errorf("encoding partial: %w", err)
@@ -70,10 +70,12 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 
 // readStreamed reads a lifecycle answer: the accepted OBSERVE and partial
 // RESPONSEs go to onEvent after the receiver checks (§4: duplicates are
-// dropped, any other violation is a protocol error); the terminal RESPONSE
-// is returned. A base RESPONSE (a peer that ignored the profile) is
-// terminal too.
-func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc) (*wire.Response, error) {
+// dropped, any other violation is a protocol error) and, for partials,
+// answerer (the node_id must be the peer's own, as for the terminal
+// RESPONSE: output is bound to its sender before anyone sees it); the
+// terminal RESPONSE is returned. A base RESPONSE (a peer that ignored the
+// profile) is terminal too.
+func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc, answerer func(*wire.Response) error) (*wire.Response, error) {
 	recv := wire.NewLifecycleReceiver(taskID)
 	total := 0
 	for {
@@ -118,6 +120,9 @@ func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc) (*wire
 		}
 		var chunk json.RawMessage
 		if resp != nil {
+			if err := answerer(resp); err != nil {
+				return nil, err
+			}
 			chunk = resp.Result
 		}
 		if total += len(chunk); total > maxStreamedBytes {

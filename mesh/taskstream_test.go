@@ -65,7 +65,7 @@ func TestReadStreamedChecksEveryEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := 0
 			resp, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, tc.events...))), id,
-				func(wire.Lifecycle, json.RawMessage) error { n++; return nil })
+				func(wire.Lifecycle, json.RawMessage) error { n++; return nil }, func(*wire.Response) error { return nil })
 			if n != tc.delivered {
 				t.Fatalf("delivered %d events, want %d", n, tc.delivered)
 			}
@@ -78,5 +78,20 @@ func TestReadStreamedChecksEveryEvent(t *testing.T) {
 				t.Fatal("a stream without a terminal event was accepted")
 			}
 		})
+	}
+}
+
+// A partial whose node_id is not the peer's own is refused before its
+// output reaches the caller (a peer relaying another node's answer under
+// that node's name).
+func TestReadStreamedChecksTheAnswerer(t *testing.T) {
+	const id = "0b7e3f5a-1d2c-4e8f-9a6b-3c5d7e9f1a2b"
+	events := []wire.Lifecycle{{TaskID: id, Event: wire.EventAccepted}, {TaskID: id, Sequence: 1, Event: wire.EventPartial}}
+	n := 0
+	_, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, events...))), id,
+		func(wire.Lifecycle, json.RawMessage) error { n++; return nil },
+		func(*wire.Response) error { return ErrForgedResponse })
+	if !errors.Is(err, ErrForgedResponse) || n != 1 {
+		t.Fatalf("err %v after %d events: the forged partial must not be delivered", err, n)
 	}
 }

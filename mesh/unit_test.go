@@ -71,6 +71,12 @@ func TestAdvertValidator(t *testing.T) {
 		{"nan load", pubsubMsg(origin, enc(nan), true), pubsub.ValidationReject, reasonMalformed},
 		// Advertising another peer.
 		{"wrong origin", pubsubMsg(origin, enc(validAdvert(other, 50, now)), true), pubsub.ValidationReject, reasonWrongOrigin},
+		// Its own peer, another node's node_id (issue 12).
+		{"node_id of another", pubsubMsg(origin, enc(func() *Advert {
+			a := validAdvert(origin, 60, now)
+			a.NodeID, _ = NodeIDOf(other)
+			return a
+		}()), true), pubsub.ValidationReject, reasonNodeID},
 		// Older than ttl.
 		{"stale", pubsubMsg(origin, enc(validAdvert(origin, 3, now.Add(-2*time.Minute))), true), pubsub.ValidationIgnore, reasonStale},
 		// Seq not newer than the table's.
@@ -250,7 +256,8 @@ func TestJudgeClassifies(t *testing.T) {
 func TestP2PExtensionRoundTrip(t *testing.T) {
 	h := newTestHost(t, false)
 	raw := P2PExtension(h)
-	info, err := ParseP2PExtension(raw)
+	hNode, _ := NodeIDOf(h.ID())
+	info, err := ParseP2PExtension(hNode, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,13 +276,13 @@ func TestP2PExtensionRoundTrip(t *testing.T) {
 		{"only bad addrs", `{"peer_id":"` + h.ID().String() + `","addrs":["nope","/ip4/0.0.0.0/tcp/1"]}`},
 		{"addr of another peer", `{"peer_id":"` + h.ID().String() + `","addrs":["/ip4/1.2.3.4/tcp/1/p2p/` + other.String() + `"]}`},
 	} {
-		if _, err := ParseP2PExtension(json.RawMessage(tc.raw)); !errors.Is(err, ErrBadP2PExtension) {
+		if _, err := ParseP2PExtension(hNode, json.RawMessage(tc.raw)); !errors.Is(err, ErrBadP2PExtension) {
 			t.Errorf("%s: err %v", tc.name, err)
 		}
 	}
 	// A /p2p suffix naming the peer itself is stripped.
 	ok := `{"peer_id":"` + h.ID().String() + `","addrs":["/ip4/1.2.3.4/udp/9/quic-v1/p2p/` + h.ID().String() + `"]}`
-	info, err = ParseP2PExtension(json.RawMessage(ok))
+	info, err = ParseP2PExtension(hNode, json.RawMessage(ok))
 	if err != nil || !info.Addrs[0].Equal(ma.StringCast("/ip4/1.2.3.4/udp/9/quic-v1")) {
 		t.Fatalf("self suffix: %v %v", info, err)
 	}

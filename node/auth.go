@@ -15,7 +15,9 @@ import (
 //  1. open mode (explicit operator choice; off by default);
 //  2. an allowlisted, transport-authenticated libp2p peer ID;
 //  3. a valid X-IICP-Consumer-Token, when directory keys are configured
-//     (without keys the node falls back to node_token, iicp-dir.md §3.12);
+//     (without keys the node falls back to node_token, iicp-dir.md §3.12):
+//     aud is this node, sub the transport-authenticated caller where there
+//     is one (mesh), lifetime at most 300 s, jti not seen before (wire/token);
 //  4. auth.node_token equal to the node's own token (constant time).
 //
 // An invalid consumer token does not lock out a caller that also presents
@@ -83,7 +85,7 @@ func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Tim
 	}
 	var tokenErr error
 	if caller.ConsumerToken != "" && a.consumer.HasKeys() {
-		_, tokenErr = a.consumer.Verify(caller.ConsumerToken, a.getNodeID(), call.Intent, now)
+		_, tokenErr = a.consumer.Verify(caller.ConsumerToken, a.getNodeID(), caller.PeerNodeID, call.Intent, now)
 		if tokenErr == nil {
 			return authConsumer, nil, nil
 		}

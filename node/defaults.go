@@ -48,10 +48,6 @@ const (
 	MinRetryAfter = 50 * time.Millisecond
 	MaxRetryAfter = 30 * time.Second
 
-	// ConsumerTokenGrace is the allowed clock skew past `exp`
-	// (iicp-core.md §3.1 errata v1.5.2: "10s grace").
-	ConsumerTokenGrace = 10 * time.Second
-
 	// DefaultHealthCacheTTL is how long a backend health probe result is
 	// reused, so a polled /iicp/health cannot hammer the backend.
 	DefaultHealthCacheTTL = 5 * time.Second

@@ -68,7 +68,7 @@ func New(cfg Config, resolver Resolver, opts ...Option) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		set:      set,
-		log:      set.logger.With("subsystem", "engine"),
+		log:      set.logger.With("component", "engine"),
 		resolver: resolver,
 		admit:    newAdmission(cfg.MaxConcurrent),
 		idem:     newIdempotency(set.idemTTL, set.idemCap),
@@ -232,15 +232,23 @@ func (e *Engine) admitCall(ctx context.Context, call *wire.Call, qos string, bud
 // even if a backend ignores ctx, and a panic is contained. The slot is
 // released when the backend actually returns, not when we answer: a backend
 // still busy after the deadline still occupies capacity.
+//
+// A backend that promises to return once ctx ends (ctxBound) runs on the
+// caller's goroutine instead: the deadline then holds through the backend
+// itself, and the task path saves a goroutine, its stack growth and a
+// channel hand-off per CALL (issue 11 item 9).
 func (e *Engine) run(ctx context.Context, be backend.Backend, req backend.Request, taskID string) outcome {
+	if st, ok := backend.SinkFrom(ctx).(*streamer); ok {
+		st.accept() // the slot is ours: the task is accepted (stream.go)
+	}
+	if cb, ok := be.(ctxBound); ok && cb.ReturnsOnCancel() {
+		return e.runInline(ctx, be, req, taskID)
+	}
 	type result struct {
 		res backend.Result
 		err error
 	}
 	done := make(chan result, 1)
-	if st, ok := backend.SinkFrom(ctx).(*streamer); ok {
-		st.accept() // the slot is ours: the task is accepted (stream.go)
-	}
 	e.running.Add(1)
 	go func() {
 		defer e.running.Done()
@@ -253,16 +261,43 @@ func (e *Engine) run(ctx context.Context, be backend.Backend, req backend.Reques
 	}()
 	select {
 	case r := <-done:
-		if ctx.Err() != nil && r.err != nil {
-			return ctxOutcome(ctx)
-		}
-		if r.err != nil {
-			return e.backendFailure(r.err, be, taskID)
-		}
-		return outcome{res: r.res, ai: generatesAI(be)}
+		return e.backendOutcome(ctx, be, taskID, r.res, r.err)
 	case <-ctx.Done():
 		return ctxOutcome(ctx)
 	}
+}
+
+// ctxBound is implemented by backends whose Do returns promptly once ctx
+// is cancelled or expires (net/http clients abort the exchange), so the
+// engine need not guard the deadline with a goroutine of its own.
+type ctxBound interface{ ReturnsOnCancel() bool }
+
+// runInline is run for a ctxBound backend: same outcomes, same slot
+// release after the backend returns, no extra goroutine.
+func (e *Engine) runInline(ctx context.Context, be backend.Backend, req backend.Request, taskID string) outcome {
+	e.running.Add(1)
+	res, err := e.callBackend(ctx, be, req, taskID)
+	e.met.active.Dec()
+	e.admit.release()
+	e.running.Done()
+	if ctx.Err() != nil {
+		// The deadline passed (or the caller left) before the backend
+		// returned: the same outcome the goroutine path's select gives.
+		return ctxOutcome(ctx)
+	}
+	return e.backendOutcome(ctx, be, taskID, res, err)
+}
+
+// backendOutcome maps what the backend returned: an error after our
+// context ended is the context's outcome (task_timeout or cancelled).
+func (e *Engine) backendOutcome(ctx context.Context, be backend.Backend, taskID string, res backend.Result, err error) outcome {
+	if ctx.Err() != nil && err != nil {
+		return ctxOutcome(ctx)
+	}
+	if err != nil {
+		return e.backendFailure(err, be, taskID)
+	}
+	return outcome{res: res, ai: generatesAI(be)}
 }
 
 var errPanic = errors.New("backend panicked")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,6 +307,53 @@ func TestBackendPanicReleasesSlot(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "boom with payload text") {
 		t.Fatal("panic value logged")
+	}
+}
+
+// inlineBackend is a funcBackend that promises to honour ctx, so the
+// engine runs it on the caller's goroutine (Engine.runInline).
+type inlineBackend struct{ funcBackend }
+
+func (*inlineBackend) ReturnsOnCancel() bool { return true }
+
+// The inline path (backends that honour ctx, like the OpenAI client) keeps
+// the goroutine path's outcomes: task_timeout at the deadline, even when
+// the backend answers after it; a contained panic; the slot released once
+// the backend returns.
+func TestTASK_4_InlineBackendKeepsOutcomes(t *testing.T) {
+	var calls atomic.Int64
+	be := &inlineBackend{funcBackend{name: "inline", fn: func(ctx context.Context, _ backend.Request) (backend.Result, error) {
+		switch calls.Add(1) {
+		case 1: // honours ctx
+			<-ctx.Done()
+			return backend.Result{}, ctx.Err()
+		case 2: // answers, but only after the deadline
+			<-ctx.Done()
+			return backend.Result{Output: json.RawMessage(`{}`)}, nil
+		default:
+			panic("boom with payload text")
+		}
+	}}}
+	f := newFixtureWith(t, 1, nil, be)
+	for range 2 {
+		call := chatCall("x")
+		call.Constraints.TimeoutMs = 100
+		wantError(t, f.eng.Execute(context.Background(), call, httpCaller), wire.CodeTaskTimeout, wire.StatusTimeout)
+		if s := f.eng.Stats(); s.ActiveJobs != 0 {
+			t.Fatalf("active %d after the backend returned, want 0", s.ActiveJobs)
+		}
+	}
+	for range 2 { // with max_concurrent=1 a leaked slot would turn the 2nd into 429
+		wantError(t, f.eng.Execute(context.Background(), chatCall("x"), httpCaller), wire.CodeBackendError, wire.StatusError)
+	}
+	if s := f.eng.Stats(); s.ActiveJobs != 0 || s.Served["backend_error"] != 2 || s.Served["task_timeout"] != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	if strings.Contains(f.logs.String(), "boom with payload text") {
+		t.Fatal("panic value logged")
+	}
+	if err := f.eng.Wait(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -62,7 +62,7 @@ func defaultSettings() settings {
 	}
 }
 
-// WithLogger sets the engine's logger (the engine adds "subsystem"="engine").
+// WithLogger sets the engine's logger (the engine adds "component"="engine").
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) error {
 		if l == nil {

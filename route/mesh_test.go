@@ -56,6 +56,13 @@ func startMesh(t *testing.T, engine mesh.TaskEngine) meshNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startMeshAs(t, id, engine)
+}
+
+// startMeshAs is startMesh under a given identity (a serving engine must
+// answer under its node_id).
+func startMeshAs(t *testing.T, id *identity.Identity, engine mesh.TaskEngine) meshNode {
+	t.Helper()
 	key, err := id.Libp2pKey()
 	if err != nil {
 		t.Fatal(err)

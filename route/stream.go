@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -112,9 +112,9 @@ func (tr MeshTransport) SendStream(ctx context.Context, t Target, call *wire.Cal
 }
 
 // SendStream implements StreamTransport over POST /v1/task's lifecycle
-// event stream (client.PostTaskStream), sealed with IICP-CX as Send is.
+// event stream (httpapi.PostTaskStream), sealed with IICP-CX as Send is.
 func (tr HTTPTransport) SendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc) (*wire.Response, Sent, error) {
-	resp, st, err := client.PostTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, client.EventFunc(ev))
+	resp, st, err := httpapi.PostTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, httpapi.EventFunc(ev))
 	sent := Sent{HTTPStatus: st.HTTPStatus, Encrypted: st.Encrypted}
 	var werr *wire.Error
 	if err != nil && errors.As(err, &werr) && resp == nil && st.HTTPStatus == 0 {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/nodeapi"
-	"github.com/meshnode/meshnode/internal/cx"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
+	"github.com/meshnode/meshnode/cx"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -56,7 +56,7 @@ func (b *tapBody) Close() error { return b.rc.Close() }
 // engine whose backend generates one token per interval.
 func httpStreamingNode(t *testing.T, n int, interval time.Duration) (Target, *testutil.SlowLLM) {
 	t.Helper()
-	eng, llm := slowEngine(t, n, interval)
+	eng, llm := slowEngine(t, "6f1c2f0e-3b7a-4c1e-9d2a-0a1b2c3d4e5f", n, interval)
 	ring, err := cx.OpenKeyRing(filepath.Join(t.TempDir(), cx.DefaultFileName), "node-http")
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func httpStreamingNode(t *testing.T, n int, interval time.Duration) (Target, *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := nodeapi.New(eng, nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithPlaintextDev(), nodeapi.WithConfidential(prov.Hook()))
+	api, err := httpapi.New(eng, httpapi.WithAddr("127.0.0.1:0"), httpapi.WithPlaintextDev(), httpapi.WithConfidential(prov.Hook()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
@@ -22,7 +23,7 @@ import (
 // slowEngine is a real engine (open mode) serving llm:chat:v1 with model
 // "slow-model" on an OpenAI-compatible test backend that generates one
 // token per interval.
-func slowEngine(t *testing.T, n int, interval time.Duration) (*node.Engine, *testutil.SlowLLM) {
+func slowEngine(t *testing.T, nodeID string, n int, interval time.Duration) (*node.Engine, *testutil.SlowLLM) {
 	t.Helper()
 	llm := testutil.NewSlowLLM("slow-model", n, interval)
 	srv := httptest.NewServer(llm.Handler())
@@ -35,7 +36,7 @@ func slowEngine(t *testing.T, n int, interval time.Duration) (*node.Engine, *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := node.New(node.Config{NodeID: "6f1c2f0e-3b7a-4c1e-9d2a-0a1b2c3d4e5f", MaxConcurrent: 4}, rt,
+	eng, err := node.New(node.Config{NodeID: nodeID, MaxConcurrent: 4}, rt,
 		node.WithOpenMode(), node.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +84,12 @@ func (c *streamCollector) chunk(b json.RawMessage) error {
 
 func streamingPair(t *testing.T, n int, interval time.Duration) (*Router, *testutil.SlowLLM) {
 	t.Helper()
-	eng, llm := slowEngine(t, n, interval)
-	server := startMesh(t, eng)
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, llm := slowEngine(t, id.NodeID(), n, interval)
+	server := startMeshAs(t, id, eng)
 	caller := startMesh(t, nil)
 	caller.m.AddBootstrapPeers([]peer.AddrInfo{server.peer})
 	testutil.WaitFor(t, 15*time.Second, "the caller to learn the server's advert", func() bool { return len(meshTargets(t, caller.m)) > 0 })

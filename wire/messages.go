@@ -140,6 +140,10 @@ type Caller struct {
 	ConsumerToken string
 	// PeerID is the authenticated libp2p peer on mesh transports ("" on HTTP).
 	PeerID string
+	// PeerNodeID is the node_id derived from PeerID's key: the caller's
+	// proven node_id on mesh transports ("" on HTTP, where no caller
+	// identity is authenticated).
+	PeerNodeID string
 	// RemoteIP is the transport source address, for rate limiting.
 	RemoteIP string
 	// Origin is the HTTP Origin header, for per-origin rate limiting.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -56,7 +56,10 @@ With a node running for this --home, the task goes through that node's admin end
 which tries libp2p mesh peers first and then the nodes its directories list, using
 directory-issued consumer tokens. With --directory (or no running node), meshnode call
 discovers nodes itself and POSTs /v1/task to the best ones (at most 3); remote nodes
-then need the operator token given with --token.
+then need a token given with --token. A token is one node's: another node refuses it,
+and an authorization failure is final (exit 5), so --directory with --token works only
+when the directory lists just the node the token belongs to. To use your own node,
+leave --directory out while it runs.
 
 The prompt comes from the arguments or, when there are none, from stdin. --payload
 sends a raw JSON payload instead, for intents without a prompt shape.
@@ -70,7 +73,8 @@ node or peer, and whether the payload was sealed.`,
 		Example: `  meshnode call "hello"
   echo "summarise this" | meshnode call --intent llm:summarize
   meshnode call --json --timeout 30s "what is IICP?"
-  meshnode call --directory http://127.0.0.1:8010 --token $(meshnode token) "hi"`,
+  # one node's own token: only when the directory lists that node alone
+  meshnode call --directory http://127.0.0.1:8010 --token "$(meshnode token)" "hi"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.requireSet = cmd.Flags().Changed("require-encryption")
 			return runCall(cmd.Context(), e, g, f, args)
@@ -88,6 +92,7 @@ node or peer, and whether the payload was sealed.`,
 	fl.BoolVar(&f.stream, "stream", false, "print tokens as they arrive even when stdout is not a terminal")
 	fl.BoolVar(&f.noStream, "no-stream", false, "wait for the whole answer before printing (default when stdout is not a terminal)")
 	fl.BoolVar(&f.requireEncryption, "require-encryption", true, "refuse nodes that advertise no IICP-CX key (default; "+envAllowPlaintext+"=1 relaxes it unless this flag is given)")
+	registerCallCompletions(cmd, e, g)
 	return cmd
 }
 
@@ -231,11 +236,11 @@ func defaultDirectory(e *env, g *globals) string {
 // callDirect discovers through dir and posts the task itself, through the
 // same router the daemon uses (route.ForDirectory).
 func callDirect(ctx context.Context, dir, token string, req admin.CallRequest, sp *streamPrinter) (*admin.CallResult, error) {
-	dc, err := client.New(dir, client.WithUserAgent("meshnode/"+version()))
+	dc, err := dirclient.New(dir, dirclient.WithUserAgent("meshnode/"+version()))
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	call := &wire.Call{TaskID: client.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
+	call := &wire.Call{TaskID: dirclient.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
 		Constraints: wire.Constraints{TimeoutMs: req.TimeoutMs, QoS: req.QoS}}
 	if token != "" {
 		call.Auth = &wire.Auth{NodeToken: token}
@@ -257,7 +262,7 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest, s
 		return nil, wire.NewError(wire.CodeBackendError, "the serving node's answer stream broke; the output printed is incomplete")
 	case res != nil && res.Path != "":
 		return admin.FromRoute(res), nil // a final answer, successful or not: printCall reports it
-	case errors.Is(err, client.ErrUnavailable):
+	case errors.Is(err, dirclient.ErrUnavailable):
 		return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
 	}
 	return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshnode/meshnode/internal/buildinfo"
 	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/daemon"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
 )
@@ -235,6 +236,7 @@ func newLogs(e *env, cfg *config.Config) (*logging.Logs, error) {
 	if err != nil {
 		return nil, withCode(exitConfig, err)
 	}
+	daemon.RouteLibraryLogs(l) // libp2p's lines in the same format, subsystem "libp2p"
 	return l, nil
 }
 

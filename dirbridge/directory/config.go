@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
@@ -11,6 +13,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // Config is everything an operator can set. Zero values take the defaults
@@ -36,6 +40,9 @@ type Config struct {
 	TLSKeyFile  string
 	// TLSHosts are extra DNS names/IPs for the generated certificate.
 	TLSHosts []string
+	// ACME, when Domains is set, gets a publicly trusted certificate from
+	// an ACME CA instead (acme.go).
+	ACME ACMEConfig
 	// PublicURL, when set, is the directory's base URL (used as ACK
 	// "directory", ticket "iss" and consumer-token "iss"). Otherwise it is
 	// derived per request from the scheme and Host the caller used.
@@ -55,6 +62,9 @@ type Config struct {
 	// (iicp-dir.md §3.1/§6, DIR-RL-01).
 	RegisterRateLimit  int
 	RegisterRateWindow time.Duration
+	// MaxConnsPerIP caps open connections per source (IPv4 address, IPv6
+	// /64) on the listener; 0 means httpx.DefaultConnsPerIP.
+	MaxConnsPerIP int
 
 	// HeartbeatInterval is next_heartbeat_ms in PONG/ACK.
 	HeartbeatInterval time.Duration
@@ -63,6 +73,12 @@ type Config struct {
 	StaleAfter time.Duration
 	// ProbeTimeout is the liveness probe budget (5 s).
 	ProbeTimeout time.Duration
+	// ReprobeInterval is how often each registered endpoint is re-probed
+	// (iicp-dir.md §3.9c/§3.14: 300 s, DIR-PROBE-NODE-01). Below 300 s only
+	// in Dev mode; negative turns active probing off.
+	ReprobeInterval time.Duration
+	// ReprobeConcurrency bounds active probes in flight.
+	ReprobeConcurrency int
 	// TicketTTL and ConsumerTokenTTL bound the signed tokens' lifetime.
 	TicketTTL        time.Duration
 	ConsumerTokenTTL time.Duration
@@ -103,6 +119,8 @@ var defaults = Config{
 	HeartbeatInterval:       30 * time.Second,
 	StaleAfter:              90 * time.Second,
 	ProbeTimeout:            5 * time.Second,
+	ReprobeInterval:         minReprobeInterval,
+	ReprobeConcurrency:      32, // 100k endpoints × ~50 ms connect / 32 ≈ 160 s < one interval
 	TicketTTL:               120 * time.Second,
 	ConsumerTokenTTL:        300 * time.Second,
 	FlushInterval:           time.Second,
@@ -131,6 +149,10 @@ func (c *Config) applyDefaults() {
 	setDur(&c.HeartbeatInterval, defaults.HeartbeatInterval)
 	setDur(&c.StaleAfter, defaults.StaleAfter)
 	setDur(&c.ProbeTimeout, defaults.ProbeTimeout)
+	setDur(&c.ReprobeInterval, defaults.ReprobeInterval)
+	if c.ReprobeConcurrency == 0 {
+		c.ReprobeConcurrency = defaults.ReprobeConcurrency
+	}
 	setDur(&c.TicketTTL, defaults.TicketTTL)
 	setDur(&c.ConsumerTokenTTL, defaults.ConsumerTokenTTL)
 	setDur(&c.FlushInterval, defaults.FlushInterval)
@@ -170,14 +192,27 @@ func (c *Config) validate() error {
 			return errors.New("directory: TLS needs TLSCertFile/TLSKeyFile or a StateDir for a generated certificate")
 		}
 	}
+	if err := c.ACME.validate(c); err != nil {
+		return err
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("directory: TLSCertFile and TLSKeyFile go together")
+	}
+	if c.ConsumerTokenTTL < time.Second || c.ConsumerTokenTTL > token.MaxConsumerLifetime {
+		return fmt.Errorf("directory: ConsumerTokenTTL %v outside 1s..%v (nodes refuse longer-lived tokens)", c.ConsumerTokenTTL, token.MaxConsumerLifetime)
 	}
 	if c.AddressHistoryRetention < minAddressRetention {
 		return fmt.Errorf("directory: address history retention %v is below the 30-day minimum (DIR-ADDR-06)", c.AddressHistoryRetention)
 	}
 	if c.ProbationShare > 1 || math.IsNaN(c.ProbationShare) || c.ProbationMinTasks < 0 {
 		return errors.New("directory: ProbationShare must be at most 1 and ProbationMinTasks >= 0")
+	}
+	if c.ReprobeInterval > 0 && c.ReprobeInterval < minReprobeInterval && !c.Dev {
+		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set directory_server.probe_interval to at least %v (shorter only in dev mode)",
+			c.ReprobeInterval, minReprobeInterval, minReprobeInterval)
+	}
+	if c.ReprobeConcurrency < 0 {
+		return errors.New("directory: ReprobeConcurrency must be >= 0")
 	}
 	if c.RegisterRateLimit < 0 || c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return errors.New("directory: rate limit must be >= 0 and bcrypt cost in 4..31")
@@ -238,13 +273,27 @@ func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 // Option adjusts a Server at construction; options return errors.
 type Option func(*Server) error
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: discard; the composition root passes one).
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Server) error {
 		if l == nil {
 			return errors.New("directory: nil logger")
 		}
 		s.log = l
+		return nil
+	}
+}
+
+// WithRegistry registers the directory's series in reg, the process's
+// one registry (the caller adds Go, process and build_info collectors);
+// /metrics then serves all of reg. Without it the directory keeps a
+// registry of its own with the Go and process collectors.
+func WithRegistry(reg *prometheus.Registry) Option {
+	return func(s *Server) error {
+		if reg == nil {
+			return errors.New("directory: nil registry")
+		}
+		s.registry = reg
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"net/http"
 	"regexp"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/directory/signedtoken"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 const chat = "urn:iicp:intent:llm:chat:v1"
@@ -283,7 +284,7 @@ func TestDIR_DISPATCH_01_05_Tickets(t *testing.T) {
 		if r.status != http.StatusCreated || m["prompt_payload_accepted"] != false || m["route_fields_present"] != true {
 			t.Fatalf("DIR-DISPATCH-01 %s: %d %s", path, r.status, r.body)
 		}
-		c, err := signedtoken.VerifyRouteTicket(pub, m["ticket"].(string), h.base, m["node_id"].(string), chat, h.clock.Now().Unix())
+		c, err := token.VerifyRouteTicket([]ed25519.PublicKey{pub}, m["ticket"].(string), h.base, m["node_id"].(string), chat, h.clock.Now())
 		if err != nil {
 			t.Fatalf("ticket does not verify with iss=%s: %v", h.base, err)
 		}
@@ -329,15 +330,30 @@ func TestConsumerToken(t *testing.T) {
 	h := startHarness(t, nil)
 	caller, tok := h.register(h.regBody("node1"))
 	target, _ := h.register(h.regBody("node2"))
-	r := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, bearerHdr(tok))
+	r := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat, "single_use": true}, bearerHdr(tok))
 	m := r.json(t)
 	if r.status != http.StatusCreated || m["expires_at"] == nil {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	pub := h.s.PublicKey()
-	c, err := signedtoken.VerifyConsumerToken(pub, m["token"].(string), target, chat, h.clock.Now().Unix(), 10)
-	if err != nil || c.Sub != caller {
+	c, err := token.VerifyConsumer([]ed25519.PublicKey{pub}, m["token"].(string),
+		token.ConsumerCheck{Audience: target, Intent: chat, Subject: caller}, h.clock.Now())
+	if err != nil || c.Sub != caller || len(c.JTI) != token.JTIMinLen || time.Duration(c.Exp-c.IAT)*time.Second > token.MaxConsumerLifetime {
 		t.Fatalf("verify: %v %+v", err, c)
+	}
+	// Each single-use token carries its own jti: two tokens for one pair differ.
+	m2 := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat, "single_use": true}, bearerHdr(tok)).json(t)
+	c2, err := token.VerifyConsumer([]ed25519.PublicKey{pub}, m2["token"].(string),
+		token.ConsumerCheck{Audience: target, Intent: chat}, h.clock.Now())
+	if err != nil || c2.JTI == c.JTI || m2["single_use"] != true {
+		t.Fatalf("second token: %v %+v", err, c2)
+	}
+	// Without single_use (deployed SDKs): no jti, reusable until exp (§3.12).
+	m3 := h.do(http.MethodPost, "/api/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, bearerHdr(tok)).json(t)
+	c3, err := token.VerifyConsumer([]ed25519.PublicKey{pub}, m3["token"].(string),
+		token.ConsumerCheck{Audience: target, Intent: chat}, h.clock.Now())
+	if err != nil || c3.JTI != "" || m3["single_use"] != false {
+		t.Fatalf("reusable token: %v %+v", err, c3)
 	}
 	if r := h.do(http.MethodPost, "/v1/consumer-token", map[string]any{"target_node_id": target, "intent": chat}, nil); r.status != http.StatusUnauthorized {
 		t.Errorf("no auth: %d", r.status)

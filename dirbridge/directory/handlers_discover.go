@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	q, e := s.parseDiscover(r.URL.Query())
 	if e != nil {
-		writeError(w, e)
+		httpx.WriteError(w, e)
 		return
 	}
 	now := s.now()
@@ -290,7 +291,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 	}
 	return publicNode{
 		NodeIDPrefix: idPrefix(c.e.rec.NodeID), Region: c.e.rec.Region, Score: c.score,
-		Available: c.st.Available && live, KeyReady: !isNullJSON(c.e.rec.CXPublicKey),
+		Available: c.st.Available && live && !c.st.Reach.unreachable(), KeyReady: !isNullJSON(c.e.rec.CXPublicKey),
 		ReputationScore: c.st.Reputation, ReputationModel: reputationModel, ReputationTier: reputationTier(c.st.Reputation),
 		CIPLevel: c.e.rec.CIPLevel, HealthLabel: healthLabel(h, live), Models: nonNil(models),
 		InputModalities: nonNil(mods), RouteClass: routeClass(c.e.rec), RegisteredIntent: intent,
@@ -306,7 +307,7 @@ func (s *Server) dispatchView(c scored, intent string, now time.Time) dispatchNo
 		CIPPolicy:   cipPolicy{AllowRemoteInference: rec.AllowRemoteInference},
 		CXPublicKey: rec.CXPublicKey, PrivacyRoutingStatus: "transitional",
 		Capabilities: rec.Capabilities, Extensions: rec.Extensions, SLAP95Ms: c.st.SLAP95Ms,
-		LastSeen: c.st.LastSeen.UTC(), ReachabilityTier: "direct", TransportMethod: optional(rec.TransportMethod),
+		LastSeen: c.st.LastSeen.UTC(), ReachabilityTier: c.st.Reach.tier(), TransportMethod: optional(rec.TransportMethod),
 		Backend: optional(rec.Backend), SDKLanguage: optional(rec.SDKLanguage), SDKVersion: optional(rec.SDKVersion),
 		ImplementationName: optional(rec.ImplementationName), ImplementationVer: optional(rec.ImplementationVersion),
 		SDKCompatVersion: optional(rec.SDKCompatVersion),

@@ -31,6 +31,11 @@ type NodeRecord struct {
 	SDKCompatVersion      string `json:"sdk_compatibility_version,omitempty"`
 	Backend               string `json:"backend,omitempty"`
 	TransportMethod       string `json:"transport_method,omitempty"`
+	// OperatorPubKey is the operator key a verified operator_delegation
+	// proved (standard base64). It makes the node "secured" (IICP-E050):
+	// every refresh then needs current_node_token. Directory-private: no
+	// view serves it and the federation payload does not carry it.
+	OperatorPubKey string `json:"operator_pubkey,omitempty"`
 	// RegisteredAt is the first registration; refreshes keep it.
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the latest (re-)registration.
@@ -58,6 +63,10 @@ type nodeState struct {
 	// DormantSince is set by the maintenance loop when a node goes stale
 	// and cleared by the next heartbeat (iicp-dir.md §3.2).
 	DormantSince *time.Time `json:"dormant_since,omitempty"`
+	// Reach is the directory's own active probe of the endpoint
+	// (reprobe.go); nil until the first scheduled probe. Immutable: a
+	// probe replaces it.
+	Reach *reachState `json:"reach,omitempty"`
 }
 
 // defaultReputation is the score of a node with no history (iicp-dir.md §3.2).

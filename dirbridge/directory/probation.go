@@ -79,7 +79,7 @@ func (s *Server) mergeProbation(g, p []scored, k int) []scored {
 // pricing.
 func (s *Server) eligible(q *query, e *entry, st *nodeState, now time.Time) bool {
 	switch {
-	case !st.Available || !s.live(st, now) || st.Reputation < q.minReputation:
+	case !st.Available || st.Reach.unreachable() || !s.live(st, now) || st.Reputation < q.minReputation:
 		return false
 	case q.modality != "" && !contains(e.modalities[q.intent], q.modality):
 		return false

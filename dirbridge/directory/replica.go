@@ -47,7 +47,7 @@ func (s *Server) LiveState(id string) (NodeLive, bool) {
 	}
 	st := e.state.Load()
 	l := liveOf(id, st)
-	l.Available = st.Available && s.live(st, s.now())
+	l.Available = st.Available && !st.Reach.unreachable() && s.live(st, s.now())
 	return l, true
 }
 
@@ -57,7 +57,9 @@ func (s *Server) LiveSince(t time.Time) []NodeLive {
 	var out []NodeLive
 	s.store.idx.forAll(func(e *entry) {
 		if st := e.state.Load(); st.LastSeen.After(t) {
-			out = append(out, liveOf(e.rec.NodeID, st))
+			l := liveOf(e.rec.NodeID, st)
+			l.Available = l.Available && !st.Reach.unreachable() // replicas do not probe: they follow ours
+			out = append(out, l)
 		}
 	})
 	return out

@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -14,6 +16,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // Server is an IICP-DIR directory: HTTP handlers over an in-memory index
@@ -27,16 +31,25 @@ type Server struct {
 	prober   *prober
 	signKey  ed25519.PrivateKey
 	onChange func(ChangeEvent)
+	// registry is the process registry from WithRegistry (nil: own one).
+	registry *prometheus.Registry
 	metrics  *metrics
 	handler  http.Handler
 	wraps    []func(http.Handler) http.Handler // federation (replica.go)
 	liveNow  func() time.Time                  // replica liveness clock (replica.go)
 
-	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *limiter
-	trustedProxies                                     []netip.Prefix
+	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *httpx.Limiter
+	// badTokenLimit counts wrong node tokens per source; badTokenLog
+	// bounds the WARN lines they produce.
+	badTokenLimit  *httpx.Limiter
+	badTokenLog    *httpx.LogLimiter
+	trustedProxies []netip.Prefix
+	lnStats        httpx.ListenerStats
 
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
+
+	storeCheck storeCheck // last store write probe (health.go)
 
 	nodeLocks keyedMutex
 	replay    replayCache
@@ -54,7 +67,7 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 16 << 10
 	shutdownBudget    = 5 * time.Second
-	maintenanceEvery  = 30 * time.Second
+	maintenanceEvery  = 30 * time.Second // at most; a third of stale_after when shorter
 )
 
 // Secondary rate limits (iicp-dir.md §3.12, §3.3e).
@@ -62,6 +75,11 @@ const (
 	directoryKeyPerMin  = 30
 	consumerTokenPerMin = 60
 	probePerMin         = 10
+	// badTokensPerMin wrong node tokens per source and minute before its
+	// token-checked requests are refused unchecked; a node with a stale
+	// token needs one or two.
+	badTokensPerMin  = 10
+	badTokenLogLines = 10 // WARN lines per minute about wrong tokens
 )
 
 // New opens the database, reloads the index, prepares TLS and binds the
@@ -74,13 +92,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if riskErr != nil {
 		return nil, riskErr
 	}
-	s := &Server{cfg: cfg, log: slog.Default(), now: time.Now}
+	s := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
 		}
 	}
-	s.log = s.log.With("subsystem", "directory")
+	s.log = s.log.With("component", "directory")
 	s.trustedProxies, _ = parsePrefixes(cfg.TrustedProxies)
 	if err := s.openState(context.Background()); err != nil {
 		return nil, err
@@ -90,12 +108,17 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.store.close()
 		return nil, err
 	}
-	s.regLimit = newLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow)
-	s.keyLimit = newLimiter(directoryKeyPerMin, time.Minute)
-	s.ctLimit = newLimiter(consumerTokenPerMin, time.Minute)
-	s.probeLimit = newLimiter(probePerMin, time.Minute)
-	s.peerLimit = newLimiter(1, 30*time.Second) // §3.6: one gossip per 30 s per sender
-	s.metrics = newMetrics(s)
+	s.regLimit = httpx.NewLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow, 0)
+	s.keyLimit = httpx.NewLimiter(directoryKeyPerMin, time.Minute, 0)
+	s.ctLimit = httpx.NewLimiter(consumerTokenPerMin, time.Minute, 0)
+	s.probeLimit = httpx.NewLimiter(probePerMin, time.Minute, 0)
+	s.peerLimit = httpx.NewLimiter(1, 30*time.Second, 0) // §3.6: one gossip per 30 s per sender
+	s.badTokenLimit = httpx.NewLimiter(badTokensPerMin, time.Minute, 0)
+	s.badTokenLog = httpx.NewLogLimiter(badTokenLogLines, time.Minute)
+	if s.metrics, err = newMetrics(s); err != nil {
+		s.store.close()
+		return nil, fmt.Errorf("directory metrics: %w", err)
+	}
 	s.handler = s.wrapHandler(s.routes())
 	if cfg.Listen != "" {
 		if err := s.listen(); err != nil {
@@ -122,14 +145,7 @@ func (s *Server) openState(ctx context.Context) error {
 	}
 	secret, err := st.secret(ctx, "token_index_key", randomBytes(32))
 	if err == nil && s.signKey == nil {
-		var seed []byte
-		if seed, err = st.secret(ctx, "signing_key_ed25519_seed", ed25519Seed); err == nil {
-			if len(seed) != ed25519.SeedSize {
-				err = errors.New("stored signing key has the wrong size")
-			} else {
-				s.signKey = ed25519.NewKeyFromSeed(seed)
-			}
-		}
+		s.signKey, err = loadSigningKey(ctx, st, filepath.Join(filepath.Dir(path), SigningKeyFile))
 	}
 	if err != nil {
 		st.close()
@@ -158,6 +174,11 @@ func (s *Server) listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("directory: listening: %w", err)
+	}
+	ln = httpx.NewConnCap(ln, s.cfg.MaxConnsPerIP, &s.lnStats)
+	if len(s.cfg.ACME.Domains) > 0 {
+		s.ln = tls.NewListener(ln, s.acmeTLSConfig())
+		return nil
 	}
 	if !s.cfg.Dev || s.cfg.TLSCertFile != "" {
 		cert, err := s.loadCert()
@@ -221,7 +242,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			WriteTimeout:      writeTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ErrorLog:          httpx.ServerErrorLog(s.log, &s.lnStats),
 			BaseContext:       func(net.Listener) context.Context { return ctx },
 		}
 		wg.Add(1)
@@ -236,6 +257,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.loops(ctx) }()
+	if s.liveNow == nil && s.cfg.ReprobeInterval > 0 {
+		// A replica's node state comes from its seed, which probes.
+		wg.Add(1)
+		go func() { defer wg.Done(); newReprober(s, s.cfg.ReprobeInterval, s.cfg.ReprobeConcurrency).run(ctx) }()
+	}
 	<-ctx.Done()
 	if hs != nil {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownBudget)
@@ -276,7 +302,7 @@ func (s *Server) Close() error {
 func (s *Server) loops(ctx context.Context) {
 	flush := time.NewTicker(s.cfg.FlushInterval)
 	defer flush.Stop()
-	maint := time.NewTicker(maintenanceEvery)
+	maint := time.NewTicker(min(maintenanceEvery, max(s.cfg.StaleAfter/3, 100*time.Millisecond)))
 	defer maint.Stop()
 	for {
 		select {
@@ -303,8 +329,8 @@ func (s *Server) maintain(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Debug("address history pruned", "rows", n)
 	}
-	for _, l := range []*limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit} {
-		l.sweep(now)
+	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
+		l.Sweep(now)
 	}
 	s.replay.sweep(now)
 }
@@ -331,6 +357,9 @@ func (s *Server) markDormant(now time.Time) {
 		if e.state.CompareAndSwap(old, &next) {
 			s.store.idx.refreshRanks(e)
 			s.store.markDirty(e.rec.NodeID, nil)
+			s.metrics.misses.Inc()
+			s.log.Info("node expired: no heartbeat within stale_after", "node", e.rec.NodeID,
+				"last_seen", old.LastSeen.UTC().Format(time.RFC3339), "stale_after", s.cfg.StaleAfter)
 		}
 	}
 }

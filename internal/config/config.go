@@ -87,6 +87,10 @@ type Backend struct {
 	// Empty means auto: Ollama on 127.0.0.1:11434 when it answers, else the
 	// built-in echo backend.
 	URL string `toml:"url"`
+	// Detect is the host:port probed for an Ollama server when URL is empty
+	// ("off" disables autodetection: the echo backend serves). Tests set
+	// "off" so they never talk to a service they did not start.
+	Detect string `toml:"detect"`
 	// APIKeyEnv names the environment variable holding the backend API key;
 	// the key itself never goes in this file.
 	APIKeyEnv string `toml:"api_key_env"`
@@ -131,9 +135,22 @@ type Server struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// StaleAfter removes silent nodes from discover (iicp-dir.md §3.2: 90 s).
 	StaleAfter Duration `toml:"stale_after"`
-	// TLSCert and TLSKey enable HTTPS (required outside dev mode).
+	// ProbeInterval is how often the directory re-probes each registered
+	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
+	// mode); 0 turns active probing off.
+	ProbeInterval Duration `toml:"probe_interval"`
+	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
+	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// ACMEDomains get a publicly trusted certificate from an ACME CA
+	// (TLS-ALPN-01 on the listener, which must be reachable on port 443 of
+	// each name); replaces tls_cert/tls_key and the self-signed fallback.
+	ACMEDomains []string `toml:"acme_domains"`
+	// ACMEDirectory is the CA's ACME directory URL; empty: Let's Encrypt.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the ACME account contact (optional).
+	ACMEEmail string `toml:"acme_email"`
 }
 
 // Mesh is the libp2p side.
@@ -168,7 +185,8 @@ type Log struct {
 	// Format is text or json.
 	Format string `toml:"format"`
 	// Levels overrides the level per subsystem (app, node, backend, http,
-	// directory, dirclient, mesh, admin).
+	// directory, dirclient, mesh, libp2p, admin): the names printed as
+	// subsystem=<name> in log lines.
 	Levels map[string]string `toml:"levels"`
 }
 

@@ -44,7 +44,7 @@ func TestDefaultFileParsesToDefaults(t *testing.T) {
 				if c.Log.Levels == nil {
 					c.Log.Levels = map[string]string{}
 				}
-				for _, s := range []*[]string{&c.Backend.Models, &c.Directory.URLs, &c.Mesh.Bootstrap} {
+				for _, s := range []*[]string{&c.Backend.Models, &c.Directory.URLs, &c.Mesh.Bootstrap, &c.Server.ACMEDomains} {
 					if len(*s) == 0 {
 						*s = nil
 					}
@@ -147,6 +147,20 @@ func TestParse(t *testing.T) {
 		// An advert interval near the 90 s peer TTL could expire live peers.
 		{name: "advert interval", doc: "version = 1\n[mesh]\nadvert_interval = \"45s\"\n", wantErr: "mesh.advert_interval"},
 		{name: "half tls", doc: "version = 1\n[directory_server]\ntls_cert = \"c.pem\"\n", wantErr: "tls_cert/tls_key"},
+		// Active probing: 5 min by default (iicp-dir.md §3.14), tunable, 0 off, never negative.
+		{name: "probe interval default", doc: "version = 1\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Server.ProbeInterval.D() != 5*time.Minute {
+					t.Fatalf("got %v", c.Server.ProbeInterval.D())
+				}
+			}},
+		{name: "probe interval", doc: "version = 1\n[directory_server]\nprobe_interval = \"10m\"\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Server.ProbeInterval.D() != 10*time.Minute {
+					t.Fatalf("got %v", c.Server.ProbeInterval.D())
+				}
+			}},
+		{name: "probe interval negative", doc: "version = 1\n[directory_server]\nprobe_interval = \"-1s\"\n", wantErr: "directory_server.probe_interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,8 @@ func base() Config {
 		// address others can reach needs an API key the operator sets.
 		OpenAI: OpenAI{Enabled: true, Listen: "127.0.0.1:8091", APIKeyEnv: "MESHNODE_OPENAI_API_KEY"},
 		Backend: Backend{
+			// Ollama's default listen address.
+			Detect: "127.0.0.1:11434",
 			// Long enough for a cold model load on CPU, short enough to free
 			// the slot when the backend hangs.
 			Timeout: Duration(120 * time.Second),
@@ -48,6 +50,7 @@ func base() Config {
 			// iicp-dir.md §3.14 reference defaults.
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
+			ProbeInterval:     Duration(5 * time.Minute),
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -85,6 +88,8 @@ var profiles = map[string]func(*Config){
 		c.HTTP.Listen = "127.0.0.1:0"
 		c.OpenAI.Listen = "127.0.0.1:0"
 		c.Backend.Timeout = Duration(10 * time.Second)
+		// Hermetic: never probe a local Ollama the test did not start.
+		c.Backend.Detect = DetectOff
 		c.Directory.EmbeddedListen = "127.0.0.1:0"
 		c.Directory.HeartbeatFallback = Duration(time.Second)
 		c.Directory.BackoffMin = Duration(100 * time.Millisecond)
@@ -123,8 +128,13 @@ func Defaults(profile string) (Config, error) {
 	return c, nil
 }
 
+// DetectOff as backend.detect disables Ollama autodetection.
+const DetectOff = "off"
+
 // Subsystems are the logger names [log.levels] may set.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "admin"}
+// Each is printed as subsystem=<name> in every line its logger writes
+// (internal/logging); "libp2p" carries libp2p's own lines.
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 
@@ -196,6 +206,11 @@ func (c *Config) validateNode(bad func(string, string, ...any)) {
 			bad("backend.url", "%v", err)
 		}
 	}
+	if c.Backend.Detect != DetectOff {
+		if _, _, err := net.SplitHostPort(c.Backend.Detect); err != nil {
+			bad("backend.detect", "must be host:port or %q, got %q", DetectOff, c.Backend.Detect)
+		}
+	}
 	if c.Backend.Timeout <= 0 {
 		bad("backend.timeout", "must be positive")
 	}
@@ -234,8 +249,14 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	if s.HeartbeatInterval <= 0 || s.StaleAfter <= s.HeartbeatInterval {
 		bad("directory_server.stale_after", "must exceed heartbeat_interval (> 0)")
 	}
+	if s.ProbeInterval < 0 {
+		bad("directory_server.probe_interval", "must not be negative (0 turns active probing off)")
+	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")
+	}
+	if len(s.ACMEDomains) > 0 && s.TLSCert != "" {
+		bad("directory_server.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
 	}
 }
 

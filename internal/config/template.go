@@ -63,6 +63,9 @@ profile = {{v .Profile}}
 # "http://127.0.0.1:8000" (vLLM). Empty = Ollama on 127.0.0.1:11434 when it
 # answers, else the built-in echo backend.
 # url = {{v .Backend.URL}}
+# Where to look for Ollama when url is empty (host:port), or "off" to skip
+# autodetection and serve the echo backend.
+# detect = {{v .Backend.Detect}}
 # Name of the environment variable that holds the backend API key (the key
 # itself never goes in this file).
 # api_key_env = {{v .Backend.APIKeyEnv}}
@@ -101,9 +104,21 @@ profile = {{v .Profile}}
 # heartbeat_interval = {{v .Server.HeartbeatInterval}}
 # Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
 # stale_after = {{v .Server.StaleAfter}}
-# TLS certificate and key (PEM); required outside dev mode.
+# Re-probe every registered node's endpoint this often (iicp-dir.md §3.9c:
+# 5m, also the minimum outside --dev); a node failing two probes in a row
+# leaves discover until it answers again. 0s turns it off.
+# probe_interval = {{v .Server.ProbeInterval}}
+# TLS certificate and key (PEM). Outside dev mode the directory always
+# serves HTTPS: without these it uses a self-signed certificate kept in the
+# state directory (nodes then need directory.ca_file).
 # tls_cert = {{v .Server.TLSCert}}
 # tls_key = {{v .Server.TLSKey}}
+# Publicly trusted certificate from an ACME CA (Let's Encrypt by default) for
+# these DNS names, via TLS-ALPN-01 on the listener (reachable on port 443);
+# cached in <state>/acme. Replaces tls_cert/tls_key.
+# acme_domains = {{v .Server.ACMEDomains}}
+# acme_directory = {{v .Server.ACMEDirectory}}
+# acme_email = {{v .Server.ACMEEmail}}
 
 [mesh]
 # The libp2p host (QUIC first, TCP fallback).
@@ -129,7 +144,9 @@ profile = {{v .Profile}}
 # format = {{v .Log.Format}}
 
 [log.levels]
-# Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh, admin.
+# Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh,
+# libp2p, admin (the subsystem=<name> printed in each log line; libp2p
+# defaults to at least warn).
 #example: mesh = "debug"
 `
 

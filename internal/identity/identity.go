@@ -3,7 +3,6 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -19,10 +18,6 @@ import (
 )
 
 const pemType = "PRIVATE KEY"
-
-// nodeIDDomain separates the node_id derivation from any other hash of the
-// public key, so the UUID cannot be confused with another digest.
-const nodeIDDomain = "meshnode/node-id/v1\x00"
 
 // Identity is the node's key pair and the IDs derived from it.
 type Identity struct {
@@ -125,11 +120,10 @@ func (id *Identity) PeerID() (peer.ID, error) {
 	return peer.IDFromPrivateKey(k)
 }
 
-// NodeID is the IICP node_id: a UUID (version 4 layout, as the directory
-// validates node_id as UUID-v4, iicp-core.md §2.1) whose 122 free bits are
-// the first bits of SHA-256 over the public key. It is stable for the key's
-// lifetime, so a restarted node re-registers under the same node_id.
+// NodeID is the IICP node_id derived from the public key (wire.NodeIDFromKey).
+// It is stable for the key's lifetime, so a restarted node re-registers
+// under the same node_id, and a peer that authenticated the key (the libp2p
+// peer ID) can recompute it.
 func (id *Identity) NodeID() string {
-	h := sha256.Sum256(append([]byte(nodeIDDomain), id.Public()...))
-	return wire.UUIDv4([16]byte(h[:16]))
+	return wire.NodeIDFromKey(id.Public())
 }

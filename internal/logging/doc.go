@@ -3,9 +3,10 @@
 // (`[log.levels] mesh = "debug"`), so one noisy part can be turned up
 // without drowning the rest.
 //
-// Loggers for packages that name themselves (node, mesh, directory add their
-// own "subsystem" attribute) come from For; loggers for packages that do not
-// come from Named, which adds the attribute. Payloads and tokens are never
+// Every logger from For carries subsystem=<name>, and the names printed are
+// exactly those [log.levels] accepts (config.Subsystems); packages label
+// their inner parts with a "component" attribute (engine, httpapi,
+// federation-seed...). libp2p's own lines arrive through Handler("libp2p"). Payloads and tokens are never
 // logged anywhere: that is the callers' rule (SEC-LOG-01, checked statically
 // by internal/archtest), not this package's.
 //

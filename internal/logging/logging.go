@@ -11,6 +11,7 @@ import (
 // Logs hands out per-subsystem loggers sharing one output.
 type Logs struct {
 	out    slog.Handler
+	flood  *floodGuard
 	def    slog.Level
 	levels map[string]slog.Level
 }
@@ -31,7 +32,7 @@ func New(w io.Writer, format, level string, levels map[string]string) (*Logs, er
 	if err != nil {
 		return nil, err
 	}
-	l := &Logs{def: def, levels: map[string]slog.Level{}}
+	l := &Logs{def: def, levels: map[string]slog.Level{}, flood: newFloodGuard()}
 	min := def
 	for sub, s := range levels {
 		lv, err := ParseLevel(s)
@@ -57,24 +58,47 @@ func New(w io.Writer, format, level string, levels map[string]string) (*Logs, er
 	return l, nil
 }
 
-// For returns the logger for subsystem without adding attributes.
+// For returns the logger for subsystem, with subsystem=<name> attached:
+// the name printed in every line is the name [log.levels] accepts.
+// Packages label their own parts with a "component" attribute instead.
 func (l *Logs) For(subsystem string) *slog.Logger {
+	return slog.New(l.Handler(subsystem))
+}
+
+// Named is For; kept for callers that read better with it.
+func (l *Logs) Named(subsystem string) *slog.Logger { return l.For(subsystem) }
+
+// Handler returns subsystem's handler (level filter, subsystem attribute,
+// shared output), for libraries that take a slog.Handler (libp2p).
+func (l *Logs) Handler(subsystem string) slog.Handler {
+	return &levelHandler{min: l.Level(subsystem), next: l.out.WithAttrs([]slog.Attr{slog.String("subsystem", subsystem)}), flood: l.flood}
+}
+
+// HandlerFloor is Handler for a chatty library: unless [log.levels] names
+// subsystem, its level is the default level raised to at least floor. It
+// returns the level it applies.
+func (l *Logs) HandlerFloor(subsystem string, floor slog.Level) (slog.Handler, slog.Level) {
 	lv, ok := l.levels[subsystem]
 	if !ok {
-		lv = l.def
+		lv = max(l.def, floor)
 	}
-	return slog.New(&levelHandler{min: lv, next: l.out})
+	return &levelHandler{min: lv, next: l.out.WithAttrs([]slog.Attr{slog.String("subsystem", subsystem)}), flood: l.flood}, lv
 }
 
-// Named returns the logger for subsystem with subsystem=<name> attached.
-func (l *Logs) Named(subsystem string) *slog.Logger {
-	return l.For(subsystem).With("subsystem", subsystem)
+// Level is subsystem's level: its [log.levels] entry, else the default.
+func (l *Logs) Level(subsystem string) slog.Level {
+	if lv, ok := l.levels[subsystem]; ok {
+		return lv
+	}
+	return l.def
 }
 
-// levelHandler filters records below min before the shared handler.
+// levelHandler filters records below min, then applies the flood guard
+// (flood.go), before the shared handler.
 type levelHandler struct {
-	min  slog.Level
-	next slog.Handler
+	min   slog.Level
+	next  slog.Handler
+	flood *floodGuard
 }
 
 func (h *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
@@ -82,13 +106,13 @@ func (h *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
 }
 
 func (h *levelHandler) Handle(ctx context.Context, r slog.Record) error {
-	return h.next.Handle(ctx, r)
+	return h.flood.handle(ctx, h.next, r)
 }
 
 func (h *levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &levelHandler{min: h.min, next: h.next.WithAttrs(as)}
+	return &levelHandler{min: h.min, next: h.next.WithAttrs(as), flood: h.flood}
 }
 
 func (h *levelHandler) WithGroup(name string) slog.Handler {
-	return &levelHandler{min: h.min, next: h.next.WithGroup(name)}
+	return &levelHandler{min: h.min, next: h.next.WithGroup(name), flood: h.flood}
 }

@@ -77,77 +77,311 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // simpleJSONString returns the content of a JSON string literal that has no
-// escapes (the common case: role names, ids, model names), without a
-// decoder pass; ok=false means "use json.Unmarshal".
+// escapes and is valid UTF-8 (the common case: role names, ids, model
+// names), without a decoder pass; ok=false means "use json.Unmarshal"
+// (which also replaces invalid UTF-8, as every decoded string must be).
 func simpleJSONString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", false
 	}
 	in := raw[1 : len(raw)-1]
-	if bytes.IndexByte(in, '\\') >= 0 || bytes.IndexByte(in, '"') >= 0 {
+	if bytes.IndexByte(in, '\\') >= 0 || bytes.IndexByte(in, '"') >= 0 || !utf8.Valid(in) {
 		return "", false
 	}
 	return string(in), true
 }
 
-// fastGeneration is a strictly typed chat/completion body: the shape every
-// conforming server sends. Anything it cannot take (odd types, missing
-// parts) falls back to decodeGeneration's lenient, field-by-field path.
-type fastGeneration struct {
-	ID      *string `json:"id"`
-	Model   *string `json:"model"`
-	Choices []struct {
-		Index        *int            `json:"index"`
-		Message      json.RawMessage `json:"message"`
-		Text         *string         `json:"text"`
-		FinishReason *string         `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *struct {
-		Prompt     *float64 `json:"prompt_tokens"`
-		Completion *float64 `json:"completion_tokens"`
-		Total      *float64 `json:"total_tokens"`
-	} `json:"usage"`
+// decodeJSONString decodes a JSON string literal; ok=false for any other
+// value (null included).
+func decodeJSONString(raw []byte) (string, bool) {
+	if s, ok := simpleJSONString(raw); ok {
+		return s, true
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
-// decodeGenerationFast decodes body in one pass; ok=false when the body
-// needs the lenient path (which also produces the precise error).
+// The walkers below step through a document json.Valid has accepted: they
+// find where members and elements begin and end without validating again
+// or building anything. On other input they never read out of bounds, but
+// what they report is meaningless, so every caller checks json.Valid first.
+
+// skipWS returns the index of the first non-whitespace byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string literal opening at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// eachMember calls fn with the raw key (quotes included) and raw value of
+// every member of the object b, in order. It returns false when b is not
+// an object or fn returned false (the caller declines the document).
+func eachMember(b []byte, fn func(key, val []byte) bool) bool {
+	return eachItem(b, '{', '}', fn)
+}
+
+// eachElement calls fn with every raw element of the array b, in order. It
+// returns false when b is not an array or fn returned false.
+func eachElement(b []byte, fn func(val []byte) bool) bool {
+	return eachItem(b, '[', ']', func(_, val []byte) bool { return fn(val) })
+}
+
+// eachItem walks the members (open '{') or elements (open '[') of b.
+func eachItem(b []byte, open, closing byte, fn func(key, val []byte) bool) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != open {
+		return false
+	}
+	if i = skipWS(b, i+1); i < len(b) && b[i] == closing {
+		return true
+	}
+	for i < len(b) {
+		var key []byte
+		if open == '{' {
+			ke := stringEnd(b, i)
+			key = b[i:ke]
+			i = skipWS(b, skipWS(b, ke)+1) // past the colon
+		}
+		ve := valueEnd(b, i)
+		if ve <= i || !fn(key, b[i:ve]) {
+			return false
+		}
+		if i = skipWS(b, ve); i >= len(b) || b[i] == closing {
+			return true
+		}
+		i = skipWS(b, i+1) // past the comma
+	}
+	return true
+}
+
+// keyMatch classifies a raw member key against the field names a struct
+// decode would look for: the index of an exact match, -1 for a key no
+// field takes, or ok=false for keys encoding/json would match only after
+// unescaping or case folding (the caller then declines, leaving the
+// document to the encoding/json path).
+func keyMatch(key []byte, names ...string) (int, bool) {
+	if len(key) < 2 {
+		return -1, false
+	}
+	in := key[1 : len(key)-1]
+	if bytes.IndexByte(in, '\\') >= 0 {
+		return -1, false
+	}
+	for i, n := range names {
+		if string(in) == n {
+			return i, true
+		}
+	}
+	for _, n := range names {
+		if bytes.EqualFold(in, []byte(n)) {
+			return -1, false
+		}
+	}
+	return -1, true
+}
+
+// decodeGenerationFast decodes a chat/completion body in the shape every
+// conforming server sends, in one validating pass (json.Valid) and one walk
+// that builds nothing but the result. It declines (ok=false) whatever a
+// strictly typed encoding/json decode would refuse or treat specially: a
+// non-string id, model or finish_reason, a non-integer index, a non-numeric
+// token count, a duplicate member, an escaped or case-folded key, a missing
+// message object (chat) or text (completion), no choices. A declined body
+// goes to decodeGeneration, whose lenient path also names the error.
 func decodeGenerationFast(body []byte, chat bool) (generation, bool) {
-	var w fastGeneration
-	if json.Unmarshal(body, &w) != nil || len(w.Choices) == 0 {
+	if !json.Valid(body) {
 		return generation{}, false
 	}
-	g := generation{Choices: make([]choice, 0, len(w.Choices))}
-	if w.ID != nil {
-		g.ID = *w.ID
-	}
-	if w.Model != nil {
-		g.Model = *w.Model
-	}
-	if u := w.Usage; u != nil && (u.Prompt != nil || u.Completion != nil || u.Total != nil) {
-		g.Usage = &usage{PromptTokens: nonNeg(u.Prompt), CompletionTokens: nonNeg(u.Completion), TotalTokens: nonNeg(u.Total)}
-		if g.Usage.TotalTokens == 0 {
-			g.Usage.TotalTokens = g.Usage.PromptTokens + g.Usage.CompletionTokens
+	var g generation
+	var choices, use []byte
+	var seen [4]bool
+	ok := eachMember(body, func(key, val []byte) bool {
+		f, ok := keyMatch(key, "id", "model", "choices", "usage")
+		if !ok || f >= 0 && seen[f] {
+			return false
 		}
-	}
-	for i, wc := range w.Choices {
-		c := choice{Index: i, FinishReason: wc.FinishReason}
-		if wc.Index != nil && *wc.Index >= 0 {
-			c.Index = *wc.Index
+		if f < 0 {
+			return true
 		}
-		if chat {
-			if len(wc.Message) == 0 || wc.Message[0] != '{' {
-				return generation{}, false
+		seen[f] = true
+		switch f {
+		case 0, 1:
+			s, ok := optString(val)
+			if f == 0 {
+				g.ID = deref(s)
+			} else {
+				g.Model = deref(s)
 			}
-			c.Message = wc.Message
-		} else {
-			if wc.Text == nil {
-				return generation{}, false
-			}
-			c.Text = wc.Text
+			return ok
+		case 2:
+			choices = val
+		default:
+			use = val
 		}
+		return true
+	})
+	if !ok || choices == nil || choices[0] != '[' {
+		return generation{}, false
+	}
+	if g.Usage, ok = fastUsage(use); !ok {
+		return generation{}, false
+	}
+	ok = eachElement(choices, func(el []byte) bool {
+		c, ok := fastChoice(el, len(g.Choices), chat)
 		g.Choices = append(g.Choices, c)
+		return ok
+	})
+	if !ok || len(g.Choices) == 0 {
+		return generation{}, false
 	}
 	return g, true
+}
+
+// fastChoice decodes one element of choices for decodeGenerationFast.
+func fastChoice(el []byte, pos int, chat bool) (choice, bool) {
+	c := choice{Index: pos}
+	var seen [4]bool
+	var msg []byte
+	var text *string
+	ok := eachMember(el, func(key, val []byte) bool {
+		f, ok := keyMatch(key, "index", "message", "text", "finish_reason")
+		if !ok || f >= 0 && seen[f] {
+			return false
+		}
+		if f < 0 {
+			return true
+		}
+		seen[f] = true
+		switch f {
+		case 0:
+			if val[0] == 'n' {
+				return true
+			}
+			i, err := strconv.Atoi(string(val))
+			if err == nil && i >= 0 {
+				c.Index = i
+			}
+			return err == nil
+		case 1:
+			msg = val
+		case 2:
+			text, ok = optString(val)
+			return ok
+		default:
+			c.FinishReason, ok = optString(val)
+			return ok
+		}
+		return true
+	})
+	switch {
+	case !ok:
+		return c, false
+	case chat:
+		c.Message = msg
+		return c, len(msg) > 0 && msg[0] == '{'
+	default:
+		c.Text = text
+		return c, text != nil
+	}
+}
+
+// fastUsage decodes the usage member (absent or null: nil) like
+// lenientUsage, declining anything but an object of numbers or nulls.
+func fastUsage(val []byte) (*usage, bool) {
+	if val == nil || val[0] == 'n' {
+		return nil, true
+	}
+	var n [3]*float64
+	ok := eachMember(val, func(key, v []byte) bool {
+		f, ok := keyMatch(key, "prompt_tokens", "completion_tokens", "total_tokens")
+		if !ok || f >= 0 && n[f] != nil {
+			return false
+		}
+		if f < 0 || v[0] == 'n' {
+			return true
+		}
+		x, err := strconv.ParseFloat(string(v), 64)
+		n[f] = &x
+		return err == nil && isJSONNumber(v)
+	})
+	if !ok {
+		return nil, false
+	}
+	if n[0] == nil && n[1] == nil && n[2] == nil {
+		return nil, true
+	}
+	u := &usage{PromptTokens: nonNeg(n[0]), CompletionTokens: nonNeg(n[1]), TotalTokens: nonNeg(n[2])}
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u, true
+}
+
+// optString decodes a string or null member (nil for null); ok=false for
+// any other type.
+func optString(val []byte) (*string, bool) {
+	if val[0] == 'n' {
+		return nil, true
+	}
+	s, ok := decodeJSONString(val)
+	return &s, ok
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // appendChatResult encodes a chat or completion result like json.Marshal of

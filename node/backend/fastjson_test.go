@@ -3,6 +3,7 @@ package backend
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -76,4 +77,88 @@ func TestFastJSONMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("%s:\nfast %+v\nslow %+v (%v)", tc.body, fg, sg, err)
 		}
 	}
+}
+
+// walkSeeds are documents the walkers and fast decoders must treat exactly
+// as encoding/json does: escapes, case-folded and repeated names, nulls,
+// odd types, whitespace everywhere, invalid UTF-8.
+var walkSeeds = []string{
+	`{"messages":[{"role":"user","content":"hi"}]}`,
+	` { "messages" : [ { "role" : "user" , "content" : null } , null ] , "x" : [1,{"a":"}"}] } `,
+	`{"messages":[{"ROLE":"user","Content":"x","role":"system"}]}`,
+	`{"messages":[{"r\u006fle":"assistant","content":{"a":[1,2]}}],"messages":[]}`,
+	`{"messages":[1]}`, `{"messages":{"role":"user"}}`, `{"messages":null}`, `{"messages":"x"}`,
+	`{"k\"ey":"v\\","\u00e9":true,"a":-1.5e3}`, "{\"\xff\":\"\xfe\"}", `[]`, `{}`, `null`, `{"a":1`,
+	`{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`,
+	`{"choices":[{"text":"a\nb","index":2,"finish_reason":null}],"usage":{"total_tokens":1e2}}`,
+	`{"choices":[{"message":{}}],"choices":[{"message":{"x":1}}]}`,
+	`{"Choices":[{"message":{}}]}`, `{"choices":[{"Message":{}}]}`, `{"choices":[{"message":{},"index":1.0}]}`,
+	`{"choices":[{"message":{},"index":-3}],"usage":{"prompt_tokens":"5"}}`, `{"choices":[null]}`,
+	`{"id":"\ud800","model":"a\u0000b","choices":[{"message":{"content":"é"},"finish_reason":"len\"gth"}]}`,
+	`{"choices":[{"message":{}}],"usage":{"prompt_tokens":1e400}}`, `{"choices":[{"message":{}}],"usage":[]}`,
+}
+
+// FuzzParseObject: the payload walk builds exactly the map json.Unmarshal
+// builds and the message split exactly the slice it decodes, and both
+// refuse what it refuses.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range walkSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		obj, err := parseObject(payload)
+		var want map[string]json.RawMessage
+		trimmed := bytes.TrimSpace(payload)
+		werr := json.Unmarshal(trimmed, &want)
+		if len(trimmed) == 0 || trimmed[0] != '{' {
+			werr = errors.New("not an object")
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("parseObject err %v, encoding/json err %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(obj, want) {
+			t.Fatalf("parseObject %q\nwant %q", obj, want)
+		}
+		for _, raw := range obj {
+			items, ok := messageItems(raw)
+			var wantItems []struct {
+				Role    json.RawMessage `json:"role"`
+				Content json.RawMessage `json:"content"`
+			}
+			werr := json.Unmarshal(raw, &wantItems)
+			if ok != (werr == nil && wantItems != nil) {
+				t.Fatalf("messageItems(%s) ok=%v, encoding/json err %v", raw, ok, werr)
+			}
+			if ok && len(items) != len(wantItems) {
+				t.Fatalf("messageItems(%s): %d items, want %d", raw, len(items), len(wantItems))
+			}
+			for i := range items {
+				if ok && (!bytes.Equal(items[i].Role, wantItems[i].Role) || !bytes.Equal(items[i].Content, wantItems[i].Content)) {
+					t.Fatalf("messageItems(%s)[%d] = %q, want %q", raw, i, items[i], wantItems[i])
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeGenerationFast: whatever the one-pass decoder accepts, the
+// lenient encoding/json decoder decodes to the same generation.
+func FuzzDecodeGenerationFast(f *testing.F) {
+	for _, s := range walkSeeds {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
+		fg, ok := decodeGenerationFast(body, chat)
+		if !ok {
+			return
+		}
+		sg, err := decodeGeneration("fuzz", body, chat)
+		if err != nil || !reflect.DeepEqual(fg, sg) {
+			t.Fatalf("%s:\nfast %+v\nslow %+v (%v)", body, fg, sg, err)
+		}
+	})
 }

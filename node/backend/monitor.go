@@ -113,7 +113,7 @@ func NewMonitor(backends []Backend, opts ...MonitorOption) (*Monitor, error) {
 		interval:  DefaultProbeInterval,
 		timeout:   DefaultProbeTimeout,
 		threshold: DefaultFailThreshold,
-		log:       slog.Default(),
+		log:       slog.New(slog.DiscardHandler),
 		states:    make([]BackendState, len(backends)),
 	}
 	for _, o := range opts {
@@ -127,7 +127,7 @@ func NewMonitor(backends []Backend, opts ...MonitorOption) (*Monitor, error) {
 		}
 		m.states[i] = BackendState{Index: i, Name: b.Name(), Target: describe(b)}
 	}
-	m.log = m.log.With("subsystem", "backend-monitor")
+	m.log = m.log.With("component", "backend-monitor")
 	return m, nil
 }
 

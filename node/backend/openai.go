@@ -51,6 +51,8 @@ type OpenAI struct {
 	stream   bool
 	engine   string
 	userAgnt string
+	authHdr  []string // "Bearer "+apiKey, built once; LOG-FORBIDDEN
+	uaHdr    []string
 }
 
 // Option configures an OpenAI client.
@@ -132,6 +134,12 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 	if c.client == nil {
 		c.client = &http.Client{Transport: pooledTransport()}
 	}
+	if c.apiKey != "" {
+		c.authHdr = []string{"Bearer " + c.apiKey}
+	}
+	if c.userAgnt != "" {
+		c.uaHdr = []string{c.userAgnt}
+	}
 	return c, nil
 }
 
@@ -161,6 +169,18 @@ func (c *OpenAI) StreamsOutput() bool { return true }
 
 // GeneratedByAI is true: answers come from a model (iicp-core.md §3.2).
 func (c *OpenAI) GeneratedByAI() bool { return true }
+
+// ReturnsOnCancel reports whether Do returns promptly once its ctx ends,
+// which lets the engine run it without a guard goroutine. net/http's own
+// transport aborts the exchange (dial, write, read) on cancellation; a
+// custom RoundTripper given through WithHTTPClient promises nothing.
+func (c *OpenAI) ReturnsOnCancel() bool {
+	switch c.client.Transport.(type) {
+	case nil, *http.Transport:
+		return true
+	}
+	return false
+}
 
 // String describes the backend without secrets (for health output and logs).
 func (c *OpenAI) String() string { return "openai " + c.base.String() }
@@ -235,25 +255,37 @@ func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, str
 	if err != nil {
 		return nil, err
 	}
+	// Canonical names and shared, never-mutated value slices: no
+	// canonicalisation or allocation per header (RoundTrippers must not
+	// modify the request, so sharing is safe).
+	h := make(http.Header, 6)
 	if body != nil {
-		hr.Header.Set("Content-Type", "application/json")
+		h["Content-Type"] = jsonMedia
 	}
 	if stream {
-		hr.Header.Set("Accept", "text/event-stream")
+		h["Accept"] = eventStreamMedia
 	} else {
-		hr.Header.Set("Accept", "application/json")
+		h["Accept"] = jsonMedia
 	}
-	if c.apiKey != "" {
-		hr.Header.Set("Authorization", "Bearer "+c.apiKey)
+	if c.authHdr != nil {
+		h["Authorization"] = c.authHdr
 	}
-	if c.userAgnt != "" {
-		hr.Header.Set("User-Agent", c.userAgnt)
+	if c.uaHdr != nil {
+		h["User-Agent"] = c.uaHdr
 	}
 	if safeTraceID(traceID) {
-		hr.Header.Set(HeaderTraceID, traceID)
+		h[canonicalTraceHeader] = []string{traceID}
 	}
+	hr.Header = h
 	return c.client.Do(hr)
 }
+
+// Shared request header values (read-only).
+var (
+	jsonMedia            = []string{"application/json"}
+	eventStreamMedia     = []string{"text/event-stream"}
+	canonicalTraceHeader = http.CanonicalHeaderKey(HeaderTraceID)
+)
 
 // safeTraceID admits the trace ID forms wire accepts (32 hex digits or a
 // UUID); anything else is not forwarded rather than failing the request.

@@ -572,3 +572,26 @@ func TestSEC_LOG_01_GarbageHTTPNotQuoted(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// The engine runs a backend without a guard goroutine only when it promises
+// to return on cancellation: net/http's own transport does, a custom
+// RoundTripper promises nothing.
+func TestOpenAIReturnsOnCancelOnlyWithHTTPTransport(t *testing.T) {
+	for _, tc := range []struct {
+		opts []Option
+		want bool
+	}{
+		{nil, true},
+		{[]Option{WithHTTPClient(&http.Client{})}, true},
+		{[]Option{WithHTTPClient(&http.Client{Transport: &http.Transport{}})}, true},
+		{[]Option{WithHTTPClient(&http.Client{Transport: cannedTransport{}})}, false},
+	} {
+		c, err := NewOpenAI("http://127.0.0.1:1", tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ReturnsOnCancel(); got != tc.want {
+			t.Errorf("%T: ReturnsOnCancel %v, want %v", c.client.Transport, got, tc.want)
+		}
+	}
+}

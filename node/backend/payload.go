@@ -109,10 +109,21 @@ func parseObject(payload json.RawMessage) (map[string]json.RawMessage, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, badPayload("", "payload must be a JSON object")
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
+	if !json.Valid(trimmed) {
 		return nil, badPayload("", "payload is not valid JSON")
 	}
+	// What json.Unmarshal into this map would build, in one walk: values
+	// are the members' bytes (sharing the payload's array, which nothing
+	// writes to), a repeated name keeps its last value.
+	obj := make(map[string]json.RawMessage, 4)
+	eachMember(trimmed, func(key, val []byte) bool {
+		k, ok := simpleJSONString(key)
+		if !ok {
+			_ = json.Unmarshal(key, &k) // a key of a valid document always decodes
+		}
+		obj[k] = val
+		return true
+	})
 	return obj, nil
 }
 
@@ -145,11 +156,8 @@ type chatMessage struct {
 // parseMessages checks messages against llm-chat-v1-input.json: a non-empty
 // array of objects with an enumerated role and a present content.
 func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
-	var items []struct {
-		Role    json.RawMessage `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
-	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
+	items, ok := messageItems(raw)
+	if !ok {
 		return nil, badPayload("messages", "must be an array of objects")
 	}
 	if len(items) == 0 {
@@ -173,6 +181,48 @@ func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
 		out[i] = chatMessage{Role: role, Content: it.Content}
 	}
 	return out, nil
+}
+
+// messageItem is one element of messages as a struct decode sees it: the
+// raw role and content members, nil when absent.
+type messageItem struct{ Role, Content json.RawMessage }
+
+// messageItems splits raw (a member of a payload json.Valid accepted) the
+// way json.Unmarshal into []struct{Role, Content json.RawMessage} would:
+// an array whose elements are objects or null; member names match
+// case-insensitively, a repeated one keeps its last value. ok=false where
+// that decode fails (not an array, an element of another type).
+func messageItems(raw json.RawMessage) ([]messageItem, bool) {
+	items := make([]messageItem, 0, 4)
+	ok := eachElement(raw, func(el []byte) bool {
+		var it messageItem
+		if el[0] == 'n' { // null decodes to the zero struct
+			items = append(items, it)
+			return true
+		}
+		ok := eachMember(el, func(key, val []byte) bool {
+			switch {
+			case jsonKeyFold(key, "role"):
+				it.Role = val
+			case jsonKeyFold(key, "content"):
+				it.Content = val
+			}
+			return true
+		})
+		items = append(items, it)
+		return ok
+	})
+	return items, ok
+}
+
+// jsonKeyFold reports whether a raw member key names field as encoding/json
+// matches struct fields: after unescaping, ignoring case.
+func jsonKeyFold(key []byte, field string) bool {
+	if len(key) >= 2 && bytes.IndexByte(key, '\\') < 0 {
+		return bytes.EqualFold(key[1:len(key)-1], []byte(field))
+	}
+	var k string
+	return json.Unmarshal(key, &k) == nil && strings.EqualFold(k, field)
 }
 
 // completionBody validates an llm:completion:v1 payload for /completions.

@@ -23,5 +23,5 @@
 // an API key (Authorization: Bearer <key>), checked in constant time and
 // never logged. Prompts and answers are never logged either.
 //
-// openai imports route and wire; never internal/app.
+// openai imports route and wire; never internal/daemon.
 package openai

@@ -26,7 +26,7 @@ const slowModel = "slow-model"
 
 // servingEngine is a real engine (open mode) serving chat, completion and
 // embeddings with slowModel on an OpenAI-compatible test backend.
-func servingEngine(t testing.TB, llm *testutil.SlowLLM, maxConc int) (*node.Engine, []wire.Capability) {
+func servingEngine(t testing.TB, nodeID string, llm *testutil.SlowLLM, maxConc int) (*node.Engine, []wire.Capability) {
 	t.Helper()
 	srv := httptest.NewServer(llm.Handler())
 	t.Cleanup(srv.Close)
@@ -41,7 +41,7 @@ func servingEngine(t testing.TB, llm *testutil.SlowLLM, maxConc int) (*node.Engi
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := node.New(node.Config{NodeID: "6f1c2f0e-3b7a-4c1e-9d2a-0a1b2c3d4e5f", MaxConcurrent: maxConc}, rt,
+	eng, err := node.New(node.Config{NodeID: nodeID, MaxConcurrent: maxConc}, rt,
 		node.WithOpenMode(), node.WithRegisterer(prometheus.NewRegistry()), node.WithQoSWait(wire.QoSInteractive, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +55,8 @@ func servingEngine(t testing.TB, llm *testutil.SlowLLM, maxConc int) (*node.Engi
 }
 
 // startMesh runs a real mesh node on loopback QUIC; eng nil serves nothing.
-func startMesh(t testing.TB, eng *node.Engine, caps []wire.Capability) (*mesh.Mesh, peer.AddrInfo) {
+func startMesh(t testing.TB, id *identity.Identity, eng *node.Engine, caps []wire.Capability) (*mesh.Mesh, peer.AddrInfo) {
 	t.Helper()
-	id, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, err := id.Libp2pKey()
 	if err != nil {
 		t.Fatal(err)
@@ -109,14 +105,23 @@ type gatewayFixture struct {
 
 func newGateway(t testing.TB, llm *testutil.SlowLLM, maxConc int, opts ...Option) *gatewayFixture {
 	t.Helper()
-	eng, caps := servingEngine(t, llm, maxConc)
-	_, serverPeer := startMesh(t, eng, caps)
-	caller, _ := startMesh(t, nil, nil)
+	serverID, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	callerID, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, caps := servingEngine(t, serverID.NodeID(), llm, maxConc)
+	_, serverPeer := startMesh(t, serverID, eng, caps)
+	caller, _ := startMesh(t, callerID, nil, nil)
 	caller.AddBootstrapPeers([]peer.AddrInfo{serverPeer})
 	mf := route.MeshFinder{M: caller}
+	// The signed advert (not a DHT provider record) carries the models.
 	testutil.WaitFor(t, 15*time.Second, "the caller to learn the serving peer's advert", func() bool {
-		ts, _ := mf.Find(context.Background(), route.Query{Intent: wire.IntentChat})
-		return len(ts) > 0
+		ms := route.Models(context.Background(), nil, mf)
+		return len(ms) == 1 && len(ms[0].Intents) == 3
 	})
 	r, err := route.New([]route.Finder{mf}, route.WithTransport(route.PathMesh, route.MeshTransport{M: caller}),
 		route.WithRetryBase(10*time.Millisecond))
