@@ -48,6 +48,13 @@
 // allocating, derives its deadline from constraints.timeout_ms, runs the
 // engine with wire.Caller{PeerID, PeerNodeID, Transport: "quic", RemoteIP,
 // ConsumerToken}, answers one frame and closes; any I/O error resets.
+//
+// A native CALL that requires the service-lifecycle profile (constraints
+// required_profiles in key 21) is answered with an OBSERVE frame carrying
+// the `accepted` envelope, RESPONSE frames with status "partial" and
+// is_final=false, then the terminal RESPONSE, all with the key-13 envelope
+// (taskstream.go); CallOptions.OnEvent receives the events in order after
+// the receiver's checks (sequence, finality, the answerer's node_id).
 // Frame-level faults follow the §9.6 disposition table. Decisions are in
 // docs/spec-decisions.md, section "mesh".
 //

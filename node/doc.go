@@ -7,6 +7,12 @@
 // rules live once:
 //
 //	Execute(ctx, *wire.Call, wire.Caller) *wire.Response  // never nil
+//	ExecuteStream(ctx, call, caller, emit) *wire.Response // service-lifecycle profile
+//
+// ExecuteStream applies the same rules and reports accepted (the slot is
+// held), one partial per chunk the backend produces (node/backend.Sink)
+// and exactly one terminal event on the returned RESPONSE; Execute refuses
+// a CALL that requires the profile (unsupported_profile).
 //
 // On failure Response.Status is "error" or "timeout", Result is null and
 // Error carries the IICP code; the HTTP status is Response.Error.Status().

@@ -120,7 +120,6 @@ func TestExecuteRequiresStreamTransport(t *testing.T) {
 	wantError(t, f.eng.ExecuteStream(context.Background(), other, httpCaller, (&recorded{}).emit), wire.CodeUnsupportedProfile, wire.StatusError)
 }
 
-
 // LIFECYCLE-12 (fixture service-lifecycle-v1.json): a task_id reused with
 // the same idempotency key but a different request is refused with
 // conflict and not executed; a second streamed CALL with the task_id of an

@@ -20,6 +20,15 @@
 //		route.WithCredential(tokenFor))
 //	res, err := r.Call(ctx, call, route.Query{})
 //
+// CallStream runs the same loop under the service-lifecycle profile: each
+// target whose transport can stream (MeshTransport, HTTPTransport, the
+// daemon's local engine) is asked for accepted/partial/terminal events and
+// the partial result chunks reach the caller as they are generated; once a
+// chunk has been delivered the attempt is final (ErrStreamBroken, never a
+// retry that would repeat output). LocalFinder offers this node's engine
+// as a candidate, and Models merges what finders offer into the model
+// catalogue (route/openai's GET /v1/models).
+//
 // A Go program with only a directory uses route.ForDirectory. The HTTP
 // path seals payloads with IICP-CX and reads every deployed SDK dialect
 // (dirbridge/dirclient.PostTask); the mesh path rides the libp2p secure

@@ -21,6 +21,13 @@
 // trace.trace_id, else the X-IICP-Trace-Id or W3C traceparent request
 // header, else a fresh one).
 //
+// A JSON CALL that requires the service-lifecycle profile
+// (constraints.required_profiles) is answered with 200 text/event-stream:
+// one server-sent event per lifecycle event (accepted, partial…, and the
+// terminal RESPONSE), partials sealed with IICP-CX like results; closing
+// the connection cancels the task (stream.go). PostTaskStream is the
+// client side.
+//
 // POST /v1/task is rate limited per request Origin and per source IP
 // (iicp-core.md §3.1 "Per-origin rate-limit"); loopback callers are exempt
 // from the per-IP limit only. TLS 1.3 is the only protocol (SEC-TLS-01);

@@ -14,7 +14,9 @@
 //     registry input schemas (registry/schemas/llm-*-v1-input.json) before
 //     any request; results follow the output schemas (OpenAI-shaped
 //     choices[] and usage). With stream: true (payload or WithStreaming) the
-//     server-sent events are assembled into one buffered result.
+//     server-sent events are assembled into one buffered result; with a
+//     Sink in the context (the engine's streamed tasks, sink.go) every
+//     chunk is also handed over, normalised, as it arrives.
 //   - Echo (NewEcho) runs no model: model name "meshnode-echo", chat echoes
 //     the last user message, token counts are word counts.
 //   - Monitor probes every backend's Check on an interval (Serve(ctx) error);
