@@ -134,7 +134,7 @@ const DetectOff = "off"
 // Subsystems are the logger names [log.levels] may set.
 // Each is printed as subsystem=<name> in every line its logger writes
 // (internal/logging); "libp2p" carries libp2p's own lines.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin"}
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin", "openai"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 

@@ -145,7 +145,7 @@ profile = {{v .Profile}}
 
 [log.levels]
 # Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh,
-# libp2p, admin (the subsystem=<name> printed in each log line; libp2p
+# libp2p, admin, openai (the subsystem=<name> printed in each log line; libp2p
 # defaults to at least warn).
 #example: mesh = "debug"
 `
