@@ -19,6 +19,8 @@ type upFlags struct {
 	dev           bool
 	p2p           []string
 	noMesh        bool
+	mcpListen     string
+	noMCP         bool
 }
 
 func newUpCmd(e *env, g *globals) *cobra.Command {
@@ -71,6 +73,8 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private endpoints allowed")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "libp2p listen multiaddr (repeatable; replaces mesh.listen)")
 	fl.BoolVar(&f.noMesh, "no-mesh", false, "run without the libp2p mesh (HTTP bridge and directory only; mesh.enabled = false)")
+	fl.StringVar(&f.mcpListen, "mcp-listen", "", "MCP server listen address host:port, served at /mcp (mcp.listen)")
+	fl.BoolVar(&f.noMCP, "no-mcp", false, "run without the MCP server (mcp.enabled = false)")
 	return cmd
 }
 
@@ -109,8 +113,25 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 	if f.noMesh {
 		cfg.Mesh.Enabled = false
 	}
+	if err := f.applyMCP(cmd, cfg); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return withCode(exitConfig, err)
+	}
+	return nil
+}
+
+// applyMCP applies --mcp-listen and --no-mcp.
+func (f *upFlags) applyMCP(cmd *cobra.Command, cfg *config.Config) error {
+	if cmd.Flags().Changed("mcp-listen") {
+		if f.noMCP {
+			return usageErr("--no-mcp and --mcp-listen contradict each other")
+		}
+		cfg.MCP.Listen, cfg.MCP.Enabled = f.mcpListen, true
+	}
+	if f.noMCP {
+		cfg.MCP.Enabled = false
 	}
 	return nil
 }

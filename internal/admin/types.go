@@ -18,6 +18,8 @@ type Runtime struct {
 	AdminURL string `json:"admin_url"`
 	// HTTPURL is the HTTP bridge's bound base URL.
 	HTTPURL string `json:"http_url"`
+	// MCPURL is the MCP endpoint (route/mcp), "" when disabled.
+	MCPURL string `json:"mcp_url,omitempty"`
 	// Endpoint is the URL registered with directories.
 	Endpoint string `json:"endpoint"`
 	// Directories are the directories the node registers with.

@@ -60,6 +60,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	infra := newGroup(9)
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
+	if d.mcp != nil {
+		infra.start(infraCtx, service{"mcp", d.mcp.Serve})
+	}
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
@@ -136,6 +139,9 @@ func (d *daemon) announce(ctx context.Context, infra *group) error {
 		HTTPURL: d.bridge.URL(), Endpoint: d.endpoint, Directories: d.dirURLs,
 		EmbeddedDirectory: d.embeddedURL, P2PAddrs: d.p2pAddrs(), StartedAt: d.started,
 	}
+	if d.mcp != nil {
+		rt.MCPURL = d.mcp.URL()
+	}
 	if pid, err := d.id.PeerID(); err == nil {
 		rt.PeerID = pid.String()
 	}
@@ -198,6 +204,9 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	}
 	for _, a := range rt.P2PAddrs {
 		fmt.Fprintf(&b, "  mesh         %s\n", a)
+	}
+	if rt.MCPURL != "" {
+		fmt.Fprintf(&b, "  MCP          %s  (tools: the mesh's intents)\n", rt.MCPURL)
 	}
 	fmt.Fprintf(&b, "  backend      %s\n", d.be.describe)
 	switch d.dirMode {

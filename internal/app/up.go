@@ -32,6 +32,7 @@ import (
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/route/mcp"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -77,6 +78,7 @@ type daemon struct {
 
 	host host.Host
 	mesh *mesh.Mesh
+	mcp  *mcp.Server // nil when mcp.enabled is false
 	// peerKick asks the peer refresh loop to look for mesh peers now (after
 	// a registration: the directory then lists this node and, usually, new
 	// peers), instead of waiting for its next tick.
@@ -164,6 +166,9 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 		return nil, err
 	}
 	if err := d.setupAdmin(); err != nil {
+		return nil, err
+	}
+	if err := d.setupMCP(); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -36,6 +36,7 @@ type Config struct {
 	Server    Server    `toml:"directory_server"`
 	Mesh      Mesh      `toml:"mesh"`
 	Admin     Admin     `toml:"admin"`
+	MCP       MCP       `toml:"mcp"`
 	Log       Log       `toml:"log"`
 }
 

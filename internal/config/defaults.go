@@ -62,6 +62,7 @@ func base() Config {
 			AdvertInterval: Duration(20 * time.Second),
 		},
 		Admin: Admin{Listen: "127.0.0.1:0"},
+		MCP:   MCP{Enabled: true, Listen: DefaultMCPListen},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -99,6 +100,7 @@ var profiles = map[string]func(*Config){
 		c.Mesh.ConnsLow = 8
 		c.Mesh.ConnsHigh = 32
 		c.Mesh.AdvertInterval = Duration(2 * time.Second)
+		c.MCP.Listen = "127.0.0.1:0"
 	},
 }
 
@@ -130,7 +132,7 @@ const DetectOff = "off"
 // Subsystems are the logger names [log.levels] may set.
 // Each is printed as subsystem=<name> in every line its logger writes
 // (internal/logging); "libp2p" carries libp2p's own lines.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin"}
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin", "mcp"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 
@@ -165,6 +167,7 @@ func (c *Config) Validate() error {
 	if host, _, err := net.SplitHostPort(c.Admin.Listen); err != nil || !isLoopback(host) {
 		bad("admin.listen", "must be a loopback host:port, got %q", c.Admin.Listen)
 	}
+	c.validateMCP(bad)
 	c.validateLog(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))

@@ -125,6 +125,15 @@ profile = {{v .Profile}}
 # free port, written to the state directory with a 0600 admin token.
 # listen = {{v .Admin.Listen}}
 
+[mcp]
+# MCP server (Streamable HTTP at http://<listen>/mcp): the mesh's intents as
+# tools (llm_chat, llm_embedding…) for Claude Desktop and agent frameworks.
+# enabled = {{v .MCP.Enabled}}
+# Loopback needs no key; any other address needs api_key_file.
+# listen = {{v .MCP.Listen}}
+# File (0600) holding the key clients send as "Authorization: Bearer <key>".
+# api_key_file = {{v .MCP.APIKeyFile}}
+
 [log]
 # debug, info, warn or error.
 # level = {{v .Log.Level}}
@@ -133,7 +142,7 @@ profile = {{v .Profile}}
 
 [log.levels]
 # Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh,
-# libp2p, admin (the subsystem=<name> printed in each log line; libp2p
+# libp2p, admin, mcp (the subsystem=<name> printed in each log line; libp2p
 # defaults to at least warn).
 #example: mesh = "debug"
 `

@@ -173,7 +173,9 @@ func TestMCP_TrustGuard(t *testing.T) {
 	open := startMCP(t, n, "")
 	js := map[string]string{"Content-Type": "application/json"}
 	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
-	with := func(k, v string) map[string]string { return map[string]string{"Content-Type": "application/json", k: v} }
+	with := func(k, v string) map[string]string {
+		return map[string]string{"Content-Type": "application/json", k: v}
+	}
 	for _, c := range []struct {
 		name, method, host string
 		hdr                map[string]string
