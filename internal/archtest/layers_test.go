@@ -42,7 +42,7 @@ var layers = map[string]layer{
 	// above directory, never the reverse.
 	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
-	"route": {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
 	// MCP over Streamable HTTP: tools are intents, every call goes through route.
 	"route/mcp":          {may: []string{"wire", "route", "mesh", "dirbridge/client"}},
 	"internal/app":       {may: []string{anyPkg}},
