@@ -80,6 +80,8 @@ var layers = map[string]layer{
 	// hosts to measure them: a composition of its own, so it may use every
 	// library package, but never internal/app or cmd.
 	"bench": {may: []string{anyLib}},
+	// Documented examples: what a Go user imports.
+	"examples/gocall": {may: []string{"route", "wire"}},
 }
 
 // heavyDeps keeps large third-party trees in the packages that own them,
@@ -322,7 +324,7 @@ func isLibrary(rel string) bool {
 	if _, ok := layers[rel]; !ok {
 		return false
 	}
-	return rel != "internal/app" && !under(rel, "cmd") && rel != "bench"
+	return rel != "internal/app" && !under(rel, "cmd") && !under(rel, "examples") && rel != "bench"
 }
 
 func mayList(may []string) string {
