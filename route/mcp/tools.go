@@ -48,17 +48,34 @@ func ToolName(intent string) (string, bool) {
 	return name, true
 }
 
-// tools builds the catalogue from the intents the mesh serves, sorted by
-// name; when two intents map to one name, the first URN in sort order keeps it.
+// MaxTools bounds the catalogue: mesh peers' adverts name intents, and a
+// hostile peer advertising thousands must not flood an MCP client's
+// context. Registered intents are kept first.
+const MaxTools = 64
+
+// tools builds the catalogue from the intents the mesh serves: registered
+// intents first, then the others in URN order, at most MaxTools, sorted by
+// name; when two intents map to one name, the first kept wins. Descriptions
+// are this server's own text, never a peer's.
 func (s *Server) tools(ctx context.Context) []Tool {
 	intents := s.cfg.Intents(ctx)
-	sort.Strings(intents)
+	sort.SliceStable(intents, func(i, j int) bool {
+		_, ki := known[intents[i]]
+		_, kj := known[intents[j]]
+		if ki != kj {
+			return ki
+		}
+		return intents[i] < intents[j]
+	})
 	seen := map[string]bool{}
 	var out []Tool
 	for _, in := range intents {
 		name, ok := ToolName(in)
 		if !ok || seen[name] {
 			continue
+		}
+		if len(out) == MaxTools {
+			break
 		}
 		seen[name] = true
 		out = append(out, describe(name, in))
