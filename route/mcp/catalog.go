@@ -17,6 +17,9 @@ import (
 // only when this node or a mesh peer serves them.
 var DefaultProbe = []string{wire.IntentChat, wire.IntentCompletion, wire.IntentEmbedding, wire.IntentSummarise}
 
+// probeBudget bounds one round of directory probes.
+const probeBudget = 3 * time.Second
+
 // DefaultCatalogTTL is how long a Catalog reuses its directory answers.
 const DefaultCatalogTTL = 30 * time.Second
 
@@ -79,12 +82,14 @@ func (c *Catalog) fromDirectories(ctx context.Context) []string {
 	if probe == nil {
 		probe = DefaultProbe
 	}
+	// One budget for the whole probe: an unreachable directory delays a
+	// tools/list at most this long, once per TTL.
+	qctx, cancel := context.WithTimeout(ctx, probeBudget)
+	defer cancel()
 	var found []string
 	for _, in := range probe {
 		for _, d := range c.Directories {
-			qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			nl, err := d.Discover(qctx, client.Query{Intent: in, Limit: 1})
-			cancel()
 			if err == nil && len(nl.Nodes) > 0 {
 				found = append(found, in)
 				break

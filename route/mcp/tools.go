@@ -136,13 +136,7 @@ func (s *Server) callTool(ctx context.Context, rev revision, params json.RawMess
 	if args[0] != '{' {
 		return nil, newErr(http.StatusOK, CodeInvalidParams, "params.arguments must be an object")
 	}
-	var tool *Tool
-	for _, t := range s.tools(ctx) {
-		if t.Name == p.Name {
-			tool = &t
-			break
-		}
-	}
+	tool := s.lookup(ctx, p.Name)
 	if tool == nil {
 		return nil, newErr(http.StatusOK, CodeInvalidParams, "unknown tool: tools/list names the tools the mesh serves now")
 	}
@@ -157,6 +151,25 @@ func (s *Server) callTool(ctx context.Context, rev revision, params json.RawMess
 	out := toolResult(res, err, ctx.Err())
 	s.log.Debug("mcp tool call", "tool", tool.Name, "path", out.path, "node_id", out.nodeID, "code", out.code)
 	return complete(rev, out.body), nil
+}
+
+// lookup finds the tool named name: in the current catalogue, else among
+// the registered intents (a directory that did not answer the last probe
+// must not make llm_chat unknown; the router still decides whether any
+// node serves it).
+func (s *Server) lookup(ctx context.Context, name string) *Tool {
+	for _, t := range s.tools(ctx) {
+		if t.Name == name {
+			return &t
+		}
+	}
+	for in := range known {
+		if n, ok := ToolName(in); ok && n == name {
+			t := describe(n, in)
+			return &t
+		}
+	}
+	return nil
 }
 
 // outcome is a tools/call result and what is logged about it.
