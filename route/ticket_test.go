@@ -28,8 +28,11 @@ type ticketDir struct {
 	issuer   string // "" signs as the server's own URL
 	signWith ed25519.PrivateKey
 	legacy   bool // answer tickets 404 not_found (a directory without tickets)
-	mu       sync.Mutex
-	excluded [][]string
+	// routeNodeID, when set, replaces the route's node_id (a directory
+	// pairing a ticket with another node's route).
+	routeNodeID string
+	mu          sync.Mutex
+	excluded    [][]string
 }
 
 func newTicketDir(t *testing.T, nodes ...wire.NodeSummary) *ticketDir {
@@ -65,11 +68,15 @@ func (d *ticketDir) serve(w http.ResponseWriter, r *http.Request) {
 				iss = d.srv.URL
 			}
 			now := time.Now()
+			route := n
+			if d.routeNodeID != "" {
+				route.NodeID = d.routeNodeID
+			}
 			tok, _ := token.SignRouteTicket(d.signWith, token.RouteTicket{V: 1, Typ: token.TicketType, Iss: iss,
 				Aud: token.TicketAudience, JTI: "0123456789abcdef01234567", NodeID: n.NodeID, Intent: q.Intent,
 				IAT: now.Unix(), Exp: now.Add(2 * time.Minute).Unix()})
 			writeJSON(w, 201, map[string]any{"ticket": tok, "ticket_id_prefix": "0123456789ab", "issued_at": now.Unix(),
-				"expires_at": now.Add(2 * time.Minute).Unix(), "issuer": iss, "intent": q.Intent, "node_id": n.NodeID, "route": n})
+				"expires_at": now.Add(2 * time.Minute).Unix(), "issuer": iss, "intent": q.Intent, "node_id": n.NodeID, "route": route})
 			return
 		}
 		writeJSON(w, 404, wire.NewError(wire.CodeNoRoute, "no eligible route").Envelope())
@@ -124,6 +131,11 @@ func TestTicketFinder_RefusesUnverifiedRoutes(t *testing.T) {
 	_, forged.signWith, _ = ed25519.GenerateKey(rand.Reader)
 	if got, err := forged.finder(t).Find(context.Background(), Query{Intent: wire.IntentChat}); err == nil || len(got) != 0 {
 		t.Fatalf("forged ticket accepted: %v %v", got, err)
+	}
+	swapped := newTicketDir(t, n)
+	swapped.routeNodeID = "bbbbbbbb-0000-4000-8000-000000000002" // a route for another node than the ticket's
+	if got, err := swapped.finder(t).Find(context.Background(), Query{Intent: wire.IntentChat}); err == nil || len(got) != 0 {
+		t.Fatalf("route for another node accepted: %v %v", got, err)
 	}
 	other := newTicketDir(t, n)
 	other.issuer = "https://evil.example"

@@ -39,7 +39,7 @@ type llm struct {
 	seen []string // raw request bodies and headers
 }
 
-func newLLM(t *testing.T) *llm {
+func newLLM(t testing.TB) *llm {
 	l := &llm{}
 	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -84,7 +84,7 @@ type testNode struct {
 	logs *testutil.SyncBuffer
 }
 
-func startNode(t *testing.T) *testNode {
+func startNode(t testing.TB) *testNode {
 	t.Helper()
 	n := &testNode{llm: newLLM(t), logs: &testutil.SyncBuffer{}}
 	oa, err := backend.NewOpenAI(n.llm.srv.URL)
@@ -136,7 +136,7 @@ type mcpServer struct {
 	logs *testutil.SyncBuffer
 }
 
-func startMCP(t *testing.T, n *testNode, key string, mutate ...func(*Config)) *mcpServer {
+func startMCP(t testing.TB, n *testNode, key string, mutate ...func(*Config)) *mcpServer {
 	t.Helper()
 	target := route.Target{Path: route.PathHTTP, NodeID: testNodeID, Plaintext: true,
 		Node: wire.NodeSummary{NodeID: testNodeID, Endpoint: n.url, Available: true}}
