@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -66,5 +68,25 @@ func TestMCP_CallRegisteredToolOutsideCatalogue(t *testing.T) {
 	r, _ := res["result"].(map[string]any)
 	if st != 200 || r == nil || r["isError"] != false {
 		t.Fatalf("%d %v", st, res)
+	}
+}
+
+// TestToolSchemasMatchRegistry: the embedded input schemas are the intent
+// registry's (registry/schemas/llm-*-v1-input.json) minus $schema and $id.
+func TestToolSchemasMatchRegistry(t *testing.T) {
+	for intent, k := range known {
+		var reg, ours map[string]any
+		if err := json.Unmarshal(spectest.Read(t, "registry", "schemas", k.schema), &reg); err != nil {
+			t.Fatal(err)
+		}
+		delete(reg, "$schema")
+		delete(reg, "$id")
+		b, err := schemaFS.ReadFile("schemas/" + k.schema)
+		if err != nil || json.Unmarshal(b, &ours) != nil {
+			t.Fatalf("%s: embedded schema unreadable: %v", intent, err)
+		}
+		if !reflect.DeepEqual(reg, ours) {
+			t.Errorf("%s: embedded schema differs from the registry's", intent)
+		}
 	}
 }
