@@ -56,7 +56,7 @@ bench:
 # through a bare httputil.ReverseProxy hop): overhead p50/p99 in µs at
 # concurrency 1, 32 and 64, throughput ratios, node-vs-proxy, CPU per request.
 bench-node:
-	$(GO) test -run '^$$' -bench NodeOverhead -benchtime 4000x ./dirbridge/nodeapi/
+	$(GO) test -run '^$$' -bench NodeOverhead -benchtime 4000x ./dirbridge/httpapi/
 
 # bench-report: the benchmark command (bench/): node task path vs direct
 # backend and vs a bare reverse-proxy hop (plaintext, TLS), mesh QUIC stream vs HTTP bridge, 50-node advert

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
@@ -113,17 +113,17 @@ func newNodeStack(be *llmBackend, maxConc int) (*nodeStack, error) {
 // caller-side client that trusts it.
 func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client, error) {
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts := []nodeapi.Option{nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithLogger(logger), nodeapi.WithRegistry(prometheus.NewRegistry())}
+	opts := []httpapi.Option{httpapi.WithAddr("127.0.0.1:0"), httpapi.WithLogger(logger), httpapi.WithRegistry(prometheus.NewRegistry())}
 	if useTLS {
 		dir, err := s.tempDir()
 		if err != nil {
 			return "", nil, err
 		}
-		opts = append(opts, nodeapi.WithSelfSignedDir(dir))
+		opts = append(opts, httpapi.WithSelfSignedDir(dir))
 	} else {
-		opts = append(opts, nodeapi.WithPlaintextDev())
+		opts = append(opts, httpapi.WithPlaintextDev())
 	}
-	srv, err := nodeapi.New(s.engine, opts...)
+	srv, err := httpapi.New(s.engine, opts...)
 	if err != nil {
 		return "", nil, err
 	}

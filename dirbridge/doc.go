@@ -2,7 +2,7 @@
 // jobs apart:
 //
 //   - client: the directory client a node uses (register, heartbeat, discover).
-//   - nodeapi: the node's spec REST surface (POST /v1/task, GET /iicp/health,
+//   - httpapi: the node's spec REST surface (POST /v1/task, GET /iicp/health,
 //     /metrics), a thin transport in front of the task engine.
 //   - directory: the IICP-DIR directory server (SQLite store, scoring, tokens).
 //   - federation: the signed event log and replica sync.

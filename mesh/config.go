@@ -96,6 +96,10 @@ type Config struct {
 	// Load reports current load in [0,1] and active jobs; nil means the mesh
 	// counts only the tasks it serves itself.
 	Load func() (load float64, activeJobs int)
+	// Available reports whether the node can serve now (its backend
+	// answers); nil means always. An unavailable node advertises
+	// available=false, and a change is advertised at once (Mesh.Readvertise).
+	Available func() bool
 
 	// DHTMode defaults to DHTServer.
 	DHTMode DHTMode
@@ -125,7 +129,7 @@ type Config struct {
 	BreakerThreshold    int
 	BreakerOpenFor      time.Duration
 
-	// Logger receives the mesh's logs; nil means slog.Default().
+	// Logger receives the mesh's logs; nil discards them (only the composition root logs by default).
 	Logger *slog.Logger
 }
 
@@ -169,7 +173,7 @@ func (c *Config) setDefaults() {
 		c.AdvertRate = DefaultAdvertRate
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

@@ -65,6 +65,19 @@ func (m *Mesh) localLoad() (float64, int) {
 	return wire.Clamp01(float64(n) / float64(m.cfg.MaxConcurrent)), n
 }
 
+// backendAvailable is Config.Available, true when unset.
+func (m *Mesh) backendAvailable() bool { return m.cfg.Available == nil || m.cfg.Available() }
+
+// Readvertise publishes a fresh advert soon (subject to MinAdvertGap):
+// call it when availability changed, so peers stop (or resume) routing
+// here without waiting for the next periodic advert.
+func (m *Mesh) Readvertise() {
+	select {
+	case m.kickAdvert <- struct{}{}:
+	default:
+	}
+}
+
 // buildAdvert makes this node's next advert.
 func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 	a := &Advert{
@@ -77,8 +90,9 @@ func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 		Seq:           m.seq.Add(1),
 		TimestampMs:   m.now().UnixMilli(),
 		Region:        m.cfg.Region,
-		// iicp-semantics.md §5: unavailable when active_jobs >= max_concurrent.
-		Available: m.cfg.MaxConcurrent <= 0 || jobs < m.cfg.MaxConcurrent,
+		// iicp-semantics.md §5: unavailable when active_jobs >= max_concurrent,
+		// and while the backend does not answer.
+		Available: (m.cfg.MaxConcurrent <= 0 || jobs < m.cfg.MaxConcurrent) && m.backendAvailable(),
 	}
 	for _, c := range m.cfg.Capabilities {
 		a.Caps = append(a.Caps, AdvertCap{Intent: c.Intent, Models: c.Models})
@@ -181,6 +195,7 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 	defer wake.Stop()
 	var last time.Time
 	lastLoad := -1.0
+	lastAvail := true
 	interval := max(m.cfg.AdvertInterval>>warmupAdverts, m.cfg.MinAdvertGap)
 	tokens := bucket{tokens: joinAdvertBurst, last: m.now()}
 	joinRate := 4 / m.cfg.AdvertInterval.Seconds() // tokens per second
@@ -191,7 +206,8 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 		join := m.joins.pending()
 		joinReady := !join.IsZero() && now.Sub(join) >= joinSettle
 		periodic := now.Sub(last) >= interval
-		due := periodic ||
+		avail := m.backendAvailable()
+		due := periodic || avail != lastAvail ||
 			(gapOK && math.Abs(load-lastLoad) >= m.cfg.LoadChangeThreshold) ||
 			(gapOK && joinReady && tokens.take(now, joinRate, joinAdvertBurst))
 		if due {
@@ -203,7 +219,7 @@ func (m *Mesh) advertLoop(ctx context.Context) {
 				m.log.Warn("advert not published", "error", err)
 			}
 			m.joins.answered(now)
-			last, lastLoad = now, load
+			last, lastLoad, lastAvail = now, load, avail
 		}
 		// A pending join is answered when it has settled, the gap has
 		// passed and a token is there, whichever comes last; not at the

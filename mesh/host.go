@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -14,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -117,19 +121,33 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 	if cfg.ConnLow > cfg.ConnHigh {
 		return nil, fmt.Errorf("mesh: new host: conn low %d above high %d", cfg.ConnLow, cfg.ConnHigh)
 	}
+	listen, err := parseListenAddrs(cfg.ListenAddrs)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckListenAddrs(cfg.ListenAddrs); err != nil {
+		return nil, err
+	}
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("mesh: new host: connection manager: %w", err)
 	}
 	rm, err := newResourceManager(cfg.Memory, cfg.FDs, cfg.MaxConcurrent, cfg.Registerer != nil)
 	if err != nil {
+		_ = cm.Close()
 		return nil, fmt.Errorf("mesh: new host: resource manager: %w", err)
 	}
+	// TCP port reuse off: with SO_REUSEPORT a second node binds the same
+	// mesh port without error and dials reach the wrong node. QUIC keeps
+	// its shared socket (dials leave from the listening port; turning that
+	// off leaks a socket per dial in quic-go), so every fixed port was
+	// checked free with a plain bind above: a taken port is a start-up
+	// error, not a warning libp2p logs while it drops the address.
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.ListenAddrs(listen...),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("meshnode"),
@@ -149,7 +167,81 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 		_ = rm.Close()
 		return nil, fmt.Errorf("mesh: new host: %w", err)
 	}
+	// libp2p drops an address it cannot bind with a warning when another
+	// one succeeds; the port checks above make that a race, caught here.
+	if got := len(h.Network().ListenAddresses()); got < len(listen) {
+		_ = h.Close()
+		return nil, fmt.Errorf("%w: %d of %d listen addresses bound (%v)", ErrListen, got, len(listen), cfg.ListenAddrs)
+	}
 	return h, nil
+}
+
+// parseListenAddrs checks every listen multiaddr up front.
+func parseListenAddrs(addrs []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("mesh: listen address %q is not a multiaddr (e.g. /ip4/0.0.0.0/udp/9485/quic-v1): %w", s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// CheckListenAddrs reports the first listen multiaddr that is malformed
+// or whose fixed port another process holds (ErrListen), before any libp2p
+// host tries it: for hosts built elsewhere, such as a directory's gossip host.
+func CheckListenAddrs(addrs []string) error {
+	listen, err := parseListenAddrs(addrs)
+	if err != nil {
+		return err
+	}
+	for _, a := range listen {
+		if err := portFree(a); err != nil {
+			return listenError(a, err)
+		}
+	}
+	return nil
+}
+
+// portFree binds the fixed TCP or UDP port of a listen address without
+// SO_REUSEPORT and lets it go: a socket another process holds, even with
+// SO_REUSEPORT, makes that bind fail with EADDRINUSE.
+func portFree(a ma.Multiaddr) error {
+	ip, err := a.ValueForProtocol(ma.P_IP4)
+	if err != nil {
+		if ip, err = a.ValueForProtocol(ma.P_IP6); err != nil {
+			return nil // a DNS or other address: libp2p reports it
+		}
+	}
+	if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" {
+		c, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	}
+	return nil
+}
+
+// ErrListen marks a mesh listen address that could not be bound.
+var ErrListen = errors.New("mesh: cannot listen")
+
+// listenError names the address and, for a taken port, the cause in words.
+func listenError(a ma.Multiaddr, err error) error {
+	// The swarm folds listen errors into text, so the errno may be lost.
+	if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+		return fmt.Errorf("%w: %s is in use by another process", ErrListen, a)
+	}
+	return fmt.Errorf("%w on %s: %w", ErrListen, a, err)
 }
 
 // newResourceManager scales libp2p's default limits to the given budget

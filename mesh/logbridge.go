@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
@@ -17,6 +18,7 @@ import (
 // wide and must run before the first libp2p logger writes (gologshim binds
 // its handler on first use): cmd/meshnode calls it once at start.
 func RouteLibp2pLogs(h slog.Handler, level slog.Level) {
+	h = shutdownNoise{h}
 	gologshim.SetDefaultHandler(h)
 	golog.SetPrimaryCore(&slogCore{h: h})
 	// "*" also sets the level of go-log loggers created later.
@@ -96,4 +98,41 @@ func zapLevel(l slog.Level) zapcore.Level {
 	default:
 		return zapcore.ErrorLevel
 	}
+}
+
+// shutdownNoise demotes to debug what libp2p logs at error level when a
+// host closes its own listeners (swarm: "listener closed"): a normal stop,
+// or a start that failed on another port, is not an operator's error.
+type shutdownNoise struct{ slog.Handler }
+
+func (h shutdownNoise) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && closedListener(r) {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		d := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+		r.Attrs(func(a slog.Attr) bool { d.AddAttrs(a); return true })
+		return h.Handler.Handle(ctx, d)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h shutdownNoise) WithAttrs(as []slog.Attr) slog.Handler {
+	return shutdownNoise{h.Handler.WithAttrs(as)}
+}
+
+func (h shutdownNoise) WithGroup(name string) slog.Handler {
+	return shutdownNoise{h.Handler.WithGroup(name)}
+}
+
+// closedListener reports a record whose error says the listener closed.
+func closedListener(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" || a.Key == "error" {
+			found = strings.Contains(a.Value.String(), "listener closed")
+		}
+		return !found
+	})
+	return found
 }

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -43,5 +44,21 @@ func TestRouteLibp2pLogs(t *testing.T) {
 	}
 	if got["zap debug dropped"] != nil || got["slog debug dropped"] != nil {
 		t.Errorf("debug lines passed an info handler: %v", got)
+	}
+}
+
+// TestShutdownNoiseDemoted: libp2p's "listener closed" accept error (a host
+// closing its own listeners) is not an error line; other errors stay.
+func TestShutdownNoiseDemoted(t *testing.T) {
+	var buf bytes.Buffer
+	h := shutdownNoise{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})}
+	l := slog.New(h)
+	l.Error("swarm listener accept error", "err", "listener closed")
+	if buf.Len() != 0 {
+		t.Fatalf("listener-closed error still logged: %s", buf.String())
+	}
+	l.Error("swarm listener accept error", "err", "too many open files")
+	if !strings.Contains(buf.String(), "too many open files") {
+		t.Fatalf("a real accept error was dropped: %q", buf.String())
 	}
 }

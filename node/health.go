@@ -43,9 +43,26 @@ func (e *Engine) Health(ctx context.Context) wire.Health {
 	})
 	h.Backend = name
 	if !ok {
+		// The spec keeps 200 with "degraded" (NODE-HEALTH-01; directories
+		// probe this for liveness); available tells routers not to send.
 		h.Status = "degraded"
+		h.Available = false
 	}
 	return h
+}
+
+// ReportBackendHealth records a backend health verdict made elsewhere (the
+// node's backend monitor), so health and readiness change at once instead
+// of when the cached probe expires.
+func (e *Engine) ReportBackendHealth(ok bool) {
+	name := ""
+	for _, c := range e.resolver.Capabilities() {
+		if be, _, err := e.resolver.Resolve(c.Intent, ""); err == nil && be != nil {
+			name = be.Name()
+			break
+		}
+	}
+	e.health.set(e.set.now(), ok, name)
 }
 
 // probeBackends checks each distinct backend behind the served intents.
@@ -108,6 +125,12 @@ func (c *healthCache) get(ctx context.Context, now time.Time, ttl time.Duration,
 	c.ok, c.name = probe(ctx)
 	c.at = now
 	return c.ok, c.name
+}
+
+func (c *healthCache) set(now time.Time, ok bool, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at, c.ok, c.name = now, ok, name
 }
 
 // Stats is a point-in-time view for the admin/status endpoint.

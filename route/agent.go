@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -47,18 +47,18 @@ func ForAgent(ctx context.Context, cfg AgentConfig, opts ...Option) (*Router, er
 	if cfg.Directory == "" {
 		return nil, errors.New("route: AgentConfig.Directory is required (a directory URL such as https://dir.example)")
 	}
-	copts := []client.Option{}
+	copts := []dirclient.Option{}
 	if cfg.UserAgent != "" {
-		copts = append(copts, client.WithUserAgent(cfg.UserAgent))
+		copts = append(copts, dirclient.WithUserAgent(cfg.UserAgent))
 	}
-	dc, err := client.New(cfg.Directory, copts...)
+	dc, err := dirclient.New(cfg.Directory, copts...)
 	if err != nil {
 		return nil, err
 	}
 	base := []Option{WithTransport(PathHTTP, HTTPTransport{HTTP: cfg.HTTP})}
 	if cfg.NodeToken != "" {
 		if _, err := dc.Me(ctx, cfg.NodeToken); err != nil {
-			if errors.Is(err, client.ErrUnauthorized) {
+			if errors.Is(err, dirclient.ErrUnauthorized) {
 				return nil, fmt.Errorf("the directory %s refused AgentConfig.NodeToken (401): use the token of a node registered there (`meshnode token`)", dc.URL())
 			}
 			return nil, fmt.Errorf("checking AgentConfig.NodeToken with the directory: %w", err)
@@ -71,7 +71,7 @@ func ForAgent(ctx context.Context, cfg AgentConfig, opts ...Option) (*Router, er
 // ConsumerTokens is a CredentialFunc that asks dc, authenticated by
 // nodeToken, for a single-use consumer token for each target node and
 // intent (iicp-dir.md §3.12). A target without a node_id gets none.
-func ConsumerTokens(dc *client.Client, nodeToken string) CredentialFunc {
+func ConsumerTokens(dc *dirclient.Client, nodeToken string) CredentialFunc {
 	return func(ctx context.Context, t Target, intent string) (string, error) {
 		if t.NodeID == "" {
 			return "", nil

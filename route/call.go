@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/meshnode/meshnode/wire"
 )
@@ -106,8 +107,31 @@ func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
 	case st.candidates == 0:
 		return st.res, wire.Errorf(wire.CodeE033, "no node serves %s", st.q.Intent)
 	}
-	return st.res, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s), %d attempt(s), none completed the task",
-		st.candidates, st.res.Attempts)
+	return st.res, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s), %d attempt(s), none completed the task%s",
+		st.candidates, st.res.Attempts, lastAnswer(st.last))
+}
+
+// lastAnswerMax caps the node-supplied message quoted in an error.
+const lastAnswerMax = 160
+
+// lastAnswer says what the last node answered (an unknown model, a dead
+// backend), so no_available_node is not the only thing a user learns. The
+// node's message is stripped of control characters and capped: it is a
+// peer's text, shown on a terminal.
+func lastAnswer(last *wire.Response) string {
+	if last == nil || last.Error == nil {
+		return ""
+	}
+	msg := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, last.Error.Message)
+	if r := []rune(msg); len(r) > lastAnswerMax {
+		msg = string(r[:lastAnswerMax])
+	}
+	return "; the last answered " + string(last.Error.Code) + ": " + msg
 }
 
 // transport picks the transport for t.

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/meshnode/meshnode/internal/cx"
+	"github.com/meshnode/meshnode/cx"
 	"github.com/meshnode/meshnode/wire"
 )
 

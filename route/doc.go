@@ -22,9 +22,9 @@
 //
 // A Go program with only a directory uses route.ForDirectory. The HTTP
 // path seals payloads with IICP-CX and reads every deployed SDK dialect
-// (dirbridge/client.PostTask); the mesh path rides the libp2p secure
+// (dirbridge/dirclient.PostTask); the mesh path rides the libp2p secure
 // channel.
 //
-// route imports wire, mesh, dirbridge/client and internal leaves; never
-// internal/app.
+// route imports wire, mesh, dirbridge/dirclient and internal leaves; never
+// internal/daemon.
 package route

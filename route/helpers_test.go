@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -34,7 +35,7 @@ func newTaskNode(t *testing.T, answer func(w http.ResponseWriter, c wire.Call)) 
 		_ = json.Unmarshal(b, &c)
 		n.mu.Lock()
 		n.calls = append(n.calls, c)
-		n.tokens = append(n.tokens, r.Header.Get(client.HeaderConsumerToken))
+		n.tokens = append(n.tokens, r.Header.Get(httpapi.HeaderConsumerToken))
 		n.raw = append(n.raw, b)
 		n.mu.Unlock()
 		answer(w, c)
@@ -98,13 +99,13 @@ func newRouter(t *testing.T, finders []Finder, opts ...Option) *Router {
 }
 
 // directoryWith serves a discover answer listing nodes in the given order.
-func directoryWith(t *testing.T, nodes ...wire.NodeSummary) *client.Client {
+func directoryWith(t *testing.T, nodes ...wire.NodeSummary) *dirclient.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, 200, wire.NodeList{Nodes: nodes, Count: len(nodes)})
 	}))
 	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL)
+	c, err := dirclient.New(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -19,11 +20,11 @@ const discoverLimit = 8
 // nodes that advertise no IICP-CX key unless the query allows plaintext
 // (iicp-confidentiality.md §6); when that leaves none, Find answers
 // IICP-E064.
-type DirectoryFinder struct{ C *client.Client }
+type DirectoryFinder struct{ C *dirclient.Client }
 
 // Find implements Finder.
 func (f DirectoryFinder) Find(ctx context.Context, q Query) ([]Target, error) {
-	nl, err := f.C.Discover(ctx, client.Query{Intent: q.Intent, QoS: q.QoS, Region: q.Region, Limit: discoverLimit})
+	nl, err := f.C.Discover(ctx, dirclient.Query{Intent: q.Intent, QoS: q.QoS, Region: q.Region, Limit: discoverLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ type HTTPTransport struct {
 
 // Send implements Transport.
 func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, credential string) (*wire.Response, Sent, error) {
-	resp, st, err := client.PostTask(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext)
+	resp, st, err := httpapi.PostTask(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext)
 	sent := Sent{HTTPStatus: st.HTTPStatus, Encrypted: st.Encrypted}
 	var werr *wire.Error
 	if err != nil && errors.As(err, &werr) {
@@ -71,7 +72,7 @@ func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, cre
 
 // ForDirectory is the Router a Go program without a mesh uses: discover
 // through dc, POST /v1/task over hc (nil: no overall timeout).
-func ForDirectory(dc *client.Client, hc *http.Client, opts ...Option) (*Router, error) {
+func ForDirectory(dc *dirclient.Client, hc *http.Client, opts ...Option) (*Router, error) {
 	opts = append([]Option{WithTransport(PathHTTP, HTTPTransport{HTTP: hc})}, opts...)
 	return New([]Finder{DirectoryFinder{C: dc}}, opts...)
 }

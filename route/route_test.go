@@ -255,3 +255,18 @@ func TestSEC_LOG_01_RouterLogsNoPayloadOrToken(t *testing.T) {
 		}
 	}
 }
+
+func TestLastAnswerNamesCodeWithoutControlCharacters(t *testing.T) {
+	if got := lastAnswer(nil); got != "" {
+		t.Fatalf("nil: %q", got)
+	}
+	r := &wire.Response{Error: wire.NewError(wire.CodeE029, "model not served\n\x1b[31mby this node")}
+	got := lastAnswer(r)
+	if !strings.Contains(got, "IICP-E029") || strings.ContainsAny(got, "\n\x1b") {
+		t.Fatalf("lastAnswer = %q", got)
+	}
+	long := &wire.Response{Error: wire.NewError(wire.CodeBackendError, strings.Repeat("é", 500))}
+	if n := len([]rune(lastAnswer(long))); n > lastAnswerMax+60 {
+		t.Fatalf("not capped: %d runes", n)
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/wire"
 	"github.com/meshnode/meshnode/wire/token"
 )
@@ -38,7 +38,7 @@ const ticketPrefixLen = 8
 // Tickets need no credential: this is the finder for programs that run no
 // node. A TicketFinder is safe for concurrent use; use it by pointer.
 type TicketFinder struct {
-	C *client.Client
+	C *dirclient.Client
 	// Max routes per Find; 0 uses DefaultTickets.
 	Max int
 	// Now replaces time.Now (tests).
@@ -58,7 +58,7 @@ func (f *TicketFinder) Find(ctx context.Context, q Query) ([]Target, error) {
 	var exclude []string
 	keyless := 0
 	for i := 0; i < limit; i++ {
-		t, err := f.C.DispatchTicket(ctx, client.TicketQuery{Intent: q.Intent, QoS: q.QoS, Region: q.Region, Exclude: exclude})
+		t, err := f.C.DispatchTicket(ctx, dirclient.TicketQuery{Intent: q.Intent, QoS: q.QoS, Region: q.Region, Exclude: exclude})
 		switch {
 		case err == nil:
 		case noRoute(err):
@@ -92,7 +92,7 @@ func (f *TicketFinder) Find(ctx context.Context, q Query) ([]Target, error) {
 }
 
 // verify checks t against the directory's key, fetched once.
-func (f *TicketFinder) verify(ctx context.Context, t *client.Ticket, intent string) error {
+func (f *TicketFinder) verify(ctx context.Context, t *dirclient.Ticket, intent string) error {
 	keys, err := f.directoryKeys(ctx)
 	if err != nil {
 		return err
@@ -141,13 +141,13 @@ func issuerOf(base string) string {
 
 // noRoute: the directory has no eligible route left.
 func noRoute(err error) bool {
-	var ce *client.Error
+	var ce *dirclient.Error
 	return errors.As(err, &ce) && ce.Code == wire.CodeNoRoute
 }
 
 // predatesTickets: the directory does not serve dispatch tickets.
 func predatesTickets(err error) bool {
-	var ce *client.Error
+	var ce *dirclient.Error
 	if !errors.As(err, &ce) {
 		return false
 	}

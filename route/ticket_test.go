@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/wire"
 	"github.com/meshnode/meshnode/wire/token"
 )
@@ -54,7 +54,7 @@ func (d *ticketDir) serve(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 404, wire.NewError(wire.CodeNotFound, "no such route").Envelope())
 			return
 		}
-		var q client.TicketQuery
+		var q dirclient.TicketQuery
 		_ = json.NewDecoder(r.Body).Decode(&q)
 		d.mu.Lock()
 		d.excluded = append(d.excluded, q.Exclude)
@@ -95,7 +95,7 @@ func excludedBy(id string, prefixes []string) bool {
 }
 
 func (d *ticketDir) finder(t *testing.T) *TicketFinder {
-	c, err := client.New(d.srv.URL)
+	c, err := dirclient.New(d.srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

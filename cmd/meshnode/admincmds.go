@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 )
 
@@ -116,7 +116,11 @@ func printStatus(w io.Writer, st *admin.Status) {
 		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
 	}
 	h := st.Health
-	fmt.Fprintf(tw, "health\t%s, backend %s\n", h.Status, h.Backend)
+	if h.Status != "ok" {
+		fmt.Fprintf(tw, "health\t%s, backend %s does not answer: unavailable (not routed to) until it does\n", h.Status, h.Backend)
+	} else {
+		fmt.Fprintf(tw, "health\t%s, backend %s\n", h.Status, h.Backend)
+	}
 	fmt.Fprintf(tw, "load\t%.2f (%d of %d slots busy)\n", h.Load, h.ActiveJobs, h.MaxConcurrent)
 	fmt.Fprintf(tw, "intents\t%s\n", strings.Join(h.Intents, ", "))
 	fmt.Fprintf(tw, "models\t%s\n", strings.Join(h.Models, ", "))

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/wire"
 )

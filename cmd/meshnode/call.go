@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -219,11 +219,11 @@ func defaultDirectory(e *env, g *globals) string {
 // callDirect discovers through dir and posts the task itself, through the
 // same router the daemon uses (route.ForDirectory).
 func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (*admin.CallResult, error) {
-	dc, err := client.New(dir, client.WithUserAgent("meshnode/"+version()))
+	dc, err := dirclient.New(dir, dirclient.WithUserAgent("meshnode/"+version()))
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
-	call := &wire.Call{TaskID: client.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
+	call := &wire.Call{TaskID: dirclient.NewUUID(), Intent: req.Intent, Payload: req.Payload, Model: req.Model,
 		Constraints: wire.Constraints{TimeoutMs: req.TimeoutMs, QoS: req.QoS}}
 	if token != "" {
 		call.Auth = &wire.Auth{NodeToken: token}
@@ -238,7 +238,7 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest) (
 	switch {
 	case res != nil && res.Path != "":
 		return admin.FromRoute(res), nil // a final answer, successful or not: printCall reports it
-	case errors.Is(err, client.ErrUnavailable):
+	case errors.Is(err, dirclient.ErrUnavailable):
 		return nil, withCode(exitNoNode, fmt.Errorf("%w (is a node or directory running? start one with `meshnode up`)", err))
 	}
 	return nil, err

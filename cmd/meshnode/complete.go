@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/wire"
 )
 

@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/meshnode/meshnode/internal/app"
+	"github.com/meshnode/meshnode/internal/daemon"
 )
 
 type directoryFlags struct {
@@ -107,13 +107,13 @@ func (f *directoryFlags) run(cmd *cobra.Command, e *env, g *globals) error {
 	if f.noGossip && (len(f.p2p) > 0 || len(f.gossipPeers) > 0) {
 		return usageErr("--no-gossip contradicts --p2p/--gossip-peer")
 	}
-	err = app.RunDirectory(e.ctx, app.DirectoryOptions{
+	err = daemon.RunDirectory(e.ctx, daemon.DirectoryOptions{
 		Paths: p, Config: cfg, Dev: f.dev, Resolve: f.resolve, Version: version(),
 		Out: e.stdout, Logs: logs, Notify: notify,
 		SeedURL: f.seed, NoSeedLog: f.noSeedLog, SeedKey: f.seedKey, ReplicaKey: f.replicaKey,
 		PublicURL: f.publicURL, P2P: f.p2p, GossipPeers: f.gossipPeers, NoGossip: f.noGossip,
 	})
-	return withCode(exitFailure, err)
+	return withCode(startupCode(err), err)
 }
 
 // register declares the flags; their MESHNODE_DIRECTORY_* twins come from

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/meshnode/meshnode/internal/app"
 	"github.com/meshnode/meshnode/internal/buildinfo"
 	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/daemon"
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/paths"
 )
@@ -236,7 +236,7 @@ func newLogs(e *env, cfg *config.Config) (*logging.Logs, error) {
 	if err != nil {
 		return nil, withCode(exitConfig, err)
 	}
-	app.RouteLibraryLogs(l) // libp2p's lines in the same format, subsystem "libp2p"
+	daemon.RouteLibraryLogs(l) // libp2p's lines in the same format, subsystem "libp2p"
 	return l, nil
 }
 

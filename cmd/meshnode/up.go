@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/cobra"
 
-	"github.com/meshnode/meshnode/internal/app"
 	"github.com/meshnode/meshnode/internal/config"
+	"github.com/meshnode/meshnode/internal/daemon"
 	"github.com/meshnode/meshnode/internal/sdnotify"
 )
 
@@ -57,11 +59,11 @@ Flags override the config file for this run only; persistent changes go in the f
 			if err != nil {
 				return err
 			}
-			err = app.Up(e.ctx, app.Options{
+			err = daemon.Up(e.ctx, daemon.Options{
 				Paths: p, Config: cfg, ConfigCreated: created, Version: version(),
 				Out: e.stdout, Logs: logs, Notify: notify,
 			})
-			return withCode(exitFailure, err)
+			return withCode(startupCode(err), err)
 		},
 	}
 	fl := cmd.Flags()
@@ -134,6 +136,16 @@ func (f *upFlags) applyMCP(cmd *cobra.Command, cfg *config.Config) error {
 		cfg.MCP.Enabled = false
 	}
 	return nil
+}
+
+// startupCode is the exit code of a failed up/directory: 3 for what only
+// an operator can fix (the units do not restart it), else 1 (restarted;
+// never 2, which the units also exclude from restarts).
+func startupCode(err error) int {
+	if errors.Is(err, daemon.ErrConfig) {
+		return exitConfig
+	}
+	return exitFailure
 }
 
 // notify forwards to systemd when run under Type=notify.

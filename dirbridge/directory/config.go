@@ -273,7 +273,7 @@ func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 // Option adjusts a Server at construction; options return errors.
 type Option func(*Server) error
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: discard; the composition root passes one).
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Server) error {
 		if l == nil {

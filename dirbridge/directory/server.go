@@ -92,7 +92,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if riskErr != nil {
 		return nil, riskErr
 	}
-	s := &Server{cfg: cfg, log: slog.Default(), now: time.Now}
+	s := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err

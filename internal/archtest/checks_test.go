@@ -26,10 +26,14 @@ func TestLayers_EveryPackageClassified(t *testing.T) {
 }
 func TestLayers_ModuleImports(t *testing.T)       { report(t, checkModuleImports(loadModule(t))) }
 func TestLayers_NoOneImportsTheRoot(t *testing.T) { report(t, checkNoOneImportsTheRoot(loadModule(t))) }
-func TestLayers_HeavyDependencies(t *testing.T)   { report(t, checkHeavyDependencies(loadModule(t))) }
-func TestLayers_WireIsPure(t *testing.T)          { report(t, checkWireIsPure(loadModule(t))) }
-func TestLayers_NodeHasNoTransport(t *testing.T)  { report(t, checkNodeHasNoTransport(loadModule(t))) }
-func TestLayers_TokenIsPure(t *testing.T)         { report(t, checkTokenIsPure(loadModule(t))) }
+func TestStyle_NoDefaultLogger(t *testing.T)      { report(t, checkNoDefaultLogger(loadModule(t))) }
+func TestLayers_InternalHoldsRootAndLeaves(t *testing.T) {
+	report(t, checkInternalHoldsRootAndLeaves(loadModule(t)))
+}
+func TestLayers_HeavyDependencies(t *testing.T)  { report(t, checkHeavyDependencies(loadModule(t))) }
+func TestLayers_WireIsPure(t *testing.T)         { report(t, checkWireIsPure(loadModule(t))) }
+func TestLayers_NodeHasNoTransport(t *testing.T) { report(t, checkNodeHasNoTransport(loadModule(t))) }
+func TestLayers_TokenIsPure(t *testing.T)        { report(t, checkTokenIsPure(loadModule(t))) }
 func TestLayers_BackendIsHTTPClientOnly(t *testing.T) {
 	report(t, checkBackendIsHTTPClientOnly(loadModule(t)))
 }
@@ -43,6 +47,6 @@ func TestStyle_GoleakWhereGoroutinesStart(t *testing.T) {
 }
 
 // TestSEC_LOG_01_NoSecretsInLogCalls is the static half of SEC-LOG-01 (the
-// runtime canary lives in dirbridge/nodeapi).
+// runtime canary lives in dirbridge/httpapi).
 func TestSEC_LOG_01_NoSecretsInLogCalls(t *testing.T) { report(t, checkNoSecretsInLogs(loadModule(t))) }
 func TestSEC_LOG_01_NoSecretsInErrors(t *testing.T)   { report(t, checkNoSecretsInErrors(loadModule(t))) }

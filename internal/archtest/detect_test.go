@@ -119,7 +119,7 @@ func TestDetect_ImportClassification(t *testing.T) {
 	if !under("net/http/httptest", "net/http") || under("network", "net") || !under("net", "net") {
 		t.Error("under: wrong prefix semantics")
 	}
-	if isLibrary("internal/app") || isLibrary("cmd/meshnode") || !isLibrary("node") || isLibrary("nonexistent") {
+	if isLibrary("internal/daemon") || isLibrary("cmd/meshnode") || !isLibrary("node") || isLibrary("nonexistent") {
 		t.Error("isLibrary: root, programs and unknown packages are not libraries")
 	}
 }
@@ -131,14 +131,14 @@ func TestDetect_LoadedTree(t *testing.T) {
 	if m.path != "github.com/meshnode/meshnode" {
 		t.Fatalf("module path %q", m.path)
 	}
-	for _, rel := range []string{"wire", "node", "mesh", "internal/app", "internal/archtest"} {
+	for _, rel := range []string{"wire", "node", "mesh", "internal/daemon", "internal/archtest"} {
 		p := m.pkgs[rel]
 		if p == nil || len(p.files) == 0 {
 			t.Fatalf("package %s not loaded", rel)
 		}
 	}
-	if m.pkgs["internal/app"].name != "app" || m.pkgs["cmd/meshnode"].name != "main" {
-		t.Errorf("package names: app=%q cmd=%q", m.pkgs["internal/app"].name, m.pkgs["cmd/meshnode"].name)
+	if m.pkgs["internal/daemon"].name != "daemon" || m.pkgs["cmd/meshnode"].name != "main" {
+		t.Errorf("package names: daemon=%q cmd=%q", m.pkgs["internal/daemon"].name, m.pkgs["cmd/meshnode"].name)
 	}
 	if _, ok := m.internalImport("github.com/meshnode/meshnode/wire"); !ok {
 		t.Error("internalImport does not recognise wire")

@@ -8,7 +8,7 @@
 //     and none of net, net/http, log, os or time (wire must not read the
 //     clock: a timestamp is an argument, never time.Now); node imports no
 //     net/http, libp2p, dirbridge, mesh or cmd; node/backend uses net/http as
-//     a client only; only cmd/meshnode imports internal/app;
+//     a client only; only cmd/meshnode imports internal/daemon;
 //   - the house style that keeps code reviewable (style_test.go): a doc.go
 //     with the package comment in every package, non-test files of at most
 //     maxFileLines lines, functions of at most maxFuncLines lines, no panic in

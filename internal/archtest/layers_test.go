@@ -18,7 +18,7 @@ const (
 // layer says which module packages the non-test files of a package may
 // import. It mirrors the "may import" column of docs/architecture.md; keep the
 // two in step. Test files are free to import what they exercise, except
-// internal/app and cmd (checkNoOneImportsTheRoot).
+// internal/daemon and cmd (checkNoOneImportsTheRoot).
 type layer struct {
 	may []string
 }
@@ -34,29 +34,29 @@ var layers = map[string]layer{
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
-	"dirbridge/client":    {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/nodeapi":   {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/dirclient": {may: []string{"wire", "cx", "internal/interop", "internal/httperr", "internal/retry"}},
+	"dirbridge/httpapi":   {may: []string{"wire", "cx", "internal/interop", "internal/httperr", "internal/tlsutil", "internal/httpx"}},
 	"dirbridge/directory": {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
+	"dirbridge/directory/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
-	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/dirclient", "dirbridge/httpapi", "internal/breaker", "internal/retry"}},
 	// MCP over Streamable HTTP: tools are intents, every call goes through route.
-	"route/mcp":          {may: []string{"wire", "route", "mesh", "dirbridge/client"}},
-	"internal/app":       {may: []string{anyPkg}},
-	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/httpx", "internal/paths"}},
-	"internal/config":    {},
-	"internal/paths":     {},
-	"internal/identity":  {may: []string{"wire", "internal/paths"}},
-	"internal/cx":        {may: []string{"wire", "internal/paths"}},
-	"internal/logging":   {},
-	"internal/sdnotify":  {},
-	"internal/buildinfo": {},
-	"internal/spectest":  {}, // test helper: locates the spec files
-	"internal/interop":   {may: []string{"wire"}},
-	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
+	"route/mcp":             {may: []string{"wire", "route", "mesh", "dirbridge/dirclient"}},
+	"internal/daemon":       {may: []string{anyPkg}},
+	"internal/daemon/admin": {may: []string{"wire", "dirbridge/dirclient", "route", "internal/httpx", "internal/paths"}},
+	"internal/config":       {},
+	"internal/paths":        {},
+	"internal/identity":     {may: []string{"wire", "internal/paths"}},
+	"cx":                    {may: []string{"wire", "internal/paths"}},
+	"internal/logging":      {},
+	"internal/sdnotify":     {},
+	"internal/buildinfo":    {},
+	"internal/spectest":     {}, // test helper: locates the spec files
+	"internal/interop":      {may: []string{"wire"}},
+	"internal/httperr":      {}, // log-safe net/http client errors, shared by the HTTP clients
 	// The HTTP servers' shared pieces: error writer, recoverer, rate
 	// limiter, per-IP connection cap, SSRF-guarded client.
 	"internal/httpx":    {may: []string{"wire"}},
@@ -73,12 +73,12 @@ var layers = map[string]layer{
 	"internal/testutil": {},
 	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
 	"internal/acmetest": {},
-	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
+	"cmd/meshnode": {may: []string{"internal/daemon", "internal/daemon/admin", "internal/buildinfo",
 		"internal/config", "internal/identity", "internal/logging", "internal/paths",
-		"internal/sdnotify", "dirbridge/client", "route", "wire"}},
+		"internal/sdnotify", "dirbridge/dirclient", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every
-	// library package, but never internal/app or cmd.
+	// library package, but never internal/daemon or cmd.
 	"bench": {may: []string{anyLib}},
 	// Documented examples: what a Go user imports.
 	"examples/gocall": {may: []string{"route", "wire"}},
@@ -91,13 +91,13 @@ var heavyDeps = []struct {
 	owners []string
 	why    string
 }{
-	{"github.com/libp2p", []string{"mesh", "internal/identity", "internal/app", "dirbridge/federation", "bench"},
+	{"github.com/libp2p", []string{"mesh", "internal/identity", "internal/daemon", "dirbridge/directory/federation", "bench"},
 		"libp2p belongs to mesh (identity derives the peer ID; federation gossips events over pubsub; bench builds hosts)"},
-	{"github.com/multiformats", []string{"mesh", "internal/app", "dirbridge/federation", "bench"},
+	{"github.com/multiformats", []string{"mesh", "internal/daemon", "dirbridge/directory/federation", "bench"},
 		"multiaddrs belong to the libp2p users (mesh, federation gossip)"},
 	{"github.com/ipfs", []string{"mesh"}, "CIDs for DHT provider records belong to mesh"},
-	{"modernc.org/sqlite", []string{"dirbridge/directory", "dirbridge/federation"}, "only the directory and its federation log persist to SQLite"},
-	{"database/sql", []string{"dirbridge/directory", "dirbridge/federation"}, "only the directory and its federation log persist to SQLite"},
+	{"modernc.org/sqlite", []string{"dirbridge/directory", "dirbridge/directory/federation"}, "only the directory and its federation log persist to SQLite"},
+	{"database/sql", []string{"dirbridge/directory", "dirbridge/directory/federation"}, "only the directory and its federation log persist to SQLite"},
 	{"github.com/spf13", []string{"cmd/meshnode"}, "cobra/pflag are the CLI's business"},
 	{"github.com/pelletier/go-toml", []string{"internal/config"}, "config decoding lives in internal/config"},
 }
@@ -138,7 +138,7 @@ func checkModuleImports(m *module) (out findings) {
 					continue
 				}
 				out.add("%s: %s imports %s, which docs/architecture.md does not allow (%s may import: %s). "+
-					"Declare the small interface %s needs in %s itself and let internal/app pass the concrete type; "+
+					"Declare the small interface %s needs in %s itself and let internal/daemon pass the concrete type; "+
 					"if the layering really changed, update docs/architecture.md and layers in internal/archtest/layers_test.go",
 					m.pos(s.Pos()), p.rel, to, p.rel, mayList(l.may), p.rel, p.rel)
 			}
@@ -147,7 +147,7 @@ func checkModuleImports(m *module) (out findings) {
 	return out
 }
 
-// checkNoOneImportsTheRoot: internal/app knows every concrete type;
+// checkNoOneImportsTheRoot: internal/daemon knows every concrete type;
 // anything importing it (tests included) would form a second root or a
 // cycle in waiting. cmd packages are programs and are imported by nobody.
 func checkNoOneImportsTheRoot(m *module) (out findings) {
@@ -157,9 +157,9 @@ func checkNoOneImportsTheRoot(m *module) (out findings) {
 				to, internal := m.internalImport(importPath(s))
 				switch {
 				case !internal || to == p.rel:
-				case to == "internal/app" && p.rel != "cmd/meshnode":
-					out.add("%s: %s imports internal/app; only cmd/meshnode may. Move what %s needs out of "+
-						"internal/app into a small package both can import, or test it through the meshnode binary",
+				case to == "internal/daemon" && p.rel != "cmd/meshnode":
+					out.add("%s: %s imports internal/daemon; only cmd/meshnode may. Move what %s needs out of "+
+						"internal/daemon into a small package both can import, or test it through the meshnode binary",
 						m.pos(s.Pos()), p.rel, p.rel)
 				case under(to, "cmd"):
 					out.add("%s: %s imports %s; cmd packages are programs. Move the shared code into a library package",
@@ -271,7 +271,7 @@ func checkNodeHasNoTransport(m *module) (out findings) {
 		for _, bad := range forbidden {
 			if under(ip, bad) {
 				out.add("%s: node imports %s; the engine must stay transport-free (docs/architecture.md). "+
-					"Put the transport code in dirbridge/nodeapi or mesh and call Engine.Execute from there", m.pos(s.Pos()), ip)
+					"Put the transport code in dirbridge/httpapi or mesh and call Engine.Execute from there", m.pos(s.Pos()), ip)
 			}
 		}
 	})
@@ -279,7 +279,7 @@ func checkNodeHasNoTransport(m *module) (out findings) {
 }
 
 // checkBackendIsHTTPClientOnly: node/backend talks to model servers
-// as an HTTP client; serving HTTP is dirbridge/nodeapi's job.
+// as an HTTP client; serving HTTP is dirbridge/httpapi's job.
 func checkBackendIsHTTPClientOnly(m *module) (out findings) {
 	p := m.pkgs["node/backend"]
 	if p == nil {
@@ -298,7 +298,7 @@ func checkBackendIsHTTPClientOnly(m *module) (out findings) {
 		for ip, names := range serverAPI {
 			for _, pos := range selectorUses(f.ast, ip, names) {
 				out.add("%s: node/backend uses %s server API; the backend package is an HTTP client only. "+
-					"Serve HTTP from dirbridge/nodeapi", m.pos(pos), ip)
+					"Serve HTTP from dirbridge/httpapi", m.pos(pos), ip)
 			}
 		}
 	}
@@ -324,7 +324,7 @@ func isLibrary(rel string) bool {
 	if _, ok := layers[rel]; !ok {
 		return false
 	}
-	return rel != "internal/app" && !under(rel, "cmd") && !under(rel, "examples") && rel != "bench"
+	return rel != "internal/daemon" && !under(rel, "cmd") && !under(rel, "examples") && rel != "bench"
 }
 
 func mayList(may []string) string {
@@ -340,5 +340,47 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// notLeaves are the internal packages that are not leaves: the composition
+// root and its admin endpoint, and the test-only packages.
+var notLeaves = []string{"internal/daemon", "internal/e2e", "internal/archtest"}
+
+// isLeaf reports whether rel is an internal leaf (paths, config, httpx…).
+func isLeaf(rel string) bool {
+	if !under(rel, "internal") {
+		return false
+	}
+	for _, n := range notLeaves {
+		if under(rel, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkInternalHoldsRootAndLeaves (ARCHITECTURE.md, issue 13): internal/
+// holds the composition root and leaves. A library package outside
+// internal/ may import only leaves from it, and a leaf imports nothing of
+// the module but wire and other leaves (no upward arrow).
+func checkInternalHoldsRootAndLeaves(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		eachImport(p, false, func(f *srcFile, s *ast.ImportSpec, ip string) {
+			to, ok := m.internalImport(ip)
+			if !ok || to == p.rel {
+				return
+			}
+			switch {
+			case isLeaf(p.rel) && !isLeaf(to) && !under(to, "wire"):
+				out.add("%s: leaf %s imports %s; a leaf imports only wire and other leaves. Move the code up or the dependency down",
+					m.pos(s.Pos()), p.rel, to)
+			case !under(p.rel, "internal") && !under(p.rel, "cmd") && p.rel != "bench" &&
+				under(to, "internal") && !isLeaf(to):
+				out.add("%s: %s imports %s; outside internal/ only leaves may be imported from it",
+					m.pos(s.Pos()), p.rel, to)
+			}
+		})
+	}
 	return out
 }

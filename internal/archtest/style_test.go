@@ -302,3 +302,32 @@ func selectorUses(f *ast.File, pkgPath string, names []string) []token.Pos {
 	})
 	return out
 }
+
+// checkNoDefaultLogger (issue 13 item 5): library packages never fall back
+// to slog.Default(); an unset logger discards, and only the composition
+// root (internal/daemon), the CLI and the benchmark program choose where
+// lines go.
+func checkNoDefaultLogger(m *module) (out findings) {
+	for _, p := range m.sortedPkgs() {
+		if p.name == "main" || under(p.rel, "internal/daemon") {
+			continue
+		}
+		for _, f := range p.files {
+			if f.test {
+				continue
+			}
+			ast.Inspect(f.ast, func(n ast.Node) bool {
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "Default" {
+					return true
+				}
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "slog" {
+					out.add("%s: %s falls back to slog.Default(); default to a discarding logger and let internal/daemon pass one",
+						m.pos(sel.Pos()), p.rel)
+				}
+				return true
+			})
+		}
+	}
+	return out
+}

@@ -66,16 +66,23 @@ import "net/http"
 
 func serve() { _ = http.ListenAndServe("127.0.0.1:0", nil) }
 `,
+	"node/backend/l.go": `package backend
+
+import "log/slog"
+
+var logger = slog.Default()
+`,
 	"mesh/doc.go": "// Package mesh is a test double.\npackage mesh\n",
 	"mesh/m.go": `package mesh
 
 import (
-	_ "github.com/meshnode/meshnode/internal/app"
+	_ "github.com/meshnode/meshnode/internal/daemon"
 	_ "modernc.org/sqlite"
 )
 `,
-	"internal/app/doc.go": "// Package app is a test double.\npackage app\n",
-	"internal/app/log.go": `package app
+	"internal/retry/r.go":    "package retry\n\nimport _ \"github.com/meshnode/meshnode/mesh\"\n",
+	"internal/daemon/doc.go": "// Package app is a test double.\npackage app\n",
+	"internal/daemon/log.go": `package app
 
 import (
 	"fmt"
@@ -95,7 +102,7 @@ func logIt(l *slog.Logger, c call, tok string) {
 	"newpkg/doc.go":    "// Package newpkg is not in the layer table.\npackage newpkg\n",
 	"newpkg/long.go":   "package newpkg\n\nfunc Long() {\n" + strings.Repeat("\t_ = 1\n", 90) + "}\n",
 	"newpkg/big.go":    "package newpkg\n" + strings.Repeat("\n", 601),
-	"testdata/skip.go": "package skip\n\nimport \"github.com/meshnode/meshnode/internal/app\"\n",
+	"testdata/skip.go": "package skip\n\nimport \"github.com/meshnode/meshnode/internal/daemon\"\n",
 }
 
 func writeTree(t *testing.T, files map[string]string) string {
@@ -130,8 +137,11 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		never []string // substrings no finding may contain
 	}{
 		{"classified", checkEveryPackageClassified, []string{"package newpkg is not in the layer table"}, nil},
-		{"module imports", checkModuleImports, []string{"wire/bad.go:10: wire imports node", "mesh/m.go:4: mesh imports internal/app"}, nil},
-		{"root", checkNoOneImportsTheRoot, []string{"mesh/m.go:4: mesh imports internal/app; only cmd/meshnode may"}, nil},
+		{"module imports", checkModuleImports, []string{"wire/bad.go:10: wire imports node", "mesh/m.go:4: mesh imports internal/daemon"}, nil},
+		{"internal leaves", checkInternalHoldsRootAndLeaves, []string{"mesh/m.go:4: mesh imports internal/daemon; outside internal/ only leaves",
+			"internal/retry/r.go:3: leaf internal/retry imports mesh"}, nil},
+		{"default logger", checkNoDefaultLogger, []string{"node/backend/l.go:5:"}, []string{"internal/daemon/"}},
+		{"root", checkNoOneImportsTheRoot, []string{"mesh/m.go:4: mesh imports internal/daemon; only cmd/meshnode may"}, nil},
 		{"heavy deps", checkHeavyDependencies, []string{"wire/bad.go:9: wire imports github.com/libp2p/go-libp2p/core/peer", "mesh/m.go:5: mesh imports modernc.org/sqlite"}, nil},
 		{"wire purity", checkWireIsPure, []string{"wire imports net/http", "wire imports time", "wire imports github.com/libp2p"}, []string{"net/url"}},
 		{"token purity", checkTokenIsPure, []string{"wire/token/t.go:4: wire/token imports net/http", "wire/token/t.go:10: wire/token reads the clock (time.Now)"}, nil},
@@ -142,8 +152,8 @@ func TestDetect_EveryRuleFires(t *testing.T) {
 		{"func length", checkFunctionLength, []string{"newpkg/long.go:3: Long is 92 lines"}, nil},
 		{"panic", checkNoPanicInLibraries, []string{"wire/bad.go:19: panic in library code (explode)"}, nil},
 		{"global http", checkNoGlobalHTTPServer, []string{"node/n.go:8:", "node/backend/b.go:5:"}, nil},
-		{"log secrets", checkNoSecretsInLogs, []string{"internal/app/log.go:14:", "internal/app/log.go:15:"}, []string{"internal/app/log.go:13:"}},
-		{"error secrets", checkNoSecretsInErrors, []string{"internal/app/log.go:10:"}, nil},
+		{"log secrets", checkNoSecretsInLogs, []string{"internal/daemon/log.go:14:", "internal/daemon/log.go:15:"}, []string{"internal/daemon/log.go:13:"}},
+		{"error secrets", checkNoSecretsInErrors, []string{"internal/daemon/log.go:10:"}, nil},
 		{"goleak", checkGoleakWhereGoroutinesStart, []string{"node/n.go:9: node starts goroutines"}, nil},
 	}
 	for _, c := range cases {

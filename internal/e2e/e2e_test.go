@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 )
 
 // testBackend is an OpenAI-compatible server: GET /v1/models and

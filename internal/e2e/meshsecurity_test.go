@@ -19,7 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )

@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/meshnode/meshnode/internal/admin"
+	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )

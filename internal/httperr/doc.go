@@ -7,5 +7,5 @@
 // errors.Is/As (context.Canceled, net.Error timeouts) still work.
 //
 // httperr imports only the standard library and no module package, so every
-// HTTP client in the module (dirbridge/client, node/backend) can share it.
+// HTTP client in the module (dirbridge/dirclient, node/backend) can share it.
 package httperr

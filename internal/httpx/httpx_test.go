@@ -126,7 +126,7 @@ func TestGuardedClientNeverDialsLoopback(t *testing.T) {
 	var conns atomic.Int64
 	srv.Config.ConnState = func(net.Conn, http.ConnState) { conns.Add(1) }
 	c := GuardedClient(2*time.Second, nil)
-	resp, err := c.Get(srv.URL + "/internal/admin/did.json")
+	resp, err := c.Get(srv.URL + "/internal/daemon/admin/did.json")
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("guarded client fetched a loopback URL")

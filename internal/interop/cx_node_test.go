@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshnode/meshnode/internal/cx"
+	"github.com/meshnode/meshnode/cx"
 	"github.com/meshnode/meshnode/internal/interop"
 	"github.com/meshnode/meshnode/wire"
 )

@@ -4,7 +4,7 @@
 //
 // It holds two things:
 //
-//   - Client-side tolerance that the HTTP caller (dirbridge/client) and the
+//   - Client-side tolerance that the HTTP caller (dirbridge/dirclient) and the
 //     CLI adopt: DecodeTaskAnswer reads whatever a deployed SDK node answers
 //     to POST /v1/task ("completed" for success, IICP-E021 for a full node,
 //     flat {"code","message"} or HTML error bodies, top-level usage) as one

@@ -20,7 +20,7 @@ import (
 // formulas of iicp-confidentiality.md §5/§5a.3 as the deployed SDKs apply
 // them (iicp-client-python src/iicp_client/_confidentiality.py,
 // iicp-client-rust src/confidentiality.rs `encrypt_payload_with_context`,
-// `decrypt_response`). It shares no code with internal/cx, so a round trip
+// `decrypt_response`). It shares no code with cx, so a round trip
 // through the real node proves byte compatibility, not self-consistency.
 // TestSDKSealer_KAT pins it to the independent known-answer vectors.
 

@@ -8,6 +8,6 @@
 //
 // jcs is pure (no I/O, clock or logging) and imports only the standard
 // library and no module package. It is its own package so that its fuzz
-// target runs in a small test binary (in dirbridge/federation, which links
+// target runs in a small test binary (in dirbridge/directory/federation, which links
 // SQLite and libp2p, coverage bookkeeping made it many times slower).
 package jcs

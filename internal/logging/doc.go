@@ -5,7 +5,7 @@
 //
 // Every logger from For carries subsystem=<name>, and the names printed are
 // exactly those [log.levels] accepts (config.Subsystems); packages label
-// their inner parts with a "component" attribute (engine, nodeapi,
+// their inner parts with a "component" attribute (engine, httpapi,
 // federation-seed...). libp2p's own lines arrive through Handler("libp2p"). Payloads and tokens are never
 // logged anywhere: that is the callers' rule (SEC-LOG-01, checked statically
 // by internal/archtest), not this package's.

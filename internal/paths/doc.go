@@ -10,7 +10,8 @@
 // tightens) both directories to mode 0700, CheckPrivate refuses a secret
 // file others can read, and WriteFileAtomic writes a file with the caller's
 // mode via a temporary file and a rename, so a crash never leaves a
-// truncated key behind.
+// truncated key behind. AcquireLock holds a lock file (flock) for the
+// process's life so one home has one node and one directory at most.
 //
 // paths imports only the standard library and no module package.
 package paths

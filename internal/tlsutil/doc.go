@@ -1,6 +1,6 @@
 // Package tlsutil keeps the self-signed server certificates meshnode
 // generates when an operator gives none: the node's HTTP bridge
-// (dirbridge/nodeapi) and the directory server (dirbridge/directory) both
+// (dirbridge/httpapi) and the directory server (dirbridge/directory) both
 // keep one in the state directory, reuse it across restarts so clients can
 // pin it, and regenerate it when it is missing, does not load, or is within
 // its renewal window of expiry.

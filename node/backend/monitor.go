@@ -113,7 +113,7 @@ func NewMonitor(backends []Backend, opts ...MonitorOption) (*Monitor, error) {
 		interval:  DefaultProbeInterval,
 		timeout:   DefaultProbeTimeout,
 		threshold: DefaultFailThreshold,
-		log:       slog.Default(),
+		log:       slog.New(slog.DiscardHandler),
 		states:    make([]BackendState, len(backends)),
 	}
 	for _, o := range opts {

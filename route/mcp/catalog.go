@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -32,7 +32,7 @@ const DefaultCatalogTTL = 30 * time.Second
 type Catalog struct {
 	Local       func() []string
 	Mesh        *mesh.Mesh
-	Directories []*client.Client
+	Directories []*dirclient.Client
 	// Probe: nil uses DefaultProbe. TTL: 0 uses DefaultCatalogTTL.
 	Probe []string
 	TTL   time.Duration
@@ -89,7 +89,7 @@ func (c *Catalog) fromDirectories(ctx context.Context) []string {
 	var found []string
 	for _, in := range probe {
 		for _, d := range c.Directories {
-			nl, err := d.Discover(qctx, client.Query{Intent: in, Limit: 1})
+			nl, err := d.Discover(qctx, dirclient.Query{Intent: in, Limit: 1})
 			if err == nil && len(nl.Nodes) > 0 {
 				found = append(found, in)
 				break

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -33,9 +33,9 @@ func TestCatalog_LocalAndDirectory(t *testing.T) {
 	defer dir.Close()
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
-	var dcs []*client.Client
+	var dcs []*dirclient.Client
 	for _, u := range []string{down.URL, dir.URL} {
-		c, err := client.New(u)
+		c, err := dirclient.New(u)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,5 +23,5 @@
 // carry IICP credentials are refused. Arguments and results never reach a
 // log.
 //
-// mcp imports wire, route, mesh and dirbridge/client; never internal/app.
+// mcp imports wire, route, mesh and dirbridge/dirclient; never internal/daemon.
 package mcp

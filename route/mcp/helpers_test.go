@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/meshnode/meshnode/dirbridge/nodeapi"
+	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
@@ -104,8 +104,8 @@ func startNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := nodeapi.New(eng, nodeapi.WithAddr("127.0.0.1:0"), nodeapi.WithPlaintextDev(),
-		nodeapi.WithRegistry(reg), nodeapi.WithLogger(logger))
+	srv, err := httpapi.New(eng, httpapi.WithAddr("127.0.0.1:0"), httpapi.WithPlaintextDev(),
+		httpapi.WithRegistry(reg), httpapi.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// encodeResponse renders a RESPONSE as JSON: the bytes wire.EncodeJSON
+// (json.Marshal) writes, without its reflection walk. A successful RESPONSE
+// is appended field by field in wire.Response's declared order; anything
+// else (an error RESPONSE, a result whose strings need HTML escaping, a
+// result that is not valid JSON) goes through wire.EncodeJSON, which also
+// reports the invalid result as an error.
+func encodeResponse(r *wire.Response) ([]byte, error) {
+	if b, ok := appendResponse(nil, r); ok {
+		return b, nil
+	}
+	return wire.EncodeJSON(r)
+}
+
+// responseFields are wire.Response's JSON names in declared order;
+// TestEncodeResponseKnowsEveryField fails when wire.Response changes, so a
+// new field cannot be silently dropped here.
+var responseFields = []string{"task_id", "status", "result", "metrics", "model_used", "generated_by_ai",
+	"node_id", "error", "code", "session_id", "call_id"}
+
+// appendResponse appends r as json.Marshal would; ok=false when r needs
+// the general encoder.
+func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
+	if r.Error != nil || len(r.Result) == 0 || bytes.ContainsAny(r.Result, "<>&\u2028\u2029") {
+		return nil, false
+	}
+	if b == nil {
+		b = make([]byte, 0, 224+len(r.Result)+len(r.TaskID)+len(r.NodeID)+len(r.ModelUsed)+len(r.SessionID)+len(r.CallID))
+	}
+	b = appendString(append(b, `{"task_id":`...), r.TaskID)
+	b = appendString(append(b, `,"status":`...), r.Status)
+	buf := bytes.NewBuffer(append(b, `,"result":`...))
+	// Compact validates and drops insignificant whitespace, as json.Marshal
+	// does for a json.RawMessage (whose HTML escaping the check above made
+	// a no-op).
+	if json.Compact(buf, r.Result) != nil {
+		return nil, false
+	}
+	b = buf.Bytes()
+	b = strconv.AppendInt(append(b, `,"metrics":{"latency_ms":`...), r.Metrics.LatencyMs, 10)
+	b = strconv.AppendInt(append(b, `,"tokens_used":`...), r.Metrics.TokensUsed, 10)
+	b = append(b, '}')
+	if r.ModelUsed != "" {
+		b = appendString(append(b, `,"model_used":`...), r.ModelUsed)
+	}
+	if r.GeneratedByAI != nil {
+		b = strconv.AppendBool(append(b, `,"generated_by_ai":`...), *r.GeneratedByAI)
+	}
+	if r.NodeID != "" {
+		b = appendString(append(b, `,"node_id":`...), r.NodeID)
+	}
+	b = append(b, `,"error":null`...)
+	if r.Code != "" {
+		b = appendString(append(b, `,"code":`...), string(r.Code))
+	}
+	if r.SessionID != "" {
+		b = appendString(append(b, `,"session_id":`...), r.SessionID)
+	}
+	if r.CallID != "" {
+		b = appendString(append(b, `,"call_id":`...), r.CallID)
+	}
+	return append(b, '}'), true
+}
+
+// appendString appends s as json.Marshal encodes a string (HTML-safe
+// escapes, invalid UTF-8 replaced); plain ASCII is copied as is.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			raw, _ := json.Marshal(s) // a string always encodes
+			return append(b, raw...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// newLimiter(60/min, burst 2) allows 2 requests in any 2 s: the node's
+// rate and burst as an httpx rolling window, memory bounded by maxKeys.
+func TestLimiterBoundedAndRefills(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := newLimiter(60, 2, 4)
+	for i := range 2 {
+		if ok, _ := l.Allow("a", now); !ok {
+			t.Fatalf("burst request %d refused", i)
+		}
+	}
+	ok, wait := l.Allow("a", now)
+	if ok || wait != 2*time.Second {
+		t.Fatalf("over burst: ok=%v wait=%v", ok, wait)
+	}
+	if ok, _ := l.Allow("a", now.Add(2*time.Second)); !ok {
+		t.Fatal("no refill after the window")
+	}
+	for i := range 1000 {
+		l.Allow(fmt.Sprint("k", i), now)
+	}
+	if n := l.Len(); n > 4 {
+		t.Fatalf("%d keys held, want ≤ 4", n)
+	}
+	if newLimiter(0, 0, 1) != nil {
+		t.Fatal("rate 0 must disable the limiter")
+	}
+}
+
+func TestIPKey(t *testing.T) {
+	cases := []struct {
+		in       string
+		key      string
+		loopback bool
+	}{
+		{"203.0.113.9:443", "203.0.113.9", false},
+		{"127.0.0.1:1", "127.0.0.1", true},
+		{"[::1]:1", "::1", true},
+		{"[::ffff:127.0.0.1]:1", "127.0.0.1", true},
+		{"[2001:db8:1:2:3:4:5:6]:9", "2001:db8:1:2::/64", false},
+		{"garbage", "unknown", false},
+	}
+	for _, tc := range cases {
+		k, lb := ipKey(tc.in)
+		if k != tc.key || lb != tc.loopback {
+			t.Errorf("ipKey(%q) = %q,%v want %q,%v", tc.in, k, lb, tc.key, tc.loopback)
+		}
+	}
+}
+
+func TestParseTraceparent(t *testing.T) {
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{"00-" + tid + "-00f067aa0ba902b7-01", true},
+		{"01-" + tid + "-00f067aa0ba902b7-01-extra", true},  // future version may extend
+		{"00-" + tid + "-00f067aa0ba902b7-01-extra", false}, // version 00 has exactly 4 fields
+		{"ff-" + tid + "-00f067aa0ba902b7-01", false},       // forbidden version
+		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", false},
+		{"00-" + tid + "-0000000000000000-01", false},
+		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false}, // uppercase
+		{"00-" + tid[:30] + "-00f067aa0ba902b7-01", false},
+		{"", false},
+	}
+	for _, tc := range cases {
+		id, ok := parseTraceparent(tc.in)
+		if ok != tc.ok || (ok && id != tid) {
+			t.Errorf("parseTraceparent(%q) = %q,%v want ok=%v", tc.in, id, ok, tc.ok)
+		}
+	}
+}
+
+func TestAcceptsCBOR(t *testing.T) {
+	for accept, want := range map[string]bool{
+		"":                      true,
+		"application/iicp+cbor": true,
+		"application/iicp+cbor, application/json;q=0.9": true,
+		"*/*":              true,
+		"application/*":    true,
+		"application/json": false,
+		"application/iicp+cbor;q=0, application/json": false,
+	} {
+		if got := acceptsCBOR(accept); got != want {
+			t.Errorf("acceptsCBOR(%q) = %v", accept, got)
+		}
+	}
+}
+
+func TestBearer(t *testing.T) {
+	for h, want := range map[string]string{
+		"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "Bearer ": "", "": "",
+	} {
+		if got, _ := bearer(h); got != want {
+			t.Errorf("bearer(%q) = %q want %q", h, got, want)
+		}
+	}
+}

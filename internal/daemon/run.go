@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshnode/meshnode/internal/daemon/admin"
+)
+
+// service is one long-running part.
+type service struct {
+	name  string
+	serve func(context.Context) error
+}
+
+// group runs services and reports the first failure.
+type group struct {
+	wg   sync.WaitGroup
+	errc chan error
+}
+
+func newGroup(n int) *group { return &group{errc: make(chan error, n)} }
+
+func (g *group) start(ctx context.Context, s service) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := s.serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			g.errc <- fmt.Errorf("%s: %w", s.name, err)
+		}
+	}()
+}
+
+// wait waits for every service until deadline; false when it passed.
+func (g *group) wait(deadline time.Time) bool {
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// run starts every service, announces readiness, waits for ctx or a
+// failure, then shuts down in order: deregister from directories first
+// (while the embedded directory still runs), then stop serving.
+func (d *daemon) run(ctx context.Context) (err error) {
+	defer d.closeAll()
+	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopInfra()
+	infra := newGroup(10)
+	infra.start(infraCtx, service{"backend monitor", d.monitor.Serve})
+	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
+	infra.start(infraCtx, service{"admin", d.admin.Serve})
+	if d.mcp != nil {
+		infra.start(infraCtx, service{"mcp", d.mcp.Serve})
+	}
+	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
+	if d.embedded != nil {
+		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
+	}
+	if d.mesh != nil {
+		infra.start(infraCtx, service{"mesh", d.mesh.Serve})
+		if len(d.clients) > 0 {
+			infra.start(infraCtx, service{"peer discovery", d.peerRefreshLoop})
+		}
+	}
+	sessCtx, stopSessions := context.WithCancel(ctx)
+	defer stopSessions()
+	sess := newGroup(len(d.sessions))
+	for _, s := range d.sessions {
+		sess.start(sessCtx, service{"directory session", s.Serve})
+	}
+
+	select {
+	case err = <-infra.errc:
+	default:
+		err = d.announce(ctx, infra)
+	}
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-infra.errc:
+		}
+	}
+
+	d.notify("STOPPING=1")
+	if err == nil {
+		d.log.Info("shutting down")
+	} else {
+		d.log.Error("shutting down after a failure", "error", err)
+	}
+	deadline := time.Now().Add(d.cfg.Node.ShutdownTimeout.D())
+	stopSessions()
+	okSess := sess.wait(deadline)
+	stopInfra()
+	okInfra := infra.wait(deadline)
+	d.removeRuntime()
+	if err == nil && (!okSess || !okInfra) {
+		err = fmt.Errorf("shutdown exceeded %v", d.cfg.Node.ShutdownTimeout.D())
+	}
+	return err
+}
+
+// readyProgress is how often start-up reports that it still waits for a
+// registration.
+const readyProgress = 2 * time.Second
+
+// announce waits (bounded) for the first registrations, then writes
+// runtime.json, prints the start-up block and tells systemd READY=1.
+func (d *daemon) announce(ctx context.Context, infra *group) error {
+	deadline := time.Now().Add(readyWait)
+	progress := time.Now().Add(readyProgress)
+	for !d.registeredAll() && time.Now().Before(deadline) {
+		if time.Now().After(progress) {
+			// A slow or unreachable directory must not look like a hang.
+			d.log.Info("waiting for directory registration before announcing", "state", d.directorySummary(),
+				"announce_in", time.Until(deadline).Round(time.Second))
+			progress = time.Now().Add(readyProgress)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-infra.errc:
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	rt := admin.Runtime{
+		PID: os.Getpid(), Version: d.o.Version, NodeID: d.id.NodeID(), AdminURL: d.admin.URL(),
+		HTTPURL: d.bridge.URL(), Endpoint: d.endpoint, Directories: d.dirURLs,
+		EmbeddedDirectory: d.embeddedURL, P2PAddrs: d.p2pAddrs(), StartedAt: d.started,
+	}
+	if d.mcp != nil {
+		rt.MCPURL = d.mcp.URL()
+	}
+	if pid, err := d.id.PeerID(); err == nil {
+		rt.PeerID = pid.String()
+	}
+	if err := admin.WriteRuntime(d.o.Paths.Runtime, rt); err != nil {
+		return fmt.Errorf("writing runtime file: %w", err)
+	}
+	d.printBlock(rt)
+	d.notify("READY=1")
+	d.notify("STATUS=" + d.directorySummary())
+	return nil
+}
+
+// registeredAll reports whether every session has registered once.
+func (d *daemon) registeredAll() bool {
+	for _, s := range d.sessions {
+		if s.Status().RegisteredAt.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *daemon) directorySummary() string {
+	switch d.dirMode {
+	case dirDisabled:
+		return "no directory (operator token only)"
+	}
+	var parts []string
+	for _, s := range d.sessions {
+		st := s.Status()
+		parts = append(parts, fmt.Sprintf("%s %s", st.Directory, st.State))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (d *daemon) notify(state string) {
+	if d.o.Notify != nil {
+		d.o.Notify(state)
+	}
+}
+
+// printBlock is the one start-up block: who the node is, where it listens,
+// how the directory stands, and what to do next.
+func (d *daemon) printBlock(rt admin.Runtime) {
+	if d.o.Out == nil {
+		return
+	}
+	var b strings.Builder
+	if d.firstRun {
+		fmt.Fprintf(&b, "meshnode: first run — created identity %s and config %s\n", d.o.Paths.IdentityKey, d.o.Paths.ConfigFile)
+	}
+	fmt.Fprintf(&b, "meshnode is up (version %s)\n", d.o.Version)
+	fmt.Fprintf(&b, "  node ID      %s\n", rt.NodeID)
+	if rt.PeerID != "" {
+		fmt.Fprintf(&b, "  peer ID      %s\n", rt.PeerID)
+	}
+	fmt.Fprintf(&b, "  HTTP bridge  %s  (POST /v1/task, GET /iicp/health, GET /metrics)\n", rt.HTTPURL)
+	if rt.Endpoint != rt.HTTPURL {
+		fmt.Fprintf(&b, "  endpoint     %s\n", rt.Endpoint)
+	}
+	for _, a := range rt.P2PAddrs {
+		fmt.Fprintf(&b, "  mesh         %s\n", a)
+	}
+	if rt.MCPURL != "" {
+		fmt.Fprintf(&b, "  MCP          %s  (tools: the mesh's intents)\n", rt.MCPURL)
+	}
+	fmt.Fprintf(&b, "  backend      %s\n", d.be.describe)
+	switch d.dirMode {
+	case dirEmbedded:
+		where := "in-process, dev mode"
+		if d.embedded == nil { // the embedded address was another meshnode's directory
+			where = "joined the dev directory already running there, dev mode"
+		}
+		fmt.Fprintf(&b, "  directory    %s (%s)\n", strings.Join(rt.Directories, ", "), where)
+	case dirExternal:
+		fmt.Fprintf(&b, "  directory    %s\n", strings.Join(rt.Directories, ", "))
+	case dirDisabled:
+		fmt.Fprintf(&b, "  directory    none (directory.disabled); accepted token: `meshnode token`\n")
+	}
+	for _, s := range d.sessions {
+		st := s.Status()
+		line := fmt.Sprintf("  registration %s: %s", st.Directory, st.State)
+		if st.ObservedSourceIP != "" {
+			line += ", observed IP " + st.ObservedSourceIP
+		}
+		if st.LastError != "" {
+			line += " (" + st.LastError + "; retrying)"
+		}
+		fmt.Fprintln(&b, line)
+	}
+	home := ""
+	if d.o.Paths.Home != "" {
+		home = " --home " + d.o.Paths.Home
+	}
+	fmt.Fprintf(&b, "next steps:\n")
+	fmt.Fprintf(&b, "  meshnode call%s \"hello\"     send a task from another terminal\n", home)
+	fmt.Fprintf(&b, "  meshnode status%s           directory, peers, load\n", home)
+	fmt.Fprintf(&b, "  edit %s to change defaults (docs/config.md)\n", d.o.Paths.ConfigFile)
+	fmt.Fprint(d.o.Out, b.String())
+}

@@ -1,0 +1,25 @@
+//go:build unix
+
+package paths
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// tryLock takes a non-blocking exclusive flock; held reports another holder.
+func tryLock(f *os.File) (held bool, err error) {
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
+func unlock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
