@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // remoteAddr is the raw TCP source address of r.
@@ -49,8 +51,8 @@ func observedIP(r *http.Request) string {
 	return ""
 }
 
-// limitKey is the address used for security decisions (rate limits): the
-// raw source, or the forwarded address only when the raw source is a
+// limitKey is the key used for security decisions (rate limits): the raw
+// source (IPv4 address, IPv6 /64: httpx.AddrKey), or the forwarded address only when the raw source is a
 // configured trusted proxy (DIR-ADDR-05: headers are not trusted for
 // security-sensitive decisions otherwise).
 func (s *Server) limitKey(r *http.Request) string {
@@ -58,10 +60,13 @@ func (s *Server) limitKey(r *http.Request) string {
 	for _, p := range s.trustedProxies {
 		if p.Contains(raw) {
 			if a, ok := forwardedAddr(r); ok {
-				return a.String()
+				return httpx.AddrKey(a)
 			}
 			break
 		}
 	}
-	return raw.String()
+	if !raw.IsValid() {
+		return "unknown"
+	}
+	return httpx.AddrKey(raw)
 }

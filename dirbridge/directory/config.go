@@ -55,6 +55,9 @@ type Config struct {
 	// (iicp-dir.md §3.1/§6, DIR-RL-01).
 	RegisterRateLimit  int
 	RegisterRateWindow time.Duration
+	// MaxConnsPerIP caps open connections per source (IPv4 address, IPv6
+	// /64) on the listener; 0 means httpx.DefaultConnsPerIP.
+	MaxConnsPerIP int
 
 	// HeartbeatInterval is next_heartbeat_ms in PONG/ACK.
 	HeartbeatInterval time.Duration

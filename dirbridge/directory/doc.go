@@ -6,8 +6,10 @@
 //	POST   /v1/register          REGISTER → 201 ACK {node_id, node_token (once), observed_source_ip}
 //	                             validation 422; non-routable endpoint 422 IICP-E035; liveness
 //	                             probe GET {endpoint}/iicp/health over verified TLS 1.3 (5 s) →
-//	                             422 liveness_failed; 60/60 s per source IP → 429 retry_after;
-//	                             refresh rotates the token (ownership rules IICP-E049/E050)
+//	                             422 liveness_failed; 60/60 s per source (IPv6 /64) charged
+//	                             only for well-formed bodies → 429 retry_after; a refresh
+//	                             proves ownership with current_node_token and rotates it,
+//	                             without it 403 IICP-E049/E050; operator_delegation verified
 //	DELETE /v1/register          deregister (Bearer) → {"deregistered":true}; also POST /v1/deregister
 //	POST   /v1/heartbeat         PING (Bearer) → PONG {ok, next_heartbeat_ms}; 401 / 404
 //	GET    /v1/discover          scored NODELIST for ?intent= (qos, region, limit ≤ 50,
@@ -22,11 +24,17 @@
 //	POST   /v1/dispatch/ticket   prompt-free signed route ticket → 201, 404 no_route_available
 //	GET    /v1/probe             SSRF-guarded TCP reachability (422 private_address)
 //	POST   /v1/peers             Ed25519-signed peer exchange
-//	GET    /iicp/health, /metrics (meshnode_directory_*)
+//	GET    /iicp/health, /readyz  503 while the store refuses writes
+//	GET    /metrics              meshnode_directory_*
 //
 // Every error is the JSON envelope {"error":{"code","message"}}.
 //
-// State lives in SQLite (modernc.org/sqlite, WAL, one connection) and is
+// Wrong node tokens are throttled per source and logged at WARN. The
+// listener caps connections per source; outbound fetches made for a caller
+// (liveness probe, /v1/probe) use internal/httpx's SSRF-guarded dialer.
+//
+// State lives in SQLite (modernc.org/sqlite, WAL, synchronous=FULL, one
+// connection, files 0600) and is
 // served from an in-memory index keyed by node, intent, id prefix and token
 // lookup index. Each intent also keeps a ranking: its nodes sorted by score
 // upper bound, updated incrementally on every registration and heartbeat,
@@ -38,6 +46,6 @@
 // batches. Node tokens are 32 random bytes, stored as a bcrypt hash plus an
 // HMAC-SHA256 lookup index keyed with a directory secret.
 //
-// The package imports wire and signedtoken; it must not import node, mesh
-// or cmd.
+// The package imports wire, signedtoken, internal/tlsutil and
+// internal/httpx; it must not import node, mesh or cmd.
 package directory

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	q, e := s.parseDiscover(r.URL.Query())
 	if e != nil {
-		writeError(w, e)
+		httpx.WriteError(w, e)
 		return
 	}
 	now := s.now()

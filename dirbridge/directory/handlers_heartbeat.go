@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -44,9 +45,15 @@ const maxStateCAS = 16
 // handleHeartbeat is POST /v1/heartbeat: 401 without a valid token, 404 for
 // an unknown node, otherwise refresh liveness, load and the observed address.
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
-	tok := bearer(r)
+	tok, key := bearer(r), s.limitKey(r)
 	if tok == "" {
 		s.hbFail(w, "unauthorized", wire.NewError(wire.CodeUnauthorized, "missing bearer node token"))
+		return
+	}
+	if blocked, wait := s.badTokenLimit.Blocked(key, s.now()); blocked {
+		s.metrics.rateLimited.WithLabelValues("heartbeat").Inc()
+		s.metrics.heartbeats.WithLabelValues("rate_limited").Inc()
+		httpx.RateLimited(w, "too many invalid node tokens from this source address", wait)
 		return
 	}
 	var b heartbeatBody
@@ -64,6 +71,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if owner := s.tokens.verify(s.store.idx, tok); owner == nil || owner.rec.NodeID != e.rec.NodeID {
+		s.badToken(key, "heartbeat", e.rec.NodeID)
 		s.hbFail(w, "unauthorized", wire.NewError(wire.CodeUnauthorized, "invalid node token"))
 		return
 	}
@@ -75,13 +83,26 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.heartbeats.WithLabelValues("ok").Inc()
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, pong{OK: true, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
+	httpx.WriteJSON(w, http.StatusOK, pong{OK: true, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
 		ReputationScore: rep, ReputationModel: reputationModel, ReputationEpoch: s.repEpoch, MetricsBatchAccepted: accepted})
+}
+
+// badToken charges source key for a wrong node token (heartbeat,
+// deregister, REGISTER's current_node_token) and logs it at WARN, at most
+// a few lines a minute: token guessing is throttled per source and
+// visible to the operator. The token itself is never logged.
+func (s *Server) badToken(key, route, nodeID string) {
+	now := s.now()
+	s.metrics.badTokens.WithLabelValues(route).Inc()
+	s.badTokenLimit.Allow(key, now)
+	if ok, suppressed := s.badTokenLog.Allow(now); ok {
+		s.log.Warn("invalid node token", "route", route, "source", key, "node", nodeID, "suppressed_since_last", suppressed)
+	}
 }
 
 func (s *Server) hbFail(w http.ResponseWriter, result string, e *wire.Error) {
 	s.metrics.heartbeats.WithLabelValues(result).Inc()
-	writeError(w, e)
+	httpx.WriteError(w, e)
 }
 
 func validateHeartbeat(b *heartbeatBody) *wire.Error {

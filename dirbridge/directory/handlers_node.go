@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -16,12 +17,12 @@ import (
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	e := s.tokens.verify(s.store.idx, bearer(r))
 	if e == nil {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
 		return
 	}
 	st := e.state.Load()
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"node_id": e.rec.NodeID, "observed_source_ip": st.ObservedIP, "endpoint": e.rec.Endpoint,
 	})
 }
@@ -51,7 +52,7 @@ type healthInfo struct {
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	e := s.store.idx.get(strings.ToLower(r.PathValue("id")))
 	if e == nil {
-		writeError(w, wire.NewError(wire.CodeNotFound, "node_id is not registered"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "node_id is not registered"))
 		return
 	}
 	now := s.now()
@@ -67,7 +68,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 		d.Status, d.Available = "dormant", false
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, d)
+	httpx.WriteJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) health(st *nodeState, live bool, now time.Time) healthInfo {
@@ -104,7 +105,7 @@ func (s *Server) handleRegistryNode(w http.ResponseWriter, r *http.Request) {
 		e = s.store.idx.byPrefixUnique(id)
 	}
 	if e == nil {
-		writeError(w, wire.NewError(wire.CodeNotFound, "no registered node with this id or prefix"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no registered node with this id or prefix"))
 		return
 	}
 	now := s.now()
@@ -116,7 +117,7 @@ func (s *Server) handleRegistryNode(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(intents)
 	w.Header().Set("Cache-Control", "public, max-age=10")
-	writeJSON(w, http.StatusOK, map[string]any{"node": p, "intents": intents, "view": "public", "route_fields_present": false})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"node": p, "intents": intents, "view": "public", "route_fields_present": false})
 }
 
 // Bootstrap limits (iicp-dir.md §3.5).
@@ -140,7 +141,7 @@ func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 	if l := r.URL.Query().Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {
-			writeError(w, verr("limit", "limit must be a positive integer"))
+			httpx.WriteError(w, verr("limit", "limit must be a positive integer"))
 			return
 		}
 		limit = min(n, maxBootstrapLimit)
@@ -172,7 +173,7 @@ func (s *Server) handleBootstrap(w http.ResponseWriter, r *http.Request) {
 		peers = append(peers, p)
 	}
 	w.Header().Set("Cache-Control", "public, max-age=5")
-	writeJSON(w, http.StatusOK, map[string]any{"peers": peers, "count": len(peers)})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"peers": peers, "count": len(peers)})
 }
 
 // handleStats is GET /v1/stats (iicp-dir.md §3.9b, DIR-STATS-01).
@@ -206,7 +207,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		byVersion[v]++
 	})
 	w.Header().Set("Cache-Control", "public, max-age=10")
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"server":        map[string]any{"active_nodes": len(scores), "registered_nodes": s.store.idx.count(), "version": s.cfg.Version},
 		"mesh_health":   meshHealth(scores, dist),
 		"sdk_adoption":  map[string]any{"total_active": len(scores), "by_language": byLang, "by_version": byVersion},
@@ -244,30 +245,21 @@ func meshHealth(scores []float64, dist map[string]int) map[string]any {
 
 func round4(v float64) float64 { return math.Round(v*10000) / 10000 }
 
-// handleHealth is the directory's own GET /iicp/health.
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status": "ok", "role": "directory", "version": s.cfg.Version,
-		"registered_nodes": s.store.idx.count(), "active_nodes": s.activeCount(),
-	})
-}
-
 // handleCredits answers the credit routes whose auth boundary the spec
 // fixes (DIR-CRED-01..03) although the credit extension is not offered:
 // 401 without a valid node token, 503 with one.
 func (s *Server) handleCredits(w http.ResponseWriter, r *http.Request) {
 	if s.tokens.verify(s.store.idx, bearer(r)) == nil {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "node token required"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "node token required"))
 		return
 	}
-	writeError(w, wire.NewError(wire.CodeUnavailable, "the credits extension is not enabled on this directory"))
+	httpx.WriteError(w, wire.NewError(wire.CodeUnavailable, "the credits extension is not enabled on this directory"))
 }
 
 // handleTelemetry is POST /v1/telemetry: it needs a proxy_token, which this
 // directory does not issue, so every call is IICP-E032 (DIR-TEL-01).
 func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
-	writeError(w, wire.NewError(wire.CodeE032, "telemetry requires a valid proxy_token"))
+	httpx.WriteError(w, wire.NewError(wire.CodeE032, "telemetry requires a valid proxy_token"))
 }
 
 // baseURL is the directory URL the caller used, without an /api suffix:
@@ -281,20 +273,4 @@ func (s *Server) baseURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
-}
-
-// writeRateLimited answers rate_limited with retry_after in whole seconds,
-// at least 1 (DIR-RL-01).
-func writeRateLimited(w http.ResponseWriter, msg string, wait time.Duration) {
-	e := wire.NewError(wire.CodeRateLimited, msg)
-	e.RetryAfter = ceilSeconds(wait)
-	writeError(w, e)
-}
-
-func ceilSeconds(d time.Duration) int64 {
-	sec := int64(math.Ceil(d.Seconds()))
-	if sec < 1 {
-		sec = 1
-	}
-	return sec
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -23,9 +24,9 @@ import (
 // check (iicp-dir.md §3.3e, DIR-PROBE-01/02). The guard applies in every
 // mode because this route dials on behalf of anonymous callers.
 func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.probeLimit.allow(s.limitKey(r), s.now()); !ok {
+	if ok, wait := s.probeLimit.Allow(s.limitKey(r), s.now()); !ok {
 		s.metrics.rateLimited.WithLabelValues("probe").Inc()
-		writeRateLimited(w, "too many probe requests", wait)
+		httpx.RateLimited(w, "too many probe requests", wait)
 		return
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(r.URL.Query().Get("host"), "["), "]")
@@ -34,15 +35,15 @@ func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
 		port = nativeHTTPPort
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		writeError(w, verr("port", "port must be in 1..65535"))
+		httpx.WriteError(w, verr("port", "port must be in 1..65535"))
 		return
 	}
 	if host == "" || len(host) > 253 {
-		writeError(w, verr("host", "host is required"))
+		httpx.WriteError(w, verr("host", "host is required"))
 		return
 	}
-	if err := checkHost(host); err != nil {
-		writeError(w, wire.NewError(wire.CodePrivateAddress, err.Error()).WithField("host"))
+	if err := httpx.CheckHost(host); err != nil {
+		httpx.WriteError(w, wire.NewError(wire.CodePrivateAddress, err.Error()).WithField("host"))
 		return
 	}
 	hp := net.JoinHostPort(host, port)
@@ -53,8 +54,8 @@ func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
 	} else {
 		lat, err = s.guardedReachable(r, hp)
 	}
-	if errors.Is(err, errNonRoutable) {
-		writeError(w, wire.NewError(wire.CodePrivateAddress, "host resolves to a non-routable address").WithField("host"))
+	if errors.Is(err, httpx.ErrNonRoutable) {
+		httpx.WriteError(w, wire.NewError(wire.CodePrivateAddress, "host resolves to a non-routable address").WithField("host"))
 		return
 	}
 	resp := map[string]any{"host": host, "port": port, "reachable": err == nil, "test_id": "DIR-PROBE"}
@@ -62,12 +63,12 @@ func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
 		resp["latency_ms"] = lat.Milliseconds()
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 // guardedReachable dials with the SSRF control even in dev mode.
 func (s *Server) guardedReachable(r *http.Request, hp string) (time.Duration, error) {
-	d := net.Dialer{Timeout: s.cfg.ProbeTimeout, Control: dialControl}
+	d := httpx.GuardedDialer(s.cfg.ProbeTimeout)
 	start := time.Now()
 	c, err := d.DialContext(r.Context(), "tcp", hp)
 	if err != nil {
@@ -98,43 +99,43 @@ type peersRequest struct {
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	sigHex := r.Header.Get("X-IICP-Signature")
 	if sigHex == "" {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "X-IICP-Signature is required"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "X-IICP-Signature is required"))
 		return
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPeersBody))
 	if err != nil {
-		writeError(w, bodyError(err))
+		httpx.WriteError(w, bodyError(err))
 		return
 	}
 	var req peersRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
-		writeError(w, bodyError(err))
+		httpx.WriteError(w, bodyError(err))
 		return
 	}
 	if req.SenderID == "" {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "sender_id is required"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "sender_id is required"))
 		return
 	}
 	sender := s.store.idx.get(strings.ToLower(req.SenderID))
 	sig, err := hex.DecodeString(sigHex)
 	if sender == nil || err != nil || !verifyGossip(sender.rec.PublicKey, raw, sig) {
-		writeError(w, wire.NewError(wire.CodeForbidden, "signature does not verify against a registered gossip key"))
+		httpx.WriteError(w, wire.NewError(wire.CodeForbidden, "signature does not verify against a registered gossip key"))
 		return
 	}
 	now := s.now()
 	if !s.replay.add(sigHex, now) {
-		writeError(w, wire.NewError(wire.CodeConflict, "replayed signature"))
+		httpx.WriteError(w, wire.NewError(wire.CodeConflict, "replayed signature"))
 		return
 	}
 	if d := now.Sub(time.UnixMilli(req.TimestampMs)); d > peerClockSkew || d < -peerClockSkew {
-		writeError(w, verr("timestamp_ms", "timestamp_ms is outside the ±60 s window"))
+		httpx.WriteError(w, verr("timestamp_ms", "timestamp_ms is outside the ±60 s window"))
 		return
 	}
-	if ok, wait := s.peerLimit.allow(sender.rec.NodeID, now); !ok {
-		writeRateLimited(w, "gossip rate exceeded", wait)
+	if ok, wait := s.peerLimit.Allow(sender.rec.NodeID, now); !ok {
+		httpx.RateLimited(w, "gossip rate exceeded", wait)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"new_peers": s.newPeers(sender.rec.NodeID, req.KnownPeers, now), "receiver_id": "directory"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"new_peers": s.newPeers(sender.rec.NodeID, req.KnownPeers, now), "receiver_id": "directory"})
 }
 
 func (s *Server) newPeers(sender string, known []string, now time.Time) []map[string]any {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -29,20 +30,9 @@ type ack struct {
 // handleRegister is POST /v1/register: validate, refuse non-routable
 // endpoints, check ownership on refresh, probe liveness, then issue a token.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	now := s.now()
-	if ok, wait := s.regLimit.allow(s.limitKey(r), now); !ok {
-		s.metrics.rateLimited.WithLabelValues("register").Inc()
-		s.metrics.registrations.WithLabelValues("rate_limited").Inc()
-		writeRateLimited(w, "IICP-E034: too many registrations from this source address", wait)
-		return
-	}
+	now, key := s.now(), s.limitKey(r)
 	var b registerBody
-	if e := decodeBody(w, r, maxRegisterBody, &b); e != nil {
-		s.regFail(w, "invalid", e)
-		return
-	}
-	if e := s.checkRegister(&b); e != nil {
-		s.regFail(w, "invalid", e)
+	if !s.admitRegister(w, r, &b, key, now) {
 		return
 	}
 	if b.NodeID == "" {
@@ -52,14 +42,14 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	unlock := s.nodeLocks.lock(b.NodeID)
 	defer unlock()
 	old := s.store.idx.get(b.NodeID)
-	if e := s.checkOwnership(r.Context(), old, &b); e != nil {
+	if e := s.checkOwnership(r.Context(), old, &b, key); e != nil {
 		s.regFail(w, "ownership", e)
 		return
 	}
 	if err := s.prober.health(r.Context(), b.Endpoint); err != nil {
 		s.metrics.probes.WithLabelValues("failed").Inc()
 		code := wire.CodeLivenessFailed
-		if errors.Is(err, errNonRoutable) {
+		if errors.Is(err, httpx.ErrNonRoutable) {
 			code = wire.CodeE035
 		}
 		s.regFail(w, "liveness", wire.NewError(code, err.Error()))
@@ -74,6 +64,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := observedIP(r)
 	rec, st := buildRecord(&b, old, now, ip)
+	rec.OperatorPubKey = verifiedOperator(b.OperatorDelegation, rec.NodeID, now)
+	if rec.OperatorPubKey == "" && old != nil && old.rec.OperatorPubKey != "" {
+		// The owner proved itself with its token: a refresh without a
+		// (fresh) delegation keeps the node secured.
+		rec.OperatorPubKey = old.rec.OperatorPubKey
+	}
 	ev := ChangeEvent{Kind: ChangeRegister, NodeID: b.NodeID, Record: rec, Credential: &cred, ObservedIP: ip, At: now}
 	if err := s.store.apply(r.Context(), ev, st); err != nil {
 		s.log.Error("storing registration", "node", rec.NodeID, "error", err)
@@ -87,15 +83,51 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.metrics.registrations.WithLabelValues(result).Inc()
 	s.log.Info("node registered", "node", rec.NodeID, "result", result, "intents", len(rec.Capabilities))
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, ack{
+	httpx.WriteJSON(w, http.StatusCreated, ack{
 		MessageType: "ACK", NodeID: rec.NodeID, NodeToken: tok, Directory: s.baseURL(r),
 		ObservedSourceIP: ip, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
 	})
 }
 
+// admitRegister decodes and validates a REGISTER and charges the source's
+// rate limit. A source over its budget is refused before any work; only a
+// well-formed registration is charged, so junk cannot use up the budget
+// of a network it shares a key with. It reports whether to go on.
+func (s *Server) admitRegister(w http.ResponseWriter, r *http.Request, b *registerBody, key string, now time.Time) bool {
+	if blocked, wait := s.regLimit.Blocked(key, now); blocked {
+		s.regRateLimited(w, wait)
+		return false
+	}
+	if e := decodeBody(w, r, maxRegisterBody, b); e != nil {
+		s.regFail(w, "invalid", e)
+		return false
+	}
+	if e := s.checkRegister(b); e != nil {
+		s.regFail(w, "invalid", e)
+		return false
+	}
+	if ok, wait := s.regLimit.Allow(key, now); !ok {
+		s.regRateLimited(w, wait)
+		return false
+	}
+	if b.CurrentNodeToken != "" {
+		if blocked, wait := s.badTokenLimit.Blocked(key, now); blocked {
+			s.regRateLimited(w, wait)
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
+	s.metrics.rateLimited.WithLabelValues("register").Inc()
+	s.metrics.registrations.WithLabelValues("rate_limited").Inc()
+	httpx.RateLimited(w, "IICP-E034: too many registrations from this source address", wait)
+}
+
 func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {
 	s.metrics.registrations.WithLabelValues(result).Inc()
-	writeError(w, e)
+	httpx.WriteError(w, e)
 }
 
 // checkRegister applies validation, the intent risk policy and the
@@ -112,26 +144,32 @@ func (s *Server) checkRegister(b *registerBody) *wire.Error {
 	if s.cfg.Dev {
 		return nil
 	}
-	if err := checkHost(endpointHost(b.Endpoint)); err != nil {
+	if err := httpx.CheckHost(endpointHost(b.Endpoint)); err != nil {
 		return wire.NewError(wire.CodeE035, err.Error()).WithField("endpoint")
 	}
 	if b.TransportEndpoint != "" {
-		if err := checkHost(endpointHost(b.TransportEndpoint)); err != nil {
+		if err := httpx.CheckHost(endpointHost(b.TransportEndpoint)); err != nil {
 			return wire.NewError(wire.CodeE035, err.Error()).WithField("transport_endpoint")
 		}
 	}
 	return nil
 }
 
-// checkOwnership enforces iicp-dir.md §5 on a re-registration of an
-// existing node_id:
-//   - a supplied current_node_token must match (else 403);
+// checkOwnership enforces iicp-dir.md §5 (IICP-E049/E050) on a
+// re-registration of an existing node_id. A registration that does not
+// prove ownership never obtains the node's credential:
+//   - a supplied current_node_token must match (else 403, and the source
+//     is charged a bad token);
 //   - without a valid token, a changed cx_public_key is IICP-E049;
-//   - a node with a cx_public_key on record is "secured": every refresh
-//     needs the token (E′ hardening) → IICP-E050;
-//   - a changed endpoint/transport_endpoint is accepted only when the old
-//     endpoint is verified absent (its health probe fails) → else IICP-E050.
-func (s *Server) checkOwnership(ctx context.Context, old *entry, b *registerBody) *wire.Error {
+//   - a secured node (operator_pubkey or cx_public_key on record) needs
+//     the token on every refresh (E′ hardening) → IICP-E050;
+//   - an unchanged route needs the token too → IICP-E050: a token-less
+//     refresh would otherwise mint a fresh credential and lock the owner
+//     out (docs/spec-decisions.md "token-less refresh");
+//   - a changed endpoint/transport_endpoint of an unsecured node is
+//     accepted only when the old endpoint is verified absent (its health
+//     probe fails), the spec's rotation path → else IICP-E050.
+func (s *Server) checkOwnership(ctx context.Context, old *entry, b *registerBody, key string) *wire.Error {
 	if old == nil {
 		return nil
 	}
@@ -140,6 +178,7 @@ func (s *Server) checkOwnership(ctx context.Context, old *entry, b *registerBody
 		if e := s.tokens.verify(s.store.idx, b.CurrentNodeToken); e != nil && e.rec.NodeID == old.rec.NodeID {
 			return nil
 		}
+		s.badToken(key, "register", old.rec.NodeID)
 		if cxChanged {
 			return wire.NewError(wire.CodeE049, "current_node_token does not prove ownership of this node")
 		}
@@ -148,11 +187,12 @@ func (s *Server) checkOwnership(ctx context.Context, old *entry, b *registerBody
 	switch {
 	case cxChanged:
 		return wire.NewError(wire.CodeE049, "changing cx_public_key requires current_node_token")
+	case old.rec.OperatorPubKey != "":
+		return wire.NewError(wire.CodeE050, "this node is secured by an operator key: refresh requires current_node_token")
 	case !isNullJSON(old.rec.CXPublicKey):
 		return wire.NewError(wire.CodeE050, "this node is secured by a cx_public_key: refresh requires current_node_token")
-	}
-	if old.rec.Endpoint == b.Endpoint && old.rec.TransportEndpoint == b.TransportEndpoint {
-		return nil
+	case old.rec.Endpoint == b.Endpoint && old.rec.TransportEndpoint == b.TransportEndpoint:
+		return wire.NewError(wire.CodeE050, "this node_id is registered: refresh requires current_node_token")
 	}
 	if s.prober.health(ctx, old.rec.Endpoint) == nil {
 		return wire.NewError(wire.CodeE050, "changing a routing endpoint requires current_node_token while the old endpoint still answers")
@@ -197,9 +237,18 @@ func buildRecord(b *registerBody, old *entry, now time.Time, ip string) (*NodeRe
 
 // handleDeregister is DELETE /v1/register and POST /v1/deregister.
 func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
-	e := s.tokens.verify(s.store.idx, bearer(r))
+	key, tok := s.limitKey(r), bearer(r)
+	if blocked, wait := s.badTokenLimit.Blocked(key, s.now()); blocked && tok != "" {
+		s.metrics.rateLimited.WithLabelValues("deregister").Inc()
+		httpx.RateLimited(w, "too many invalid node tokens from this source address", wait)
+		return
+	}
+	e := s.tokens.verify(s.store.idx, tok)
 	if e == nil {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
+		if tok != "" {
+			s.badToken(key, "deregister", "")
+		}
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
 		return
 	}
 	var body struct {
@@ -209,16 +258,16 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 		// The body is optional: an empty one deregisters the token's node.
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSmallBody))
 		if err != nil {
-			writeError(w, bodyError(err))
+			httpx.WriteError(w, bodyError(err))
 			return
 		}
 		if len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &body) != nil {
-			writeError(w, wire.NewError(wire.CodeValidationError, "request body is not valid JSON"))
+			httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "request body is not valid JSON"))
 			return
 		}
 	}
 	if body.NodeID != "" && !strings.EqualFold(body.NodeID, e.rec.NodeID) {
-		writeError(w, wire.NewError(wire.CodeForbidden, "token does not belong to this node_id"))
+		httpx.WriteError(w, wire.NewError(wire.CodeForbidden, "token does not belong to this node_id"))
 		return
 	}
 	unlock := s.nodeLocks.lock(e.rec.NodeID)
@@ -226,11 +275,11 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 	ev := ChangeEvent{Kind: ChangeDeregister, NodeID: e.rec.NodeID, Reason: ReasonExplicit, At: s.now()}
 	if err := s.store.apply(r.Context(), ev, nil); err != nil {
 		s.log.Error("deregistering", "node", e.rec.NodeID, "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
 		return
 	}
 	s.log.Info("node deregistered", "node", e.rec.NodeID)
-	writeJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
 }
 
 func sameJSON(a, b json.RawMessage) bool {

@@ -183,7 +183,14 @@ func startHarness(t testing.TB, mutate func(*Config)) *harness {
 
 func startWith(t testing.TB, node *healthNode, cfg Config, clock *fakeClock) *harness {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startWithLog(t, node, cfg, clock, io.Discard)
+}
+
+// startWithLog is startWith writing the server's log (text, debug level
+// and up) to logOut.
+func startWithLog(t testing.TB, node *healthNode, cfg Config, clock *fakeClock, logOut io.Writer) *harness {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := New(cfg, WithClock(clock.Now), WithLogger(logger))
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -2,6 +2,8 @@ package directory
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // metrics are the directory's Prometheus series (meshnode_directory_*).
@@ -16,6 +18,7 @@ type metrics struct {
 	probes        *prometheus.CounterVec
 	tickets       *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
+	badTokens     *prometheus.CounterVec
 	flushErrors   prometheus.Counter
 }
 
@@ -44,6 +47,9 @@ func newMetrics(s *Server) *metrics {
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_rate_limited_total", Help: "Requests refused by a rate limit.",
 	}, []string{"limit"})
+	m.badTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshnode_directory_invalid_node_tokens_total", Help: "Requests presenting a wrong node token, by route.",
+	}, []string{"route"})
 	m.flushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "meshnode_directory_flush_errors_total", Help: "Failed heartbeat write-behind batches.",
 	})
@@ -54,7 +60,22 @@ func newMetrics(s *Server) *metrics {
 		Name: "meshnode_directory_active_nodes", Help: "Nodes heard from within the liveness window.",
 	}, func() float64 { return float64(s.activeCount()) })
 	m.reg.MustRegister(m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
-		m.tickets, m.rateLimited, m.flushErrors, nodes, active,
+		m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(listenerCounters(&s.lnStats)...)
 	return m
+}
+
+// listenerCounters export the HTTP listener's accept-side counters.
+func listenerCounters(st *httpx.ListenerStats) []prometheus.Collector {
+	c := func(name, help string, v interface{ Load() uint64 }) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		c("meshnode_directory_connections_accepted_total", "Connections accepted by the HTTP listener.", &st.Accepted),
+		c("meshnode_directory_connections_refused_total", "Connections closed at accept: the source was at its per-IP cap.", &st.Refused),
+		c("meshnode_directory_accept_errors_total", "Errors accepting connections.", &st.AcceptErrors),
+		c("meshnode_directory_tls_handshake_errors_total", "Failed TLS handshakes.", &st.TLSHandshakeErrors),
+	}
 }

@@ -31,6 +31,11 @@ type NodeRecord struct {
 	SDKCompatVersion      string `json:"sdk_compatibility_version,omitempty"`
 	Backend               string `json:"backend,omitempty"`
 	TransportMethod       string `json:"transport_method,omitempty"`
+	// OperatorPubKey is the operator key a verified operator_delegation
+	// proved (standard base64). It makes the node "secured" (IICP-E050):
+	// every refresh then needs current_node_token. Directory-private: no
+	// view serves it and the federation payload does not carry it.
+	OperatorPubKey string `json:"operator_pubkey,omitempty"`
 	// RegisteredAt is the first registration; refreshes keep it.
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the latest (re-)registration.

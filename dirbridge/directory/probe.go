@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // maxHealthBody caps how much of a node's /iicp/health answer we read.
@@ -46,7 +48,7 @@ func newProber(cfg *Config) (*prober, error) {
 	p := &prober{resolve: resolve, dev: cfg.Dev, timeout: cfg.ProbeTimeout}
 	p.dialer = &net.Dialer{Timeout: cfg.ProbeTimeout}
 	if !cfg.Dev {
-		p.dialer.Control = dialControl
+		p.dialer = httpx.GuardedDialer(cfg.ProbeTimeout)
 	}
 	tr := &http.Transport{
 		Proxy:                 nil, // never route probes through an environment proxy
@@ -59,11 +61,9 @@ func newProber(cfg *Config) (*prober, error) {
 		DisableKeepAlives:     true, // one probe per registration; keep no sockets to nodes
 	}
 	p.client = &http.Client{
-		Transport: tr,
-		Timeout:   cfg.ProbeTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a redirect is not a healthy answer
-		},
+		Transport:     tr,
+		Timeout:       cfg.ProbeTimeout,
+		CheckRedirect: httpx.NoRedirects, // a redirect is not a healthy answer
 	}
 	return p, nil
 }
@@ -81,7 +81,7 @@ func (p *prober) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // closeIdle releases pooled connections (shutdown).
 func (p *prober) closeIdle() { p.client.CloseIdleConnections() }
 
-// health probes endpoint. It returns nil on a 2xx answer, an errNonRoutable
+// health probes endpoint. It returns nil on a 2xx answer, an httpx.ErrNonRoutable
 // error when the resolved address is refused, and errProbeFailed otherwise.
 func (p *prober) health(ctx context.Context, endpoint string) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
@@ -95,8 +95,8 @@ func (p *prober) health(ctx context.Context, endpoint string) error {
 	req.Header.Set("User-Agent", "meshnode-directory/liveness")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		if errors.Is(err, errNonRoutable) {
-			return fmt.Errorf("%w: endpoint resolves to a non-routable address", errNonRoutable)
+		if errors.Is(err, httpx.ErrNonRoutable) {
+			return fmt.Errorf("%w: endpoint resolves to a non-routable address", httpx.ErrNonRoutable)
 		}
 		return fmt.Errorf("%w: %s", errProbeFailed, probeReason(err))
 	}

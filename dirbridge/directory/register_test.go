@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 var uuidV4Re = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -216,12 +218,12 @@ func TestDIR_REG_E035_DialTimeCheck(t *testing.T) {
 		t.Fatalf("dial to loopback not refused: %v", err)
 	}
 	for _, a := range []string{"10.0.0.1:443", "[fd12::1]:443", "100.100.1.1:443", "[fe80::1]:443"} {
-		if dialControl("tcp", a, nil) == nil {
-			t.Errorf("dialControl allowed %s", a)
+		if httpx.DialControl("tcp", a, nil) == nil {
+			t.Errorf("httpx.DialControl allowed %s", a)
 		}
 	}
-	if dialControl("tcp", "203.0.113.5:443", nil) != nil {
-		t.Error("dialControl refused a public address")
+	if httpx.DialControl("tcp", "203.0.113.5:443", nil) != nil {
+		t.Error("httpx.DialControl refused a public address")
 	}
 }
 
@@ -229,10 +231,15 @@ func TestDIR_REG_E035_DialTimeCheck(t *testing.T) {
 // window from one source IP is a 429 with retry_after; the window rolls.
 func TestDIR_RL_01_RegisterRateLimit(t *testing.T) {
 	h := startHarness(t, nil)
-	for i := range 60 {
-		// Invalid bodies still count: the limit guards before validation.
+	for i := range 100 {
+		// Junk is answered but not charged: it cannot use up the budget.
 		if r := h.do(http.MethodPost, "/v1/register", "{}", nil); r.status != http.StatusUnprocessableEntity {
-			t.Fatalf("request %d: %d", i, r.status)
+			t.Fatalf("junk request %d: %d", i, r.status)
+		}
+	}
+	for i := range 60 {
+		if r := h.do(http.MethodPost, "/v1/register", h.regBody("node1"), nil); r.status != http.StatusCreated {
+			t.Fatalf("registration %d: %d %s", i, r.status, r.body)
 		}
 	}
 	r := h.do(http.MethodPost, "/v1/register", h.regBody("node1"), nil)
@@ -254,15 +261,17 @@ func TestDIR_REG_Ownership(t *testing.T) {
 	h := startHarness(t, nil)
 	cx := map[string]any{"algorithm": "X25519", "encoding": "base64url", "key": "abc", "key_id": "k1"}
 
-	// A plain node: tokenless refresh with an unchanged route is allowed.
+	// A plain node: a tokenless refresh with an unchanged route is E050
+	// and the owner's token keeps working (no credential rotation without
+	// proof of ownership).
 	id, tok := h.register(h.regBody("node1"))
 	b := h.regBody("node1")
 	b["node_id"] = id
-	if r := h.do(http.MethodPost, "/v1/register", b, nil); r.status != http.StatusCreated {
+	if r := h.do(http.MethodPost, "/v1/register", b, nil); r.status != http.StatusForbidden || r.errCode(t) != "IICP-E050" {
 		t.Fatalf("tokenless refresh: %d %s", r.status, r.body)
 	}
-	if r := h.heartbeat(id, tok, nil); r.status != http.StatusUnauthorized {
-		t.Errorf("old token after refresh: %d", r.status)
+	if r := h.heartbeat(id, tok, nil); r.status != http.StatusOK {
+		t.Errorf("owner token after a refused refresh: %d", r.status)
 	}
 	// Adding a cx_public_key without the token is E049.
 	b["cx_public_key"] = cx

@@ -2,13 +2,14 @@ package directory
 
 import (
 	"net/http"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/meshnode/meshnode/wire"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshnode/meshnode/internal/httpx"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // methods maps HTTP methods to handlers for one path.
@@ -43,12 +44,13 @@ func (s *Server) routes() http.Handler {
 		s.handle(mux, "/api"+p, m)
 	}
 	s.handle(mux, "/iicp/health", methods{http.MethodGet: s.handleHealth})
+	s.handle(mux, "/readyz", methods{http.MethodGet: s.handleReady})
 	metricsH := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	s.handle(mux, "/metrics", methods{http.MethodGet: metricsH.ServeHTTP})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, wire.NewError(wire.CodeNotFound, "no such route"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such route"))
 	})
-	return s.recoverer(mux)
+	return httpx.Recoverer(s.log, mux)
 }
 
 // handle registers one path with a JSON 405 for other methods (the
@@ -76,28 +78,10 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, m methods) {
 			h(sw, r)
 		} else {
 			sw.Header().Set("Allow", allow)
-			writeError(sw, wire.NewError(wire.CodeMethodNotAllowed, "method not allowed on this route"))
+			httpx.WriteError(sw, wire.NewError(wire.CodeMethodNotAllowed, "method not allowed on this route"))
 		}
 		s.metrics.requests.WithLabelValues(route, statusText(sw.status)).Inc()
 		s.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	})
-}
-
-// recoverer turns a panic into a structured 500 without detail. The log gets
-// the stack but never the panic value, which may hold request content or a
-// token (SEC-LOG-01).
-func (s *Server) recoverer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("handler panic", "route", r.URL.Path, "stack", string(debug.Stack()))
-				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
-			}
-		}()
-		next.ServeHTTP(w, r)
 	})
 }
 

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // Server is an IICP-DIR directory: HTTP handlers over an in-memory index
@@ -32,11 +34,18 @@ type Server struct {
 	wraps    []func(http.Handler) http.Handler // federation (replica.go)
 	liveNow  func() time.Time                  // replica liveness clock (replica.go)
 
-	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *limiter
-	trustedProxies                                     []netip.Prefix
+	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *httpx.Limiter
+	// badTokenLimit counts wrong node tokens per source; badTokenLog
+	// bounds the WARN lines they produce.
+	badTokenLimit  *httpx.Limiter
+	badTokenLog    *httpx.LogLimiter
+	trustedProxies []netip.Prefix
+	lnStats        httpx.ListenerStats
 
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
+
+	storeCheck storeCheck // last store write probe (health.go)
 
 	nodeLocks keyedMutex
 	replay    replayCache
@@ -62,6 +71,11 @@ const (
 	directoryKeyPerMin  = 30
 	consumerTokenPerMin = 60
 	probePerMin         = 10
+	// badTokensPerMin wrong node tokens per source and minute before its
+	// token-checked requests are refused unchecked; a node with a stale
+	// token needs one or two.
+	badTokensPerMin  = 10
+	badTokenLogLines = 10 // WARN lines per minute about wrong tokens
 )
 
 // New opens the database, reloads the index, prepares TLS and binds the
@@ -90,11 +104,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.store.close()
 		return nil, err
 	}
-	s.regLimit = newLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow)
-	s.keyLimit = newLimiter(directoryKeyPerMin, time.Minute)
-	s.ctLimit = newLimiter(consumerTokenPerMin, time.Minute)
-	s.probeLimit = newLimiter(probePerMin, time.Minute)
-	s.peerLimit = newLimiter(1, 30*time.Second) // §3.6: one gossip per 30 s per sender
+	s.regLimit = httpx.NewLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow, 0)
+	s.keyLimit = httpx.NewLimiter(directoryKeyPerMin, time.Minute, 0)
+	s.ctLimit = httpx.NewLimiter(consumerTokenPerMin, time.Minute, 0)
+	s.probeLimit = httpx.NewLimiter(probePerMin, time.Minute, 0)
+	s.peerLimit = httpx.NewLimiter(1, 30*time.Second, 0) // §3.6: one gossip per 30 s per sender
+	s.badTokenLimit = httpx.NewLimiter(badTokensPerMin, time.Minute, 0)
+	s.badTokenLog = httpx.NewLogLimiter(badTokenLogLines, time.Minute)
 	s.metrics = newMetrics(s)
 	s.handler = s.wrapHandler(s.routes())
 	if cfg.Listen != "" {
@@ -159,6 +175,7 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("directory: listening: %w", err)
 	}
+	ln = httpx.NewConnCap(ln, s.cfg.MaxConnsPerIP, &s.lnStats)
 	if !s.cfg.Dev || s.cfg.TLSCertFile != "" {
 		cert, err := s.loadCert()
 		if err != nil {
@@ -221,7 +238,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			WriteTimeout:      writeTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ErrorLog:          httpx.ServerErrorLog(s.log, &s.lnStats),
 			BaseContext:       func(net.Listener) context.Context { return ctx },
 		}
 		wg.Add(1)
@@ -303,8 +320,8 @@ func (s *Server) maintain(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Debug("address history pruned", "rows", n)
 	}
-	for _, l := range []*limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit} {
-		l.sweep(now)
+	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
+		l.Sweep(now)
 	}
 	s.replay.sweep(now)
 }

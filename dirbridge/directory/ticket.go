@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/meshnode/meshnode/dirbridge/directory/signedtoken"
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -41,7 +42,7 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	req, e := s.decodeTicket(w, r)
 	if e != nil {
 		s.metrics.tickets.WithLabelValues("refused").Inc()
-		writeError(w, e)
+		httpx.WriteError(w, e)
 		return
 	}
 	now := s.now()
@@ -58,18 +59,18 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	})
 	if len(cands) == 0 {
 		s.metrics.tickets.WithLabelValues("no_route").Inc()
-		writeError(w, wire.NewError(wire.CodeNoRoute, "no eligible route for this intent"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNoRoute, "no eligible route for this intent"))
 		return
 	}
 	if req.NodeIDPrefix != "" && len(cands) > 1 {
 		s.metrics.tickets.WithLabelValues("refused").Inc()
-		writeError(w, verr("node_id_prefix", "node_id_prefix matches more than one node"))
+		httpx.WriteError(w, verr("node_id_prefix", "node_id_prefix matches more than one node"))
 		return
 	}
 	c := cands[0]
 	jti := make([]byte, jtiBytes)
 	if _, err := rand.Read(jti); err != nil {
-		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
 	}
 	claims := signedtoken.RouteTicket{
@@ -79,7 +80,7 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainRouteTicket, claims)
 	if err != nil {
-		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a ticket"))
 		return
 	}
 	s.metrics.tickets.WithLabelValues("issued").Inc()
@@ -89,7 +90,7 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		cx = json.RawMessage("null")
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, map[string]any{
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{
 		"ticket": tok, "ticket_id_prefix": claims.JTI[:ticketIDPrefixLen], "expires_at": claims.Exp,
 		"issued_at": claims.IAT, "issuer": claims.Iss, "intent": req.Intent, "node_id": rec.NodeID,
 		"node_id_prefix": idPrefix(rec.NodeID), "score": c.score,
@@ -161,13 +162,13 @@ func (s *Server) decodeTicket(w http.ResponseWriter, r *http.Request) (*ticketRe
 
 // handleDirectoryKey is GET /v1/directory-key (iicp-dir.md §3.12).
 func (s *Server) handleDirectoryKey(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.keyLimit.allow(s.limitKey(r), s.now()); !ok {
+	if ok, wait := s.keyLimit.Allow(s.limitKey(r), s.now()); !ok {
 		s.metrics.rateLimited.WithLabelValues("directory_key").Inc()
-		writeRateLimited(w, "too many directory-key requests", wait)
+		httpx.RateLimited(w, "too many directory-key requests", wait)
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]string{"public_key": hex.EncodeToString(s.PublicKey()), "algorithm": "ed25519"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"public_key": hex.EncodeToString(s.PublicKey()), "algorithm": "ed25519"})
 }
 
 // handleConsumerToken is POST /v1/consumer-token: a node (Bearer node
@@ -175,13 +176,13 @@ func (s *Server) handleDirectoryKey(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	caller := s.tokens.verify(s.store.idx, bearer(r))
 	if caller == nil {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
 		return
 	}
 	now := s.now()
-	if ok, wait := s.ctLimit.allow(caller.rec.NodeID, now); !ok {
+	if ok, wait := s.ctLimit.Allow(caller.rec.NodeID, now); !ok {
 		s.metrics.rateLimited.WithLabelValues("consumer_token").Inc()
-		writeRateLimited(w, "too many consumer-token requests", wait)
+		httpx.RateLimited(w, "too many consumer-token requests", wait)
 		return
 	}
 	var body struct {
@@ -189,35 +190,35 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 		Intent       string `json:"intent"`
 	}
 	if e := decodeBody(w, r, maxSmallBody, &body); e != nil {
-		writeError(w, e)
+		httpx.WriteError(w, e)
 		return
 	}
 	switch {
 	case !uuidRe.MatchString(body.TargetNodeID):
-		writeError(w, verr("target_node_id", "target_node_id must be a UUID"))
+		httpx.WriteError(w, verr("target_node_id", "target_node_id must be a UUID"))
 		return
 	case body.Intent == "":
-		writeError(w, verr("intent", "intent is required (a URN or \"*\")"))
+		httpx.WriteError(w, verr("intent", "intent is required (a URN or \"*\")"))
 		return
 	case body.Intent != "*":
 		if e := s.checkQueryIntent(body.Intent); e != nil {
-			writeError(w, e)
+			httpx.WriteError(w, e)
 			return
 		}
 	}
 	target := s.store.idx.get(strings.ToLower(body.TargetNodeID))
 	if target == nil {
-		writeError(w, wire.NewError(wire.CodeNotFound, "target_node_id is not registered"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "target_node_id is not registered"))
 		return
 	}
 	c := signedtoken.ConsumerToken{V: 1, Iss: s.baseURL(r), Sub: caller.rec.NodeID, Aud: target.rec.NodeID,
 		Intent: body.Intent, IAT: now.Unix(), Exp: now.Add(s.cfg.ConsumerTokenTTL).Unix()}
 	tok, err := signedtoken.Sign(s.signKey, signedtoken.DomainConsumerToken, c)
 	if err != nil {
-		writeError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not issue a token"))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": c.Exp,
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": c.Exp,
 		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent})
 }

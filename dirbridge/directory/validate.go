@@ -24,6 +24,8 @@ type registerBody struct {
 	} `json:"cip_policy"`
 	Backend         string `json:"backend"`
 	TransportMethod string `json:"transport_method"`
+	// OperatorDelegation binds the node to an operator key (operator.go).
+	OperatorDelegation *operatorDelegation `json:"operator_delegation"`
 }
 
 // Limits on REGISTER content (iicp-core.md §2.1, iicp-dir.md §3.1).

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -204,10 +205,10 @@ func (s *Seed) livenessLoop(ctx context.Context) {
 func (s *Seed) handleLiveness(w http.ResponseWriter, r *http.Request) {
 	row, werr := s.authReplica(r)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
-	if ok, retry := s.livenessRL.allow(row.ReplicaID, s.cfg.Now()); !ok {
+	if ok, retry := s.livenessRL.Allow(row.ReplicaID, s.cfg.Now()); !ok {
 		rateLimited(w, retry)
 		return
 	}
@@ -215,7 +216,7 @@ func (s *Seed) handleLiveness(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("since_ms"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, wire.NewError(wire.CodeValidationError, "since_ms must be a non-negative integer").WithField("since_ms"))
+			httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "since_ms must be a non-negative integer").WithField("since_ms"))
 			return
 		}
 		if n > 0 {
@@ -224,12 +225,12 @@ func (s *Seed) handleLiveness(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs, err := s.livenessMessages(since, math.MaxInt)
 	if errors.Is(err, errNoLiveFeed) {
-		writeError(w, wire.NewError(wire.CodeNotFound, "this seed publishes no liveness digests"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "this seed publishes no liveness digests"))
 		return
 	}
 	if err != nil || len(msgs) != 1 {
 		s.log.Error("building liveness digest", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -42,7 +43,7 @@ func (r *Replica) Handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/did.json", methodOnly(http.MethodGet, r.handleDID))
 	mux.Handle("/", next)
-	return recoverer(r.log, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return httpx.Recoverer(r.log, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
@@ -60,7 +61,7 @@ func (r *Replica) Handler(next http.Handler) http.Handler {
 // writeGate implements §6.2a: writes belong to the seed.
 func (r *Replica) writeGate(w http.ResponseWriter, req *http.Request) {
 	if r.seedErr != nil {
-		writeError(w, wire.NewError(wire.CodeE047, "replica_mode_misconfigured: no usable https seed URL to send writes to"))
+		httpx.WriteError(w, unavailable(wire.CodeE047, "replica_mode_misconfigured: no usable https seed URL to send writes to"))
 		return
 	}
 	loc := strings.TrimSuffix(r.cfg.SeedURL, "/") + req.URL.EscapedPath()
@@ -80,11 +81,11 @@ func (r *Replica) writeGate(w http.ResponseWriter, req *http.Request) {
 func (r *Replica) serveSigned(w http.ResponseWriter, req *http.Request, next http.Handler) {
 	if lag := r.Lag(); lag > r.cfg.MaxLag {
 		w.Header().Set("Retry-After", strconv.Itoa(int(r.cfg.PollInterval.Seconds())+1))
-		writeError(w, wire.NewError(wire.CodeUnavailable, "replica is behind the seed; retry later or ask the seed"))
+		httpx.WriteError(w, unavailable(wire.CodeUnavailable, "replica is behind the seed; retry later or ask the seed"))
 		return
 	}
 	if len(r.cfg.Key) != ed25519.PrivateKeySize || r.cfg.DID == "" {
-		writeError(w, wire.NewError(wire.CodeE048, "replica_signing_misconfigured"))
+		httpx.WriteError(w, unavailable(wire.CodeE048, "replica_signing_misconfigured"))
 		return
 	}
 	// The seq is read before the body is produced: the state served is at
@@ -94,7 +95,7 @@ func (r *Replica) serveSigned(w http.ResponseWriter, req *http.Request, next htt
 	rec := &bufferWriter{header: http.Header{}, status: http.StatusOK}
 	next.ServeHTTP(rec, req)
 	if rec.overflow {
-		writeError(w, wire.NewError(wire.CodeInternal, "response too large to sign"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "response too large to sign"))
 		return
 	}
 	h := w.Header()
@@ -140,7 +141,7 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 // handleDID publishes the replica's DID document; the seed resolves it at
 // registration (DIR-FED-11) and clients verify responses with its key.
 func (r *Replica) handleDID(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, r.log, http.StatusOK, NewDIDDocument(r.cfg.DID, r.cfg.Key.Public().(ed25519.PublicKey)))
+	httpx.WriteJSON(w, http.StatusOK, NewDIDDocument(r.cfg.DID, r.cfg.Key.Public().(ed25519.PublicKey)))
 }
 
 // readAPI is the built-in discovery surface over the replicated state.
@@ -153,7 +154,7 @@ func (r *Replica) readAPI() http.Handler {
 	}
 	mux.HandleFunc("/iicp/health", methodOnly(http.MethodGet, r.handleHealth))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, wire.NewError(wire.CodeNotFound, "no such route"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such route"))
 	})
 	return mux
 }
@@ -168,41 +169,41 @@ func (r *Replica) handleDiscover(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	intent := q.Get("intent")
 	if intent == "" {
-		writeError(w, wire.NewError(wire.CodeValidationError, "intent is required").WithField("intent"))
+		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "intent is required").WithField("intent"))
 		return
 	}
 	limit, werr := parseLimit(q.Get("limit"), defaultDiscoverLimit)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
 	nodes := r.idx.query(discoverQuery{intent: intent, region: q.Get("region"), model: q.Get("model"), limit: limit}, r.live(r.LivenessNow()))
-	writeJSON(w, r.log, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
+	httpx.WriteJSON(w, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
 }
 
 func (r *Replica) handleBootstrap(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	limit, werr := parseLimit(req.URL.Query().Get("limit"), 20)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
 	nodes := r.idx.query(discoverQuery{region: req.URL.Query().Get("region"), limit: limit}, r.live(r.LivenessNow()))
-	writeJSON(w, r.log, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
+	httpx.WriteJSON(w, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
 }
 
 func (r *Replica) handleNode(w http.ResponseWriter, req *http.Request) {
 	n, ok := r.idx.node(req.PathValue("id"))
 	if !ok {
-		writeError(w, wire.NewError(wire.CodeNotFound, "no such node"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such node"))
 		return
 	}
-	writeJSON(w, r.log, http.StatusOK, n)
+	httpx.WriteJSON(w, http.StatusOK, n)
 }
 
 // handleHealth answers the seed's §7.1 reachability probe.
 func (r *Replica) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, r.log, http.StatusOK, map[string]any{"status": "ok", "role": "replica",
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "role": "replica",
 		"applied_seq": r.appliedSeq.Load(), "nodes": r.idx.count()})
 }
 

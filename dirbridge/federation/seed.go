@@ -12,6 +12,8 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // SeedConfig configures the Genesis Seed side of federation.
@@ -36,7 +38,10 @@ type SeedConfig struct {
 	// Insecure admits http:// and loopback/private replica DIDs and
 	// endpoints (loopback development and tests only).
 	Insecure bool
-	// HTTPClient resolves replica DIDs and probes their health.
+	// HTTPClient resolves replica DIDs and probes their health when
+	// Insecure is set (tests). Otherwise every such fetch goes through
+	// httpx.GuardedClient: the address is checked when dialled and
+	// redirects are not followed, whatever is set here.
 	HTTPClient *http.Client
 
 	PruneWindow      time.Duration // rolling window of retained events
@@ -99,9 +104,11 @@ func (c *SeedConfig) applyDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.ProbeTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	switch {
+	case !c.Insecure:
+		c.HTTPClient = httpx.GuardedClient(c.ProbeTimeout, nil)
+	case c.HTTPClient == nil:
+		c.HTTPClient = &http.Client{Timeout: c.ProbeTimeout, CheckRedirect: httpx.NoRedirects}
 	}
 }
 
@@ -115,10 +122,10 @@ type Seed struct {
 	metrics *seedMetrics
 	handler http.Handler
 
-	registerRL *windowLimiter
-	snapshotRL *windowLimiter
-	eventsRL   *windowLimiter
-	livenessRL *windowLimiter
+	registerRL *httpx.Limiter
+	snapshotRL *httpx.Limiter
+	eventsRL   *httpx.Limiter
+	livenessRL *httpx.Limiter
 }
 
 // NewSeed opens the seed's log and joins the gossip topic when PubSub is set.
@@ -142,10 +149,10 @@ func NewSeed(ctx context.Context, cfg SeedConfig) (*Seed, error) {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
 	s := &Seed{cfg: cfg, log: cfg.Logger.With("subsystem", "federation-seed"), el: el, metrics: newSeedMetrics(),
-		registerRL: newWindowLimiter(cfg.RegisterPerHour, time.Hour),
-		snapshotRL: newWindowLimiter(cfg.SnapshotsPerHour, time.Hour),
-		eventsRL:   newWindowLimiter(cfg.EventsPerMinute, time.Minute),
-		livenessRL: newWindowLimiter(cfg.LivenessPerMinute, time.Minute)}
+		registerRL: httpx.NewLimiter(cfg.RegisterPerHour, time.Hour, 0),
+		snapshotRL: httpx.NewLimiter(cfg.SnapshotsPerHour, time.Hour, 0),
+		eventsRL:   httpx.NewLimiter(cfg.EventsPerMinute, time.Minute, 0),
+		livenessRL: httpx.NewLimiter(cfg.LivenessPerMinute, time.Minute, 0)}
 	if cfg.PubSub != nil {
 		t, err := joinEventTopic(cfg.PubSub, cfg.DID, cfg.Key.Public().(ed25519.PublicKey))
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -37,9 +38,9 @@ func (s *Seed) routes() http.Handler {
 	mux.HandleFunc("/.well-known/did.json", methodOnly(http.MethodGet, s.handleDID))
 	mux.HandleFunc("/.well-known/iicp-replicas.json", methodOnly(http.MethodGet, s.handleReplicaRegistry))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, wire.NewError(wire.CodeNotFound, "no such route"))
+		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such route"))
 	})
-	return recoverer(s.log, mux)
+	return httpx.Recoverer(s.log, mux)
 }
 
 // parseEventsQuery validates since_seq, limit and event_types.
@@ -79,26 +80,26 @@ func parseEventsQuery(r *http.Request) (since int64, limit int, types []EventTyp
 // window gets IICP-E045 snapshot_required.
 func (s *Seed) handleEvents(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
-	if ok, retry := s.eventsRL.allow(remoteIP(r), now); !ok {
+	if ok, retry := s.eventsRL.Allow(sourceKey(r), now); !ok {
 		rateLimited(w, retry)
 		return
 	}
 	since, limit, types, werr := parseEventsQuery(r)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
 	head, genesis, _ := s.el.head()
 	evs, err := s.el.rangeEvents(r.Context(), since, limit, types)
 	if errors.Is(err, errPruned) {
 		// S.13 §5.5 lists IICP-E045 under "Errors (422)".
-		writeError(w, wire.NewErrorStatus(wire.CodeE045, http.StatusUnprocessableEntity,
+		httpx.WriteError(w, wire.NewErrorStatus(wire.CodeE045, http.StatusUnprocessableEntity,
 			"snapshot_required: since_seq is older than the rolling window; bootstrap from GET /v1/snapshot"))
 		return
 	}
 	if err != nil {
 		s.log.Error("reading events", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	resp := EventsResponse{Events: evs, NextSeq: since + 1, HeadSeq: head, GenesisHash: genesis}
@@ -111,7 +112,7 @@ func (s *Seed) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if ts, err := s.el.latestTs(r.Context()); err == nil && ts > 0 {
 		resp.ReplicaLagMs = max(0, now.UnixMilli()-ts)
 	}
-	writeJSON(w, s.log, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 // handleSnapshot serves the signed point-in-time state to an authenticated
@@ -119,10 +120,10 @@ func (s *Seed) handleEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Seed) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	row, werr := s.authReplica(r)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
-	if ok, retry := s.snapshotRL.allow(row.ReplicaID, s.cfg.Now()); !ok {
+	if ok, retry := s.snapshotRL.Allow(row.ReplicaID, s.cfg.Now()); !ok {
 		rateLimited(w, retry)
 		return
 	}
@@ -131,17 +132,17 @@ func (s *Seed) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	snap, err := s.el.snapshot(ctx, s.cfg.Live)
 	if err != nil {
 		if ctx.Err() != nil {
-			writeError(w, wire.NewError(wire.CodeE046, "snapshot generation timed out; retry after 30s"))
+			httpx.WriteError(w, unavailable(wire.CodeE046, "snapshot generation timed out; retry after 30s"))
 			return
 		}
 		s.log.Error("generating snapshot", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	body, err := json.Marshal(snap)
 	if err != nil {
 		s.log.Error("encoding snapshot", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	s.metrics.snapshots.Inc()
@@ -157,7 +158,7 @@ func (s *Seed) handleDID(w http.ResponseWriter, _ *http.Request) {
 	doc := NewDIDDocument(s.cfg.DID, s.PublicKey(),
 		DIDService{ID: s.cfg.DID + "#event-log", Type: "IicpEventLog", ServiceEndpoint: base + "/v1/events"},
 		DIDService{ID: s.cfg.DID + "#trusted-replicas", Type: "IicpTrustedReplicas", ServiceEndpoint: base + "/.well-known/iicp-replicas.json"})
-	writeJSON(w, s.log, http.StatusOK, doc)
+	httpx.WriteJSON(w, http.StatusOK, doc)
 }
 
 // ReplicaRegistry is the v2 /.well-known/iicp-replicas.json document
@@ -177,10 +178,10 @@ func (s *Seed) handleReplicaRegistry(w http.ResponseWriter, r *http.Request) {
 	reps, err := loadReplicas(r.Context(), s.el.db, true)
 	if err != nil {
 		s.log.Error("loading replicas", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
-	writeJSON(w, s.log, http.StatusOK, ReplicaRegistry{
+	httpx.WriteJSON(w, http.StatusOK, ReplicaRegistry{
 		Context: "https://iicp.network/ns/replicas/v1", SchemaVersion: "2", GenesisSeed: s.cfg.DID, Version: "2",
 		UpdatedAt: s.cfg.Now().UTC().Format("2006-01-02"), Replicas: reps})
 }

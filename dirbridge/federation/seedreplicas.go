@@ -9,12 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -92,18 +92,18 @@ func (s *Seed) authReplica(r *http.Request) (*replicaRow, *wire.Error) {
 // upsert the row idempotently on did (DIR-FED-13/24) and emit
 // REPLICA_REGISTERED in the same transaction.
 func (s *Seed) handleRegisterReplica(w http.ResponseWriter, r *http.Request) {
-	if ok, retry := s.registerRL.allow(remoteIP(r), s.cfg.Now()); !ok {
+	if ok, retry := s.registerRL.Allow(sourceKey(r), s.cfg.Now()); !ok {
 		rateLimited(w, retry)
 		return
 	}
 	var req RegisterReplicaRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, wire.NewError(wire.CodeValidationError, "body must be a JSON object with did and endpoint"))
+		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "body must be a JSON object with did and endpoint"))
 		return
 	}
 	if werr := s.validateReplica(r.Context(), &req); werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
 	now := s.cfg.Now()
@@ -115,7 +115,7 @@ func (s *Seed) handleRegisterReplica(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Error("registering replica", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	s.published(r.Context(), evs)
@@ -128,7 +128,7 @@ func (s *Seed) handleRegisterReplica(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.Info("replica registered", "replica_id", resp.ReplicaID, "did", req.DID)
-	writeJSON(w, s.log, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Seed) validateReplica(ctx context.Context, req *RegisterReplicaRequest) *wire.Error {
@@ -162,8 +162,12 @@ func (s *Seed) validateReplica(ctx context.Context, req *RegisterReplicaRequest)
 }
 
 // guardEndpoint is the §7.1 step 3 scheme and address guard (SSRF parity
-// with /v1/probe): https only, and no loopback, private, link-local,
-// multicast or unspecified address. Insecure lifts both for loopback tests.
+// with /v1/probe): https only, a routable name, and no address it resolves
+// to may be loopback, private, link-local, multicast, unspecified or a
+// transition address embedding one (httpx.CheckAddr). The fetches
+// themselves re-check the address they dial (httpx.GuardedClient), so a
+// name that re-resolves elsewhere (DNS rebinding) gains nothing. Insecure
+// lifts both for loopback tests.
 func (s *Seed) guardEndpoint(ctx context.Context, endpoint string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" || u.User != nil {
@@ -178,6 +182,9 @@ func (s *Seed) guardEndpoint(ctx context.Context, endpoint string) error {
 	if u.Scheme != "https" {
 		return errors.New("endpoint must be https")
 	}
+	if err := httpx.CheckHost(u.Hostname()); err != nil {
+		return err
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", u.Hostname())
@@ -185,18 +192,11 @@ func (s *Seed) guardEndpoint(ctx context.Context, endpoint string) error {
 		return errors.New("endpoint does not resolve")
 	}
 	for _, a := range addrs {
-		if !publicAddr(a) {
-			return errors.New("endpoint resolves to a private address")
+		if err := httpx.CheckAddr(a); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() &&
-		!a.IsLinkLocalMulticast() && !a.IsMulticast() && !a.IsUnspecified() && !a.IsInterfaceLocalMulticast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
 }
 
 // healthy probes endpoint/iicp/health (§7.1 step 2).
@@ -251,7 +251,7 @@ func (s *Seed) upsertReplica(ctx context.Context, tx *sql.Tx, req *RegisterRepli
 func (s *Seed) handleDeregisterReplica(w http.ResponseWriter, r *http.Request) {
 	row, werr := s.authReplica(r)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
 	evs, err := s.el.append(r.Context(), func(tx *sql.Tx) ([]Change, error) {
@@ -266,17 +266,17 @@ func (s *Seed) handleDeregisterReplica(w http.ResponseWriter, r *http.Request) {
 		return []Change{{Type: EventReplicaDeregistered, Payload: ReplicaPayload{ReplicaID: row.ReplicaID, DID: row.DID}}}, nil
 	})
 	if errors.Is(err, errReplicaRaced) {
-		writeError(w, wire.NewError(wire.CodeUnauthorized, "invalid or inactive replica credential"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "invalid or inactive replica credential"))
 		return
 	}
 	if err != nil {
 		s.log.Error("deregistering replica", "error", err)
-		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "internal error"))
 		return
 	}
 	s.published(r.Context(), evs)
 	s.log.Info("replica decommissioned", "replica_id", row.ReplicaID)
-	writeJSON(w, s.log, http.StatusOK, map[string]string{"status": string(ReplicaDecommissioned)})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": string(ReplicaDecommissioned)})
 }
 
 // errReplicaRaced: the credential changed between authentication and the

@@ -10,6 +10,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -114,13 +115,20 @@ CREATE TABLE IF NOT EXISTS fed_observations (
 	payload BLOB NOT NULL
 );`
 
-// openDB opens (creating) a SQLite file with WAL and one connection:
+// openDB opens (creating, mode 0600) a SQLite file with WAL,
+// synchronous=FULL and one connection:
 // SQLite has one writer, and every hot read is served from memory.
 func openDB(ctx context.Context, path string, schemas ...string) (*sql.DB, error) {
+	if err := directory.SecureDBFile(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL: an event is on disk before it is acknowledged or leaves the
+	// seed for replicas; with NORMAL a power loss could drop an event a
+	// replica already holds and fork the log.
+	q.Add("_pragma", "synchronous(FULL)")
 	// 32 MiB of page cache: a replay touches every node row of a 10k-node
 	// state, which the 2 MiB default re-reads from the OS per page.
 	q.Add("_pragma", "cache_size(-32768)")

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -68,11 +68,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p) // net/http's own "abort the connection" signal
 				}
-				s.log.Error("handler panicked", "route", routeLabel(r), "request_id", requestID(r.Context()),
-					"stack", string(debug.Stack()))
-				if rec.status == 0 {
-					writeError(rec, wire.NewError(wire.CodeInternal, "internal error"), false)
-				}
+				httpx.Recovered(s.log, rec, r, rec.status != 0, "request_id", requestID(r.Context()))
 			}
 			s.met.observe(routeLabel(r), rec.status, time.Since(start))
 		}()

@@ -65,6 +65,7 @@ type settings struct {
 	ipRate, ipBurst         int
 	originRate, originBurst int
 	rateKeys                int
+	connsPerIP              int
 	certFile                string
 	keyFile                 string
 	selfSignedDir           string
@@ -94,6 +95,18 @@ func defaultSettings() settings {
 		originRate: DefaultOriginRatePerMin, originBurst: DefaultOriginBurst,
 		rateKeys: DefaultRateLimitKeys,
 		now:      time.Now,
+	}
+}
+
+// WithMaxConnsPerIP caps open connections per source (IPv4 address, IPv6
+// /64) on the listener; 0 keeps httpx.DefaultConnsPerIP.
+func WithMaxConnsPerIP(n int) Option {
+	return func(s *settings) error {
+		if n < 0 {
+			return fmt.Errorf("max connections per IP must be >= 0, got %d", n)
+		}
+		s.connsPerIP = n
+		return nil
 	}
 }
 

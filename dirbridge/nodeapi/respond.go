@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -59,30 +60,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeBody(w, status, mediaJSON, b)
 }
 
-// writeError writes the spec error envelope {"error":{…},"code"} with the
-// code's status, in CBOR when the caller speaks CBOR (iicp-cbor-wire.md §5).
-// 429s carry Retry-After (iicp-semantics.md §2.2).
-func writeError(w http.ResponseWriter, e *wire.Error, cbor bool) {
-	setRetryAfter(w, e)
-	if cbor {
-		if b, err := wire.EncodeErrorCBOR(e); err == nil {
-			writeBody(w, e.Status(), mediaCBOR, b)
-			return
-		}
-	}
-	b, err := json.Marshal(e.Envelope())
-	if err != nil {
-		b = []byte(`{"error":{"code":"internal_error","message":"encoding the error failed"},"code":"internal_error"}`)
-	}
-	writeBody(w, e.Status(), mediaJSON, b)
-}
+// writeError writes the spec error envelope with the code's status, in
+// CBOR when the caller speaks CBOR (httpx.WriteErrorAs).
+func writeError(w http.ResponseWriter, e *wire.Error, cbor bool) { httpx.WriteErrorAs(w, e, cbor) }
 
-// setRetryAfter sets Retry-After in whole seconds (at least 1) from the
-// error's retry hint.
-func setRetryAfter(w http.ResponseWriter, e *wire.Error) {
-	if e.Status() != http.StatusTooManyRequests {
-		return
-	}
-	secs := max(e.RetryAfter, (e.RetryAfterMs+999)/1000, 1)
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-}
+// setRetryAfter sets Retry-After on a RESPONSE that carries an error
+// (httpx's rule: whole seconds from the retry hint, always on a 429).
+func setRetryAfter(w http.ResponseWriter, e *wire.Error) { httpx.SetRetryAfter(w, e) }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -116,7 +117,7 @@ type httpMetrics struct {
 	rateLimited *prometheus.CounterVec   // meshnode_http_rate_limited_total{scope}
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+func newHTTPMetrics(reg prometheus.Registerer, ln *httpx.ListenerStats) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshnode_http_requests_total", Help: "Node API requests by route and HTTP status.",
@@ -132,7 +133,14 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited} {
+	counter := func(name, help string, v interface{ Load() uint64 }) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited,
+		counter("meshnode_http_connections_refused_total", "Connections closed at accept: the source was at its per-IP cap.", &ln.Refused),
+		counter("meshnode_http_accept_errors_total", "Errors accepting connections on the node API.", &ln.AcceptErrors),
+		counter("meshnode_http_tls_handshake_errors_total", "Failed TLS handshakes on the node API.", &ln.TLSHandshakeErrors),
+	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering http metrics: %w", err)
 		}

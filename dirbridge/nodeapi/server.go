@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -29,8 +30,9 @@ type Server struct {
 	set      settings
 	log      *slog.Logger
 	met      *httpMetrics
-	ipLim    *limiter
-	originLm *limiter
+	ipLim    *httpx.Limiter
+	originLm *httpx.Limiter
+	lnStats  httpx.ListenerStats
 	handler  http.Handler
 	tlsConf  *tls.Config // nil: plaintext dev mode
 
@@ -61,7 +63,7 @@ func New(eng TaskEngine, opts ...Option) (*Server, error) {
 	if set.registry != nil {
 		reg = set.registry
 	}
-	met, err := newHTTPMetrics(reg)
+	met, err := newHTTPMetrics(reg, &s.lnStats)
 	if err != nil {
 		return nil, fmt.Errorf("nodeapi: %w", err)
 	}
@@ -106,7 +108,7 @@ func (s *Server) Listen() error {
 		ln.Close()
 		return fmt.Errorf("nodeapi: plaintext listener bound non-loopback %s", ln.Addr())
 	}
-	s.ln = ln
+	s.ln = httpx.NewConnCap(ln, s.set.connsPerIP, &s.lnStats)
 	return nil
 }
 
@@ -148,7 +150,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		WriteTimeout:      s.set.write,
 		IdleTimeout:       s.set.idle,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ErrorLog:          httpx.ServerErrorLog(s.log, &s.lnStats),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	if s.tlsConf != nil {

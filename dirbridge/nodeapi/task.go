@@ -180,14 +180,14 @@ func (s *Server) rateLimit(r *http.Request) *wire.Error {
 		if len(origin) > maxOriginKey {
 			origin = origin[:maxOriginKey]
 		}
-		if ok, wait := s.originLm.allow(origin, now); !ok {
+		if ok, wait := s.originLm.Allow(origin, now); !ok {
 			s.met.rateLimited.WithLabelValues("origin").Inc()
 			return rateLimited(wait)
 		}
 	}
 	key, loopback := ipKey(r.RemoteAddr)
 	if !loopback {
-		if ok, wait := s.ipLim.allow(key, now); !ok {
+		if ok, wait := s.ipLim.Allow(key, now); !ok {
 			s.met.rateLimited.WithLabelValues("ip").Inc()
 			return rateLimited(wait)
 		}

@@ -175,7 +175,7 @@ func TestPanicIsContained(t *testing.T) {
 		t.Fatalf("status %d env %+v", resp.StatusCode, env.Error)
 	}
 	got := logs.String()
-	if !strings.Contains(got, "admin handler panicked") || !strings.Contains(got, "stack=") {
+	if !strings.Contains(got, "handler panic") || !strings.Contains(got, "stack=") {
 		t.Fatalf("panic not logged with a stack: %q", got)
 	}
 	if strings.Contains(got, "boom") || strings.Contains(got, "/home/secret") {

@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -110,36 +110,27 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// guard is the one middleware chain: panic recovery, loopback peers only,
-// bearer authentication. A recovered panic is logged with its stack but
-// never its value: the call route carries task payloads (SEC-LOG-01).
+// guard is the one middleware chain: panic recovery (httpx.Recoverer: the
+// stack is logged, never the panic value, as the call route carries task
+// payloads, SEC-LOG-01), loopback peers only, bearer authentication.
 func (s *Server) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("admin handler panicked", "path", r.URL.Path, "stack", string(debug.Stack()))
-				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
-			}
-		}()
+	return httpx.Recoverer(s.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			writeError(w, wire.NewError(wire.CodeForbidden, "admin endpoint is loopback-only"))
+			httpx.WriteError(w, wire.NewError(wire.CodeForbidden, "admin endpoint is loopback-only"))
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
-			writeError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid admin token"))
+			httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid admin token"))
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.backend.Status(r.Context()))
+	httpx.WriteJSON(w, http.StatusOK, s.backend.Status(r.Context()))
 }
 
 func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
@@ -147,48 +138,38 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		p = []Peer{}
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 func (s *Server) nodeToken(w http.ResponseWriter, _ *http.Request) {
 	tok := s.backend.NodeToken()
 	if tok == "" {
-		writeError(w, wire.NewError(wire.CodeUnavailable, "the node holds no token yet (not registered)"))
+		httpx.WriteError(w, wire.NewError(wire.CodeUnavailable, "the node holds no token yet (not registered)"))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
 
 func (s *Server) call(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxCallBody+1))
 	if err != nil {
-		writeError(w, wire.NewError(wire.CodeValidationError, "reading request body failed"))
+		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "reading request body failed"))
 		return
 	}
 	if len(body) > maxCallBody {
-		writeError(w, wire.NewError(wire.CodePayloadTooLarge, "call request too large"))
+		httpx.WriteError(w, wire.NewError(wire.CodePayloadTooLarge, "call request too large"))
 		return
 	}
 	var req CallRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, wire.NewError(wire.CodeValidationError, "request body is not a CallRequest JSON object"))
+		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "request body is not a CallRequest JSON object"))
 		return
 	}
 	res, werr := s.backend.Call(r.Context(), req)
 	if werr != nil {
-		writeError(w, werr)
+		httpx.WriteError(w, werr)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, e *wire.Error) {
-	writeJSON(w, e.Status(), e.Envelope())
+	httpx.WriteJSON(w, http.StatusOK, res)
 }

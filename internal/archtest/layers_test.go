@@ -32,17 +32,17 @@ var layers = map[string]layer{
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil"}},
-	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil"}},
+	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/directory":             {may: []string{"wire", "dirbridge/directory/signedtoken", "internal/tlsutil", "internal/httpx"}},
 	"dirbridge/directory/signedtoken": {},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/jcs"}},
+	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
 	"internal/app":       {may: []string{anyPkg}},
-	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/paths"}},
+	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/httpx", "internal/paths"}},
 	"internal/config":    {},
 	"internal/paths":     {},
 	"internal/identity":  {may: []string{"wire", "internal/paths"}},
@@ -53,11 +53,14 @@ var layers = map[string]layer{
 	"internal/spectest":  {}, // test helper: locates the spec files
 	"internal/interop":   {may: []string{"wire"}},
 	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
-	"internal/jcs":       {}, // RFC 8785 canonical JSON (federation event signatures)
-	"internal/retry":     {}, // iicp-semantics §6.1 backoff shared by mesh and client
-	"internal/breaker":   {}, // iicp-semantics §7.1 per-target circuit breaker shared by mesh and route
-	"internal/e2e":       {}, // tests only
-	"internal/archtest":  {}, // tests only
+	// The HTTP servers' shared pieces: error writer, recoverer, rate
+	// limiter, per-IP connection cap, SSRF-guarded client.
+	"internal/httpx":    {may: []string{"wire"}},
+	"internal/jcs":      {}, // RFC 8785 canonical JSON (federation event signatures)
+	"internal/retry":    {}, // iicp-semantics §6.1 backoff shared by mesh and client
+	"internal/breaker":  {}, // iicp-semantics §7.1 per-target circuit breaker shared by mesh and route
+	"internal/e2e":      {}, // tests only
+	"internal/archtest": {}, // tests only
 	// Test helper: a peer answering raw bytes instead of HTTP.
 	"internal/httperr/httperrtest": {},
 	// Self-signed server certificates for the node bridge and the directory.

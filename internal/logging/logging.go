@@ -11,6 +11,7 @@ import (
 // Logs hands out per-subsystem loggers sharing one output.
 type Logs struct {
 	out    slog.Handler
+	flood  *floodGuard
 	def    slog.Level
 	levels map[string]slog.Level
 }
@@ -31,7 +32,7 @@ func New(w io.Writer, format, level string, levels map[string]string) (*Logs, er
 	if err != nil {
 		return nil, err
 	}
-	l := &Logs{def: def, levels: map[string]slog.Level{}}
+	l := &Logs{def: def, levels: map[string]slog.Level{}, flood: newFloodGuard()}
 	min := def
 	for sub, s := range levels {
 		lv, err := ParseLevel(s)
@@ -63,7 +64,7 @@ func (l *Logs) For(subsystem string) *slog.Logger {
 	if !ok {
 		lv = l.def
 	}
-	return slog.New(&levelHandler{min: lv, next: l.out})
+	return slog.New(&levelHandler{min: lv, next: l.out, flood: l.flood})
 }
 
 // Named returns the logger for subsystem with subsystem=<name> attached.
@@ -71,10 +72,12 @@ func (l *Logs) Named(subsystem string) *slog.Logger {
 	return l.For(subsystem).With("subsystem", subsystem)
 }
 
-// levelHandler filters records below min before the shared handler.
+// levelHandler filters records below min, then applies the flood guard
+// (flood.go), before the shared handler.
 type levelHandler struct {
-	min  slog.Level
-	next slog.Handler
+	min   slog.Level
+	next  slog.Handler
+	flood *floodGuard
 }
 
 func (h *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
@@ -82,13 +85,13 @@ func (h *levelHandler) Enabled(ctx context.Context, lv slog.Level) bool {
 }
 
 func (h *levelHandler) Handle(ctx context.Context, r slog.Record) error {
-	return h.next.Handle(ctx, r)
+	return h.flood.handle(ctx, h.next, r)
 }
 
 func (h *levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &levelHandler{min: h.min, next: h.next.WithAttrs(as)}
+	return &levelHandler{min: h.min, next: h.next.WithAttrs(as), flood: h.flood}
 }
 
 func (h *levelHandler) WithGroup(name string) slog.Handler {
-	return &levelHandler{min: h.min, next: h.next.WithGroup(name)}
+	return &levelHandler{min: h.min, next: h.next.WithGroup(name), flood: h.flood}
 }

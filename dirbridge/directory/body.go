@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -19,24 +18,6 @@ const (
 	maxRegisterBody = 256 << 10
 	maxSmallBody    = 16 << 10
 )
-
-// writeJSON writes v with status. Encoding failures cannot be reported to
-// the caller once the header is out; they are programming errors on our
-// own types.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeError is the one JSON error writer: the {"error":{code,message}} envelope.
-func writeError(w http.ResponseWriter, e *wire.Error) {
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, e.Status(), e.Envelope())
-}
 
 // decodeBody decodes a JSON request body capped at limit into v, mapping
 // every failure to a structured error that echoes no input.
