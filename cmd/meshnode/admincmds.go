@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshnode/meshnode/dirbridge/client"
 	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 )
@@ -108,6 +109,9 @@ func printStatus(w io.Writer, st *admin.Status) {
 			line += fmt.Sprintf(", next attempt in %s", max(0, time.Until(d.NextRetry)).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(tw, "directory %s\t%s\n", d.Directory, line)
+		if r := reputationLine(d.Reputation); r != "" {
+			fmt.Fprintf(tw, "\t%s\n", r)
+		}
 		if d.EndpointMismatch {
 			fmt.Fprintf(tw, "\tobserved IP %s differs from the endpoint host (NAT or reverse proxy?)\n", d.ObservedSourceIP)
 		}
@@ -276,4 +280,24 @@ func shortIntents(in []string) string {
 		out[i] = strings.TrimPrefix(s, "urn:iicp:intent:")
 	}
 	return strings.Join(out, ",")
+}
+
+// reputationLine is what the directory's last PONG said about this node
+// and how much of its outcome history the directory has acknowledged.
+func reputationLine(r client.Reputation) string {
+	if r.Score == nil {
+		return ""
+	}
+	line := fmt.Sprintf("reputation %.2f", *r.Score)
+	if r.Model != "" {
+		line += " (" + r.Model + ")"
+	}
+	line += fmt.Sprintf(", tasks reported %d ok / %d failed", r.ReportedSuccess, r.ReportedFailed)
+	if r.BatchAccepted != "" {
+		line += ", last batch accepted " + r.BatchAccepted
+	}
+	if r.PendingBatch != "" {
+		line += ", batch " + r.PendingBatch + " awaiting acknowledgement"
+	}
+	return line
 }

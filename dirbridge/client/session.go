@@ -58,6 +58,10 @@ type SessionConfig struct {
 	Registration func() wire.RegisterRequest
 	// Load reports heartbeat figures; nil reports an idle, available node.
 	Load func() Load
+	// Outcomes reports the node's cumulative task outcomes; each heartbeat
+	// carries the change since the last batch as a metrics batch
+	// (iicp-dir.md §3.2). nil sends no metrics.
+	Outcomes func() Outcomes
 	// Store persists credentials; nil keeps them in memory only.
 	Store CredentialStore
 	// OnToken receives every accepted node_id and token (initial and
@@ -111,6 +115,8 @@ type Status struct {
 	// NextRetry is when a failed registration or heartbeat is retried
 	// (zero while the directory answers), so status can say "retrying in".
 	NextRetry time.Time `json:"next_retry,omitzero"`
+	// Reputation is what the directory's last PONG said about this node.
+	Reputation
 }
 
 // Session keeps one directory registration alive. Run it with Serve.
@@ -123,6 +129,7 @@ type Session struct {
 	creds    Credentials
 	status   Status
 	interval time.Duration
+	batches  batcher
 }
 
 // NewSession validates cfg and fills defaults.
@@ -338,6 +345,13 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	}
 	l := s.cfg.Load()
 	hb := wire.Heartbeat{NodeID: c.NodeID, Load: &l.Load, ActiveJobs: &l.ActiveJobs, Available: &l.Available}
+	if s.cfg.Outcomes != nil {
+		s.mu.Lock()
+		b := s.batches.next(s.cfg.Outcomes())
+		s.status.Reputation.PendingBatch = b.id
+		s.mu.Unlock()
+		hb.Metrics, hb.MetricsBatchID = &b.metrics, b.id
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	pong, err := s.cfg.Client.Heartbeat(rctx, c.NodeToken, &hb)
 	cancel()
@@ -376,6 +390,10 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	s.status.ConsecutiveFailures = 0
 	s.status.LastError = ""
 	s.status.NextRetry = time.Time{}
+	s.status.Reputation.update(pong)
+	if hb.Metrics != nil {
+		s.batches.acknowledged(pong, &s.status.Reputation)
+	}
 	s.mu.Unlock()
 	if recovered {
 		s.log.Info("directory reachable again")

@@ -71,6 +71,8 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		Dev:               true,
 		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
 		StaleAfter:        d.cfg.Server.StaleAfter.D(),
+		ProbationMinTasks: d.cfg.Server.ProbationMinTasks,
+		ProbationMinAge:   probationAge(d.cfg.Server.ProbationMinAge.D()),
 		Version:           d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")))
 }
@@ -132,6 +134,7 @@ func (d *daemon) setupSessions() error {
 			Client:            c,
 			Registration:      d.registration,
 			Load:              d.load,
+			Outcomes:          d.outcomes,
 			Store:             store,
 			OnToken:           d.onToken(c.URL()),
 			HeartbeatFallback: d.cfg.Directory.HeartbeatFallback.D(),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/dirbridge/federation"
@@ -108,8 +109,19 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		Resolve:           o.Resolve,
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
+		ProbationMinTasks: s.ProbationMinTasks,
+		ProbationMinAge:   probationAge(s.ProbationMinAge.D()),
 		Version:           o.Version,
 	}
+}
+
+// probationAge maps the config's "0s: no minimum age" to the directory's
+// negative value (its zero means "default").
+func probationAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // plainDirectory adapts directory.Server to dirServer.

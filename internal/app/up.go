@@ -279,6 +279,13 @@ func (d *daemon) load() client.Load {
 	return client.Load{Load: s.Load, ActiveJobs: s.ActiveJobs, Available: s.ActiveJobs < s.MaxConcurrent}
 }
 
+// outcomes hands the engine's real execution outcomes to the sessions'
+// heartbeat metrics batches (iicp-dir.md §3.2).
+func (d *daemon) outcomes() client.Outcomes {
+	o := d.engine.Outcomes()
+	return client.Outcomes{Success: o.Success, Failed: o.Failed, SuccessLatencyMs: o.SuccessLatencyMs}
+}
+
 // onToken receives each directory's accepted token. The first configured
 // directory's token is the one the engine accepts in auth.node_token (the
 // engine holds one token; see docs/config.md).

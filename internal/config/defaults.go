@@ -45,6 +45,10 @@ func base() Config {
 			// iicp-dir.md §3.14 reference defaults.
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
+			// docs/spec-decisions.md "probation" and "per-operator limit".
+			ProbationMinTasks:   100,
+			ProbationMinAge:     Duration(time.Hour),
+			MaxNodesPerOperator: 100,
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -229,6 +233,12 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")
+	}
+	if s.ProbationMinTasks < 1 || s.ProbationMinAge < 0 {
+		bad("directory_server.probation_min_tasks/probation_min_age", "need at least 1 task and an age >= 0")
+	}
+	if s.MaxNodesPerOperator < 0 {
+		bad("directory_server.max_nodes_per_operator", "must be >= 0 (0 = no cap)")
 	}
 }
 

@@ -89,6 +89,12 @@ profile = {{v .Profile}}
 # heartbeat_interval = {{v .Server.HeartbeatInterval}}
 # Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
 # stale_after = {{v .Server.StaleAfter}}
+# Probation: a node leaves it with this many completed tasks once registered
+# this long (0s: no minimum age).
+# probation_min_tasks = {{v .Server.ProbationMinTasks}}
+# probation_min_age = {{v .Server.ProbationMinAge}}
+# Nodes one verified operator key may have registered at once (0 = no cap).
+# max_nodes_per_operator = {{v .Server.MaxNodesPerOperator}}
 # TLS certificate and key (PEM); required outside dev mode.
 # tls_cert = {{v .Server.TLSCert}}
 # tls_key = {{v .Server.TLSKey}}

@@ -1,0 +1,167 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/internal/testutil"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// realDirectory starts a real directory (dev mode, SQLite in a temp dir)
+// and a node /iicp/health endpoint its liveness probe can reach.
+func realDirectory(t *testing.T) (dirURL, nodeEndpoint string) {
+	t.Helper()
+	d, err := directory.New(directory.Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), Dev: true, BcryptCost: 4,
+		HeartbeatInterval: 100 * time.Millisecond}, directory.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	}))
+	t.Cleanup(func() {
+		node.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("directory: %v", err)
+		}
+	})
+	return "http://" + d.Addr().String(), node.URL
+}
+
+// pongDropper proxies to the directory and, while armed, replaces the
+// answer to a metrics-carrying heartbeat with a 502 after the directory
+// has processed it: the lost-PONG case a retried batch exists for.
+type pongDropper struct {
+	proxy *httputil.ReverseProxy
+	drops atomic.Int32
+	mu    sync.Mutex
+	ids   []string // metrics_batch_id of every heartbeat seen
+}
+
+func (p *pongDropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/heartbeat" {
+		p.proxy.ServeHTTP(w, r)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	var hb wire.Heartbeat
+	_ = json.Unmarshal(body, &hb)
+	p.mu.Lock()
+	p.ids = append(p.ids, hb.MetricsBatchID)
+	p.mu.Unlock()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if hb.Metrics != nil && hb.Metrics.TasksSuccess > 0 && p.drops.Add(-1) >= 0 {
+		rec := httptest.NewRecorder()
+		p.proxy.ServeHTTP(rec, r)
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+		return
+	}
+	p.proxy.ServeHTTP(w, r)
+}
+
+// TestREP_09_SessionRetriesBatchOnce: a node's Session sends its outcome
+// counters in metrics batches to a real directory; when the PONG of a
+// batch the directory applied is lost, the Session resends the same batch
+// (same metrics_batch_id, same counts) and the directory acknowledges it
+// without counting it twice. The node reads back reputation_score and
+// metrics_batch_accepted; later outcomes go in a new batch.
+func TestREP_09_SessionRetriesBatchOnce(t *testing.T) {
+	dirURL, endpoint := realDirectory(t)
+	target, _ := url.Parse(dirURL)
+	drop := &pongDropper{proxy: httputil.NewSingleHostReverseProxy(target)}
+	front := httptest.NewServer(drop)
+	t.Cleanup(front.Close)
+
+	var success, failed atomic.Int64
+	c, err := New(front.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSession(SessionConfig{
+		Client: c,
+		Registration: func() wire.RegisterRequest {
+			return wire.RegisterRequest{NodeID: testNodeID, Endpoint: endpoint, Region: "local",
+				Capabilities: []wire.Capability{{Intent: wire.IntentChat, Models: []string{"m"}, MaxTokens: 512}}, Limits: wire.Limits{MaxConcurrent: 2}}
+		},
+		Outcomes: func() Outcomes {
+			return Outcomes{Success: success.Load(), Failed: failed.Load(), SuccessLatencyMs: 10 * success.Load()}
+		},
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, RequestTimeout: 2 * time.Second,
+		Jitter: func() float64 { return 0.5 }, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop.drops.Store(1)
+	success.Store(3)
+	stop := run(t, s)
+	defer stop()
+	testutil.WaitFor(t, 10*time.Second, "first batch acknowledged", func() bool { return s.Status().ReportedSuccess == 3 })
+	st := s.Status()
+	if st.Score == nil || *st.Score != 0.53 || st.Model != "outcome-v2" || st.BatchAccepted == "" || st.PendingBatch != "" {
+		t.Fatalf("after the retried batch: %+v", st.Reputation)
+	}
+	drop.mu.Lock()
+	ids := append([]string(nil), drop.ids...)
+	drop.mu.Unlock()
+	if n := countOf(ids, st.BatchAccepted); n != 2 {
+		t.Fatalf("batch %s sent %d times, want 2 (lost PONG, one retry): %v", st.BatchAccepted, n, ids)
+	}
+	node := nodeDetail(t, dirURL)
+	if node["completed_tasks_count"] != 3.0 || node["reputation_score"] != 0.53 {
+		t.Fatalf("REP-09: directory counted the retried batch twice: %v", node)
+	}
+
+	first := st.BatchAccepted
+	success.Add(2)
+	failed.Add(1)
+	testutil.WaitFor(t, 10*time.Second, "second batch acknowledged", func() bool { return s.Status().ReportedFailed == 1 })
+	st = s.Status()
+	if st.BatchAccepted == first || st.ReportedSuccess != 5 || *st.Score != 0.5 {
+		// 0.53 + 2×0.01 − 0.05 = 0.50
+		t.Fatalf("second batch: %+v", st.Reputation)
+	}
+	if node := nodeDetail(t, dirURL); node["completed_tasks_count"] != 5.0 {
+		t.Fatalf("directory tally %v, want 5", node["completed_tasks_count"])
+	}
+}
+
+func countOf(ids []string, id string) (n int) {
+	for _, v := range ids {
+		if v == id {
+			n++
+		}
+	}
+	return n
+}
+
+func nodeDetail(t *testing.T, dirURL string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(dirURL + "/v1/node/" + testNodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
