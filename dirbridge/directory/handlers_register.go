@@ -64,11 +64,16 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := observedIP(r)
 	rec, st := buildRecord(&b, old, now, ip)
-	rec.OperatorPubKey = verifiedOperator(b.OperatorDelegation, rec.NodeID, now)
-	if rec.OperatorPubKey == "" && old != nil && old.rec.OperatorPubKey != "" {
-		// The owner proved itself with its token: a refresh without a
-		// (fresh) delegation keeps the node secured.
-		rec.OperatorPubKey = old.rec.OperatorPubKey
+	s.bindOperator(rec, old, b.OperatorDelegation, now)
+	if rec.OperatorPubKey != "" {
+		s.operators.regMu.Lock()
+		defer s.operators.regMu.Unlock()
+		if s.operators.admit(s.store.idx, rec.OperatorPubKey, rec.NodeID) != nil {
+			s.regFail(w, "operator_cap", wire.NewError(wire.CodeForbidden, fmt.Sprintf(
+				"this operator key already has %d registered nodes (the directory's max_nodes_per_operator)", s.operators.maxNodes)).
+				WithField("operator_delegation"))
+			return
+		}
 	}
 	ev := ChangeEvent{Kind: ChangeRegister, NodeID: b.NodeID, Record: rec, Credential: &cred, ObservedIP: ip, At: now}
 	if err := s.store.apply(r.Context(), ev, st); err != nil {
@@ -123,6 +128,22 @@ func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
 	s.metrics.rateLimited.WithLabelValues("register").Inc()
 	s.metrics.registrations.WithLabelValues("rate_limited").Inc()
 	httpx.RateLimited(w, "IICP-E034: too many registrations from this source address", wait)
+}
+
+// bindOperator records the operator a delegation proves on rec. A refresh
+// without a (valid) delegation keeps the operator on record: the owner
+// proved itself with its token. A delegation that does not verify binds
+// nothing (§3.1) and is logged with its reason, never its contents.
+func (s *Server) bindOperator(rec *NodeRecord, old *entry, d *wire.OperatorDelegation, now time.Time) {
+	key, err := verifiedOperator(d, rec.NodeID, now)
+	if err != nil {
+		s.metrics.registrations.WithLabelValues("operator_unverified").Inc()
+		s.log.Info("operator_delegation not accepted; node stays operator-unverified", "node", rec.NodeID, "reason", err.Error())
+	}
+	rec.OperatorPubKey = key
+	if key == "" && old != nil && old.rec.OperatorPubKey != "" {
+		rec.OperatorPubKey = old.rec.OperatorPubKey
+	}
 }
 
 func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {
