@@ -210,6 +210,9 @@ type RegisterRequest struct {
 	// Extensions carries namespaced extras; meshnode publishes its libp2p
 	// peer ID and multiaddrs under Extensions["meshnode.p2p"].
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+	// OperatorDelegation binds the node to its operator's key (iicp-dir.md
+	// §3.1, ADR-045 Phase A); see operator.go.
+	OperatorDelegation *OperatorDelegation `json:"operator_delegation,omitempty"`
 
 	SDKLanguage             string `json:"sdk_language,omitempty"`
 	SDKVersion              string `json:"sdk_version,omitempty"`

@@ -119,6 +119,16 @@ func printStatus(w io.Writer, st *admin.Status) {
 	if st.ObservedSourceIP != "" {
 		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
 	}
+	if o := st.Operator; o != nil {
+		line := "delegation sent in REGISTER"
+		if o.Problem != "" {
+			line = "delegation NOT sent: " + o.Problem
+		}
+		if o.Fingerprint != "" {
+			line = fmt.Sprintf("%s, %s until %s", o.Fingerprint, line, o.NotAfter.Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "operator\t%s\n", line)
+	}
 	h := st.Health
 	fmt.Fprintf(tw, "health\t%s, backend %s\n", h.Status, h.Backend)
 	fmt.Fprintf(tw, "load\t%.2f (%d of %d slots busy)\n", h.Load, h.ActiveJobs, h.MaxConcurrent)

@@ -61,6 +61,7 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 		Directories:   []client.Status{},
 		Health:        d.engine.Health(ctx),
 		Served:        d.engine.Stats().Served,
+		Operator:      d.operatorStatus(),
 	}
 	if pid, err := d.id.PeerID(); err == nil {
 		st.PeerID = pid.String()

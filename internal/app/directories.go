@@ -65,15 +65,16 @@ func (d *daemon) setupDirectories() error {
 
 func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 	return directory.New(directory.Config{
-		Listen:            listen,
-		DBPath:            d.o.Paths.DirectoryDB,
-		StateDir:          d.o.Paths.StateDir,
-		Dev:               true,
-		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
-		StaleAfter:        d.cfg.Server.StaleAfter.D(),
-		ProbationMinTasks: d.cfg.Server.ProbationMinTasks,
-		ProbationMinAge:   probationAge(d.cfg.Server.ProbationMinAge.D()),
-		Version:           d.o.Version,
+		Listen:              listen,
+		DBPath:              d.o.Paths.DirectoryDB,
+		StateDir:            d.o.Paths.StateDir,
+		Dev:                 true,
+		HeartbeatInterval:   d.cfg.Server.HeartbeatInterval.D(),
+		StaleAfter:          d.cfg.Server.StaleAfter.D(),
+		ProbationMinTasks:   d.cfg.Server.ProbationMinTasks,
+		ProbationMinAge:     probationAge(d.cfg.Server.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(d.cfg.Server.MaxNodesPerOperator),
+		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")))
 }
 

@@ -100,19 +100,29 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		db = o.Paths.DirectoryDB
 	}
 	return directory.Config{
-		Listen:            s.Listen,
-		DBPath:            db,
-		StateDir:          o.Paths.StateDir,
-		Dev:               o.Dev,
-		TLSCertFile:       s.TLSCert,
-		TLSKeyFile:        s.TLSKey,
-		Resolve:           o.Resolve,
-		HeartbeatInterval: s.HeartbeatInterval.D(),
-		StaleAfter:        s.StaleAfter.D(),
-		ProbationMinTasks: s.ProbationMinTasks,
-		ProbationMinAge:   probationAge(s.ProbationMinAge.D()),
-		Version:           o.Version,
+		Listen:              s.Listen,
+		DBPath:              db,
+		StateDir:            o.Paths.StateDir,
+		Dev:                 o.Dev,
+		TLSCertFile:         s.TLSCert,
+		TLSKeyFile:          s.TLSKey,
+		Resolve:             o.Resolve,
+		HeartbeatInterval:   s.HeartbeatInterval.D(),
+		StaleAfter:          s.StaleAfter.D(),
+		ProbationMinTasks:   s.ProbationMinTasks,
+		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
+		Version:             o.Version,
 	}
+}
+
+// operatorCap maps the config's "0: no cap" to the directory's negative
+// value (its zero means "default").
+func operatorCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // probationAge maps the config's "0s: no minimum age" to the directory's

@@ -29,6 +29,7 @@ import (
 	"github.com/meshnode/meshnode/internal/cx"
 	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/logging"
+	"github.com/meshnode/meshnode/internal/operator"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
@@ -85,6 +86,7 @@ type daemon struct {
 	admin      *admin.Server
 	taskClient *http.Client
 	cxRing     *cx.KeyRing
+	operator   nodeOperator // operator.go
 	cxProvider *cx.Provider
 
 	mu            sync.Mutex
@@ -107,7 +109,8 @@ func Up(ctx context.Context, o Options) error {
 // port errors surface before anything is announced.
 func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	d = &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
-		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
+		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1),
+		operator: nodeOperator{path: operator.DelegationPath(o.Paths)}}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -259,6 +262,7 @@ func (d *daemon) registration() wire.RegisterRequest {
 		PublicKey:          base64.StdEncoding.EncodeToString(d.id.Public()),
 		SDKLanguage:        "go",
 		ImplementationName: "meshnode",
+		OperatorDelegation: d.delegation(),
 	}
 	if k := d.cxRing.PublicKey(); k.PublicKey != "" || k.Key != "" {
 		req.CXPublicKey = &k

@@ -40,12 +40,14 @@ var layers = map[string]layer{
 	// above directory, never the reverse.
 	"dirbridge/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
-	"route":              {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
-	"internal/app":       {may: []string{anyPkg}},
-	"internal/admin":     {may: []string{"wire", "dirbridge/client", "route", "internal/httpx", "internal/paths"}},
-	"internal/config":    {},
-	"internal/paths":     {},
-	"internal/identity":  {may: []string{"wire", "internal/paths"}},
+	"route":             {may: []string{"wire", "mesh", "dirbridge/client", "internal/breaker", "internal/retry"}},
+	"internal/app":      {may: []string{anyPkg}},
+	"internal/admin":    {may: []string{"wire", "dirbridge/client", "route", "internal/httpx", "internal/paths"}},
+	"internal/config":   {},
+	"internal/paths":    {},
+	"internal/identity": {may: []string{"wire", "internal/paths"}},
+	// The operator key (kept apart from node keys) and the node's delegation file.
+	"internal/operator":  {may: []string{"wire", "internal/paths"}},
 	"internal/cx":        {may: []string{"wire", "internal/paths"}},
 	"internal/logging":   {},
 	"internal/sdnotify":  {},
@@ -68,7 +70,7 @@ var layers = map[string]layer{
 	// Test helpers: a goroutine-safe log buffer, a bounded poll, the panic-recoverer check.
 	"internal/testutil": {},
 	"cmd/meshnode": {may: []string{"internal/app", "internal/admin", "internal/buildinfo",
-		"internal/config", "internal/identity", "internal/logging", "internal/paths",
+		"internal/config", "internal/identity", "internal/logging", "internal/operator", "internal/paths",
 		"internal/sdnotify", "dirbridge/client", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every
