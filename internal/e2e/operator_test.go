@@ -89,15 +89,7 @@ func TestDIR_OPID_01_OperatorEndToEnd(t *testing.T) {
 	}
 
 	n2 := start(t, "node2", bin, append([]string{"--home", h2}, nodeArgs...)...)
-	runtimeOf(t, n2, h2)
-	var st2 *admin.Status
-	eventually(t, 15*time.Second, "node2 refused by the operator cap", func() bool {
-		st2 = status(t, bin, h2)
-		return st2 != nil && len(st2.Directories) == 1 && strings.Contains(st2.Directories[0].LastError, "max_nodes_per_operator")
-	})
-	if len(discover(t, dirURL)) != 1 {
-		t.Fatalf("the capped node is discoverable: %v", discover(t, dirURL))
-	}
+	checkOperatorCap(t, bin, n2, h2, dirURL)
 	for _, p := range []*proc{n2, n1, dir} {
 		if code := p.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 			t.Errorf("%s exited %d\n%s", p.name, code, p.stderr())
@@ -107,6 +99,21 @@ func TestDIR_OPID_01_OperatorEndToEnd(t *testing.T) {
 		if strings.Contains(p.stdout()+p.stderr(), "correct horse") {
 			t.Fatalf("%s printed the passphrase", p.name)
 		}
+	}
+}
+
+// checkOperatorCap: the second node of an operator capped at one node is
+// refused, says why in `meshnode status`, and is not discoverable.
+func checkOperatorCap(t *testing.T, bin string, n2 *proc, h2, dirURL string) {
+	t.Helper()
+	runtimeOf(t, n2, h2)
+	var st2 *admin.Status
+	eventually(t, 15*time.Second, "node2 refused by the operator cap", func() bool {
+		st2 = status(t, bin, h2)
+		return st2 != nil && len(st2.Directories) == 1 && strings.Contains(st2.Directories[0].LastError, "max_nodes_per_operator")
+	})
+	if len(discover(t, dirURL)) != 1 {
+		t.Fatalf("the capped node is discoverable: %v", discover(t, dirURL))
 	}
 }
 
