@@ -102,6 +102,9 @@ func newOperatorCmd(e *env, g *globals) *cobra.Command {
 never goes onto a node: "operator delegate" signs a short-lived delegation for one node_id
 into that node's home, and the node sends it in every REGISTER. Directories verify it
 offline and show the operator's display name and key fingerprint in discovery.`,
+		Example: `  meshnode operator init --encrypt --name "Acme Labs"
+  meshnode --home /srv/node1 operator delegate
+  meshnode operator rename "Acme Labs" --directory https://dir.example`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newOperatorInitCmd(e), newOperatorShowCmd(e), newOperatorDelegateCmd(e, g), newOperatorRenameCmd(e))
