@@ -131,3 +131,37 @@ func FuzzVerifyDelegation(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerifyRename: any rename body gets a verdict without panicking and
+// verifies only for the one name the operator signed.
+func FuzzVerifyRename(f *testing.F) {
+	r := SignRename(testOperatorKey(), "Acme Labs", 42)
+	valid, _ := json.Marshal(r)
+	f.Add(valid)
+	f.Add([]byte(`{"operator_pub":"","display_name":"\u0000","ts":-1,"sig":"@@"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var x OperatorRename
+		if json.Unmarshal(raw, &x) != nil {
+			return
+		}
+		if _, e := VerifyRename(&x); e == nil && (x.DisplayName != "Acme Labs" || x.TS != 42) {
+			t.Fatalf("verified a rename the operator never signed: %+v", x)
+		}
+	})
+}
+
+// FuzzDecodeHeartbeatJSON: any HEARTBEAT body (metrics batches included)
+// decodes into a valid heartbeat or a structured validation error.
+func FuzzDecodeHeartbeatJSON(f *testing.F) {
+	f.Add([]byte(`{"node_id":"` + opNodeID + `","metrics":{"tasks_success":3,"tasks_failed":1,"avg_latency_ms":12.5},"metrics_batch_id":"mb-1"}`))
+	f.Add([]byte(`{"node_id":"` + opNodeID + `","metrics":{"tasks_success":-1},"metrics_batch_id":""}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, e := DecodeHeartbeatJSON(raw)
+		if e == nil && (h == nil || ValidateHeartbeat(h) != nil) {
+			t.Fatalf("accepted an invalid heartbeat: %s", raw)
+		}
+		if e != nil && e.Code == "" {
+			t.Fatalf("unstructured error for %q", raw)
+		}
+	})
+}
