@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -76,13 +78,51 @@ func (p *pongDropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.proxy.ServeHTTP(w, r)
 }
 
-// TestREP_09_SessionRetriesBatchOnce: a node's Session sends its outcome
-// counters in metrics batches to a real directory; when the PONG of a
-// batch the directory applied is lost, the Session resends the same batch
-// (same metrics_batch_id, same counts) and the directory acknowledges it
-// without counting it twice. The node reads back reputation_score and
-// metrics_batch_accepted; later outcomes go in a new batch.
+// duplicateBatchVector is the "duplicate_batch" case of the spec's
+// fixtures/profiles/reputation-outcome-v2.json.
+type duplicateBatchVector struct {
+	Input struct {
+		Score      float64 `json:"score"`
+		Deliveries int     `json:"deliveries"`
+		Success    int64   `json:"tasks_success"`
+	} `json:"input"`
+	Expected struct {
+		Score        float64 `json:"score"`
+		Applied      int64   `json:"applied_batches"`
+		Acknowledged int     `json:"acknowledged_deliveries"`
+	} `json:"expected"`
+}
+
+func loadDuplicateBatch(t *testing.T) duplicateBatchVector {
+	t.Helper()
+	var fx struct {
+		Cases []struct {
+			Name string `json:"name"`
+			duplicateBatchVector
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(spectest.Read(t, "fixtures", "profiles", "reputation-outcome-v2.json"), &fx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range fx.Cases {
+		if c.Name == "duplicate_batch" {
+			return c.duplicateBatchVector
+		}
+	}
+	t.Fatal("fixture has no duplicate_batch case")
+	return duplicateBatchVector{}
+}
+
+// TestREP_09_SessionRetriesBatchOnce runs the outcome-v2 fixture's
+// duplicate_batch vector end to end: a node's Session sends its outcome
+// counters in a metrics batch to a real directory; the PONG of the first
+// delivery is lost (after the directory applied it), so the Session
+// delivers the same batch again (same metrics_batch_id, same counts); the
+// directory acknowledges both deliveries and applies the batch once. The
+// node reads back reputation_score and metrics_batch_accepted; later
+// outcomes go in a new batch.
 func TestREP_09_SessionRetriesBatchOnce(t *testing.T) {
+	fx := loadDuplicateBatch(t)
 	dirURL, endpoint := realDirectory(t)
 	target, _ := url.Parse(dirURL)
 	drop := &pongDropper{proxy: httputil.NewSingleHostReverseProxy(target)}
@@ -109,24 +149,24 @@ func TestREP_09_SessionRetriesBatchOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drop.drops.Store(1)
-	success.Store(3)
+	drop.drops.Store(int32(fx.Input.Deliveries - 1))
+	success.Store(fx.Input.Success)
 	stop := run(t, s)
 	defer stop()
-	testutil.WaitFor(t, 10*time.Second, "first batch acknowledged", func() bool { return s.Status().ReportedSuccess == 3 })
+	testutil.WaitFor(t, 10*time.Second, "first batch acknowledged", func() bool { return s.Status().ReportedSuccess == fx.Input.Success })
 	st := s.Status()
-	if st.Score == nil || *st.Score != 0.53 || st.Model != "outcome-v2" || st.BatchAccepted == "" || st.PendingBatch != "" {
+	if st.Score == nil || *st.Score != fx.Expected.Score || st.Model != "outcome-v2" || st.BatchAccepted == "" || st.PendingBatch != "" {
 		t.Fatalf("after the retried batch: %+v", st.Reputation)
 	}
 	drop.mu.Lock()
 	ids := append([]string(nil), drop.ids...)
 	drop.mu.Unlock()
-	if n := countOf(ids, st.BatchAccepted); n != 2 {
-		t.Fatalf("batch %s sent %d times, want 2 (lost PONG, one retry): %v", st.BatchAccepted, n, ids)
+	if n := countOf(ids, st.BatchAccepted); n != fx.Expected.Acknowledged {
+		t.Fatalf("batch %s delivered %d times, want %d (lost PONG, one retry): %v", st.BatchAccepted, n, fx.Expected.Acknowledged, ids)
 	}
 	node := nodeDetail(t, dirURL)
-	if node["completed_tasks_count"] != 3.0 || node["reputation_score"] != 0.53 {
-		t.Fatalf("REP-09: directory counted the retried batch twice: %v", node)
+	if node["completed_tasks_count"] != float64(fx.Expected.Applied*fx.Input.Success) || node["reputation_score"] != fx.Expected.Score {
+		t.Fatalf("REP-09: directory applied the retried batch more than once: %v", node)
 	}
 
 	first := st.BatchAccepted
@@ -134,12 +174,12 @@ func TestREP_09_SessionRetriesBatchOnce(t *testing.T) {
 	failed.Add(1)
 	testutil.WaitFor(t, 10*time.Second, "second batch acknowledged", func() bool { return s.Status().ReportedFailed == 1 })
 	st = s.Status()
-	if st.BatchAccepted == first || st.ReportedSuccess != 5 || *st.Score != 0.5 {
-		// 0.53 + 2×0.01 − 0.05 = 0.50
-		t.Fatalf("second batch: %+v", st.Reputation)
+	want := fx.Expected.Score + 2*0.01 - 0.05 // §11.2: +0.01 per success, −0.05 per failure
+	if st.BatchAccepted == first || st.ReportedSuccess != fx.Input.Success+2 || math.Abs(*st.Score-want) > 1e-9 {
+		t.Fatalf("second batch: %+v, want score %v", st.Reputation, want)
 	}
-	if node := nodeDetail(t, dirURL); node["completed_tasks_count"] != 5.0 {
-		t.Fatalf("directory tally %v, want 5", node["completed_tasks_count"])
+	if node := nodeDetail(t, dirURL); node["completed_tasks_count"] != float64(fx.Input.Success+2) {
+		t.Fatalf("directory tally %v", node["completed_tasks_count"])
 	}
 }
 
