@@ -13,14 +13,15 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// DelegationFile is the delegation's file name in a node's state directory.
+// DelegationFile is the delegation's file name in a node's state
+// directory (paths.Paths.OperatorDelegation).
 const DelegationFile = "operator-delegation.json"
 
 // maxDelegationFile bounds what ReadDelegation reads.
 const maxDelegationFile = 4 << 10
 
 // DelegationPath is where the node in p keeps its delegation.
-func DelegationPath(p paths.Paths) string { return filepath.Join(p.StateDir, DelegationFile) }
+func DelegationPath(p paths.Paths) string { return p.OperatorDelegation }
 
 // WriteDelegation stores d at path (0600, atomically). Not secret, but it
 // lives beside the node's credentials and is the node's business only.
