@@ -51,6 +51,15 @@ type batch struct {
 	metrics wire.HeartbeatMetrics
 }
 
+// PendingMetrics is an unacknowledged batch as the CredentialStore keeps it.
+type PendingMetrics struct {
+	ID      string                `json:"id"`
+	Metrics wire.HeartbeatMetrics `json:"metrics"`
+}
+
+// empty reports a batch with no outcomes (nothing to lose on a restart).
+func (b *batch) empty() bool { return b.metrics.TasksSuccess == 0 && b.metrics.TasksFailed == 0 }
+
 // batcher cuts metrics batches for one directory (iicp-dir.md §3.2): at
 // most one batch is unacknowledged, and it is resent unchanged, under the
 // same metrics_batch_id, until the directory acknowledges it, so a
@@ -62,12 +71,20 @@ type batcher struct {
 	pending *batch
 }
 
+// restore makes a batch saved before a restart the pending one. The
+// engine's counters start again at zero, so the base stays zero.
+func (b *batcher) restore(p *PendingMetrics) {
+	if p != nil && wire.ValidMetricsBatchID(p.ID) {
+		b.pending = &batch{id: p.ID, metrics: p.Metrics}
+	}
+}
+
 // next returns the batch to send: the pending one, or a new one covering
 // the outcomes since the last batch (zero counts included: every
-// heartbeat carries its period's counters).
-func (b *batcher) next(cur Outcomes) batch {
+// heartbeat carries its period's counters). fresh reports a new batch.
+func (b *batcher) next(cur Outcomes) (nb batch, fresh bool) {
 	if b.pending != nil {
-		return *b.pending
+		return *b.pending, false
 	}
 	d := Outcomes{
 		Success:          max(cur.Success-b.base.Success, 0),
@@ -75,13 +92,13 @@ func (b *batcher) next(cur Outcomes) batch {
 		SuccessLatencyMs: max(cur.SuccessLatencyMs-b.base.SuccessLatencyMs, 0),
 	}
 	b.base = cur
-	nb := &batch{id: newBatchID(), metrics: wire.HeartbeatMetrics{TasksSuccess: d.Success, TasksFailed: d.Failed}}
+	p := &batch{id: newBatchID(), metrics: wire.HeartbeatMetrics{TasksSuccess: d.Success, TasksFailed: d.Failed}}
 	if d.Success > 0 {
 		avg := float64(d.SuccessLatencyMs) / float64(d.Success)
-		nb.metrics.AvgLatencyMs = &avg
+		p.metrics.AvgLatencyMs = &avg
 	}
-	b.pending = nb
-	return *nb
+	b.pending = p
+	return *p, true
 }
 
 // acknowledged settles the pending batch after a 200 PONG. A directory
@@ -90,13 +107,14 @@ func (b *batcher) next(cur Outcomes) batch {
 // took the heartbeat as it came, so resending would count it twice
 // (docs/spec-decisions.md "heartbeat outcome counters"). A PONG naming
 // another batch leaves ours pending.
-func (b *batcher) acknowledged(p *wire.Pong, r *Reputation) {
+// It reports whether a batch was settled.
+func (b *batcher) acknowledged(p *wire.Pong, r *Reputation) bool {
 	if b.pending == nil {
-		return
+		return false
 	}
 	if p.MetricsBatchAccepted != nil && *p.MetricsBatchAccepted != b.pending.id {
 		r.PendingBatch = b.pending.id
-		return
+		return false
 	}
 	if p.MetricsBatchAccepted != nil {
 		r.BatchAccepted = *p.MetricsBatchAccepted
@@ -105,6 +123,7 @@ func (b *batcher) acknowledged(p *wire.Pong, r *Reputation) {
 	r.ReportedFailed += b.pending.metrics.TasksFailed
 	r.PendingBatch = ""
 	b.pending = nil
+	return true
 }
 
 // newBatchID is "mb-" and 16 random hex digits: opaque, printable, and
@@ -113,4 +132,34 @@ func newBatchID() string {
 	var raw [8]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return "mb-" + hex.EncodeToString(raw[:])
+}
+
+// nextBatch cuts the heartbeat's metrics batch. A new batch with outcomes
+// is saved with the credentials before it is sent, so a restart resends
+// it instead of losing it.
+func (s *Session) nextBatch() batch {
+	s.mu.Lock()
+	b, fresh := s.batches.next(s.cfg.Outcomes())
+	s.status.Reputation.PendingBatch = b.id
+	s.mu.Unlock()
+	if fresh && !b.empty() {
+		s.keepPending(&PendingMetrics{ID: b.id, Metrics: b.metrics})
+	}
+	return b
+}
+
+// keepPending saves (or, with nil, clears) the unacknowledged batch with
+// the credentials. A clear of nothing saved writes nothing.
+func (s *Session) keepPending(p *PendingMetrics) {
+	s.mu.Lock()
+	if p == nil && s.creds.PendingMetrics == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.creds.PendingMetrics = p
+	c := s.creds
+	s.mu.Unlock()
+	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
+		s.log.Warn("saving the pending metrics batch; its outcomes are lost if the node restarts before it is acknowledged", "error", err)
+	}
 }

@@ -53,11 +53,17 @@ func realDirectory(t *testing.T) (dirURL, nodeEndpoint string) {
 type pongDropper struct {
 	proxy *httputil.ReverseProxy
 	drops atomic.Int32
-	mu    sync.Mutex
-	ids   []string // metrics_batch_id of every heartbeat seen
+	// down answers deregistrations 503, as if the node died without one.
+	down atomic.Bool
+	mu   sync.Mutex
+	ids  []string // metrics_batch_id of every heartbeat seen
 }
 
 func (p *pongDropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/deregister" && p.down.Load() {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if r.URL.Path != "/v1/heartbeat" {
 		p.proxy.ServeHTTP(w, r)
 		return
@@ -204,4 +210,69 @@ func nodeDetail(t *testing.T, dirURL string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestREP_09_PendingBatchSurvivesRestart: a batch whose PONGs are all lost
+// is saved with the credentials; the node dies without deregistering and
+// restarts (a new Session on the same store, engine counters back at
+// zero), re-registers with its saved token, resends that batch under the
+// same metrics_batch_id, and the directory, which applied it the first
+// time, acknowledges it without applying it again (8 tasks if it did).
+func TestREP_09_PendingBatchSurvivesRestart(t *testing.T) {
+	dirURL, endpoint := realDirectory(t)
+	target, _ := url.Parse(dirURL)
+	drop := &pongDropper{proxy: httputil.NewSingleHostReverseProxy(target)}
+	front := httptest.NewServer(drop)
+	t.Cleanup(front.Close)
+	store := NewMemoryStore()
+	newSession := func(success int64) *Session {
+		c, err := New(front.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSession(SessionConfig{
+			Client: c, Store: store,
+			Registration: func() wire.RegisterRequest {
+				return wire.RegisterRequest{NodeID: testNodeID, Endpoint: endpoint, Region: "local",
+					Capabilities: []wire.Capability{{Intent: wire.IntentChat, Models: []string{"m"}, MaxTokens: 512}}, Limits: wire.Limits{MaxConcurrent: 2}}
+			},
+			Outcomes:   func() Outcomes { return Outcomes{Success: success} },
+			BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, RequestTimeout: 2 * time.Second,
+			Jitter: func() float64 { return 0.5 }, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	drop.drops.Store(1 << 20) // every PONG of a batch with outcomes is lost
+	drop.down.Store(true)
+	first := newSession(4)
+	stop := run(t, first)
+	testutil.WaitFor(t, 10*time.Second, "the directory applied the batch", func() bool {
+		return nodeDetail(t, dirURL)["completed_tasks_count"] == 4.0
+	})
+	stop()
+	c, ok, _ := store.Load(front.URL)
+	if !ok || c.PendingMetrics == nil || c.PendingMetrics.Metrics.TasksSuccess != 4 {
+		t.Fatalf("pending batch not saved: %+v", c.PendingMetrics)
+	}
+	id := c.PendingMetrics.ID
+
+	drop.drops.Store(0)
+	drop.down.Store(false)
+	second := newSession(0) // a restarted engine counts from zero
+	stop = run(t, second)
+	defer stop()
+	testutil.WaitFor(t, 10*time.Second, "the saved batch acknowledged", func() bool { return second.Status().BatchAccepted == id })
+	if n := nodeDetail(t, dirURL); n["completed_tasks_count"] != 4.0 || n["reputation_score"] != 0.54 {
+		t.Fatalf("the resent batch was applied again: %v", n)
+	}
+	if st := second.Status(); st.ReportedSuccess != 4 {
+		t.Fatalf("status after restart: %+v", st.Reputation)
+	}
+	testutil.WaitFor(t, 5*time.Second, "pending batch cleared from the store", func() bool {
+		c, _, _ := store.Load(front.URL)
+		return c.PendingMetrics == nil
+	})
 }

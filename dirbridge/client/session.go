@@ -40,6 +40,10 @@ type Credentials struct {
 	NodeToken string     `json:"node_token,omitempty"`
 	IssuedAt  time.Time  `json:"issued_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// PendingMetrics is a metrics batch with outcomes the directory has not
+	// acknowledged yet, kept so a restart resends it unchanged (iicp-dir.md
+	// §3.2: retain and retry until acknowledged).
+	PendingMetrics *PendingMetrics `json:"pending_metrics_batch,omitempty"`
 }
 
 // CredentialStore persists credentials per directory URL. Save must be
@@ -206,6 +210,7 @@ func (s *Session) Serve(ctx context.Context) error {
 	} else if ok {
 		s.mu.Lock()
 		s.creds = c
+		s.batches.restore(c.PendingMetrics)
 		s.mu.Unlock()
 	}
 	timer := time.NewTimer(0)
@@ -267,6 +272,9 @@ func (s *Session) register(ctx context.Context) (time.Duration, action) {
 			c.ExpiresAt = &t
 		}
 	}
+	s.mu.Lock()
+	c.PendingMetrics = s.creds.PendingMetrics
+	s.mu.Unlock()
 	// Persist only the accepted successor (e050 persist_only_accepted_successor).
 	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
 		s.log.Error("saving directory credentials; the new token is used but will not survive a restart", "error", err)
@@ -346,10 +354,7 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	l := s.cfg.Load()
 	hb := wire.Heartbeat{NodeID: c.NodeID, Load: &l.Load, ActiveJobs: &l.ActiveJobs, Available: &l.Available}
 	if s.cfg.Outcomes != nil {
-		s.mu.Lock()
-		b := s.batches.next(s.cfg.Outcomes())
-		s.status.Reputation.PendingBatch = b.id
-		s.mu.Unlock()
+		b := s.nextBatch()
 		hb.Metrics, hb.MetricsBatchID = &b.metrics, b.id
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
@@ -391,10 +396,11 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	s.status.LastError = ""
 	s.status.NextRetry = time.Time{}
 	s.status.Reputation.update(pong)
-	if hb.Metrics != nil {
-		s.batches.acknowledged(pong, &s.status.Reputation)
-	}
+	settled := hb.Metrics != nil && s.batches.acknowledged(pong, &s.status.Reputation)
 	s.mu.Unlock()
+	if settled {
+		s.keepPending(nil)
+	}
 	if recovered {
 		s.log.Info("directory reachable again")
 	}
