@@ -109,7 +109,7 @@ func (s *Server) appendNodeList(b []byte, q *query, cands []scored, now time.Tim
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, c.item.fragmentFor(view, q.region, c.score, gen, func() []byte {
+		b = append(b, c.item.fragmentFor(view, q.region, c.score, gen, now.Unix(), operatorUntil(c.e.rec, now), func() []byte {
 			var v any
 			if q.public {
 				v = s.publicView(c, q.intent, now)
@@ -297,7 +297,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 		ReputationScore: c.st.Reputation, ReputationModel: reputationModel, ReputationTier: reputationTier(c.st.Reputation),
 		CIPLevel: c.e.rec.CIPLevel, HealthLabel: healthLabel(h, live), Models: nonNil(models),
 		InputModalities: nonNil(mods), RouteClass: routeClass(c.e.rec), RegisteredIntent: intent,
-		operatorView: s.operators.view(c.e.rec.OperatorPubKey),
+		operatorView: s.operators.view(c.e.rec.operatorAt(now)),
 	}
 }
 

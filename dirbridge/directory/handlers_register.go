@@ -68,10 +68,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if rec.OperatorPubKey != "" {
 		s.operators.regMu.Lock()
 		defer s.operators.regMu.Unlock()
-		if s.operators.admit(s.store.idx, rec.OperatorPubKey, rec.NodeID) != nil {
-			s.regFail(w, "operator_cap", wire.NewError(wire.CodeForbidden, fmt.Sprintf(
-				"this operator key already has %d registered nodes (the directory's max_nodes_per_operator)", s.operators.maxNodes)).
-				WithField("operator_delegation"))
+		if e := s.capOperator(rec, old, now); e != nil {
+			s.regFail(w, "operator_cap", e)
 			return
 		}
 	}
@@ -140,10 +138,32 @@ func (s *Server) bindOperator(rec *NodeRecord, old *entry, d *wire.OperatorDeleg
 		s.metrics.registrations.WithLabelValues("operator_unverified").Inc()
 		s.log.Info("operator_delegation not accepted; node stays operator-unverified", "node", rec.NodeID, "reason", err.Error())
 	}
-	rec.OperatorPubKey = key
-	if key == "" && old != nil && old.rec.OperatorPubKey != "" {
-		rec.OperatorPubKey = old.rec.OperatorPubKey
+	rec.OperatorPubKey, rec.OperatorNotAfter = key, 0
+	if key != "" {
+		rec.OperatorNotAfter = d.NotAfter
+	} else if old != nil && old.rec.OperatorPubKey != "" {
+		rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
 	}
+}
+
+// capOperator applies max_nodes_per_operator to the binding rec is about
+// to get. A node already bound (unexpired) to the key keeps it. Beyond the
+// cap a new node is refused (403); an existing node is refreshed with its
+// previous binding, so a renewal beyond the cap cannot drop a registered
+// node out of the directory.
+func (s *Server) capOperator(rec *NodeRecord, old *entry, now time.Time) *wire.Error {
+	key := rec.operatorAt(now)
+	if key == "" || s.operators.admit(s.store.idx, key, rec.NodeID, now) == nil {
+		return nil
+	}
+	if old == nil {
+		return wire.NewError(wire.CodeForbidden, fmt.Sprintf(
+			"this operator key already has %d registered nodes (the directory's max_nodes_per_operator)", s.operators.maxNodes)).
+			WithField("operator_delegation")
+	}
+	rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
+	s.log.Info("operator delegation not applied: the operator is at max_nodes_per_operator", "node", rec.NodeID)
+	return nil
 }
 
 func (s *Server) regFail(w http.ResponseWriter, result string, e *wire.Error) {

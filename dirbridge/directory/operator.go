@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,25 @@ func verifiedOperator(d *wire.OperatorDelegation, nodeID string, now time.Time) 
 	return base64.StdEncoding.EncodeToString(pub), nil
 }
 
+// operatorAt is the operator the node shows as at now: the bound key
+// while its latest delegation is unexpired, else "" (the node stays
+// secured by the key; it no longer presents as the operator's).
+func (r *NodeRecord) operatorAt(now time.Time) string {
+	if r.OperatorPubKey == "" || now.Unix() >= r.OperatorNotAfter {
+		return ""
+	}
+	return r.OperatorPubKey
+}
+
+// operatorUntil is how long a node's encoded view stays right as far as
+// its operator goes: until its delegation lapses.
+func operatorUntil(r *NodeRecord, now time.Time) int64 {
+	if r.operatorAt(now) != "" {
+		return r.OperatorNotAfter
+	}
+	return math.MaxInt64
+}
+
 // operatorView is the public operator block of a node view.
 type operatorView struct {
 	DisplayName *string `json:"operator_display_name"`
@@ -134,17 +154,18 @@ var errOperatorFull = errors.New("operator cap reached")
 
 // admit reports whether nodeID may be bound to key: always when the node
 // already is, else while the operator has fewer than maxNodes registered
-// nodes. The caller holds regMu until the registration is stored.
-func (b *operatorBook) admit(ix *index, key, nodeID string) error {
+// nodes with an unexpired delegation. The caller holds regMu until the
+// registration is stored.
+func (b *operatorBook) admit(ix *index, key, nodeID string, now time.Time) error {
 	if key == "" || b.maxNodes <= 0 {
 		return nil
 	}
-	if e := ix.get(nodeID); e != nil && e.rec.OperatorPubKey == key {
+	if e := ix.get(nodeID); e != nil && e.rec.operatorAt(now) == key {
 		return nil
 	}
 	n := 0
 	ix.forAll(func(e *entry) {
-		if e.rec.OperatorPubKey == key {
+		if e.rec.operatorAt(now) == key {
 			n++
 		}
 	})
@@ -179,7 +200,7 @@ func (s *Server) handleOperatorRename(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op := base64.StdEncoding.EncodeToString(pub)
-	if e := s.operators.rename(r.Context(), s.store.idx, op, req.DisplayName, req.TS); e != nil {
+	if e := s.operators.rename(r.Context(), s.store.idx, op, req.DisplayName, req.TS, now); e != nil {
 		httpx.WriteError(w, e)
 		return
 	}
@@ -191,9 +212,9 @@ func (s *Server) handleOperatorRename(w http.ResponseWriter, r *http.Request) {
 // rename stores the display name of a known operator (one with a bound
 // node) when ts is newer than the stored one, so a captured rename cannot
 // be replayed to undo a later one.
-func (b *operatorBook) rename(ctx context.Context, ix *index, op, name string, ts int64) *wire.Error {
+func (b *operatorBook) rename(ctx context.Context, ix *index, op, name string, ts int64, now time.Time) *wire.Error {
 	known := false
-	ix.forAll(func(e *entry) { known = known || e.rec.OperatorPubKey == op })
+	ix.forAll(func(e *entry) { known = known || e.rec.operatorAt(now) == op })
 	if !known {
 		return wire.NewError(wire.CodeNotFound, "no registered node is delegated to this operator key")
 	}

@@ -71,7 +71,7 @@ func TestDIR_OPID_01_DiscoveryShowsOperator(t *testing.T) {
 		t.Fatalf("bound node tier %v", tier)
 	}
 	for _, id := range ids[1:] {
-		if n := nodeByID(nodes, id); n["operator_trust_tier"] != nil || n["operator_display_name"] != nil {
+		if n := nodeByID(nodes, id); n == nil || n["operator_trust_tier"] != nil || n["operator_display_name"] != nil {
 			t.Errorf("node %s bound by a bad delegation: %v", id, n)
 		}
 	}
@@ -160,5 +160,59 @@ func TestDIR_OPID_02_PerOperatorNodeCap(t *testing.T) {
 	}
 	if r := h.opNode("node3", ids[2], priv, time.Hour); r.status != http.StatusCreated {
 		t.Fatalf("after a deregistration: %d %s", r.status, r.body)
+	}
+}
+
+// TestDIR_OPID_03_DelegationLapsesAtNotAfter: short TTL is the revocation
+// baseline (§3.1): once not_after passes, discovery stops presenting the
+// node as the operator's (also from the cached discover encoding) and the
+// node no longer counts against the operator's cap, while it stays
+// secured (a token-less refresh is still IICP-E050). Its renewal while
+// another node holds the operator's only slot refreshes the registration
+// without binding it again.
+func TestDIR_OPID_03_DelegationLapsesAtNotAfter(t *testing.T) {
+	h := startHarness(t, func(c *Config) { c.MaxNodesPerOperator = 1 })
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	ids := testNodeIDs(2)
+	r := h.opNode("node1", ids[0], priv, time.Hour)
+	if r.status != http.StatusCreated {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	tok := r.json(t)["node_token"].(string)
+	if r := h.do(http.MethodPost, "/v1/operator/rename", wire.SignRename(priv, "Acme", h.clock.Now().Unix()), nil); r.status != http.StatusOK {
+		t.Fatalf("rename: %d %s", r.status, r.body)
+	}
+	tier := func() any {
+		_, nodes := h.discover("intent=urn:iicp:intent:llm:chat:v1&limit=50")
+		n := nodeByID(nodes, ids[0])
+		if n == nil {
+			t.Fatalf("node1 not in discover: %v", nodes)
+		}
+		return n["operator_trust_tier"]
+	}
+	if tier() != "did_key" {
+		t.Fatal("not bound before not_after")
+	}
+	h.clock.Advance(time.Hour)
+	h.heartbeat(ids[0], tok, nil) // stay live for discover
+	if got := tier(); got != nil {
+		t.Fatalf("still presented as the operator's after not_after: %v", got)
+	}
+	refresh := h.regBody("node1")
+	refresh["node_id"] = ids[0]
+	if r := h.do(http.MethodPost, "/v1/register", refresh, nil); r.status != http.StatusForbidden || r.errCode(t) != "IICP-E050" {
+		t.Fatalf("lapsed node lost its E050 protection: %d %s", r.status, r.body)
+	}
+	if r := h.opNode("node2", ids[1], priv, time.Hour); r.status != http.StatusCreated {
+		t.Fatalf("a lapsed node still counts against the cap: %d %s", r.status, r.body)
+	}
+	renew := h.regBody("node1")
+	renew["node_id"], renew["current_node_token"] = ids[0], tok
+	renew["operator_delegation"] = wire.SignDelegation(priv, ids[0], h.clock.Now().Add(time.Hour).Unix())
+	if r := h.do(http.MethodPost, "/v1/register", renew, nil); r.status != http.StatusCreated {
+		t.Fatalf("a registered node's refresh beyond the cap must not drop it: %d %s", r.status, r.body)
+	}
+	if got := tier(); got != nil {
+		t.Fatalf("renewal beyond the cap (node2 holds the one slot) was applied: %v", got)
 	}
 }

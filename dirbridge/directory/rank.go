@@ -67,6 +67,7 @@ type rankItem struct {
 type fragment struct {
 	score float64
 	gen   uint64 // operatorBook generation (display names)
+	until int64  // unix seconds the operator block stays right (delegation not_after)
 	b     []byte
 }
 
@@ -343,12 +344,12 @@ func regionClass(want, have string) int {
 
 // fragmentFor returns the cached encoding of the item for the view,
 // building it with enc on a miss.
-func (it *rankItem) fragmentFor(view int, region string, sc float64, gen uint64, enc func() []byte) []byte {
+func (it *rankItem) fragmentFor(view int, region string, sc float64, gen uint64, now, until int64, enc func() []byte) []byte {
 	slot := &it.frags[view][regionClass(region, it.e.rec.Region)]
-	if f := slot.Load(); f != nil && f.score == sc && f.gen == gen {
+	if f := slot.Load(); f != nil && f.score == sc && f.gen == gen && now < f.until {
 		return f.b
 	}
 	b := enc()
-	slot.Store(&fragment{score: sc, gen: gen, b: b})
+	slot.Store(&fragment{score: sc, gen: gen, until: until, b: b})
 	return b
 }
