@@ -101,18 +101,19 @@ func (b *batcher) next(cur Outcomes) (nb batch, fresh bool) {
 	return *p, true
 }
 
-// acknowledged settles the pending batch after a 200 PONG. A directory
-// that names the batch in metrics_batch_accepted applied it (or already
-// had); one that sends no metrics_batch_accepted predates batch ids and
-// took the heartbeat as it came, so resending would count it twice
-// (docs/spec-decisions.md "heartbeat outcome counters"). A PONG naming
-// another batch leaves ours pending.
-// It reports whether a batch was settled.
+// acknowledged settles the pending batch after a 200 PONG and reports
+// whether it did. A directory that names the batch in
+// metrics_batch_accepted applied it (or already had). One that labels its
+// score (reputation_model) speaks §3.2, so a null or another batch id
+// means "not accepted": ours stays pending. One with neither predates
+// batch ids and took the heartbeat as it came, so resending would count
+// it twice (docs/spec-decisions.md "heartbeat outcome counters").
 func (b *batcher) acknowledged(p *wire.Pong, r *Reputation) bool {
 	if b.pending == nil {
 		return false
 	}
-	if p.MetricsBatchAccepted != nil && *p.MetricsBatchAccepted != b.pending.id {
+	named := p.MetricsBatchAccepted != nil
+	if (named && *p.MetricsBatchAccepted != b.pending.id) || (!named && p.ReputationModel != "") {
 		r.PendingBatch = b.pending.id
 		return false
 	}

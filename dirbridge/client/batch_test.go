@@ -276,3 +276,40 @@ func TestREP_09_PendingBatchSurvivesRestart(t *testing.T) {
 		return c.PendingMetrics == nil
 	})
 }
+
+// TestREP_09_BatchAcknowledgementDialects: a pending batch is settled by a
+// PONG naming it, and by a legacy PONG (no reputation_model, no
+// metrics_batch_accepted: resending would count it twice there); a §3.2
+// PONG with null or another batch's id leaves it pending, to be resent
+// under the same id with the same counts.
+func TestREP_09_BatchAcknowledgementDialects(t *testing.T) {
+	other := "mb-other"
+	cases := []struct {
+		name    string
+		pong    func(id string) *wire.Pong
+		settled bool
+	}{
+		{"names the batch", func(id string) *wire.Pong { return &wire.Pong{OK: true, ReputationModel: "outcome-v2", MetricsBatchAccepted: &id} }, true},
+		{"legacy directory", func(string) *wire.Pong { return &wire.Pong{OK: true} }, true},
+		{"outcome-v2, null", func(string) *wire.Pong { return &wire.Pong{OK: true, ReputationModel: "outcome-v2"} }, false},
+		{"another batch", func(string) *wire.Pong { return &wire.Pong{OK: true, MetricsBatchAccepted: &other} }, false},
+	}
+	for _, c := range cases {
+		var b batcher
+		var r Reputation
+		first, fresh := b.next(Outcomes{Success: 2, Failed: 1})
+		if !fresh || first.metrics.TasksSuccess != 2 || first.metrics.TasksFailed != 1 {
+			t.Fatalf("%s: first batch %+v", c.name, first)
+		}
+		if got := b.acknowledged(c.pong(first.id), &r); got != c.settled {
+			t.Fatalf("%s: settled=%v, want %v", c.name, got, c.settled)
+		}
+		again, fresh := b.next(Outcomes{Success: 5, Failed: 1})
+		if c.settled && (!fresh || again.id == first.id || again.metrics.TasksSuccess != 3 || again.metrics.TasksFailed != 0) {
+			t.Errorf("%s: after settling, next batch %+v (fresh %v), want the 3 new successes", c.name, again, fresh)
+		}
+		if !c.settled && (fresh || again.id != first.id || again.metrics != first.metrics || r.PendingBatch != first.id) {
+			t.Errorf("%s: unsettled batch not resent unchanged: %+v", c.name, again)
+		}
+	}
+}
