@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/meshnode/meshnode/dirbridge/client"
+	"github.com/meshnode/meshnode/internal/admin"
 	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/operator"
 )
@@ -189,7 +190,7 @@ func newOperatorDelegateCmd(e *env, g *globals) *cobra.Command {
 		Long: `Sign an operator_delegation {node_id, operator_pub, not_after, sig} for one node.
 Without --node-id the node is the one in --home (or the XDG paths): its node_id is read from
 its identity key (created when the home is new, as "meshnode up" would) and the delegation is written into its state directory, where "meshnode up"
-sends it at the next registration (restart a running node to send it now). With --node-id
+sends it in REGISTER (a running node for that home is asked to re-register now). With --node-id
 the delegation is printed (or written to --out) for a node on another machine. Delegations
 expire (--ttl); sign a fresh one before then.`,
 		Example: `  meshnode --home /srv/node1 operator delegate
@@ -236,6 +237,9 @@ expire (--ttl); sign a fresh one before then.`,
 			}
 			fmt.Fprintf(e.stdout, "delegated node %s to operator %s until %s\nwritten to %s\n", d.NodeID, k.Fingerprint(),
 				time.Unix(d.NotAfter, 0).UTC().Format(time.RFC3339), target)
+			if out == "" {
+				tellRunningNode(e, g)
+			}
 			return nil
 		},
 	}
@@ -244,6 +248,28 @@ expire (--ttl); sign a fresh one before then.`,
 	cmd.Flags().StringVar(&out, "out", "", "write the delegation here instead of the node's home / stdout")
 	cmd.Flags().DurationVar(&ttl, "ttl", operator.DefaultTTL, "how long the delegation is valid")
 	return cmd
+}
+
+// tellRunningNode asks a node running for this home to register again,
+// so it sends the new delegation now; a node not running sends it when it
+// starts.
+func tellRunningNode(e *env, g *globals) {
+	p, err := resolvePaths(e, g)
+	if err != nil {
+		return
+	}
+	c, err := admin.Dial(p)
+	if err != nil {
+		fmt.Fprintln(e.stdout, "meshnode up sends it in REGISTER when the node starts")
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	if n, err := c.Reregister(ctx); err != nil {
+		fmt.Fprintln(e.stdout, "meshnode up sends it in REGISTER when the node starts")
+	} else {
+		fmt.Fprintf(e.stdout, "the running node sends it now (re-registering with %d directories)\n", n)
+	}
 }
 
 func newOperatorRenameCmd(e *env) *cobra.Command {

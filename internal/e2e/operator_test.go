@@ -21,10 +21,11 @@ import (
 // the `meshnode directory` verifies it offline and discovery shows the
 // node operator-bound (operator_trust_tier did_key); `operator rename`
 // sets the display name, after which discovery shows operator_display_name
-// and the key's operator_fingerprint, never the key. The directory caps
-// nodes per operator (max_nodes_per_operator 1): the second delegated node
-// is refused (403) and says so in `meshnode status`. A wrong passphrase
-// opens nothing.
+// and the key's operator_fingerprint, never the key. A node already
+// running unbound is delegated live: `operator delegate` asks it to
+// re-register and discovery shows it bound. The directory caps nodes per
+// operator (max_nodes_per_operator 2): a third delegated node is refused
+// (403) and says so in `meshnode status`. A wrong passphrase opens nothing.
 func TestDIR_OPID_01_OperatorEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")
@@ -65,7 +66,7 @@ func TestDIR_OPID_01_OperatorEndToEnd(t *testing.T) {
 			t.Fatalf("operator delegate --home %s: %d %s", h, code, out)
 		}
 	}
-	writeConfig(t, dirHome, "[directory_server]\nmax_nodes_per_operator = 1\n")
+	writeConfig(t, dirHome, "[directory_server]\nmax_nodes_per_operator = 2\n")
 	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--no-seed-log", "--listen", "127.0.0.1:0")
 	dirURL := directoryURL(t, dir)
 	nodeArgs := []string{"up", "--dev", "--directory", dirURL, "--backend", backend.URL, "--http", "127.0.0.1:0", "--no-mesh"}
@@ -88,32 +89,55 @@ func TestDIR_OPID_01_OperatorEndToEnd(t *testing.T) {
 		t.Fatalf("node1 status operator: %+v", st)
 	}
 
+	n3 := checkLiveDelegation(t, bin, op, filepath.Join(base, "n3"), nodeArgs, dirURL)
 	n2 := start(t, "node2", bin, append([]string{"--home", h2}, nodeArgs...)...)
 	checkOperatorCap(t, bin, n2, h2, dirURL)
-	for _, p := range []*proc{n2, n1, dir} {
+	for _, p := range []*proc{n3, n2, n1, dir} {
 		if code := p.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 			t.Errorf("%s exited %d\n%s", p.name, code, p.stderr())
 		}
 	}
-	for _, p := range []*proc{n1, n2, dir} {
+	for _, p := range []*proc{n1, n2, n3, dir} {
 		if strings.Contains(p.stdout()+p.stderr(), "correct horse") {
 			t.Fatalf("%s printed the passphrase", p.name)
 		}
 	}
 }
 
+// checkLiveDelegation starts a node without a delegation (registered
+// operator-unverified), then delegates it while it runs: the CLI asks the
+// node to re-register and discovery shows it operator-bound.
+func checkLiveDelegation(t *testing.T, bin string, op func(...string) (string, int), home string, nodeArgs []string, dirURL string) *proc {
+	t.Helper()
+	writeTestConfig(t, home)
+	n := start(t, "node3", bin, append([]string{"--home", home}, nodeArgs...)...)
+	id := runtimeOf(t, n, home).NodeID
+	eventually(t, 15*time.Second, "node3 registered unbound", func() bool {
+		e := operatorOf(t, dirURL, id)
+		return e != nil && e["operator_trust_tier"] == nil
+	})
+	out, code := op("--home", home, "operator", "delegate")
+	if code != 0 || !strings.Contains(out, "the running node sends it now") {
+		t.Fatalf("operator delegate of a running node: %d %s", code, out)
+	}
+	eventually(t, 15*time.Second, "node3 operator-bound without a restart", func() bool {
+		return operatorOf(t, dirURL, id)["operator_trust_tier"] == "did_key"
+	})
+	return n
+}
+
 // checkOperatorCap: the second node of an operator capped at one node is
 // refused, says why in `meshnode status`, and is not discoverable.
 func checkOperatorCap(t *testing.T, bin string, n2 *proc, h2, dirURL string) {
 	t.Helper()
-	runtimeOf(t, n2, h2)
+	id2 := runtimeOf(t, n2, h2).NodeID
 	var st2 *admin.Status
 	eventually(t, 15*time.Second, "node2 refused by the operator cap", func() bool {
 		st2 = status(t, bin, h2)
 		return st2 != nil && len(st2.Directories) == 1 && strings.Contains(st2.Directories[0].LastError, "max_nodes_per_operator")
 	})
-	if len(discover(t, dirURL)) != 1 {
-		t.Fatalf("the capped node is discoverable: %v", discover(t, dirURL))
+	if d := discover(t, dirURL); d[id2] || len(d) != 2 {
+		t.Fatalf("the capped node is discoverable (or the others are not): %v", d)
 	}
 }
 
