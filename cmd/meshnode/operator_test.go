@@ -13,11 +13,11 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// TestDIR_OPID_OperatorCommands: init with a passphrase from the
+// TestOperatorCommands: init with a passphrase from the
 // environment, show, delegate into a fresh node home (creating the node
 // key), delegate --node-id to stdout; without any passphrase source and
 // no terminal the sealed key is refused with a clear exit-3 message.
-func TestDIR_OPID_OperatorCommands(t *testing.T) {
+func TestOperatorCommands(t *testing.T) {
 	dir := t.TempDir()
 	key, home := filepath.Join(dir, "op", "operator.key"), filepath.Join(dir, "node")
 	vars := map[string]string{envOperatorKey: key, envOperatorPassphrase: "s3cret passphrase"}

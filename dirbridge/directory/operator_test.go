@@ -124,12 +124,12 @@ func TestDIR_OPID_01_DiscoveryShowsOperator(t *testing.T) {
 	}
 }
 
-// TestDIR_OPID_02_PerOperatorNodeCap: with max_nodes_per_operator 2 a
+// TestOperatorNodeCap: with max_nodes_per_operator 2 a
 // third node delegated by the same operator is refused (403 forbidden,
 // field operator_delegation) and gets no token; refreshing a bound node
 // stays possible at the cap; another operator is unaffected; after a
 // deregistration the operator may bind a node again.
-func TestDIR_OPID_02_PerOperatorNodeCap(t *testing.T) {
+func TestOperatorNodeCap(t *testing.T) {
 	h := startHarness(t, func(c *Config) { c.MaxNodesPerOperator = 2 })
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
@@ -163,14 +163,14 @@ func TestDIR_OPID_02_PerOperatorNodeCap(t *testing.T) {
 	}
 }
 
-// TestDIR_OPID_03_DelegationLapsesAtNotAfter: short TTL is the revocation
+// TestDIR_OPID_01_DelegationLapsesAtNotAfter: short TTL is the revocation
 // baseline (§3.1): once not_after passes, discovery stops presenting the
 // node as the operator's (also from the cached discover encoding) and the
 // node no longer counts against the operator's cap, while it stays
 // secured (a token-less refresh is still IICP-E050). Its renewal while
 // another node holds the operator's only slot refreshes the registration
 // without binding it again.
-func TestDIR_OPID_03_DelegationLapsesAtNotAfter(t *testing.T) {
+func TestDIR_OPID_01_DelegationLapsesAtNotAfter(t *testing.T) {
 	h := startHarness(t, func(c *Config) { c.MaxNodesPerOperator = 1 })
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	ids := testNodeIDs(2)

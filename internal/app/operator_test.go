@@ -15,11 +15,11 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// TestDIR_OPID_NodeSendsOnlyValidDelegation: the daemon puts the home's
+// TestDIR_OPID_01_NodeSendsOnlyValidDelegation: the daemon puts the home's
 // delegation into REGISTER while it verifies for this node; an expired one
 // or another node's is not sent, status says why, and the operator is
 // warned once per problem.
-func TestDIR_OPID_NodeSendsOnlyValidDelegation(t *testing.T) {
+func TestDIR_OPID_01_NodeSendsOnlyValidDelegation(t *testing.T) {
 	id, err := identity.Generate()
 	if err != nil {
 		t.Fatal(err)

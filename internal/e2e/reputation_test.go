@@ -18,7 +18,7 @@ import (
 // probationTasks is the directory's probation_min_tasks in these tests.
 const probationTasks = 5
 
-// TestREP_ProbationGraduationEndToEnd: two fresh `meshnode up` nodes at a
+// TestREP_01_ProbationGraduationEndToEnd: two fresh `meshnode up` nodes at a
 // `meshnode directory` (probation_min_tasks 5, no minimum age). Both
 // start in probation, and a qos=interactive discover shows only one of
 // them (one probationary node per source network). `meshnode call --qos
@@ -28,7 +28,7 @@ const probationTasks = 5
 // reputation_score and metrics_batch_accepted back into `meshnode status`,
 // and it graduates: interactive discover then lists it among graduated
 // nodes, with the fresh node beside it.
-func TestREP_ProbationGraduationEndToEnd(t *testing.T) {
+func TestREP_01_ProbationGraduationEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")
 	}

@@ -18,10 +18,10 @@ const testNodeID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 func pw(s string) func() ([]byte, error) { return func() ([]byte, error) { return []byte(s), nil } }
 
-// TestDIR_OPID_KeyFile: an operator key is created 0600 under a 0700
+// TestOperatorKeyFile: an operator key is created 0600 under a 0700
 // directory, reloads to the same key, refuses to be overwritten, and is
 // refused when others can read it.
-func TestDIR_OPID_KeyFile(t *testing.T) {
+func TestOperatorKeyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "op", "operator.key")
 	k, err := Create(path, "Acme Labs", nil, false, testNow)
 	if err != nil {
@@ -47,9 +47,9 @@ func TestDIR_OPID_KeyFile(t *testing.T) {
 	}
 }
 
-// TestDIR_OPID_KeyPassphrase: a sealed key holds no plaintext seed, needs
+// TestOperatorKeyPassphrase: a sealed key holds no plaintext seed, needs
 // its passphrase, refuses a wrong one and a tampered file.
-func TestDIR_OPID_KeyPassphrase(t *testing.T) {
+func TestOperatorKeyPassphrase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "operator.key")
 	k, err := Create(path, "", []byte("correct horse"), false, testNow)
 	if err != nil {
@@ -78,10 +78,10 @@ func TestDIR_OPID_KeyPassphrase(t *testing.T) {
 	}
 }
 
-// TestDIR_OPID_DelegateRoundTrip: operator delegate → the node's file →
+// TestDIR_OPID_01_DelegateRoundTrip: operator delegate → the node's file →
 // what the node sends verifies (wire.VerifyDelegation, the directory's
 // check) for that node only and until not_after.
-func TestDIR_OPID_DelegateRoundTrip(t *testing.T) {
+func TestDIR_OPID_01_DelegateRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	k, err := Create(filepath.Join(dir, "operator.key"), "", nil, false, testNow)
 	if err != nil {
