@@ -252,27 +252,25 @@ func TestAddBootstrapPeersDropsUndialable(t *testing.T) {
 	}
 }
 
-// TestAdvertOnPeerJoin: a peer joining the topic gets a fresh advert in
-// about MinAdvertGap, not AdvertInterval/4 or AdvertInterval later, so a
-// newcomer learns its neighbours at once.
+// TestAdvertOnPeerJoin: a peer joining the topic gets a fresh advert at
+// once, not at the next scheduled one. The schedule is pushed out of reach
+// (AdvertInterval 1 h: the first warm-up advert would come after 7.5 min,
+// the periodic one after 15), so an advert inside the bounded wait can only
+// be the join advert; no wall-clock time is asserted.
 func TestAdvertOnPeerJoin(t *testing.T) {
 	cfg := testConfig("server", true)
-	cfg.AdvertInterval = 80 * time.Second // neither the warm-up advert (10 s) nor the old join gap (20 s) fits below
-	cfg.PeerTTL = 3 * time.Minute
+	cfg.AdvertInterval = time.Hour
+	cfg.PeerTTL = 3 * time.Hour
 	server := startNode(t, newTestHost(t, false), cfg)
-	waitFor(t, 5*time.Second, "start-up advert", func() bool { return server.m.Stats()["advert_published"] >= 1 })
+	waitFor(t, 30*time.Second, "start-up advert", func() bool { return server.m.Stats()["advert_published"] >= 1 })
 	seq := server.m.seq.Load()
 
 	observer := startNode(t, newTestHost(t, false), testConfig("observer", false))
-	start := time.Now()
 	observer.m.AddBootstrapPeers([]peer.AddrInfo{{ID: server.h.ID(), Addrs: server.h.Addrs()}})
-	waitFor(t, 10*time.Second, "advert after the join", func() bool {
+	waitFor(t, 60*time.Second, "advert after the join", func() bool {
 		got, ok := observer.m.table.advertSeq(server.h.ID())
 		return ok && got > seq
 	})
-	if d := time.Since(start); d > 4*time.Second {
-		t.Fatalf("join advert took %v", d)
-	}
 }
 
 // TestBucketTake: the join-advert bucket gives its burst at once, then one

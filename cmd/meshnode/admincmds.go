@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 )
@@ -108,12 +109,25 @@ func printStatus(w io.Writer, st *admin.Status) {
 			line += fmt.Sprintf(", next attempt in %s", max(0, time.Until(d.NextRetry)).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(tw, "directory %s\t%s\n", d.Directory, line)
+		if r := reputationLine(d.Reputation); r != "" {
+			fmt.Fprintf(tw, "\t%s\n", r)
+		}
 		if d.EndpointMismatch {
 			fmt.Fprintf(tw, "\tobserved IP %s differs from the endpoint host (NAT or reverse proxy?)\n", d.ObservedSourceIP)
 		}
 	}
 	if st.ObservedSourceIP != "" {
 		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
+	}
+	if o := st.Operator; o != nil {
+		line := "delegation sent in REGISTER"
+		if o.Problem != "" {
+			line = "delegation NOT sent: " + o.Problem
+		}
+		if o.Fingerprint != "" {
+			line = fmt.Sprintf("%s, %s until %s", o.Fingerprint, line, o.NotAfter.Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "operator\t%s\n", line)
 	}
 	h := st.Health
 	if h.Status != "ok" {
@@ -281,4 +295,24 @@ func shortIntents(in []string) string {
 		out[i] = strings.TrimPrefix(s, "urn:iicp:intent:")
 	}
 	return strings.Join(out, ",")
+}
+
+// reputationLine is what the directory's last PONG said about this node
+// and how much of its outcome history the directory has acknowledged.
+func reputationLine(r dirclient.Reputation) string {
+	if r.Score == nil {
+		return ""
+	}
+	line := fmt.Sprintf("reputation %.2f", *r.Score)
+	if r.Model != "" {
+		line += " (" + r.Model + ")"
+	}
+	line += fmt.Sprintf(", tasks reported %d ok / %d failed", r.ReportedSuccess, r.ReportedFailed)
+	if r.BatchAccepted != "" {
+		line += ", last batch accepted " + r.BatchAccepted
+	}
+	if r.PendingBatch != "" {
+		line += ", batch " + r.PendingBatch + " awaiting acknowledgement"
+	}
+	return line
 }

@@ -105,6 +105,10 @@ type Config struct {
 	// ProbationPerNetwork caps probationary nodes per source network (/24,
 	// /48) in one interactive answer. Negative: no cap.
 	ProbationPerNetwork int
+	// MaxNodesPerOperator caps the nodes one verified operator key may have
+	// registered at once; a further delegated node is refused (403).
+	// Negative: no cap.
+	MaxNodesPerOperator int
 	// AllowHighRisk lifts the public-mesh refusal of high_risk intents (a
 	// private compliance profile). Prohibited intents are always refused.
 	AllowHighRisk bool
@@ -130,6 +134,7 @@ var defaults = Config{
 	ProbationMinAge:         time.Hour,
 	ProbationShare:          0.2,
 	ProbationPerNetwork:     1,
+	MaxNodesPerOperator:     100,
 	Version:                 "dev",
 }
 
@@ -169,6 +174,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ProbationPerNetwork == 0 {
 		c.ProbationPerNetwork = defaults.ProbationPerNetwork
+	}
+	if c.MaxNodesPerOperator == 0 {
+		c.MaxNodesPerOperator = defaults.MaxNodesPerOperator
 	}
 	if c.Version == "" {
 		c.Version = defaults.Version

@@ -38,6 +38,7 @@ func (s *Server) routes() http.Handler {
 		"/v1/credits/transactions": {http.MethodGet: s.handleCredits},
 		"/v1/credits/award":        {http.MethodPost: s.handleCredits},
 		"/v1/telemetry":            {http.MethodPost: s.handleTelemetry},
+		"/v1/operator/rename":      {http.MethodPost: s.handleOperatorRename},
 	}
 	for p, m := range v1 {
 		s.handle(mux, p, m)

@@ -46,6 +46,9 @@ type Server struct {
 	trustedProxies []netip.Prefix
 	lnStats        httpx.ListenerStats
 
+	// operators holds display names and the per-operator cap (operator.go).
+	operators *operatorBook
+
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
 
@@ -157,6 +160,10 @@ func (s *Server) openState(ctx context.Context) error {
 		return fmt.Errorf("directory: %w", err)
 	}
 	s.repEpoch = string(epoch)
+	if s.operators, err = openOperatorBook(ctx, st.db, s.cfg.MaxNodesPerOperator); err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
 	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt}
 	n, err := st.load(ctx)
 	if err != nil {

@@ -50,13 +50,15 @@ var layers = map[string]layer{
 	"internal/config":       {},
 	"internal/paths":        {},
 	"internal/identity":     {may: []string{"wire", "internal/paths"}},
-	"cx":                    {may: []string{"wire", "internal/paths"}},
-	"internal/logging":      {},
-	"internal/sdnotify":     {},
-	"internal/buildinfo":    {},
-	"internal/spectest":     {}, // test helper: locates the spec files
-	"internal/interop":      {may: []string{"wire"}},
-	"internal/httperr":      {}, // log-safe net/http client errors, shared by the HTTP clients
+	// The operator key (kept apart from node keys) and the node's delegation file.
+	"internal/operator":  {may: []string{"wire", "internal/paths"}},
+	"cx":                 {may: []string{"wire", "internal/paths"}},
+	"internal/logging":   {},
+	"internal/sdnotify":  {},
+	"internal/buildinfo": {},
+	"internal/spectest":  {}, // test helper: locates the spec files
+	"internal/interop":   {may: []string{"wire"}},
+	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
 	// The HTTP servers' shared pieces: error writer, recoverer, rate
 	// limiter, per-IP connection cap, SSRF-guarded client.
 	"internal/httpx":    {may: []string{"wire"}},
@@ -74,7 +76,7 @@ var layers = map[string]layer{
 	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
 	"internal/acmetest": {},
 	"cmd/meshnode": {may: []string{"internal/daemon", "internal/daemon/admin", "internal/buildinfo",
-		"internal/config", "internal/identity", "internal/logging", "internal/paths",
+		"internal/config", "internal/identity", "internal/logging", "internal/operator", "internal/paths",
 		"internal/sdnotify", "dirbridge/dirclient", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every

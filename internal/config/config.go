@@ -135,6 +135,15 @@ type Server struct {
 	ACMEDirectory string `toml:"acme_directory"`
 	// ACMEEmail is the ACME account contact (optional).
 	ACMEEmail string `toml:"acme_email"`
+	// ProbationMinTasks and ProbationMinAge are the probation rule: a node
+	// leaves probation with this many completed tasks (reported in
+	// heartbeat metrics batches) once registered this long (0: no minimum
+	// age). docs/spec-decisions.md "probation".
+	ProbationMinTasks int64    `toml:"probation_min_tasks"`
+	ProbationMinAge   Duration `toml:"probation_min_age"`
+	// MaxNodesPerOperator caps the nodes one verified operator key may have
+	// registered at once (ADR-045 per-operator limit); 0 = no cap.
+	MaxNodesPerOperator int `toml:"max_nodes_per_operator"`
 }
 
 // Mesh is the libp2p side.

@@ -48,6 +48,10 @@ func base() Config {
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
 			ProbeInterval:     Duration(5 * time.Minute),
+			// docs/spec-decisions.md "probation" and "per-operator limit".
+			ProbationMinTasks:   100,
+			ProbationMinAge:     Duration(time.Hour),
+			MaxNodesPerOperator: 100,
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -253,6 +257,12 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if len(s.ACMEDomains) > 0 && s.TLSCert != "" {
 		bad("directory_server.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
+	}
+	if s.ProbationMinTasks < 1 || s.ProbationMinAge < 0 {
+		bad("directory_server.probation_min_tasks/probation_min_age", "need at least 1 task and an age >= 0")
+	}
+	if s.MaxNodesPerOperator < 0 {
+		bad("directory_server.max_nodes_per_operator", "must be >= 0 (0 = no cap)")
 	}
 }
 

@@ -96,6 +96,12 @@ profile = {{v .Profile}}
 # 5m, also the minimum outside --dev); a node failing two probes in a row
 # leaves discover until it answers again. 0s turns it off.
 # probe_interval = {{v .Server.ProbeInterval}}
+# Probation: a node leaves it with this many completed tasks once registered
+# this long (0s: no minimum age).
+# probation_min_tasks = {{v .Server.ProbationMinTasks}}
+# probation_min_age = {{v .Server.ProbationMinAge}}
+# Nodes one verified operator key may have registered at once (0 = no cap).
+# max_nodes_per_operator = {{v .Server.MaxNodesPerOperator}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).

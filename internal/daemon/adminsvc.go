@@ -48,6 +48,15 @@ type adminBackend struct {
 
 func (a adminBackend) NodeToken() string { return a.d.nodeToken() }
 
+// Reregister refreshes every directory registration now, so a delegation
+// `meshnode operator delegate` just wrote is sent without a restart.
+func (a adminBackend) Reregister() int {
+	for _, s := range a.d.sessions {
+		s.Refresh()
+	}
+	return len(a.d.sessions)
+}
+
 func (a adminBackend) Status(ctx context.Context) admin.Status {
 	d := a.d
 	st := admin.Status{
@@ -61,6 +70,7 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 		Directories:   []dirclient.Status{},
 		Health:        d.engine.Health(ctx),
 		Served:        d.engine.Stats().Served,
+		Operator:      d.operatorStatus(),
 	}
 	if pid, err := d.id.PeerID(); err == nil {
 		st.PeerID = pid.String()

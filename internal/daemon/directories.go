@@ -83,14 +83,17 @@ func (d *daemon) setupDirectories() error {
 
 func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 	return directory.New(directory.Config{
-		Listen:            listen,
-		DBPath:            d.o.Paths.DirectoryDB,
-		StateDir:          d.o.Paths.StateDir,
-		Dev:               true,
-		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
-		StaleAfter:        d.cfg.Server.StaleAfter.D(),
-		ReprobeInterval:   reprobeInterval(d.cfg.Server.ProbeInterval.D()),
-		Version:           d.o.Version,
+		Listen:              listen,
+		DBPath:              d.o.Paths.DirectoryDB,
+		StateDir:            d.o.Paths.StateDir,
+		Dev:                 true,
+		HeartbeatInterval:   d.cfg.Server.HeartbeatInterval.D(),
+		StaleAfter:          d.cfg.Server.StaleAfter.D(),
+		ReprobeInterval:     reprobeInterval(d.cfg.Server.ProbeInterval.D()),
+		ProbationMinTasks:   d.cfg.Server.ProbationMinTasks,
+		ProbationMinAge:     probationAge(d.cfg.Server.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(d.cfg.Server.MaxNodesPerOperator),
+		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
 }
 
@@ -151,6 +154,7 @@ func (d *daemon) setupSessions() error {
 			Client:            c,
 			Registration:      d.registration,
 			Load:              d.load,
+			Outcomes:          d.outcomes,
 			Store:             store,
 			OnToken:           d.onToken(c.URL()),
 			HeartbeatFallback: d.cfg.Directory.HeartbeatFallback.D(),

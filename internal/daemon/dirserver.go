@@ -139,19 +139,40 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		state = filepath.Dir(db)
 	}
 	return directory.Config{
-		Listen:            s.Listen,
-		DBPath:            db,
-		StateDir:          state,
-		Dev:               o.Dev,
-		TLSCertFile:       s.TLSCert,
-		ACME:              directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
-		TLSKeyFile:        s.TLSKey,
-		Resolve:           o.Resolve,
-		HeartbeatInterval: s.HeartbeatInterval.D(),
-		StaleAfter:        s.StaleAfter.D(),
-		ReprobeInterval:   reprobeInterval(s.ProbeInterval.D()),
-		Version:           o.Version,
+		Listen:              s.Listen,
+		DBPath:              db,
+		StateDir:            state,
+		Dev:                 o.Dev,
+		TLSCertFile:         s.TLSCert,
+		ACME:                directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
+		TLSKeyFile:          s.TLSKey,
+		Resolve:             o.Resolve,
+		HeartbeatInterval:   s.HeartbeatInterval.D(),
+		StaleAfter:          s.StaleAfter.D(),
+		ReprobeInterval:     reprobeInterval(s.ProbeInterval.D()),
+		ProbationMinTasks:   s.ProbationMinTasks,
+		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
+		Version:             o.Version,
 	}
+}
+
+// operatorCap maps the config's "0: no cap" to the directory's negative
+// value (its zero means "default").
+func operatorCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// probationAge maps the config's "0s: no minimum age" to the directory's
+// negative value (its zero means "default").
+func probationAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // plainDirectory adapts directory.Server to dirServer.

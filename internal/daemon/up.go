@@ -30,6 +30,7 @@ import (
 	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/logging"
+	"github.com/meshnode/meshnode/internal/operator"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
@@ -97,6 +98,7 @@ type daemon struct {
 	backendDown map[int]bool
 	taskClient  *http.Client
 	cxRing      *cx.KeyRing
+	operator    nodeOperator // operator.go
 	cxProvider  *cx.Provider
 
 	mu            sync.Mutex
@@ -123,7 +125,8 @@ func Up(ctx context.Context, o Options) error {
 // acquired so far is released.
 func setup(ctx context.Context, o Options) (*daemon, error) {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
-		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
+		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1),
+		operator: nodeOperator{path: operator.DelegationPath(o.Paths)}}
 	if err := d.build(ctx); err != nil {
 		d.closeAll()
 		return nil, err
@@ -279,6 +282,7 @@ func (d *daemon) registration() wire.RegisterRequest {
 		PublicKey:          base64.StdEncoding.EncodeToString(d.id.Public()),
 		SDKLanguage:        "go",
 		ImplementationName: "meshnode",
+		OperatorDelegation: d.delegation(),
 	}
 	if k := d.cxRing.PublicKey(); k.PublicKey != "" || k.Key != "" {
 		req.CXPublicKey = &k
@@ -297,6 +301,13 @@ func (d *daemon) registration() wire.RegisterRequest {
 func (d *daemon) load() dirclient.Load {
 	s := d.engine.Stats()
 	return dirclient.Load{Load: s.Load, ActiveJobs: s.ActiveJobs, Available: d.backendUp.Load() && s.ActiveJobs < s.MaxConcurrent}
+}
+
+// outcomes hands the engine's real execution outcomes to the sessions'
+// heartbeat metrics batches (iicp-dir.md §3.2).
+func (d *daemon) outcomes() dirclient.Outcomes {
+	o := d.engine.Outcomes()
+	return dirclient.Outcomes{Success: o.Success, Failed: o.Failed, SuccessLatencyMs: o.SuccessLatencyMs}
 }
 
 // onToken receives each directory's accepted token. The first configured

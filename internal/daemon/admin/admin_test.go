@@ -35,6 +35,7 @@ func (f *fakeBackend) Status(context.Context) Status {
 }
 func (f *fakeBackend) Peers(context.Context) []Peer { return nil }
 func (f *fakeBackend) NodeToken() string            { return "node-token" }
+func (f *fakeBackend) Reregister() int              { return 1 }
 func (f *fakeBackend) Call(_ context.Context, r CallRequest) (*CallResult, *wire.Error) {
 	f.lastCall = r
 	if r.Intent == "urn:iicp:intent:none:v1" {
@@ -108,6 +109,15 @@ func TestRoundTrip(t *testing.T) {
 	var werr *wire.Error
 	if !errors.As(err, &werr) || werr.Code != wire.CodeE033 {
 		t.Fatalf("call error %v", err)
+	}
+}
+
+// TestReregister: the CLI's `operator delegate` asks a running node to
+// register again so the new delegation is sent now.
+func TestReregister(t *testing.T) {
+	c := startAdmin(t, &fakeBackend{})
+	if n, err := c.Reregister(context.Background()); err != nil || n != 1 {
+		t.Fatalf("reregister: %d %v", n, err)
 	}
 }
 

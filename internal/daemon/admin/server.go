@@ -41,6 +41,9 @@ type Backend interface {
 	NodeToken() string
 	// Call runs a task; a nil result comes with a non-nil *wire.Error.
 	Call(ctx context.Context, req CallRequest) (*CallResult, *wire.Error)
+	// Reregister asks every directory session to register again now (a
+	// new operator delegation in the home); it returns how many.
+	Reregister() int
 }
 
 // Server is the admin HTTP server.
@@ -75,6 +78,7 @@ func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /admin/v1/peers", s.peers)
 	mux.HandleFunc("GET /admin/v1/token", s.nodeToken)
 	mux.HandleFunc("POST /admin/v1/call", s.call)
+	mux.HandleFunc("POST /admin/v1/reregister", s.reregister)
 	s.srv = &http.Server{
 		Handler:           s.guard(mux),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -158,6 +162,10 @@ func (s *Server) nodeToken(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) reregister(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]int{"directories": s.backend.Reregister()})
 }
 
 func (s *Server) call(w http.ResponseWriter, r *http.Request) {

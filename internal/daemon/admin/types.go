@@ -52,6 +52,18 @@ type Status struct {
 	// CX is the node's IICP-CX side: the key it advertises and how many
 	// sealed tasks it opened (iicp-confidentiality.md).
 	CX CXStatus `json:"cx"`
+	// Operator is the operator delegation this node sends in REGISTER
+	// (nil: none in its home).
+	Operator *OperatorStatus `json:"operator,omitempty"`
+}
+
+// OperatorStatus describes the node's operator delegation (iicp-dir.md
+// §3.1). Problem is set when it is not sent (expired, another node's,
+// damaged).
+type OperatorStatus struct {
+	Fingerprint string    `json:"operator_fingerprint,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	Problem     string    `json:"problem,omitempty"`
 }
 
 // CXStatus summarises IICP-CX on the serving side.
