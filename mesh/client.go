@@ -365,11 +365,14 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	// request is one STREAM frame and no round trip waits on the
 	// protocol ack.
 	var req []byte
+	own, hb := m.ownHeaders()
 	if token != "" {
-		hb, err := cborEnc.Marshal(headersMsg{ConsumerToken: token})
-		if err != nil {
+		var err error
+		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own}); err != nil {
 			return nil, fmt.Errorf("encoding headers: %w", err)
 		}
+	}
+	if len(hb) > 0 {
 		req = make([]byte, 0, 2*wire.HeaderLen+len(hb)+len(payload))
 		req, _ = wire.AppendFrame(req, typeHeaders, 0, hb)
 	} else {

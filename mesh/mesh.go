@@ -60,6 +60,7 @@ type Mesh struct {
 	breakers *breakers
 	calls    *inflight // outbound task streams per peer
 	stats    stats
+	members  membership
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo

@@ -143,6 +143,14 @@ type Caller struct {
 	Origin string
 	// Transport names the path for metrics: "http", "quic", "tcp".
 	Transport string
+	// Member reports that the transport verified a directory-issued
+	// membership credential for the authenticated peer (mesh): the caller
+	// is a registered member of the mesh (docs/spec-decisions.md).
+	Member bool
+	// MemberRefusal is why a membership credential the caller presented
+	// was refused (expired, forged, revoked); the engine answers with it
+	// when no other credential authorises the call.
+	MemberRefusal *Error
 }
 
 // Capability is one advertised capability (iicp-core.md §2.1, iicp-dir.md §3.1).

@@ -143,6 +143,11 @@ func printStatus(w io.Writer, st *admin.Status) {
 		for _, a := range st.Mesh.Addrs {
 			fmt.Fprintf(tw, "\t%s\n", a)
 		}
+		if exp := st.Mesh.MembershipExpiresAt; exp != nil {
+			fmt.Fprintf(tw, "membership	valid until %s (renewed at half-life from the directory)\n", exp.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(tw, "membership	none yet: mesh peers accept this node's calls once a directory issues one\n")
+		}
 	} else {
 		fmt.Fprintf(tw, "mesh\tdisabled\n")
 	}

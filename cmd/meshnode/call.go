@@ -274,7 +274,7 @@ func printCall(e *env, f *callFlags, res *admin.CallResult, err error) error {
 		msg := r.Status
 		if r.Error != nil {
 			msg = fmt.Sprintf("%s: %s", r.Error.Code, r.Error.Message)
-			if r.Error.Code == wire.CodeUnauthorized {
+			if r.Error.Code == wire.CodeUnauthorized && res.Path != admin.PathMesh {
 				msg += " (the node needs its operator token: --token)"
 			}
 		}

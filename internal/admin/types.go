@@ -73,6 +73,9 @@ type MeshStatus struct {
 	Connections int `json:"connections"`
 	// Events are the mesh's counters (adverts, rejections by reason, calls).
 	Events map[string]uint64 `json:"events,omitempty"`
+	// MembershipExpiresAt is when this node's mesh membership credential
+	// expires (absent: it holds none); it renews at half-life.
+	MembershipExpiresAt *time.Time `json:"membership_expires_at,omitempty"`
 }
 
 // Peer is one row of GET /admin/v1/peers.

@@ -71,6 +71,7 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		Dev:               true,
 		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
 		StaleAfter:        d.cfg.Server.StaleAfter.D(),
+		MembershipTTL:     d.cfg.Server.MembershipTTL.D(),
 		Version:           d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
 }

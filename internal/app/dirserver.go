@@ -117,6 +117,7 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		Resolve:           o.Resolve,
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
+		MembershipTTL:     s.MembershipTTL.D(),
 		Version:           o.Version,
 	}
 }

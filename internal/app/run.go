@@ -57,7 +57,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(9)
+	infra := newGroup(10)
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
@@ -68,6 +68,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})
 		if len(d.clients) > 0 {
 			infra.start(infraCtx, service{"peer discovery", d.peerRefreshLoop})
+			infra.start(infraCtx, service{"mesh membership", d.membershipLoop})
 		}
 	}
 	sessCtx, stopSessions := context.WithCancel(ctx)

@@ -91,7 +91,13 @@ type daemon struct {
 	mu            sync.Mutex
 	tokens        map[string]string // directory URL → current node token (LOG-FORBIDDEN)
 	dirKeys       map[string]ed25519.PublicKey
+	member        membershipFile // this node's credential (LOG-FORBIDDEN)
 	operatorToken string
+	// memberKick asks the membership loop to renew now (after a registration).
+	memberKick chan struct{}
+	// tokenCache holds reusable consumer tokens per mesh target (mesh
+	// calls to peers when this node holds no membership credential).
+	tokenCache *tokenCache
 }
 
 // Up runs the node until ctx ends, then shuts down within
@@ -108,7 +114,8 @@ func Up(ctx context.Context, o Options) error {
 // port errors surface before anything is announced.
 func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	d = &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
-		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
+		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1),
+		memberKick: make(chan struct{}, 1), tokenCache: newTokenCache()}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -158,6 +165,9 @@ func setup(ctx context.Context, o Options) (d *daemon, err error) {
 	}
 	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
 	if err := d.setupSessions(); err != nil {
+		return nil, err
+	}
+	if err := d.loadMembership(); err != nil {
 		return nil, err
 	}
 	if err := d.registerNodeGauges(reg); err != nil {
@@ -306,16 +316,19 @@ func (d *daemon) onToken(dir string) func(nodeID, tok string) {
 		if tok != "" && !haveKey {
 			d.fetchDirectoryKey(dir)
 		}
-		select {
-		case d.peerKick <- struct{}{}:
-		default:
+		for _, ch := range []chan struct{}{d.peerKick, d.memberKick} {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// fetchDirectoryKey learns the key that signs consumer tokens, so callers
-// holding a directory-issued token are accepted (iicp-dir.md §3.12). A
-// directory without a key leaves node-token-only authorization.
+// fetchDirectoryKey learns the key that signs consumer tokens and
+// membership credentials, so callers holding either are accepted
+// (iicp-dir.md §3.12). A directory without a key leaves node-token-only
+// authorization.
 func (d *daemon) fetchDirectoryKey(dir string) {
 	c := d.clientFor(dir)
 	if c == nil {
@@ -333,14 +346,7 @@ func (d *daemon) fetchDirectoryKey(dir string) {
 		d.log.Warn("directory key unusable", "directory", dir, "error", err)
 		return
 	}
-	d.mu.Lock()
-	d.dirKeys[dir] = k
-	keys := make([]ed25519.PublicKey, 0, len(d.dirKeys))
-	for _, k := range d.dirKeys {
-		keys = append(keys, k)
-	}
-	d.mu.Unlock()
-	d.engine.SetDirectoryKeys(keys...)
+	d.setDirectoryKey(dir, k)
 }
 
 func (d *daemon) clientFor(dir string) *client.Client {

@@ -118,6 +118,9 @@ type Server struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// StaleAfter removes silent nodes from discover (iicp-dir.md §3.2: 90 s).
 	StaleAfter Duration `toml:"stale_after"`
+	// MembershipTTL is the lifetime of the mesh membership credentials the
+	// directory issues (nodes renew at half-life; 2s..24h).
+	MembershipTTL Duration `toml:"membership_ttl"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`

@@ -47,6 +47,7 @@ func base() Config {
 			// iicp-dir.md §3.14 reference defaults.
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
+			MembershipTTL:     Duration(6 * time.Hour),
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -240,6 +241,9 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.HeartbeatInterval <= 0 || s.StaleAfter <= s.HeartbeatInterval {
 		bad("directory_server.stale_after", "must exceed heartbeat_interval (> 0)")
+	}
+	if s.MembershipTTL < Duration(2*time.Second) || s.MembershipTTL > Duration(24*time.Hour) {
+		bad("directory_server.membership_ttl", "must be between 2s and 24h")
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")

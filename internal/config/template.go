@@ -92,6 +92,10 @@ profile = {{v .Profile}}
 # heartbeat_interval = {{v .Server.HeartbeatInterval}}
 # Silent nodes leave discover after this long (iicp-dir.md §3.2: 90s).
 # stale_after = {{v .Server.StaleAfter}}
+# Lifetime of the mesh membership credentials nodes present to each other
+# (they renew at half-life; the mesh keeps working this long without the
+# directory). 2s..24h.
+# membership_ttl = {{v .Server.MembershipTTL}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).
