@@ -80,9 +80,7 @@ func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 		// iicp-semantics.md §5: unavailable when active_jobs >= max_concurrent.
 		Available: m.cfg.MaxConcurrent <= 0 || jobs < m.cfg.MaxConcurrent,
 	}
-	for _, c := range m.cfg.Capabilities {
-		a.Caps = append(a.Caps, AdvertCap{Intent: c.Intent, Models: c.Models})
-	}
+	a.Caps = advertCaps(m.cfg.Capabilities)
 	for _, addr := range m.h.Addrs() {
 		if len(a.Addrs) == maxAdvertAddrs {
 			break
@@ -287,4 +285,13 @@ func (m *Mesh) addAdvertAddrs(id peer.ID, addrs []string) {
 	if len(out) > 0 {
 		m.h.Peerstore().AddAddrs(id, out, m.cfg.PeerTTL)
 	}
+}
+
+// advertCaps is the advert form of caps.
+func advertCaps(caps []wire.Capability) []AdvertCap {
+	out := make([]AdvertCap, 0, len(caps))
+	for _, c := range caps {
+		out = append(out, AdvertCap{Intent: c.Intent, Models: c.Models})
+	}
+	return out
 }

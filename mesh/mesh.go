@@ -61,6 +61,7 @@ type Mesh struct {
 	calls    *inflight // outbound task streams per peer
 	stats    stats
 	members  membership
+	rates    successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo

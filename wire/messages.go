@@ -301,3 +301,22 @@ type Health struct {
 	Backend       string   `json:"backend,omitempty"`
 	UptimeS       int64    `json:"uptime_s"`
 }
+
+// EchoModel is the model name meshnode's built-in echo backend serves: no
+// model at all, it reflects the input. Routers rank a node offering only
+// it for an intent below every node with a real model.
+const EchoModel = "meshnode-echo"
+
+// EchoOnly reports whether models (one capability's list for an intent)
+// names the echo backend and nothing else.
+func EchoOnly(models []string) bool {
+	if len(models) == 0 {
+		return false
+	}
+	for _, m := range models {
+		if m != EchoModel {
+			return false
+		}
+	}
+	return true
+}

@@ -126,7 +126,7 @@ func (a adminBackend) Call(ctx context.Context, req admin.CallRequest) (*admin.C
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(call.Constraints.TimeoutMs)*time.Millisecond+callOverhead)
 	defer cancel()
-	res, err := a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+	res, err := a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext, Remote: req.Remote})
 	if res != nil && res.Path != "" {
 		out := admin.FromRoute(res)
 		if res.Path == route.PathLocal {
@@ -153,7 +153,8 @@ func (d *daemon) newRouter() (*route.Router, error) {
 		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
 	if d.mesh != nil {
 		finders = append(finders, route.MeshFinder{M: d.mesh})
-		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}))
+		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
+			route.WithLocal(localTransport{d}, d.localValue))
 	}
 	for _, c := range d.clients {
 		finders = append(finders, route.DirectoryFinder{C: c})
@@ -234,13 +235,23 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string, singl
 	return "", time.Time{}
 }
 
-// localTransport serves the task on this node's engine (the router's
-// fallback when no directory exists and no mesh peer answered).
+// localValue is this node's selection value for serving call itself
+// (route.WithLocal): the mesh's formula with the engine's load and no
+// network; not offered when the node serves the intent only with echo.
+func (d *daemon) localValue(call *wire.Call) (float64, bool) {
+	s := d.engine.Stats()
+	return d.mesh.SelfValue(call, s.Load, s.ActiveJobs, s.MaxConcurrent)
+}
+
+// localTransport serves the task on this node's engine: when that is the
+// best choice (route.WithLocal), and as the fallback when no directory
+// exists and no mesh peer answered. It authorises with the token the
+// engine accepts (operator token, or the primary directory's node token).
 type localTransport struct{ d *daemon }
 
 func (l localTransport) Send(ctx context.Context, _ route.Target, call *wire.Call, _ string) (*wire.Response, route.Sent, error) {
-	if l.d.operatorToken != "" {
-		call.Auth = &wire.Auth{NodeToken: l.d.operatorToken}
+	if tok := l.d.nodeToken(); tok != "" {
+		call.Auth = &wire.Auth{NodeToken: tok}
 	}
 	return l.d.engine.Execute(ctx, call, wire.Caller{Transport: "local", RemoteIP: "127.0.0.1"}), route.Sent{}, nil
 }

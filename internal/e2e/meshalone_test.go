@@ -25,6 +25,9 @@ const (
 	// long enough for 200 calls after the kill (a credential has at least
 	// half of it left), short enough to watch it expire.
 	aloneTTL = 60 * time.Second
+	// aloneLocalEvery: every this many calls go without --remote and may
+	// be served by the calling node itself (path local).
+	aloneLocalEvery = 20
 )
 
 // meshCallOutcome is one `meshnode call --json` run.
@@ -34,9 +37,10 @@ type meshCallOutcome struct {
 	out  string
 }
 
-func meshCall(t *testing.T, bin, home, prompt string) meshCallOutcome {
+func meshCall(t *testing.T, bin, home, prompt string, extra ...string) meshCallOutcome {
 	t.Helper()
-	out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--json", "--timeout", "10s", prompt)
+	args := append([]string{"--home", home, "call", "--json", "--timeout", "10s"}, extra...)
+	out, code := run(t, bin, 30*time.Second, append(args, prompt)...)
 	o := meshCallOutcome{code: code, out: out}
 	_ = json.Unmarshal([]byte(out), &o.res)
 	return o
@@ -51,8 +55,9 @@ func (o meshCallOutcome) ok() bool {
 // is full and every node holds a membership credential, the directory is
 // killed. 200 `meshnode call --json` spread over all five nodes then
 // succeed over the mesh (path mesh: nothing else is left, the directory is
-// dead), authorised by the membership credentials the serving nodes verify
-// offline. When the credentials expire (a 60 s lifetime configured for the
+// dead; every twentieth call may be served by the calling node itself,
+// which serves the intent: path local), authorised by the membership
+// credentials the serving nodes verify offline. When the credentials expire (a 60 s lifetime configured for the
 // test) calls fail with unauthorized naming the expiry; when the directory
 // returns, the nodes renew and calls succeed again.
 func TestE2E_MeshWithoutDirectory(t *testing.T) {
@@ -65,10 +70,18 @@ func TestE2E_MeshWithoutDirectory(t *testing.T) {
 	_ = c.dir.stop(syscall.SIGKILL, 10*time.Second)
 	before := c.backendCalls.Load()
 	outs := callsOverMesh(t, bin, homes, aloneCalls)
+	local := 0
 	for i, o := range outs {
-		if !o.ok() || o.res.Path != admin.PathMesh {
+		want := admin.PathMesh
+		if i%aloneLocalEvery == 0 && o.res.Path == admin.PathLocal {
+			want, local = admin.PathLocal, local+1
+		}
+		if !o.ok() || o.res.Path != want {
 			t.Fatalf("call %d via %s with the directory dead: exit %d, path %q, %s", i, filepath.Base(homes[i%aloneNodes]), o.code, o.res.Path, o.out)
 		}
+	}
+	if local == 0 {
+		t.Fatal("no call was served by the calling node itself, which serves the intent")
 	}
 	if got := c.backendCalls.Load() - before; got < aloneCalls {
 		t.Fatalf("backend saw %d calls, want %d", got, aloneCalls)
@@ -89,7 +102,7 @@ func TestE2E_MeshWithoutDirectory(t *testing.T) {
 	dir2 := start(t, "directory again", bin, "--home", c.dirHome, "directory", "--dev", "--listen", addr, "--no-seed-log")
 	directoryURL(t, dir2)
 	eventually(t, 60*time.Second, "calls to succeed after the directory returned", func() bool {
-		o := meshCall(t, bin, homes[0], "directory is back")
+		o := meshCall(t, bin, homes[0], "directory is back", "--remote")
 		return o.ok() && o.res.Path == admin.PathMesh
 	})
 }
@@ -146,7 +159,7 @@ func waitForExpiry(t *testing.T, bin string, homes []string, killed time.Time) {
 	// The credentials expire: a clear, documented refusal.
 	var firstFail time.Time
 	eventually(t, aloneTTL+30*time.Second, "calls to fail once membership expired", func() bool {
-		o := meshCall(t, bin, homes[0], "after expiry")
+		o := meshCall(t, bin, homes[0], "after expiry", "--remote")
 		if o.ok() {
 			return false
 		}
@@ -172,7 +185,8 @@ func waitForExpiry(t *testing.T, bin string, homes []string, killed time.Time) {
 }
 
 // callsOverMesh runs n calls spread round-robin over homes, at most
-// aloneConcurrency at once.
+// aloneConcurrency at once; all but every aloneLocalEvery-th with --remote
+// (every node serves the intent, so without it the calling node may serve).
 func callsOverMesh(t *testing.T, bin string, homes []string, n int) []meshCallOutcome {
 	outs := make([]meshCallOutcome, n)
 	sem := make(chan struct{}, aloneConcurrency)
@@ -183,7 +197,11 @@ func callsOverMesh(t *testing.T, bin string, homes []string, n int) []meshCallOu
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			outs[i] = meshCall(t, bin, homes[i%len(homes)], fmt.Sprintf("question %d", i))
+			var extra []string
+			if i%aloneLocalEvery != 0 {
+				extra = []string{"--remote"}
+			}
+			outs[i] = meshCall(t, bin, homes[i%len(homes)], fmt.Sprintf("question %d", i), extra...)
 		}()
 	}
 	wg.Wait()
