@@ -34,9 +34,9 @@ var layers = map[string]layer{
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
-	"dirbridge/client":                {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/nodeapi":               {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
-	"dirbridge/directory":             {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
+	"dirbridge/client":    {may: []string{"wire", "internal/cx", "internal/interop", "internal/httperr", "internal/retry"}},
+	"dirbridge/nodeapi":   {may: []string{"wire", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/directory": {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
