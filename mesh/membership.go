@@ -29,6 +29,7 @@ const maxMembers = 4096
 type memberEntry struct {
 	sum    [sha256.Size]byte
 	nodeID string
+	iat    int64
 	until  time.Time // exp + grace
 }
 
@@ -39,7 +40,7 @@ type membership struct {
 	keys    []ed25519.PublicKey
 	own     string // LOG-FORBIDDEN
 	headers []byte // own credential as an encoded HEADERS payload
-	revoked map[string]bool
+	revoked map[string]int64 // node_id → revoked_at (Unix seconds)
 	cache   map[peer.ID]memberEntry
 }
 
@@ -67,12 +68,14 @@ func (m *Mesh) SetMembership(cred string) {
 	ms.own, ms.headers = cred, hb
 }
 
-// SetRevoked replaces the node_ids whose credentials are refused before
-// they expire (deregistered at their directory).
-func (m *Mesh) SetRevoked(nodeIDs ...string) {
-	r := make(map[string]bool, len(nodeIDs))
-	for _, id := range nodeIDs {
-		r[id] = true
+// SetRevoked replaces the revocation list: node_id → when the node
+// deregistered (Unix seconds). A credential of such a node issued before
+// that instant is refused before it expires; one issued after (the node
+// registered again) is not.
+func (m *Mesh) SetRevoked(revoked map[string]int64) {
+	r := make(map[string]int64, len(revoked))
+	for id, at := range revoked {
+		r[id] = at
 	}
 	ms := &m.members
 	ms.mu.Lock()
@@ -101,7 +104,9 @@ func (m *Mesh) checkMember(p peer.ID, cred string) (member bool, refusal *wire.E
 	ms := &m.members
 	ms.mu.RLock()
 	e, hit := ms.cache[p]
-	keys, revoked := ms.keys, ms.revoked[e.nodeID]
+	keys := ms.keys
+	at, revoked := ms.revoked[e.nodeID]
+	revoked = revoked && e.iat < at
 	ms.mu.RUnlock()
 	if hit && e.sum == sum && now.Before(e.until) && !revoked {
 		return true, nil
@@ -127,7 +132,7 @@ func (m *Mesh) checkMember(p peer.ID, cred string) (member bool, refusal *wire.E
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	if ms.revoked[nodeID] {
+	if at, ok := ms.revoked[nodeID]; ok && cl.IAT < at {
 		m.stats.count("membership_revoked")
 		return false, wire.NewError(wire.CodeUnauthorized, "membership credential revoked: the calling node was deregistered")
 	}
@@ -135,6 +140,6 @@ func (m *Mesh) checkMember(p peer.ID, cred string) (member bool, refusal *wire.E
 	if ms.cache == nil || len(ms.cache) >= maxMembers {
 		ms.cache = make(map[peer.ID]memberEntry)
 	}
-	ms.cache[p] = memberEntry{sum: sum, nodeID: nodeID, until: time.Unix(cl.Exp, 0).Add(token.MembershipGrace)}
+	ms.cache[p] = memberEntry{sum: sum, nodeID: nodeID, iat: cl.IAT, until: time.Unix(cl.Exp, 0).Add(token.MembershipGrace)}
 	return true, nil
 }

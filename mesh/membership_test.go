@@ -112,25 +112,31 @@ func TestMembership_MeshCallWithoutDirectory(t *testing.T) {
 }
 
 // TestMembership_Revoked: a node_id on the revoked list is refused before
-// its credential expires, even after a cached success.
+// its credential expires, even after a cached success; a credential issued
+// after the revocation (the node registered again) is accepted.
 func TestMembership_Revoked(t *testing.T) {
 	_, dirKey, _ := ed25519.GenerateKey(nil)
 	server := startEngineNode(t)
 	server.m.SetDirectoryKeys(dirKey.Public().(ed25519.PublicKey))
 	client := startNode(t, newTestHost(t, false), testConfig("client", false))
 	client.h.Peerstore().AddAddrs(server.h.ID(), server.h.Addrs(), time.Minute)
-	client.m.SetMembership(credentialFor(t, dirKey, client.h, time.Now(), time.Hour))
+	now := time.Now()
+	client.m.SetMembership(credentialFor(t, dirKey, client.h, now.Add(-time.Minute), time.Hour))
 	if resp := callPinned(t, client, server.h.ID()); resp.Status != wire.StatusSuccess {
 		t.Fatalf("member refused: %+v", resp.Error)
 	}
 	id, _ := NodeIDOf(client.h.ID())
-	server.m.SetRevoked(id)
+	server.m.SetRevoked(map[string]int64{id: now.Unix()})
 	resp := callPinned(t, client, server.h.ID())
 	if resp.Error == nil || resp.Error.Code != wire.CodeUnauthorized || !strings.Contains(resp.Error.Message, "revoked") {
 		t.Fatalf("revoked member: %+v", resp.Error)
 	}
 	if server.m.Stats()["membership_revoked"] != 1 {
 		t.Fatalf("stats %v", server.m.Stats())
+	}
+	client.m.SetMembership(credentialFor(t, dirKey, client.h, now.Add(time.Second), time.Hour))
+	if resp := callPinned(t, client, server.h.ID()); resp.Status != wire.StatusSuccess {
+		t.Fatalf("re-registered member refused: %+v", resp.Error)
 	}
 }
 

@@ -88,6 +88,19 @@ func (c *Client) Membership(ctx context.Context, nodeToken string) (string, time
 	return out.Credential, time.Unix(out.ExpiresAt, 0), nil
 }
 
+// Revoked fetches the node_ids the directory saw deregister within one
+// membership lifetime, with when (Unix seconds; GET /v1/membership/revoked,
+// a meshnode addition).
+func (c *Client) Revoked(ctx context.Context) (map[string]int64, error) {
+	var out struct {
+		Revoked map[string]int64 `json:"revoked"`
+	}
+	if err := c.do(ctx, "membership-revoked", http.MethodGet, "/api/v1/membership/revoked", "", nil, &out, maxBody, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return out.Revoked, nil
+}
+
 // NewUUID returns a random UUID v4 (task_id, call_id).
 func NewUUID() string {
 	var b [16]byte

@@ -53,3 +53,24 @@ func TestMembership_TTLBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestMembership_RevokedList: an explicit deregistration is listed at GET
+// /v1/membership/revoked with its time for one membership lifetime, then
+// dropped.
+func TestMembership_RevokedList(t *testing.T) {
+	h := startHarness(t, func(c *Config) { c.MembershipTTL = time.Minute })
+	id, tok := h.register(h.regBody("node1", chat))
+	if r := h.do(http.MethodPost, "/v1/deregister", map[string]any{"node_id": id}, bearerHdr(tok)); r.status != http.StatusOK {
+		t.Fatalf("deregister: %d %s", r.status, r.body)
+	}
+	m := h.do(http.MethodGet, "/api/v1/membership/revoked", nil, nil).json(t)
+	rev, _ := m["revoked"].(map[string]any)
+	if at, ok := rev[id].(float64); !ok || int64(at) != h.clock.Now().Unix() {
+		t.Fatalf("revoked list %v", m)
+	}
+	h.clock.Advance(time.Minute + token.MembershipGrace)
+	m = h.do(http.MethodGet, "/v1/membership/revoked", nil, nil).json(t)
+	if rev, _ := m["revoked"].(map[string]any); len(rev) != 0 {
+		t.Fatalf("entry outlived the membership lifetime: %v", m)
+	}
+}

@@ -226,4 +226,29 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 	if len(infos) > 0 {
 		d.mesh.AddBootstrapPeers(infos)
 	}
+	d.refreshRevoked(ctx)
+}
+
+// refreshRevoked hands the mesh the union of the directories'
+// deregistrations (membership credentials issued before are refused). A
+// directory that does not answer leaves the last list in force.
+func (d *daemon) refreshRevoked(ctx context.Context) {
+	all := map[string]int64{}
+	answered := false
+	for _, c := range d.clients {
+		qctx, cancel := context.WithTimeout(ctx, d.cfg.Directory.RequestTimeout.D())
+		r, err := c.Revoked(qctx)
+		cancel()
+		if err != nil {
+			d.log.Debug("revoked memberships", "directory", c.URL(), "error", err)
+			continue
+		}
+		answered = true
+		for id, at := range r {
+			all[id] = max(all[id], at)
+		}
+	}
+	if answered {
+		d.mesh.SetRevoked(all)
+	}
 }
