@@ -116,7 +116,7 @@ func (r *Router) tryAll(ctx context.Context, st *run, targets []Target, deferEch
 // serves the intent and is at least as good as the best non-echo target
 // found so far (or none was found).
 func (r *Router) tryLocalFirst(ctx context.Context, st *run, targets []Target) (bool, error) {
-	if st.localTried || r.s.local == nil || st.q.Remote {
+	if st.localTried || r.s.local == nil || st.q.Remote || st.res.Attempts >= r.s.attempts {
 		return false, nil
 	}
 	v, ok := r.s.localValue(st.call)

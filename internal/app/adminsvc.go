@@ -237,8 +237,12 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string, singl
 
 // localValue is this node's selection value for serving call itself
 // (route.WithLocal): the mesh's formula with the engine's load and no
-// network; not offered when the node serves the intent only with echo.
+// network; not offered when the node serves the intent only with echo, or
+// holds no token its engine accepts yet.
 func (d *daemon) localValue(call *wire.Call) (float64, bool) {
+	if d.nodeToken() == "" {
+		return 0, false // the engine would refuse its own caller: not registered yet
+	}
 	s := d.engine.Stats()
 	return d.mesh.SelfValue(call, s.Load, s.ActiveJobs, s.MaxConcurrent)
 }
