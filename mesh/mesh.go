@@ -60,6 +60,8 @@ type Mesh struct {
 	breakers *breakers
 	calls    *inflight // outbound task streams per peer
 	stats    stats
+	members  membership
+	rates    successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo

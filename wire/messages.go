@@ -143,6 +143,14 @@ type Caller struct {
 	Origin string
 	// Transport names the path for metrics: "http", "quic", "tcp".
 	Transport string
+	// Member reports that the transport verified a directory-issued
+	// membership credential for the authenticated peer (mesh): the caller
+	// is a registered member of the mesh (docs/spec-decisions.md).
+	Member bool
+	// MemberRefusal is why a membership credential the caller presented
+	// was refused (expired, forged, revoked); the engine answers with it
+	// when no other credential authorises the call.
+	MemberRefusal *Error
 }
 
 // Capability is one advertised capability (iicp-core.md §2.1, iicp-dir.md §3.1).
@@ -319,4 +327,23 @@ type Health struct {
 	Intents       []string `json:"intents"`
 	Backend       string   `json:"backend,omitempty"`
 	UptimeS       int64    `json:"uptime_s"`
+}
+
+// EchoModel is the model name meshnode's built-in echo backend serves: no
+// model at all, it reflects the input. Routers rank a node offering only
+// it for an intent below every node with a real model.
+const EchoModel = "meshnode-echo"
+
+// EchoOnly reports whether models (one capability's list for an intent)
+// names the echo backend and nothing else.
+func EchoOnly(models []string) bool {
+	if len(models) == 0 {
+		return false
+	}
+	for _, m := range models {
+		if m != EchoModel {
+			return false
+		}
+	}
+	return true
 }

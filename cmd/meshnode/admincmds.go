@@ -97,6 +97,14 @@ func printStatus(w io.Writer, st *admin.Status) {
 	fmt.Fprintf(tw, "HTTP bridge\t%s\n", st.HTTPURL)
 	fmt.Fprintf(tw, "endpoint\t%s\n", st.Endpoint)
 	fmt.Fprintf(tw, "directory mode\t%s\n", st.DirectoryMode)
+	printDirectories(tw, st)
+	printHealth(tw, st)
+	printMesh(tw, st)
+	tw.Flush()
+}
+
+// printDirectories is status's per-directory lines, observed IP and operator.
+func printDirectories(tw io.Writer, st *admin.Status) {
 	for _, d := range st.Directories {
 		line := string(d.State)
 		if !d.LastHeartbeat.IsZero() {
@@ -129,6 +137,10 @@ func printStatus(w io.Writer, st *admin.Status) {
 		}
 		fmt.Fprintf(tw, "operator\t%s\n", line)
 	}
+}
+
+// printHealth is status's health, load, intents, served tasks and CX lines.
+func printHealth(tw io.Writer, st *admin.Status) {
 	h := st.Health
 	if h.Status != "ok" {
 		fmt.Fprintf(tw, "health\t%s, backend %s does not answer: unavailable (not routed to) until it does\n", h.Status, h.Backend)
@@ -152,19 +164,27 @@ func printStatus(w io.Writer, st *admin.Status) {
 		cxLine += fmt.Sprintf(", %d refused", n)
 	}
 	fmt.Fprintf(tw, "IICP-CX\t%s\n", cxLine)
-	if st.Mesh.Enabled {
-		prov := "not yet provided to the DHT"
-		if st.Mesh.Provided {
-			prov = "intents provided to the DHT"
-		}
-		fmt.Fprintf(tw, "mesh\t%d peers known, %d connections, %s (meshnode peers lists them)\n", st.Mesh.Peers, st.Mesh.Connections, prov)
-		for _, a := range st.Mesh.Addrs {
-			fmt.Fprintf(tw, "\t%s\n", a)
-		}
-	} else {
+}
+
+// printMesh is status's mesh and membership lines.
+func printMesh(tw io.Writer, st *admin.Status) {
+	if !st.Mesh.Enabled {
 		fmt.Fprintf(tw, "mesh\tdisabled\n")
+		return
 	}
-	tw.Flush()
+	prov := "not yet provided to the DHT"
+	if st.Mesh.Provided {
+		prov = "intents provided to the DHT"
+	}
+	fmt.Fprintf(tw, "mesh\t%d peers known, %d connections, %s (meshnode peers lists them)\n", st.Mesh.Peers, st.Mesh.Connections, prov)
+	for _, a := range st.Mesh.Addrs {
+		fmt.Fprintf(tw, "\t%s\n", a)
+	}
+	if exp := st.Mesh.MembershipExpiresAt; exp != nil {
+		fmt.Fprintf(tw, "membership\tvalid until %s (renewed at half-life from the directory)\n", exp.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(tw, "membership\tnone yet: mesh peers accept this node's calls once a directory issues one\n")
+	}
 }
 
 func newPeersCmd(e *env, g *globals) *cobra.Command {

@@ -82,6 +82,10 @@ type Config struct {
 	// TicketTTL and ConsumerTokenTTL bound the signed tokens' lifetime.
 	TicketTTL        time.Duration
 	ConsumerTokenTTL time.Duration
+	// MembershipTTL is the lifetime of membership credentials (POST
+	// /v1/membership; nodes renew at half-life). Default 6 h, at most
+	// token.MaxMembershipLifetime.
+	MembershipTTL time.Duration
 	// FlushInterval is how often heartbeat state is written behind to SQLite.
 	FlushInterval time.Duration
 	// AddressHistoryRetention is how long address history rows are kept
@@ -127,6 +131,7 @@ var defaults = Config{
 	ReprobeConcurrency:      32, // 100k endpoints × ~50 ms connect / 32 ≈ 160 s < one interval
 	TicketTTL:               120 * time.Second,
 	ConsumerTokenTTL:        300 * time.Second,
+	MembershipTTL:           token.DefaultMembershipLifetime,
 	FlushInterval:           time.Second,
 	AddressHistoryRetention: 35 * 24 * time.Hour,
 	BcryptCost:              10,
@@ -160,6 +165,7 @@ func (c *Config) applyDefaults() {
 	}
 	setDur(&c.TicketTTL, defaults.TicketTTL)
 	setDur(&c.ConsumerTokenTTL, defaults.ConsumerTokenTTL)
+	setDur(&c.MembershipTTL, defaults.MembershipTTL)
 	setDur(&c.FlushInterval, defaults.FlushInterval)
 	setDur(&c.AddressHistoryRetention, defaults.AddressHistoryRetention)
 	if c.BcryptCost == 0 {
@@ -208,6 +214,9 @@ func (c *Config) validate() error {
 	}
 	if c.ConsumerTokenTTL < time.Second || c.ConsumerTokenTTL > token.MaxConsumerLifetime {
 		return fmt.Errorf("directory: ConsumerTokenTTL %v outside 1s..%v (nodes refuse longer-lived tokens)", c.ConsumerTokenTTL, token.MaxConsumerLifetime)
+	}
+	if c.MembershipTTL < 2*time.Second || c.MembershipTTL > token.MaxMembershipLifetime {
+		return fmt.Errorf("directory: MembershipTTL %v outside 2s..%v (nodes refuse longer-lived credentials)", c.MembershipTTL, token.MaxMembershipLifetime)
 	}
 	if c.AddressHistoryRetention < minAddressRetention {
 		return fmt.Errorf("directory: address history retention %v is below the 30-day minimum (DIR-ADDR-06)", c.AddressHistoryRetention)

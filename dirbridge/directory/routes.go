@@ -31,6 +31,8 @@ func (s *Server) routes() http.Handler {
 		"/v1/stats":                {http.MethodGet: s.handleStats},
 		"/v1/directory-key":        {http.MethodGet: s.handleDirectoryKey},
 		"/v1/consumer-token":       {http.MethodPost: s.handleConsumerToken},
+		"/v1/membership":           {http.MethodPost: s.handleMembership},
+		"/v1/membership/revoked":   {http.MethodGet: s.handleRevoked},
 		"/v1/dispatch/ticket":      {http.MethodPost: s.handleTicket},
 		"/v1/probe":                {http.MethodGet: s.handleProbe},
 		"/v1/peers":                {http.MethodPost: s.handlePeers},

@@ -38,7 +38,7 @@ type Server struct {
 	wraps    []func(http.Handler) http.Handler // federation (replica.go)
 	liveNow  func() time.Time                  // replica liveness clock (replica.go)
 
-	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *httpx.Limiter
+	regLimit, keyLimit, ctLimit, memberLimit, revokedLimit, probeLimit, peerLimit *httpx.Limiter
 	// badTokenLimit counts wrong node tokens per source; badTokenLog
 	// bounds the WARN lines they produce.
 	badTokenLimit  *httpx.Limiter
@@ -59,7 +59,9 @@ type Server struct {
 
 	ln        net.Listener
 	closeOnce sync.Once
-	closeErr  error
+	// revoked lists recent deregistrations for mesh peers (membership.go).
+	revoked  revocations
+	closeErr error
 }
 
 // Server timeouts: bounded so slow clients cannot hold connections.
@@ -77,6 +79,8 @@ const (
 const (
 	directoryKeyPerMin  = 30
 	consumerTokenPerMin = 60
+	membershipPerMin    = 10
+	revokedPerMin       = 240 // per source: many nodes may share one NAT address
 	probePerMin         = 10
 	// badTokensPerMin wrong node tokens per source and minute before its
 	// token-checked requests are refused unchecked; a node with a stale
@@ -114,6 +118,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.regLimit = httpx.NewLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow, 0)
 	s.keyLimit = httpx.NewLimiter(directoryKeyPerMin, time.Minute, 0)
 	s.ctLimit = httpx.NewLimiter(consumerTokenPerMin, time.Minute, 0)
+	s.memberLimit = httpx.NewLimiter(membershipPerMin, time.Minute, 0)
+	s.revokedLimit = httpx.NewLimiter(revokedPerMin, time.Minute, 0)
 	s.probeLimit = httpx.NewLimiter(probePerMin, time.Minute, 0)
 	s.peerLimit = httpx.NewLimiter(1, 30*time.Second, 0) // §3.6: one gossip per 30 s per sender
 	s.badTokenLimit = httpx.NewLimiter(badTokensPerMin, time.Minute, 0)
@@ -336,7 +342,7 @@ func (s *Server) maintain(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Debug("address history pruned", "rows", n)
 	}
-	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
+	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.memberLimit, s.revokedLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
 		l.Sweep(now)
 	}
 	s.replay.sweep(now)

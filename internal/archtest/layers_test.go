@@ -30,7 +30,7 @@ var layers = map[string]layer{
 	"wire/token":   {},
 	"node":         {may: []string{"wire", "wire/token", "node/backend"}},
 	"node/backend": {may: []string{"wire", "internal/httperr"}},
-	"mesh":         {may: []string{"wire", "internal/retry", "internal/breaker"}},
+	"mesh":         {may: []string{"wire", "wire/token", "internal/retry", "internal/breaker"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).

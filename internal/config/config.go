@@ -123,6 +123,9 @@ type Server struct {
 	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
 	// mode); 0 turns active probing off.
 	ProbeInterval Duration `toml:"probe_interval"`
+	// MembershipTTL is the lifetime of the mesh membership credentials the
+	// directory issues (nodes renew at half-life; 2s..24h).
+	MembershipTTL Duration `toml:"membership_ttl"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`

@@ -52,6 +52,7 @@ func base() Config {
 			ProbationMinTasks:   100,
 			ProbationMinAge:     Duration(time.Hour),
 			MaxNodesPerOperator: 100,
+			MembershipTTL:       Duration(6 * time.Hour),
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -251,6 +252,9 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.ProbeInterval < 0 {
 		bad("directory_server.probe_interval", "must not be negative (0 turns active probing off)")
+	}
+	if s.MembershipTTL < Duration(2*time.Second) || s.MembershipTTL > Duration(24*time.Hour) {
+		bad("directory_server.membership_ttl", "must be between 2s and 24h")
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")

@@ -102,6 +102,10 @@ profile = {{v .Profile}}
 # probation_min_age = {{v .Server.ProbationMinAge}}
 # Nodes one verified operator key may have registered at once (0 = no cap).
 # max_nodes_per_operator = {{v .Server.MaxNodesPerOperator}}
+# Lifetime of the mesh membership credentials nodes present to each other
+# (they renew at half-life; the mesh keeps working this long without the
+# directory). 2s..24h.
+# membership_ttl = {{v .Server.MembershipTTL}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).

@@ -93,6 +93,7 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		ProbationMinTasks:   d.cfg.Server.ProbationMinTasks,
 		ProbationMinAge:     probationAge(d.cfg.Server.ProbationMinAge.D()),
 		MaxNodesPerOperator: operatorCap(d.cfg.Server.MaxNodesPerOperator),
+		MembershipTTL:       d.cfg.Server.MembershipTTL.D(),
 		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
 }
@@ -247,5 +248,30 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 	d.log.Debug("mesh peers from directories", "peers", len(infos))
 	if len(infos) > 0 {
 		d.mesh.AddBootstrapPeers(infos)
+	}
+	d.refreshRevoked(ctx)
+}
+
+// refreshRevoked hands the mesh the union of the directories'
+// deregistrations (membership credentials issued before are refused). A
+// directory that does not answer leaves the last list in force.
+func (d *daemon) refreshRevoked(ctx context.Context) {
+	all := map[string]int64{}
+	answered := false
+	for _, c := range d.clients {
+		qctx, cancel := context.WithTimeout(ctx, d.cfg.Directory.RequestTimeout.D())
+		r, err := c.Revoked(qctx)
+		cancel()
+		if err != nil {
+			d.log.Debug("revoked memberships", "directory", c.URL(), "error", err)
+			continue
+		}
+		answered = true
+		for id, at := range r {
+			all[id] = max(all[id], at)
+		}
+	}
+	if answered {
+		d.mesh.SetRevoked(all)
 	}
 }

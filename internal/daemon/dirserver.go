@@ -153,6 +153,7 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		ProbationMinTasks:   s.ProbationMinTasks,
 		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
 		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
+		MembershipTTL:       s.MembershipTTL.D(),
 		Version:             o.Version,
 	}
 }

@@ -72,6 +72,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})
 		if len(d.clients) > 0 {
 			infra.start(infraCtx, service{"peer discovery", d.peerRefreshLoop})
+			infra.start(infraCtx, service{"mesh membership", d.membershipLoop})
 		}
 	}
 	sessCtx, stopSessions := context.WithCancel(ctx)

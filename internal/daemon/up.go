@@ -104,7 +104,13 @@ type daemon struct {
 	mu            sync.Mutex
 	tokens        map[string]string // directory URL → current node token (LOG-FORBIDDEN)
 	dirKeys       map[string]ed25519.PublicKey
+	member        membershipFile // this node's credential (LOG-FORBIDDEN)
 	operatorToken string
+	// memberKick asks the membership loop to renew now (after a registration).
+	memberKick chan struct{}
+	// tokenCache holds reusable consumer tokens per mesh target (mesh
+	// calls to peers when this node holds no membership credential).
+	tokenCache *tokenCache
 }
 
 // Up runs the node until ctx ends, then shuts down within
@@ -126,7 +132,8 @@ func Up(ctx context.Context, o Options) error {
 func setup(ctx context.Context, o Options) (*daemon, error) {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
 		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1),
-		operator: nodeOperator{path: operator.DelegationPath(o.Paths)}}
+		operator:   nodeOperator{path: operator.DelegationPath(o.Paths)},
+		memberKick: make(chan struct{}, 1), tokenCache: newTokenCache()}
 	if err := d.build(ctx); err != nil {
 		d.closeAll()
 		return nil, err
@@ -335,16 +342,19 @@ func (d *daemon) onToken(dir string) func(nodeID, tok string) {
 				s.Beat()
 			}
 		}
-		select {
-		case d.peerKick <- struct{}{}:
-		default:
+		for _, ch := range []chan struct{}{d.peerKick, d.memberKick} {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// fetchDirectoryKey learns the key that signs consumer tokens, so callers
-// holding a directory-issued token are accepted (iicp-dir.md §3.12). A
-// directory without a key leaves node-token-only authorization.
+// fetchDirectoryKey learns the key that signs consumer tokens and
+// membership credentials, so callers holding either are accepted
+// (iicp-dir.md §3.12). A directory without a key leaves node-token-only
+// authorization.
 func (d *daemon) fetchDirectoryKey(dir string) {
 	c := d.clientFor(dir)
 	if c == nil {
@@ -362,14 +372,7 @@ func (d *daemon) fetchDirectoryKey(dir string) {
 		d.log.Warn("directory key unusable", "directory", dir, "error", err)
 		return
 	}
-	d.mu.Lock()
-	d.dirKeys[dir] = k
-	keys := make([]ed25519.PublicKey, 0, len(d.dirKeys))
-	for _, k := range d.dirKeys {
-		keys = append(keys, k)
-	}
-	d.mu.Unlock()
-	d.engine.SetDirectoryKeys(keys...)
+	d.setDirectoryKey(dir, k)
 }
 
 func (d *daemon) clientFor(dir string) *dirclient.Client {

@@ -28,6 +28,10 @@ type Paths struct {
 	IdentityKey string `json:"identity_key"`
 	// Credentials holds the directory-issued node tokens per directory (0600).
 	Credentials string `json:"credentials"`
+	// Membership holds the directory keys and this node's mesh membership
+	// credential (0600), so the mesh works across a restart while the
+	// directory is down.
+	Membership string `json:"membership"`
 	// OperatorToken is the locally generated token a node without a
 	// directory accepts in auth.node_token (0600).
 	OperatorToken string `json:"operator_token"`
@@ -102,6 +106,7 @@ func build(home, cfg, state string) Paths {
 		ConfigFile:         filepath.Join(cfg, "config.toml"),
 		IdentityKey:        filepath.Join(state, "identity.key"),
 		Credentials:        filepath.Join(state, "credentials.json"),
+		Membership:         filepath.Join(state, "membership.json"),
 		OperatorToken:      filepath.Join(state, "operator.token"),
 		OperatorDelegation: filepath.Join(state, "operator-delegation.json"),
 		Runtime:            filepath.Join(state, "runtime.json"),

@@ -87,6 +87,9 @@ type MeshStatus struct {
 	Connections int `json:"connections"`
 	// Events are the mesh's counters (adverts, rejections by reason, calls).
 	Events map[string]uint64 `json:"events,omitempty"`
+	// MembershipExpiresAt is when this node's mesh membership credential
+	// expires (absent: it holds none); it renews at half-life.
+	MembershipExpiresAt *time.Time `json:"membership_expires_at,omitempty"`
 }
 
 // Peer is one row of GET /admin/v1/peers.
@@ -118,13 +121,17 @@ type CallRequest struct {
 	// AllowPlaintext lets the HTTP path reach nodes that advertise no
 	// IICP-CX key (iicp-confidentiality.md §6 override; the default refuses).
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+	// Remote keeps the task off the daemon's own engine even when it
+	// serves the intent best (route.Query.Remote).
+	Remote bool `json:"remote,omitempty"`
 }
 
 // Paths a call can take.
 const (
 	PathMesh = "mesh"
 	PathHTTP = "http"
-	// PathLocal: no directory and no mesh peer; this node served it.
+	// PathLocal: this node served it (it serves the intent and was the
+	// best choice, or no other node could).
 	PathLocal = "local"
 )
 
