@@ -14,9 +14,10 @@
 // OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes and
 // publishes signed liveness digests (liveness.go: heartbeats never enter
 // the chain, ADR-033, yet replicas must judge last_seen).
-// Replica: NewReplica(ctx, ReplicaConfig) → Serve(ctx) syncs,
-// Handler(next) serves (next = the directory's handler, or nil for the
-// built-in read API over the replicated state).
+// Replica: NewReplica(ctx, ReplicaConfig) → Serve(ctx) syncs into its
+// Sink (the directory's store), Handler(next) gates and signs the
+// directory's routes (next). The replica has no read API of its own:
+// discovery is always the directory's, over the verified state.
 //
 // Composition (what `meshnode directory` calls): NewSeedDirectory and
 // NewReplicaDirectory wrap a real dirbridge/directory server — the seed

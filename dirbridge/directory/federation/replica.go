@@ -62,7 +62,6 @@ type ReplicaConfig struct {
 	LivenessInterval time.Duration
 	MaxLag           time.Duration // DIR-FED-08: no discovery beyond this
 	SnapshotRefresh  time.Duration // refresh of ephemeral node state
-	LivenessWindow   time.Duration // a node unseen for longer is not served
 	RetryInterval    time.Duration // first retry after a failed bootstrap
 	Logger           *slog.Logger
 	Now              func() time.Time
@@ -74,11 +73,7 @@ var replicaDefaults = ReplicaConfig{
 	MaxLag:       5 * time.Minute,  // S.13 §5.3, DIR-FED-08
 	// Four refreshes an hour stay inside the seed's 5 snapshots/hour.
 	SnapshotRefresh: 15 * time.Minute,
-	// Replicas see no heartbeats: a node is served while the newest
-	// evidence of it (REGISTER or snapshot last_seen) is younger than one
-	// refresh period plus a heartbeat window's worth of slack.
-	LivenessWindow: 20 * time.Minute,
-	RetryInterval:  time.Second,
+	RetryInterval:   time.Second,
 	// Matches the seed's default digest interval.
 	LivenessInterval: 10 * time.Second,
 }
@@ -87,7 +82,7 @@ func (c *ReplicaConfig) applyDefaults() {
 	d := replicaDefaults
 	for _, p := range []struct{ v, def *time.Duration }{
 		{&c.PollInterval, &d.PollInterval}, {&c.MaxLag, &d.MaxLag}, {&c.SnapshotRefresh, &d.SnapshotRefresh},
-		{&c.LivenessWindow, &d.LivenessWindow}, {&c.RetryInterval, &d.RetryInterval},
+		{&c.RetryInterval, &d.RetryInterval},
 		{&c.LivenessInterval, &d.LivenessInterval},
 	} {
 		if *p.v == 0 {
@@ -112,7 +107,6 @@ type Replica struct {
 	cfg     ReplicaConfig
 	log     *slog.Logger
 	db      *sql.DB
-	idx     *replicaIndex
 	metrics *replicaMetrics
 	seedErr error // seed URL unusable: writes get IICP-E047
 
@@ -172,7 +166,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
+	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db,
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
 		livenessIn: make(chan *LivenessDigest, 16), pushIn: make(chan pushed),
 		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
@@ -237,18 +231,12 @@ func (r *Replica) loadProgress(ctx context.Context) error {
 	r.chain = NewChain(r.seedKey, r.seedDID, seq, m[metaNextPrevHash])
 	r.appliedSeq.Store(seq)
 	r.metrics.appliedSq.Set(float64(seq))
-	if err := r.idx.load(ctx, r.db); err != nil {
-		return fmt.Errorf("federation: %w", err)
-	}
 	r.ready.Store(true)
 	return nil
 }
 
 // AppliedSeq is the highest verified seq in the replica's state.
 func (r *Replica) AppliedSeq() int64 { return r.appliedSeq.Load() }
-
-// NodeCount is the number of nodes in the replicated state.
-func (r *Replica) NodeCount() int { return r.idx.count() }
 
 // Lag is the time since the replica last confirmed it was at the seed's
 // head; a replica that never synced is infinitely behind.

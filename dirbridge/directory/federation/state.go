@@ -87,8 +87,10 @@ type ReplicaPayload struct {
 }
 
 // The federated state schema, shared by seed and replica: what the events
-// say, materialised. fed_nodes.record is the REGISTER payload; live is the
-// ephemeral heartbeat state last seen in a snapshot (ADR-033).
+// say, materialised. fed_nodes.record is the REGISTER payload. live is
+// no longer written (a replica's ephemeral node state lives in its
+// directory's store, ADR-033); the column stays so older files open as
+// they are.
 const stateSchema = `
 CREATE TABLE IF NOT EXISTS fed_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fed_nodes (
