@@ -235,6 +235,10 @@ func newReplicaEnv(t testing.TB, seed *seedEnv, stateDir string, gossip bool, mo
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := rd.Listen(context.Background()); err != nil {
+		_ = rd.Close()
+		t.Fatal(err)
+	}
 	env.rd, env.r, env.url = rd, rd.Replica(), rd.URL()
 	if rd.gossip != nil {
 		env.gn = &gossipNode{h: rd.gossip.Host(), ps: rd.gossip.PubSub()}
