@@ -122,6 +122,7 @@ type Replica struct {
 	livenessIn chan *LivenessDigest
 	pushIn     chan pushed // long-poll answers for the loop (replicapush.go)
 	serveOnce  sync.Once
+	subs       sync.WaitGroup // the gossip subscription reader; Serve waits for it
 
 	appliedSeq    atomic.Int64
 	lastConfirmed atomic.Int64 // unix ms of the last proof we were at the seed's head
@@ -258,6 +259,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	if err := r.seedErr; err != nil {
 		return fmt.Errorf("federation: %w", err)
 	}
+	defer r.subs.Wait() // the subscription reader ends with ctx
 	retry := r.cfg.RetryInterval
 	for r.chain == nil || r.topic == nil && r.cfg.PubSub != nil {
 		err := r.start(ctx)
@@ -379,7 +381,9 @@ func (r *Replica) subscribe(ctx context.Context) error {
 		return fmt.Errorf("federation: subscribing: %w", err)
 	}
 	r.topic = t
+	r.subs.Add(1)
 	go func() {
+		defer r.subs.Done()
 		defer sub.Cancel()
 		for {
 			msg, err := sub.Next(ctx)
