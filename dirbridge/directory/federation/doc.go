@@ -24,7 +24,9 @@
 // feeds every registration and deregistration into the log and mounts the
 // federation routes under /v1 and /api/v1; the replica applies verified
 // changes and liveness to the directory's store, so it serves the full
-// discover — each with Serve(ctx), Addr(), URL() and Handler().
+// discover — each with Listen(ctx) (binds the directory and the gossip
+// host, then opens the log or replica state: the constructors bind and
+// start nothing), Serve(ctx), Addr(), URL() and Handler().
 //
 // federation imports wire, dirbridge/directory (the composition files
 // dir*.go only), libp2p pubsub and SQLite. It must not import mesh, node
