@@ -121,7 +121,7 @@ func rank(peers []PeerInfo, req selectRequest, failures func(PeerInfo) int, thre
 // advert yet, so no node_id a consumer token could name). nil when the
 // mesh is closed or no peer qualifies.
 func (m *Mesh) Candidates(call *wire.Call) []PeerInfo {
-	if m.ctx.Err() != nil {
+	if m.ctx.Err() != nil || !m.started.Load() {
 		return nil
 	}
 	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}

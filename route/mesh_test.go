@@ -75,6 +75,9 @@ func startMesh(t *testing.T, engine mesh.TaskEngine) meshNode {
 		cfg.Capabilities = []wire.Capability{{Intent: wire.IntentChat}}
 	}
 	m, err := mesh.New(h, cfg, eng)
+	if err == nil {
+		err = m.Start()
+	}
 	if err != nil {
 		_ = h.Close()
 		t.Fatal(err)
