@@ -59,7 +59,7 @@ type katVectors struct {
 
 func loadKAT(tb testing.TB) katVectors {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "cx", "testdata", "kat_v1.json"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "cx", "testdata", "kat_v1.json"))
 	if err != nil {
 		tb.Fatalf("reading KAT vectors: %v", err)
 	}
