@@ -209,7 +209,7 @@ func (c *stmtCache) close() {
 }
 
 // StateChange is what applying one event did to the federated state; the
-// replica's index and Sink consume it.
+// replica's Sink (the directory's store) consumes it.
 type StateChange struct {
 	Type   EventType
 	Seq    int64
