@@ -47,7 +47,10 @@ type ReplicaConfig struct {
 	Token string
 	// PubSub, when set, subscribes to the seed's event topic.
 	PubSub *pubsub.PubSub
-	// Sink receives every verified change. Optional.
+	// Sink receives every verified change and the verified live state (the
+	// directory's store in ReplicaDirectory, which serves discovery from
+	// it). Optional: without one the replica only keeps the verified state
+	// in its own database, and nothing serves it.
 	Sink Sink
 	// NoPush turns off the long-poll of the seed's events and liveness
 	// (replicapush.go): the replica then follows by gossip and polling.
