@@ -52,6 +52,9 @@ func startMesh(ctx context.Context, transport string, cfg mesh.Config, engine me
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m, err := mesh.New(h, cfg, engine)
+	if err == nil {
+		err = m.Start()
+	}
 	if err != nil {
 		_ = h.Close()
 		return nil, err

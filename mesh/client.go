@@ -94,6 +94,9 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	if m.ctx.Err() != nil {
 		return nil, info, ErrClosed
 	}
+	if !m.started.Load() {
+		return nil, info, ErrNotStarted
+	}
 	if werr := wire.ValidateCall(call); werr != nil {
 		return nil, info, werr
 	}

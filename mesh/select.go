@@ -203,7 +203,7 @@ func (r *successRates) rate(p peer.ID) float64 {
 // advert yet, so no node_id a consumer token could name). nil when the
 // mesh is closed or no peer qualifies.
 func (m *Mesh) Candidates(call *wire.Call) []PeerInfo {
-	if m.ctx.Err() != nil {
+	if m.ctx.Err() != nil || !m.started.Load() {
 		return nil
 	}
 	req := selectRequest{intent: call.Intent, model: call.Model, region: call.Constraints.Region}

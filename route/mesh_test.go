@@ -82,6 +82,9 @@ func startMeshServing(t *testing.T, engine mesh.TaskEngine, caps []wire.Capabili
 		cfg.Capabilities = caps
 	}
 	m, err := mesh.New(h, cfg, eng)
+	if err == nil {
+		err = m.Start()
+	}
 	if err != nil {
 		_ = h.Close()
 		t.Fatal(err)

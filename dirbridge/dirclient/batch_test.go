@@ -31,6 +31,9 @@ func realDirectory(t *testing.T) (dirURL, nodeEndpoint string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()

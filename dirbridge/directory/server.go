@@ -57,7 +57,9 @@ type Server struct {
 	nodeLocks keyedMutex
 	replay    replayCache
 
-	ln        net.Listener
+	lnMu      sync.Mutex   // guards ln and closed
+	ln        net.Listener // bound by Listen
+	closed    bool
 	closeOnce sync.Once
 	// revoked lists recent deregistrations for mesh peers (membership.go).
 	revoked  revocations
@@ -89,8 +91,10 @@ const (
 	badTokenLogLines = 10 // WARN lines per minute about wrong tokens
 )
 
-// New opens the database, reloads the index, prepares TLS and binds the
-// listener (so Addr is known at once). Call Serve to run it, or Close.
+// New validates the configuration, opens the database and reloads the
+// index; it binds nothing. Listen binds cfg.Listen (Serve calls it when
+// needed; call it first to learn Addr or to fail before announcing). Call
+// Serve to run it, or Close.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
@@ -129,12 +133,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("directory metrics: %w", err)
 	}
 	s.handler = s.wrapHandler(s.routes())
-	if cfg.Listen != "" {
-		if err := s.listen(); err != nil {
-			s.store.close()
-			return nil, err
-		}
-	}
 	return s, nil
 }
 
@@ -183,6 +181,21 @@ func (s *Server) openState(ctx context.Context) error {
 	return nil
 }
 
+// Listen binds cfg.Listen with its TLS (loading or creating the
+// certificate). It does nothing without cfg.Listen or when already bound,
+// and fails after Close.
+func (s *Server) Listen() error {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("directory: listen after close")
+	case s.ln != nil || s.cfg.Listen == "":
+		return nil
+	}
+	return s.listen()
+}
+
 func (s *Server) listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -220,16 +233,25 @@ func (s *Server) loadCert() (tls.Certificate, error) {
 	return loadOrCreateSelfSigned(s.cfg.StateDir, s.cfg.TLSHosts, s.now())
 }
 
-// Addr is the bound listen address (nil without a listener).
+// Addr is the bound listen address (nil before Listen or without a
+// listener).
 func (s *Server) Addr() net.Addr {
-	if s.ln == nil {
-		return nil
+	if ln := s.listener(); ln != nil {
+		return ln.Addr()
 	}
-	return s.ln.Addr()
+	return nil
+}
+
+func (s *Server) listener() net.Listener {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	return s.ln
 }
 
 // TLS reports whether the listener speaks TLS.
-func (s *Server) TLS() bool { return s.ln != nil && (!s.cfg.Dev || s.cfg.TLSCertFile != "") }
+func (s *Server) TLS() bool {
+	return s.listener() != nil && (len(s.cfg.ACME.Domains) > 0 || !s.cfg.Dev || s.cfg.TLSCertFile != "")
+}
 
 // Handler is the full route table for in-process use (the node's embedded
 // directory). Background loops still need Serve.
@@ -238,16 +260,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // PublicKey is the directory's Ed25519 public key (consumer tokens, tickets).
 func (s *Server) PublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
 
-// Serve serves HTTP (when listening) and runs the write-behind and
-// maintenance loops until ctx ends, then shuts down within a bound, flushes
-// and closes the database.
+// Serve binds (Listen) when cfg.Listen is set, serves HTTP and runs the
+// write-behind and maintenance loops until ctx ends, then shuts down within
+// a bound, flushes and closes the database. Every goroutine it started has
+// ended when it returns.
 func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		_ = s.Close()
+		return err
+	}
+	ln := s.listener()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	var hs *http.Server
-	if s.ln != nil {
+	if ln != nil {
 		hs = &http.Server{
 			Handler:           s.handler,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -261,12 +289,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("directory: serving: %w", err)
 				cancel()
 			}
 		}()
-		s.log.Info("directory listening", "addr", s.ln.Addr().String(), "tls", s.TLS())
+		s.log.Info("directory listening", "addr", ln.Addr().String(), "tls", s.TLS())
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.loops(ctx) }()
@@ -295,9 +323,12 @@ func (s *Server) Serve(ctx context.Context) error {
 // listener. Serve calls it on exit; call it directly only without Serve.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.lnMu.Lock()
+		s.closed = true
 		if s.ln != nil {
 			_ = s.ln.Close()
 		}
+		s.lnMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 		defer cancel()
 		if err := s.store.flush(ctx); err != nil {

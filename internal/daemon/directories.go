@@ -82,7 +82,7 @@ func (d *daemon) setupDirectories() error {
 }
 
 func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
-	return directory.New(directory.Config{
+	srv, err := directory.New(directory.Config{
 		Listen:              listen,
 		DBPath:              d.o.Paths.DirectoryDB,
 		StateDir:            d.o.Paths.StateDir,
@@ -96,6 +96,15 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		MembershipTTL:       d.cfg.Server.MembershipTTL.D(),
 		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
+	if err != nil {
+		return nil, err
+	}
+	// Bound here, before anything is announced: a taken port fails start-up.
+	if err := srv.Listen(); err != nil {
+		_ = srv.Close()
+		return nil, err
+	}
+	return srv, nil
 }
 
 // probeDirectory reports whether an IICP directory answers /iicp/health at u.

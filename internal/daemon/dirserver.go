@@ -61,8 +61,10 @@ type DirectoryOptions struct {
 
 // dirServer is the part every directory mode shares.
 type dirServer interface {
+	Listen(ctx context.Context) error
 	URL() string
 	Serve(ctx context.Context) error
+	Close() error
 }
 
 // RunDirectory runs an IICP-DIR directory until ctx ends: a Genesis Seed
@@ -100,12 +102,17 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		srv, err = newPlainDirectory(o, dc)
 		mode = "standalone (no federation log)"
 	default:
-		var sd *federation.SeedDirectory
-		sd, err = newSeed(ctx, o, dc)
-		if sd != nil {
-			srv, gossipAddrs = sd, sd.GossipAddrs()
-		}
+		srv, err = newSeed(ctx, o, dc)
 		mode = "genesis seed (signed event log)"
+	}
+	if err == nil {
+		// Every listener is bound before anything is announced.
+		if err = srv.Listen(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	if sd, ok := srv.(*federation.SeedDirectory); ok && err == nil {
+		gossipAddrs = sd.GossipAddrs()
 	}
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -179,6 +186,8 @@ func probationAge(d time.Duration) time.Duration {
 // plainDirectory adapts directory.Server to dirServer.
 type plainDirectory struct{ *directory.Server }
 
+func (p plainDirectory) Listen(context.Context) error { return p.Server.Listen() }
+
 func (p plainDirectory) URL() string {
 	scheme := "https"
 	if !p.TLS() {
@@ -195,7 +204,7 @@ func newPlainDirectory(o DirectoryOptions, dc directory.Config) (dirServer, erro
 	return plainDirectory{srv}, nil
 }
 
-func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (*federation.SeedDirectory, error) {
+func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (dirServer, error) {
 	key, err := federation.LoadOrCreateKey(orState(o, o.SeedKey, seedKeyFile))
 	if err != nil {
 		return nil, err

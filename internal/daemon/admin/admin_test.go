@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +223,29 @@ func TestNotRunning(t *testing.T) {
 	defer cancel()
 	if _, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("dead endpoint: %v", err)
+	}
+}
+
+// TestLifecycle_NewBindsNothing: New validates and builds the routes but
+// binds nothing (a port another listener holds does not fail it); Listen
+// reports the taken port; Close before Listen is harmless.
+func TestLifecycle_NewBindsNothing(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	s, err := New(held.Addr().String(), testToken, &fakeBackend{}, nil)
+	if err != nil {
+		t.Fatalf("New bound (or tried to bind): %v", err)
+	}
+	if s.URL() != "" {
+		t.Fatal("URL before Listen")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Listen on a taken port: %v, want EADDRINUSE", err)
 	}
 }
