@@ -91,6 +91,11 @@ func newDirFixture(ctx context.Context, o options) (*dirFixture, *DirSetup, erro
 		// to a single node, which no real directory with 10k nodes sees.
 		ProbationPerNetwork: -1,
 	}, directory.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err == nil {
+		if err = srv.Listen(); err != nil {
+			_ = srv.Close()
+		}
+	}
 	if err != nil {
 		health.Close()
 		os.RemoveAll(dir)

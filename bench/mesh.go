@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshnode/meshnode/mesh"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // meshNode is one running mesh on its own host.
@@ -51,6 +52,9 @@ func startMesh(ctx context.Context, transport string, cfg mesh.Config, engine me
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m, err := mesh.New(h, cfg, engine)
+	if err == nil {
+		err = m.Start()
+	}
 	if err != nil {
 		_ = h.Close()
 		return nil, err
@@ -91,6 +95,9 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	}
 	ns.onClose(client.stop)
 	client.h.Peerstore().AddAddrs(server.h.ID(), server.h.Addrs(), time.Hour)
+	if err := authoriseByMembership(server, client); err != nil {
+		return err
+	}
 
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
@@ -115,12 +122,40 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	return nil
 }
 
+// authoriseByMembership sets up mesh authorisation as `meshnode up` runs
+// it (docs/spec-decisions.md, "Mesh authorisation"): a directory key the
+// server trusts signs the client's membership credential, which the client
+// sends on every stream; the server verifies it once and caches the
+// verdict. No directory round trip per call, no node token in the CALL.
+func authoriseByMembership(server, client *meshNode) error {
+	_, dirKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	server.m.SetDirectoryKeys(dirKey.Public().(ed25519.PublicKey))
+	nodeID, err := mesh.NodeIDOf(client.h.ID())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	cred, err := token.SignMembership(dirKey, token.Membership{V: 1, Iss: "bench", Sub: nodeID, PeerID: client.h.ID().String(),
+		Intents: []string{}, IAT: now.Unix(), Exp: now.Add(token.DefaultMembershipLifetime).Unix()})
+	if err != nil {
+		return err
+	}
+	client.m.SetMembership(cred)
+	return nil
+}
+
 // meshPath runs the task with Mesh.Call pinned to the serving peer. With
 // one attempt (the default) every measured request is exactly one stream.
+// The CALL carries no node token: the client's membership credential
+// authorises it (authoriseByMembership).
 func (s *nodeStack) meshPath(name string, m *mesh.Mesh, server peer.ID, attempts int) *path {
 	p := &path{name: name}
 	p.do = func(ctx context.Context, seq int64) error {
 		call, want := s.call(p.name, seq)
+		call.Auth = nil
 		resp, info, err := m.Call(ctx, call, mesh.CallOptions{Peer: server, MaxAttempts: attempts})
 		if err != nil {
 			return err

@@ -100,6 +100,9 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	if m.ctx.Err() != nil {
 		return nil, info, ErrClosed
 	}
+	if !m.started.Load() {
+		return nil, info, ErrNotStarted
+	}
 	if werr := wire.ValidateCall(call); werr != nil {
 		return nil, info, werr
 	}
@@ -204,8 +207,7 @@ func (m *Mesh) candidates(ctx context.Context, call *wire.Call, opts CallOptions
 	if len(list) == 0 {
 		return nil, ErrNoCandidate
 	}
-	failures := func(p PeerInfo) int { return m.breakers.Consecutive(p.PeerID) }
-	return rank(list, req, failures, m.cfg.BreakerThreshold), nil
+	return rank(list, req, m.stat, m.cfg.BreakerThreshold), nil
 }
 
 func (m *Mesh) eligiblePeers(req selectRequest) []PeerInfo {
@@ -247,6 +249,7 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 		// Lying about who answered is not a transient fault: never again
 		// within this call, and the circuit is charged.
 		m.breakers.Failure(p, now)
+		m.rates.record(p, false)
 		return outSwitch
 	}
 	if err != nil {
@@ -264,10 +267,12 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 			return outSwitch
 		}
 		m.breakers.Failure(p, now)
+		m.rates.record(p, false)
 		return outRetry
 	}
 	if resp.Status == wire.StatusSuccess {
 		m.breakers.Success(p)
+		m.rates.record(p, true)
 		return outFinal
 	}
 	// wire.RetryElsewhere decides final or retry; the rest is pacing and
@@ -275,6 +280,7 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 	if !wire.RetryElsewhere(resp) {
 		if resp.Error != nil && resp.Error.Status() >= 500 {
 			m.breakers.Failure(p, now) // final, but the peer is failing
+			m.rates.record(p, false)
 		} else {
 			m.breakers.Success(p) // the caller's problem; the peer is healthy
 		}
@@ -293,6 +299,7 @@ func (m *Mesh) judge(p peer.ID, resp *wire.Response, err error) outcome {
 		return outRetry
 	}
 	m.breakers.Failure(p, now)
+	m.rates.record(p, false)
 	return outRetry
 }
 
@@ -374,11 +381,14 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	// request is one STREAM frame and no round trip waits on the
 	// protocol ack.
 	var req []byte
+	own, hb := m.ownHeaders()
 	if token != "" {
-		hb, err := cborEnc.Marshal(headersMsg{ConsumerToken: token})
-		if err != nil {
+		var err error
+		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own}); err != nil {
 			return nil, fmt.Errorf("encoding headers: %w", err)
 		}
+	}
+	if len(hb) > 0 {
 		req = make([]byte, 0, 2*wire.HeaderLen+len(hb)+len(payload))
 		req, _ = wire.AppendFrame(req, typeHeaders, 0, hb)
 	} else {

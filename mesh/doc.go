@@ -11,6 +11,7 @@
 //
 //	h, _ := mesh.NewHost(ctx, identityKey, mesh.HostConfig{NAT: true, MaxConcurrent: n})
 //	m, _ := mesh.New(h, mesh.Config{NodeID: id, Capabilities: caps, MaxConcurrent: n, Load: engine.Load}, engine)
+//	_ = m.Start()                                     // attaches DHT, gossip, task handlers (New only builds)
 //	go m.Serve(ctx)                                   // until ctx ends; then closes the mesh, not the host
 //	reg.Extensions[mesh.P2PExtensionKey] = mesh.P2PExtension(h)
 //	m.AddBootstrapPeers(infosFromDiscover)            // via m.ParseDirectoryPeer(nodeID, ext)

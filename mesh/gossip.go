@@ -94,9 +94,7 @@ func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 		// and while the backend does not answer.
 		Available: (m.cfg.MaxConcurrent <= 0 || jobs < m.cfg.MaxConcurrent) && m.backendAvailable(),
 	}
-	for _, c := range m.cfg.Capabilities {
-		a.Caps = append(a.Caps, AdvertCap{Intent: c.Intent, Models: c.Models})
-	}
+	a.Caps = advertCaps(m.cfg.Capabilities)
 	for _, addr := range m.h.Addrs() {
 		if len(a.Addrs) == maxAdvertAddrs {
 			break
@@ -303,4 +301,13 @@ func (m *Mesh) addAdvertAddrs(id peer.ID, addrs []string) {
 	if len(out) > 0 {
 		m.h.Peerstore().AddAddrs(id, out, m.cfg.PeerTTL)
 	}
+}
+
+// advertCaps is the advert form of caps.
+func advertCaps(caps []wire.Capability) []AdvertCap {
+	out := make([]AdvertCap, 0, len(caps))
+	for _, c := range caps {
+		out = append(out, AdvertCap{Intent: c.Intent, Models: c.Models})
+	}
+	return out
 }

@@ -154,6 +154,9 @@ func startNode(t testing.TB, h host.Host, cfg Config, opts ...Option) *testNode 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{h: h, m: m, engine: eng, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- m.Serve(ctx) }()

@@ -60,6 +60,8 @@ type Mesh struct {
 	breakers *breakers
 	calls    *inflight // outbound task streams per peer
 	stats    stats
+	members  membership
+	rates    successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo
@@ -72,6 +74,8 @@ type Mesh struct {
 	// so peers' loopback addresses are theirs, not this host's.
 	loopback bool
 
+	startMu    sync.Mutex  // serialises Start
+	started    atomic.Bool // Start attached the DHT, gossip and handlers
 	seq        atomic.Uint64
 	active     atomic.Int64 // task streams being served
 	provided   atomic.Bool
@@ -92,10 +96,15 @@ type Mesh struct {
 // ErrServing is returned by a second Serve on the same Mesh.
 var ErrServing = errors.New("mesh: already serving")
 
+// ErrNotStarted is returned by Call before Start (or Serve).
+var ErrNotStarted = errors.New("mesh: not started")
+
 // New builds the mesh on an existing host. engine serves inbound tasks; it
-// may be nil only for a pure consumer (no Capabilities). The DHT, gossip
-// and task handlers are live when New returns; Serve runs the background
-// work (bootstrap, adverts, providing, expiry, RTT).
+// may be nil only for a pure consumer (no Capabilities). It validates and
+// allocates only: Start attaches the DHT, gossip and task handlers to the
+// host (as go-libp2p's identify service), Serve runs the background work
+// (bootstrap, adverts, providing, expiry, RTT), calling Start when the
+// caller did not, and Close waits for everything it started.
 func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil host", errConfig)
@@ -138,14 +147,30 @@ func New(h host.Host, cfg Config, engine TaskEngine, opts ...Option) (*Mesh, err
 	// Restarted nodes must supersede their old adverts: start seq at the clock.
 	m.seq.Store(uint64(m.now().UnixNano()))
 	m.addBootstrap(cfg.BootstrapPeers)
-	if err := m.start(); err != nil {
-		return nil, err
-	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
 }
 
+// Start attaches the mesh to its host: the DHT, GossipSub (advert topic and
+// subscription) and, with an engine, the task stream handlers. A second
+// Start does nothing; a failed one closes the mesh.
+func (m *Mesh) Start() error {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	if m.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if m.started.Load() {
+		return nil
+	}
+	if err := m.start(); err != nil {
+		return err
+	}
+	m.started.Store(true)
+	return nil
+}
+
 func (m *Mesh) start() (err error) {
-	m.ctx, m.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			_ = m.Close()
@@ -181,6 +206,9 @@ func (m *Mesh) start() (err error) {
 func (m *Mesh) Serve(ctx context.Context) error {
 	if !m.serving.CompareAndSwap(false, true) {
 		return ErrServing
+	}
+	if err := m.Start(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(m.ctx, cancel) // Close also ends Serve

@@ -62,6 +62,9 @@ func TestMeshManyConcurrentCallsOnePeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = server.Close() })
 	client.h.Peerstore().AddAddrs(sh.ID(), sh.Addrs(), time.Hour)
 

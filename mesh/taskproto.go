@@ -87,9 +87,12 @@ var taskCodecs = []*taskCodec{nativeCodec, jsonCodec}
 // taskProtocols lists the task protocol IDs (resource manager limits).
 var taskProtocols = []protocol.ID{TaskProtocol, TaskProtocolJSON}
 
-// headersMsg is the HEADERS frame payload. LOG-FORBIDDEN: ConsumerToken.
+// headersMsg is the HEADERS frame payload. LOG-FORBIDDEN: ConsumerToken,
+// Membership.
 type headersMsg struct {
 	ConsumerToken string `cbor:"1,keyasint,omitempty"`
+	// Membership is the caller's membership credential (membership.go).
+	Membership string `cbor:"2,keyasint,omitempty"`
 }
 
 // refusal says why an inbound stream is not executed and how to answer.
@@ -131,7 +134,7 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	remote := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(callReadTimeout))
-	call, token, ref := m.readRequest(s, c)
+	call, hm, ref := m.readRequest(s, c)
 	if ref != nil {
 		m.stats.count("task_refused_" + ref.name())
 		m.log.Warn("task stream refused", "peer", logPeer(remote), "reason", ref.name())
@@ -157,7 +160,8 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 			cancel()
 		}
 	}()
-	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: token}
+	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
+	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
 	// The secure channel authenticated the peer's key, so its node_id is
 	// proven: the engine checks a consumer token's sub against it.
 	caller.PeerNodeID, _ = NodeIDOf(remote)
@@ -187,43 +191,41 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 }
 
 // readRequest reads the optional HEADERS frame and the CALL.
-func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, string, *refusal) {
+func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersMsg, *refusal) {
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxCallBytes)
-	token := ""
+	var hm headersMsg
 	for i := 0; i < 2; i++ {
 		h, payload, ref := readFrame(fr)
 		if ref != nil {
-			return nil, "", ref
+			return nil, hm, ref
 		}
 		switch {
 		case h.Type == typeHeaders && i == 0:
 			if len(payload) > maxHeadersBytes {
-				return nil, "", &refusal{close: wire.CloseFrameTooLarge}
+				return nil, hm, &refusal{close: wire.CloseFrameTooLarge}
 			}
-			var hm headersMsg
 			if err := cborDec.Unmarshal(payload, &hm); err != nil {
-				return nil, "", &refusal{close: wire.CloseCBORDecodeError}
+				return nil, headersMsg{}, &refusal{close: wire.CloseCBORDecodeError}
 			}
-			token = hm.ConsumerToken
 		case h.Type == wire.TypeCall:
 			if h.Flags&wire.FlagCompressed != 0 {
 				// Compression is not offered on this protocol.
-				return nil, "", &refusal{close: wire.CloseUnsupportedExtension}
+				return nil, hm, &refusal{close: wire.CloseUnsupportedExtension}
 			}
 			call, werr := c.decodeCall(payload)
 			if werr != nil && c.closeOnBody {
-				return nil, "", &refusal{close: werr.CloseReason(), resp: werr}
+				return nil, hm, &refusal{close: werr.CloseReason(), resp: werr}
 			}
 			if werr != nil {
-				return nil, "", &refusal{resp: werr}
+				return nil, hm, &refusal{resp: werr}
 			}
-			return call, token, nil
+			return call, hm, nil
 		default:
-			return nil, "", &refusal{close: wire.CloseProtocolError}
+			return nil, hm, &refusal{close: wire.CloseProtocolError}
 		}
 	}
-	return nil, "", &refusal{close: wire.CloseProtocolError}
+	return nil, hm, &refusal{close: wire.CloseProtocolError}
 }
 
 // readFrame reads one frame and applies the §9.6 header dispositions.

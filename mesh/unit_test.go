@@ -216,9 +216,45 @@ func TestSelectionValueOrdering(t *testing.T) {
 	if eligible(&unavail, req) || eligible(&other, modelReq) || !eligible(&base, modelReq) {
 		t.Error("eligibility gates wrong")
 	}
-	ranked := rank([]PeerInfo{busy, idle}, req, func(PeerInfo) int { return 0 }, 5)
+	ranked := rank([]PeerInfo{busy, idle}, req, func(PeerInfo) peerStat { return peerStat{rate: 1} }, 5)
 	if ranked[0].Load != 0 {
 		t.Error("rank does not put the best peer first")
+	}
+}
+
+// TestRank_EchoLastAndObservedSuccess: a peer offering the intent only
+// through the echo backend ranks after every peer with a real model, even
+// an idle, near echo peer against a busy, far real one; among real peers
+// the observed success rate lowers a flaky peer below a reliable one.
+func TestRank_EchoLastAndObservedSuccess(t *testing.T) {
+	req := selectRequest{intent: testIntent}
+	echo := PeerInfo{PeerID: "echo", Caps: []AdvertCap{{Intent: testIntent, Models: []string{wire.EchoModel}}}, Available: true, MaxConcurrent: 8, RTT: time.Millisecond}
+	real := PeerInfo{PeerID: "real", Caps: []AdvertCap{{Intent: testIntent, Models: []string{"llama3"}}}, Available: true, MaxConcurrent: 8,
+		Load: 0.9, ActiveJobs: 7, RTT: 300 * time.Millisecond}
+	ok := func(PeerInfo) peerStat { return peerStat{rate: 1} }
+	for range 20 { // the shuffle must never matter
+		if r := rank([]PeerInfo{echo, real}, req, ok, 5); r[0].PeerID != "real" {
+			t.Fatalf("echo ranked before a real model: %v", r[0].PeerID)
+		}
+	}
+	if !echo.EchoOnly(testIntent) || real.EchoOnly(testIntent) {
+		t.Fatal("EchoOnly wrong")
+	}
+	flaky, steady := real, real
+	flaky.PeerID, steady.PeerID = "flaky", "steady"
+	var rates successRates
+	for range 5 {
+		rates.record("flaky", false)
+		rates.record("steady", true)
+	}
+	stat := func(p PeerInfo) peerStat { return peerStat{rate: rates.rate(p.PeerID)} }
+	for range 20 {
+		if r := rank([]PeerInfo{flaky, steady}, req, stat, 5); r[0].PeerID != "steady" {
+			t.Fatal("observed failures do not lower a peer")
+		}
+	}
+	if rates.rate("unseen") != 1 || rates.rate("flaky") >= 0.5 {
+		t.Fatalf("rates: unseen %v flaky %v", rates.rate("unseen"), rates.rate("flaky"))
 	}
 }
 

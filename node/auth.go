@@ -13,7 +13,9 @@ import (
 // errata v1.5.1 and v1.5.2). A CALL is authorized by the first of:
 //
 //  1. open mode (explicit operator choice; off by default);
-//  2. an allowlisted, transport-authenticated libp2p peer ID;
+//  2. an allowlisted, transport-authenticated libp2p peer ID, or a peer
+//     whose directory-issued membership credential the transport verified
+//     (wire.Caller.Member; mesh, docs/spec-decisions.md);
 //  3. a valid X-IICP-Consumer-Token, when directory keys are configured
 //     (without keys the node falls back to node_token, iicp-dir.md §3.12):
 //     aud is this node, sub the transport-authenticated caller where there
@@ -37,6 +39,7 @@ type authResult string
 const (
 	authOpen      authResult = "open"
 	authPeer      authResult = "peer"
+	authMember    authResult = "membership"
 	authConsumer  authResult = "consumer_token"
 	authNodeToken authResult = "node_token"
 	authDenied    authResult = "denied"
@@ -83,6 +86,9 @@ func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Tim
 			}
 		}
 	}
+	if caller.Member {
+		return authMember, nil, nil
+	}
 	var tokenErr error
 	if caller.ConsumerToken != "" && a.consumer.HasKeys() {
 		_, tokenErr = a.consumer.Verify(caller.ConsumerToken, a.getNodeID(), caller.PeerNodeID, call.Intent, now)
@@ -92,6 +98,11 @@ func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Tim
 	}
 	if call.Auth != nil && a.tokenMatches(call.Auth.NodeToken) {
 		return authNodeToken, nil, nil
+	}
+	if caller.MemberRefusal != nil {
+		// The one refusal that can name its cause to the caller: the
+		// credential's expiry is no secret, and it says what to fix.
+		return authDenied, caller.MemberRefusal, tokenErr
 	}
 	return authDenied, wire.NewError(wire.CodeUnauthorized, "missing or invalid credentials"), tokenErr
 }

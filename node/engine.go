@@ -41,10 +41,11 @@ type Engine struct {
 	intents  map[string]struct{} // served intents: the only intent label values
 	started  time.Time
 
-	ewmaMs  atomic.Int64 // smoothed task duration, for retry_after_ms
-	served  sync.Map     // outcome label → *atomic.Uint64 (Stats)
-	health  healthCache
-	running sync.WaitGroup // backend goroutines, so Close can wait for them
+	ewmaMs   atomic.Int64    // smoothed task duration, for retry_after_ms
+	served   sync.Map        // outcome label → *atomic.Uint64 (Stats)
+	outcomes outcomeCounters // heartbeat metrics batches (Outcomes)
+	health   healthCache
+	running  sync.WaitGroup // backend goroutines, so Close can wait for them
 }
 
 // New builds an engine for the node described by cfg, serving what resolver

@@ -71,6 +71,7 @@ func (e *Engine) record(call *wire.Call, caller wire.Caller, qos string, r *wire
 	}
 	e.met.outcomes.WithLabelValues(intent, outcome, transportLabel(caller.Transport)).Inc()
 	e.countServed(outcome)
+	e.outcomes.add(r)
 
 	if qos == "" {
 		// Refused before validation: neither task_id nor intent is trusted text.

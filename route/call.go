@@ -26,6 +26,14 @@ type run struct {
 	// reports that a chunk reached it.
 	chunks    Chunks
 	delivered bool
+	// lastErr is the last attempt's transport failure (no RESPONSE).
+	lastErr error
+	// echo holds echo-only targets, tried after every other (wire.EchoModel).
+	echo []Target
+	// fallingBack: the fallback transport is being tried (its answer is final).
+	fallingBack bool
+	// localTried: this node was tried first (WithLocal).
+	localTried bool
 }
 
 // Call runs call on the best target that gives a final answer: targets in
@@ -76,17 +84,63 @@ func (r *Router) call(ctx context.Context, call *wire.Call, q Query, chunks Chun
 			st.noteFindErr(err)
 			r.s.logger.Debug("finder failed", "error", err)
 		}
-		for _, t := range targets {
-			if st.res.Attempts >= r.s.attempts {
-				break
-			}
-			done, err := r.try(ctx, st, t)
-			if done || err != nil {
-				return st.res, err
-			}
+		if done, err := r.tryLocalFirst(ctx, st, targets); done || err != nil {
+			return st.res, err
+		}
+		if done, err := r.tryAll(ctx, st, targets, true); done || err != nil {
+			return st.res, err
 		}
 	}
+	if done, err := r.tryLocalFirst(ctx, st, nil); done || err != nil {
+		return st.res, err
+	}
+	// Echo nodes only when no real model gave a final answer.
+	if done, err := r.tryAll(ctx, st, st.echo, false); done || err != nil {
+		return st.res, err
+	}
 	return r.finish(ctx, st)
+}
+
+// tryAll tries targets in order within the attempt budget; deferEcho sets
+// echo-only targets aside (st.echo) for after every other.
+func (r *Router) tryAll(ctx context.Context, st *run, targets []Target, deferEcho bool) (bool, error) {
+	for _, t := range targets {
+		if st.res.Attempts >= r.s.attempts {
+			break
+		}
+		if t.Echo && deferEcho {
+			st.echo = append(st.echo, t)
+			continue
+		}
+		done, err := r.try(ctx, st, t)
+		if done || err != nil {
+			return done, err
+		}
+	}
+	return false, nil
+}
+
+// tryLocalFirst serves the call on this node (WithLocal) once, when it
+// serves the intent and is at least as good as the best non-echo target
+// found so far (or none was found).
+func (r *Router) tryLocalFirst(ctx context.Context, st *run, targets []Target) (bool, error) {
+	if st.localTried || r.s.local == nil || st.q.Remote || st.res.Attempts >= r.s.attempts {
+		return false, nil
+	}
+	v, ok := r.s.localValue(st.call)
+	if !ok {
+		return false, nil
+	}
+	for _, t := range targets {
+		if !t.Echo {
+			if t.Score > v {
+				return false, nil
+			}
+			break
+		}
+	}
+	st.localTried = true
+	return r.try(ctx, st, Target{Path: PathLocal, NodeID: "self"})
 }
 
 func (st *run) noteFindErr(err error) {
@@ -103,20 +157,31 @@ func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
 		return st.res, err
 	}
 	if r.s.fallback != nil {
+		st.fallingBack = true
 		done, err := r.try(ctx, st, Target{Path: PathLocal})
 		if done || err != nil {
 			return st.res, err
 		}
 	}
 	st.res.Response = st.last
+	var werr *wire.Error
 	switch {
-	case st.candidates == 0 && st.findErr != nil:
+	case st.candidates == 0 && errors.As(st.findErr, &werr):
 		return st.res, st.findErr
+	case st.candidates == 0 && st.findErr != nil:
+		return st.res, wire.Errorf(wire.CodeE033, "no mesh peer serves %s, and no directory could be asked (%v)", st.q.Intent, st.findErr)
 	case st.candidates == 0:
 		return st.res, wire.Errorf(wire.CodeE033, "no node serves %s", st.q.Intent)
 	}
-	return st.res, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s), %d attempt(s), none completed the task%s",
-		st.candidates, st.res.Attempts, lastAnswer(st.last))
+	last := "no answer"
+	switch {
+	case st.last != nil && st.last.Error != nil:
+		last = lastAnswer(st.last)
+	case st.lastErr != nil:
+		last = st.lastErr.Error()
+	}
+	return st.res, wire.Errorf(wire.CodeNoAvailableNode, "%d candidate node(s), %d attempt(s), none completed the task (last: %s)",
+		st.candidates, st.res.Attempts, last)
 }
 
 // lastAnswerMax caps the node-supplied message quoted in an error.
@@ -139,12 +204,15 @@ func lastAnswer(last *wire.Response) string {
 	if r := []rune(msg); len(r) > lastAnswerMax {
 		msg = string(r[:lastAnswerMax])
 	}
-	return "; the last answered " + string(last.Error.Code) + ": " + msg
+	return string(last.Error.Code) + ": " + msg
 }
 
 // transport picks the transport for t.
 func (r *Router) transport(t Target) Transport {
-	if t.Path == PathLocal && (t.NodeID == "" || r.s.transports[PathLocal] == nil) {
+	if t.Path == PathLocal && r.s.local != nil && !t.fallback() {
+		return r.s.local
+	}
+	if t.Path == PathLocal {
 		return r.s.fallback
 	}
 	return r.s.transports[t.Path]

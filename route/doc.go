@@ -25,8 +25,8 @@
 // daemon's local engine) is asked for accepted/partial/terminal events and
 // the partial result chunks reach the caller as they are generated; once a
 // chunk has been delivered the attempt is final (ErrStreamBroken, never a
-// retry that would repeat output). LocalFinder offers this node's engine
-// as a candidate, and Models merges what finders offer into the model
+// retry that would repeat output). LocalOffer lists this node's models
+// beside the finders', and Models merges what finders offer into the model
 // catalogue (route/openai's GET /v1/models).
 //
 // A Go program with only a directory uses route.ForDirectory. The HTTP

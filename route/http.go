@@ -38,7 +38,7 @@ func (f DirectoryFinder) Find(ctx context.Context, q Query) ([]Target, error) {
 			keyless++
 			continue
 		}
-		out = append(out, Target{Path: PathHTTP, NodeID: n.NodeID, Node: n, Plaintext: q.AllowPlaintext})
+		out = append(out, Target{Path: PathHTTP, NodeID: n.NodeID, Node: n, Plaintext: q.AllowPlaintext, Echo: echoOnly(n, q.Intent)})
 	}
 	if len(out) == 0 && keyless > 0 {
 		return nil, wire.Errorf(wire.CodeE064, "%d node(s) serve %s but none advertises an IICP-CX key; refusing to send the payload in plaintext", keyless, q.Intent)
@@ -75,4 +75,20 @@ func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, cre
 func ForDirectory(dc *dirclient.Client, hc *http.Client, opts ...Option) (*Router, error) {
 	opts = append([]Option{WithTransport(PathHTTP, HTTPTransport{HTTP: hc})}, opts...)
 	return New([]Finder{DirectoryFinder{C: dc}}, opts...)
+}
+
+// echoOnly reports whether a discovered node offers intent only through
+// meshnode's echo backend.
+func echoOnly(n wire.NodeSummary, intent string) bool {
+	served := false
+	for _, c := range n.Capabilities {
+		if c.Intent != intent {
+			continue
+		}
+		if !wire.EchoOnly(c.Models) {
+			return false
+		}
+		served = true
+	}
+	return served
 }

@@ -41,6 +41,7 @@ func (r *Router) judge(ctx context.Context, st *run, t Target, resp *wire.Respon
 		r.breakers.Failure(key, r.s.now())
 		st.res.Tried = append(st.res.Tried, a)
 		st.wait = true
+		st.lastErr = err
 		r.s.logger.Debug("attempt failed", "path", t.Path, "node_id", t.NodeID, "attempt", st.res.Attempts, "error", err)
 		return false, nil
 	}
@@ -48,10 +49,7 @@ func (r *Router) judge(ctx context.Context, st *run, t Target, resp *wire.Respon
 		a.Code, a.QoSClass = resp.Error.Code, resp.Error.QoSClass
 	}
 	st.res.Tried = append(st.res.Tried, a)
-	// The §8 fallback (a local target without a node_id) is the last
-	// resort: its answer is final. A LocalFinder target is a candidate
-	// like any other.
-	if (t.Path == PathLocal && t.NodeID == "") || !wire.RetryElsewhere(resp) {
+	if t.fallback() || !wire.RetryElsewhere(resp) {
 		r.settle(key, resp)
 		st.res.Response, st.res.Path, st.res.NodeID, st.res.PeerID = resp, t.Path, t.NodeID, t.PeerID
 		st.res.Endpoint, st.res.Encrypted = t.Node.Endpoint, sent.Encrypted

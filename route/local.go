@@ -8,31 +8,11 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// LocalFinder offers this node's own engine as a candidate when it serves
-// the query's intent (and pinned model) and has a free slot: the nearest
-// node there is. Its targets have Path PathLocal and the node's NodeID,
-// and go through the PathLocal transport (WithTransport); unlike the §8
-// fallback (WithFallback), a busy or failing local answer moves on to the
-// next candidate.
-type LocalFinder struct {
+// LocalOffer lists this node's own capabilities for the model catalogue
+// (routing to this node is WithLocal's job).
+type LocalOffer struct {
 	NodeID string
-	// Caps lists what the node serves; Free reports a free slot (nil:
-	// always).
-	Caps func() []wire.Capability
-	Free func() bool
-}
-
-// Find implements Finder.
-func (f LocalFinder) Find(_ context.Context, q Query) ([]Target, error) {
-	if f.Caps == nil || (f.Free != nil && !f.Free()) {
-		return nil, nil
-	}
-	for _, c := range f.Caps() {
-		if c.Intent == q.Intent && (q.Model == "" || slices.Contains(c.Models, q.Model)) {
-			return []Target{{Path: PathLocal, NodeID: f.NodeID}}, nil
-		}
-	}
-	return nil, nil
+	Caps   func() []wire.Capability
 }
 
 // Offer is one node's capabilities as a source saw them.
@@ -48,7 +28,7 @@ type Offerer interface {
 }
 
 // Offers implements Offerer: this node.
-func (f LocalFinder) Offers(context.Context, []string) []Offer {
+func (f LocalOffer) Offers(context.Context, []string) []Offer {
 	if f.Caps == nil {
 		return nil
 	}

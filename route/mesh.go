@@ -3,6 +3,8 @@ package route
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
@@ -23,9 +25,34 @@ func (f MeshFinder) Find(_ context.Context, q Query) ([]Target, error) {
 		if p.NodeID == "" {
 			continue
 		}
-		out = append(out, Target{Path: PathMesh, NodeID: p.NodeID, PeerID: p.PeerID.String(), Peer: p})
+		out = append(out, Target{Path: PathMesh, NodeID: p.NodeID, PeerID: p.PeerID.String(), Peer: p,
+			Echo: p.EchoOnly(q.Intent), Score: f.M.Value(p, call)})
+	}
+	if len(out) == 0 && q.Model != "" {
+		return nil, unknownModel(f.M, q)
 	}
 	return out, nil
+}
+
+// unknownModel is IICP-E029 when mesh peers serve the intent but none the
+// pinned model, naming the models they do offer; nil otherwise.
+func unknownModel(m *mesh.Mesh, q Query) error {
+	var models []string
+	for _, p := range m.Candidates(&wire.Call{Intent: q.Intent, Constraints: wire.Constraints{Region: q.Region}}) {
+		for _, c := range p.Caps {
+			for _, mo := range c.Models {
+				if c.Intent == q.Intent && !slices.Contains(models, mo) {
+					models = append(models, mo)
+				}
+			}
+		}
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	slices.Sort(models)
+	return wire.Errorf(wire.CodeE029, "no mesh peer serves model %q for %s; models offered: %s (pin one of them, or omit --model)",
+		q.Model, q.Intent, strings.Join(models, ", "))
 }
 
 // MeshTransport sends attempts over a libp2p task stream to the target's

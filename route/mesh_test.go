@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,16 +53,22 @@ type meshNode struct {
 // nothing), with an identity whose node_id derives from its key.
 func startMesh(t *testing.T, engine mesh.TaskEngine) meshNode {
 	t.Helper()
+	return startMeshServing(t, engine, []wire.Capability{{Intent: wire.IntentChat}})
+}
+
+// startMeshServing is startMesh advertising caps when engine is set.
+func startMeshServing(t *testing.T, engine mesh.TaskEngine, caps []wire.Capability) meshNode {
+	t.Helper()
 	id, err := identity.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startMeshAs(t, id, engine)
+	return startMeshAs(t, id, engine, caps)
 }
 
-// startMeshAs is startMesh under a given identity (a serving engine must
-// answer under its node_id).
-func startMeshAs(t *testing.T, id *identity.Identity, engine mesh.TaskEngine) meshNode {
+// startMeshAs is startMeshServing under a given identity (a serving engine
+// must answer under its node_id).
+func startMeshAs(t *testing.T, id *identity.Identity, engine mesh.TaskEngine, caps []wire.Capability) meshNode {
 	t.Helper()
 	key, err := id.Libp2pKey()
 	if err != nil {
@@ -79,9 +86,12 @@ func startMeshAs(t *testing.T, id *identity.Identity, engine mesh.TaskEngine) me
 	var eng mesh.TaskEngine
 	if engine != nil {
 		eng = engine
-		cfg.Capabilities = []wire.Capability{{Intent: wire.IntentChat}}
+		cfg.Capabilities = caps
 	}
 	m, err := mesh.New(h, cfg, eng)
+	if err == nil {
+		err = m.Start()
+	}
 	if err != nil {
 		_ = h.Close()
 		t.Fatal(err)
@@ -159,4 +169,33 @@ func meshTargets(t *testing.T, m *mesh.Mesh) []Target {
 		t.Fatal(err)
 	}
 	return ts
+}
+
+// A pinned model no mesh peer serves is IICP-E029 naming the models peers
+// do offer, not "no node serves the intent"; an echo-only mesh peer is
+// marked so the router tries it last.
+func TestRoute_UnknownModelAndEchoPeer(t *testing.T) {
+	server := startMeshServing(t, &recEngine{}, []wire.Capability{{Intent: wire.IntentChat, Models: []string{"llama3", wire.EchoModel}}})
+	echo := startMeshServing(t, &recEngine{}, []wire.Capability{{Intent: wire.IntentChat, Models: []string{wire.EchoModel}}})
+	caller := startMesh(t, nil)
+	caller.m.AddBootstrapPeers([]peer.AddrInfo{server.peer, echo.peer})
+	testutil.WaitFor(t, 15*time.Second, "the caller to learn both adverts", func() bool {
+		n := 0
+		for _, tg := range meshTargets(t, caller.m) {
+			if tg.Peer.Seq > 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	for _, tg := range meshTargets(t, caller.m) {
+		if tg.Echo != (tg.NodeID == echo.nodeID) || tg.Score <= 0 {
+			t.Fatalf("target %s (echo node %s): echo %v score %v caps %+v", tg.NodeID, echo.nodeID, tg.Echo, tg.Score, tg.Peer.Caps)
+		}
+	}
+	_, err := MeshFinder{M: caller.m}.Find(context.Background(), Query{Intent: wire.IntentChat, Model: "gpt-9"})
+	var werr *wire.Error
+	if !errors.As(err, &werr) || werr.Code != wire.CodeE029 || !strings.Contains(werr.Message, "llama3") {
+		t.Fatalf("unknown model: %v", err)
+	}
 }

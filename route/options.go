@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Defaults, listed once.
@@ -36,6 +38,8 @@ type Option func(*settings) error
 type settings struct {
 	transports map[Path]Transport
 	fallback   Transport
+	local      Transport
+	localValue LocalValueFunc
 	credential CredentialFunc
 	skip       func(Target) bool
 	attempts   int
@@ -68,6 +72,26 @@ func WithTransport(p Path, t Transport) Option {
 // fallback node.
 func WithFallback(t Transport) Option {
 	return func(s *settings) error { s.fallback = t; return nil }
+}
+
+// LocalValueFunc says whether this node itself can serve call, and its
+// selection value doing so (comparable with Target.Score of mesh targets).
+type LocalValueFunc func(call *wire.Call) (value float64, ok bool)
+
+// WithLocal lets the Router serve a call on this node (t, a Target with
+// Path PathLocal) before any remote target when this node serves the
+// intent and its value is at least the best remote target's: no network
+// is closer. Query.Remote turns it off for one call. A local answer that
+// wire.RetryElsewhere would retry (capacity_exceeded…) moves on to the
+// remote targets.
+func WithLocal(t Transport, value LocalValueFunc) Option {
+	return func(s *settings) error {
+		if t == nil || value == nil {
+			return errors.New("route: WithLocal needs a transport and a value function")
+		}
+		s.local, s.localValue = t, value
+		return nil
+	}
 }
 
 // WithCredential sets the per-target credential function.

@@ -37,7 +37,17 @@ type Target struct {
 	// Plaintext allows sending the CALL unencrypted when the node
 	// advertises no IICP-CX key (http; iicp-confidentiality.md §6 opt-in).
 	Plaintext bool
+	// Echo marks a node that offers the intent only through meshnode's
+	// echo backend (wire.EchoModel): tried only after every other target.
+	Echo bool
+	// Score is the finder's value for the target in [0, 1] (mesh: the
+	// local selection value), 0 when the finder has none.
+	Score float64
 }
+
+// fallback reports the §8 fallback target (PathLocal with no node_id), as
+// opposed to this node tried first (WithLocal).
+func (t Target) fallback() bool { return t.Path == PathLocal && t.NodeID == "" }
 
 // key names the target's circuit breaker: one per path and node.
 func (t Target) key() string {
@@ -58,6 +68,8 @@ type Query struct {
 	Region string
 	// AllowPlaintext lets finders offer nodes without an IICP-CX key.
 	AllowPlaintext bool
+	// Remote keeps the call off this node (WithLocal): only other nodes.
+	Remote bool
 }
 
 // Finder lists candidate targets for a query, best first. A Finder that

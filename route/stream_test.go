@@ -89,7 +89,7 @@ func streamingPair(t *testing.T, n int, interval time.Duration) (*Router, *testu
 		t.Fatal(err)
 	}
 	eng, llm := slowEngine(t, id.NodeID(), n, interval)
-	server := startMeshAs(t, id, eng)
+	server := startMeshAs(t, id, eng, []wire.Capability{{Intent: wire.IntentChat}})
 	caller := startMesh(t, nil)
 	caller.m.AddBootstrapPeers([]peer.AddrInfo{server.peer})
 	testutil.WaitFor(t, 15*time.Second, "the caller to learn the server's advert", func() bool { return len(meshTargets(t, caller.m)) > 0 })

@@ -150,6 +150,14 @@ type Caller struct {
 	Origin string
 	// Transport names the path for metrics: "http", "quic", "tcp".
 	Transport string
+	// Member reports that the transport verified a directory-issued
+	// membership credential for the authenticated peer (mesh): the caller
+	// is a registered member of the mesh (docs/spec-decisions.md).
+	Member bool
+	// MemberRefusal is why a membership credential the caller presented
+	// was refused (expired, forged, revoked); the engine answers with it
+	// when no other credential authorises the call.
+	MemberRefusal *Error
 }
 
 // Capability is one advertised capability (iicp-core.md §2.1, iicp-dir.md §3.1).
@@ -225,6 +233,9 @@ type RegisterRequest struct {
 	// Extensions carries namespaced extras; meshnode publishes its libp2p
 	// peer ID and multiaddrs under Extensions["meshnode.p2p"].
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+	// OperatorDelegation binds the node to its operator's key (iicp-dir.md
+	// §3.1, ADR-045 Phase A); see operator.go.
+	OperatorDelegation *OperatorDelegation `json:"operator_delegation,omitempty"`
 
 	SDKLanguage             string `json:"sdk_language,omitempty"`
 	SDKVersion              string `json:"sdk_version,omitempty"`
@@ -250,12 +261,36 @@ type Heartbeat struct {
 	ActiveJobs *int     `json:"active_jobs,omitempty"`
 	Available  *bool    `json:"available,omitempty"`
 	SLAP95Ms   *int64   `json:"sla_p95_ms,omitempty"`
+	// Metrics are the task outcomes since the last acknowledged batch
+	// (iicp-dir.md §3.2); MetricsBatchID names the batch so a retry is
+	// applied at most once (REP-09).
+	Metrics        *HeartbeatMetrics `json:"metrics,omitempty"`
+	MetricsBatchID string            `json:"metrics_batch_id,omitempty"`
 }
 
-// Pong is PONG: the heartbeat response (iicp-core.md §4.2).
+// HeartbeatMetrics are a HEARTBEAT's self-reported outcome counters for the
+// period (iicp-dir.md §3.2, iicp-semantics.md §11.2 outcome-v2).
+type HeartbeatMetrics struct {
+	TasksSuccess int64 `json:"tasks_success"`
+	TasksFailed  int64 `json:"tasks_failed"`
+	// AvgLatencyMs is the mean latency of the period's successful tasks;
+	// advisory evidence only, never a reputation input (§11.1).
+	AvgLatencyMs *float64 `json:"avg_latency_ms,omitempty"`
+}
+
+// MaxMetricsBatchID is the longest metrics_batch_id (iicp-dir.md §3.2).
+const MaxMetricsBatchID = 64
+
+// Pong is PONG: the heartbeat response (iicp-core.md §4.2, iicp-dir.md
+// §3.2). ReputationScore is nil when the directory predates the field;
+// MetricsBatchAccepted names the batch the directory has applied.
 type Pong struct {
-	OK              bool  `json:"ok"`
-	NextHeartbeatMs int64 `json:"next_heartbeat_ms"`
+	OK                   bool     `json:"ok"`
+	NextHeartbeatMs      int64    `json:"next_heartbeat_ms"`
+	ReputationScore      *float64 `json:"reputation_score,omitempty"`
+	ReputationModel      string   `json:"reputation_model,omitempty"`
+	ReputationEpoch      string   `json:"reputation_epoch,omitempty"`
+	MetricsBatchAccepted *string  `json:"metrics_batch_accepted,omitempty"`
 }
 
 // NodeList is the discover response (schemas/nodelist.json, iicp-dir.md §3.4).
@@ -303,4 +338,23 @@ type Health struct {
 	Intents       []string `json:"intents"`
 	Backend       string   `json:"backend,omitempty"`
 	UptimeS       int64    `json:"uptime_s"`
+}
+
+// EchoModel is the model name meshnode's built-in echo backend serves: no
+// model at all, it reflects the input. Routers rank a node offering only
+// it for an intent below every node with a real model.
+const EchoModel = "meshnode-echo"
+
+// EchoOnly reports whether models (one capability's list for an intent)
+// names the echo backend and nothing else.
+func EchoOnly(models []string) bool {
+	if len(models) == 0 {
+		return false
+	}
+	for _, m := range models {
+		if m != EchoModel {
+			return false
+		}
+	}
+	return true
 }

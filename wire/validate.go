@@ -351,5 +351,25 @@ func ValidateHeartbeat(h *Heartbeat) *Error {
 	if h.SLAP95Ms != nil && *h.SLAP95Ms < 0 {
 		return invalid("sla_p95_ms", "must be >= 0")
 	}
+	if m := h.Metrics; m != nil && (m.TasksSuccess < 0 || m.TasksFailed < 0 || (m.AvgLatencyMs != nil && !(*m.AvgLatencyMs >= 0))) {
+		return invalid("metrics", "counters and avg_latency_ms must be >= 0")
+	}
+	if h.MetricsBatchID != "" && !ValidMetricsBatchID(h.MetricsBatchID) {
+		return invalid("metrics_batch_id", "must be 1-64 printable ASCII characters")
+	}
 	return nil
+}
+
+// ValidMetricsBatchID reports whether id is 1–64 printable ASCII
+// characters (iicp-dir.md §3.2).
+func ValidMetricsBatchID(id string) bool {
+	if id == "" || len(id) > MaxMetricsBatchID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -103,6 +103,11 @@ func TestValidateHeartbeat(t *testing.T) {
 		{"load above 1", Heartbeat{NodeID: id, Load: f64(1.5)}, "load"},
 		{"negative load", Heartbeat{NodeID: id, Load: f64(-0.1)}, "load"},
 		{"negative jobs", Heartbeat{NodeID: id, ActiveJobs: intp(-1)}, "active_jobs"},
+		{"metrics batch", Heartbeat{NodeID: id, Metrics: &HeartbeatMetrics{TasksSuccess: 3, TasksFailed: 1}, MetricsBatchID: "mb-1"}, ""},
+		{"negative success", Heartbeat{NodeID: id, Metrics: &HeartbeatMetrics{TasksSuccess: -1}}, "metrics"},
+		{"negative latency", Heartbeat{NodeID: id, Metrics: &HeartbeatMetrics{AvgLatencyMs: f64(-1)}}, "metrics"},
+		{"batch id too long", Heartbeat{NodeID: id, MetricsBatchID: strings.Repeat("b", 65)}, "metrics_batch_id"},
+		{"batch id control char", Heartbeat{NodeID: id, MetricsBatchID: "b\n1"}, "metrics_batch_id"},
 	}
 	for _, c := range cases {
 		err := ValidateHeartbeat(&c.h)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 )
@@ -96,6 +97,14 @@ func printStatus(w io.Writer, st *admin.Status) {
 	fmt.Fprintf(tw, "HTTP bridge\t%s\n", st.HTTPURL)
 	fmt.Fprintf(tw, "endpoint\t%s\n", st.Endpoint)
 	fmt.Fprintf(tw, "directory mode\t%s\n", st.DirectoryMode)
+	printDirectories(tw, st)
+	printHealth(tw, st)
+	printMesh(tw, st)
+	tw.Flush()
+}
+
+// printDirectories is status's per-directory lines, observed IP and operator.
+func printDirectories(tw io.Writer, st *admin.Status) {
 	for _, d := range st.Directories {
 		line := string(d.State)
 		if !d.LastHeartbeat.IsZero() {
@@ -108,6 +117,9 @@ func printStatus(w io.Writer, st *admin.Status) {
 			line += fmt.Sprintf(", next attempt in %s", max(0, time.Until(d.NextRetry)).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(tw, "directory %s\t%s\n", d.Directory, line)
+		if r := reputationLine(d.Reputation); r != "" {
+			fmt.Fprintf(tw, "\t%s\n", r)
+		}
 		if d.EndpointMismatch {
 			fmt.Fprintf(tw, "\tobserved IP %s differs from the endpoint host (NAT or reverse proxy?)\n", d.ObservedSourceIP)
 		}
@@ -115,6 +127,20 @@ func printStatus(w io.Writer, st *admin.Status) {
 	if st.ObservedSourceIP != "" {
 		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
 	}
+	if o := st.Operator; o != nil {
+		line := "delegation sent in REGISTER"
+		if o.Problem != "" {
+			line = "delegation NOT sent: " + o.Problem
+		}
+		if o.Fingerprint != "" {
+			line = fmt.Sprintf("%s, %s until %s", o.Fingerprint, line, o.NotAfter.Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "operator\t%s\n", line)
+	}
+}
+
+// printHealth is status's health, load, intents, served tasks and CX lines.
+func printHealth(tw io.Writer, st *admin.Status) {
 	h := st.Health
 	if h.Status != "ok" {
 		fmt.Fprintf(tw, "health\t%s, backend %s does not answer: unavailable (not routed to) until it does\n", h.Status, h.Backend)
@@ -138,19 +164,27 @@ func printStatus(w io.Writer, st *admin.Status) {
 		cxLine += fmt.Sprintf(", %d refused", n)
 	}
 	fmt.Fprintf(tw, "IICP-CX\t%s\n", cxLine)
-	if st.Mesh.Enabled {
-		prov := "not yet provided to the DHT"
-		if st.Mesh.Provided {
-			prov = "intents provided to the DHT"
-		}
-		fmt.Fprintf(tw, "mesh\t%d peers known, %d connections, %s (meshnode peers lists them)\n", st.Mesh.Peers, st.Mesh.Connections, prov)
-		for _, a := range st.Mesh.Addrs {
-			fmt.Fprintf(tw, "\t%s\n", a)
-		}
-	} else {
+}
+
+// printMesh is status's mesh and membership lines.
+func printMesh(tw io.Writer, st *admin.Status) {
+	if !st.Mesh.Enabled {
 		fmt.Fprintf(tw, "mesh\tdisabled\n")
+		return
 	}
-	tw.Flush()
+	prov := "not yet provided to the DHT"
+	if st.Mesh.Provided {
+		prov = "intents provided to the DHT"
+	}
+	fmt.Fprintf(tw, "mesh\t%d peers known, %d connections, %s (meshnode peers lists them)\n", st.Mesh.Peers, st.Mesh.Connections, prov)
+	for _, a := range st.Mesh.Addrs {
+		fmt.Fprintf(tw, "\t%s\n", a)
+	}
+	if exp := st.Mesh.MembershipExpiresAt; exp != nil {
+		fmt.Fprintf(tw, "membership\tvalid until %s (renewed at half-life from the directory)\n", exp.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(tw, "membership\tnone yet: mesh peers accept this node's calls once a directory issues one\n")
+	}
 }
 
 func newPeersCmd(e *env, g *globals) *cobra.Command {
@@ -281,4 +315,24 @@ func shortIntents(in []string) string {
 		out[i] = strings.TrimPrefix(s, "urn:iicp:intent:")
 	}
 	return strings.Join(out, ",")
+}
+
+// reputationLine is what the directory's last PONG said about this node
+// and how much of its outcome history the directory has acknowledged.
+func reputationLine(r dirclient.Reputation) string {
+	if r.Score == nil {
+		return ""
+	}
+	line := fmt.Sprintf("reputation %.2f", *r.Score)
+	if r.Model != "" {
+		line += " (" + r.Model + ")"
+	}
+	line += fmt.Sprintf(", tasks reported %d ok / %d failed", r.ReportedSuccess, r.ReportedFailed)
+	if r.BatchAccepted != "" {
+		line += ", last batch accepted " + r.BatchAccepted
+	}
+	if r.PendingBatch != "" {
+		line += ", batch " + r.PendingBatch + " awaiting acknowledgement"
+	}
+	return line
 }

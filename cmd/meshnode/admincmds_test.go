@@ -25,6 +25,7 @@ func (f *fakeNode) Status(context.Context) admin.Status {
 }
 func (f *fakeNode) Peers(context.Context) []admin.Peer { return f.peers }
 func (f *fakeNode) NodeToken() string                  { return "node-token" }
+func (f *fakeNode) Reregister() int                    { return 1 }
 func (f *fakeNode) Call(context.Context, admin.CallRequest) (*admin.CallResult, *wire.Error) {
 	return nil, wire.NewError(wire.CodeE033, "no node serves this intent")
 }

@@ -31,6 +31,7 @@ type callFlags struct {
 	token     string
 	payload   string
 	qos       string
+	remote    bool
 	// requireEncryption refuses nodes without an IICP-CX key; on by
 	// default (iicp-confidentiality.md §6), off via IICP_CX_ALLOW_PLAINTEXT=1.
 	requireEncryption bool
@@ -69,7 +70,14 @@ cx_public_key. Nodes without one are refused (iicp-confidentiality.md §6);
 IICP_CX_ALLOW_PLAINTEXT=1 allows them for debugging, unless --require-encryption
 is given explicitly. The mesh path is encrypted by the libp2p secure channel
 between the two nodes. --json reports the path (mesh, http or local), the serving
-node or peer, and whether the payload was sealed.`,
+node or peer, and whether the payload was sealed.
+
+When the node you call through serves the intent itself and is the best choice
+(its selection value, with no network in between, is at least the best mesh
+peer's), it serves the task itself: path local. --remote sends it to another node.
+Mesh peers accept this node's calls on the strength of the membership credential
+its directory issued (meshnode status shows its expiry), with no directory on the
+path: the mesh keeps answering while the directory is down.`,
 		Example: `  meshnode call "hello"
   echo "summarise this" | meshnode call --intent llm:summarize
   meshnode call --json --timeout 30s "what is IICP?"
@@ -91,6 +99,7 @@ node or peer, and whether the payload was sealed.`,
 	fl.StringVar(&f.qos, "qos", "", "QoS class: realtime, interactive or batch (constraints.qos)")
 	fl.BoolVar(&f.stream, "stream", false, "print tokens as they arrive even when stdout is not a terminal")
 	fl.BoolVar(&f.noStream, "no-stream", false, "wait for the whole answer before printing (default when stdout is not a terminal)")
+	fl.BoolVar(&f.remote, "remote", false, "never serve on the local node, even when it serves the intent best")
 	fl.BoolVar(&f.requireEncryption, "require-encryption", true, "refuse nodes that advertise no IICP-CX key (default; "+envAllowPlaintext+"=1 relaxes it unless this flag is given)")
 	registerCallCompletions(cmd, e, g)
 	return cmd
@@ -114,7 +123,7 @@ func runCall(ctx context.Context, e *env, g *globals, f *callFlags, args []strin
 		return usageErr("--qos %q: want realtime, interactive or batch", f.qos)
 	}
 	req := admin.CallRequest{Intent: intent, Payload: payload, Model: f.model, TimeoutMs: f.timeout.Milliseconds(),
-		QoS: f.qos, AllowPlaintext: f.allowPlaintext(e)}
+		QoS: f.qos, AllowPlaintext: f.allowPlaintext(e), Remote: f.remote}
 	p, err := resolvePaths(e, g)
 	if err != nil {
 		return err
@@ -299,7 +308,7 @@ func printCall(e *env, f *callFlags, sp *streamPrinter, res *admin.CallResult, e
 		msg := r.Status
 		if r.Error != nil {
 			msg = fmt.Sprintf("%s: %s", r.Error.Code, r.Error.Message)
-			if r.Error.Code == wire.CodeUnauthorized {
+			if r.Error.Code == wire.CodeUnauthorized && res.Path != admin.PathMesh {
 				msg += " (the node needs its operator token: --token)"
 			}
 		}

@@ -65,6 +65,7 @@ func newPathsCmd(e *env, g *globals) *cobra.Command {
 			rows := [][2]string{
 				{"config dir", p.ConfigDir}, {"state dir", p.StateDir}, {"config file", p.ConfigFile},
 				{"identity key", p.IdentityKey}, {"credentials", p.Credentials}, {"operator token", p.OperatorToken},
+				{"operator deleg.", p.OperatorDelegation},
 				{"runtime file", p.Runtime}, {"admin token", p.AdminToken}, {"directory db", p.DirectoryDB},
 			}
 			for _, r := range rows {

@@ -24,6 +24,8 @@ type upFlags struct {
 	openai        string
 	openaiKeyEnv  string
 	noOpenAI      bool
+	mcpListen     string
+	noMCP         bool
 }
 
 func newUpCmd(e *env, g *globals) *cobra.Command {
@@ -80,6 +82,8 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl.StringVar(&f.openai, "openai", "", "OpenAI-compatible API listen address host:port (openai.listen; non-loopback needs an API key)")
 	fl.StringVar(&f.openaiKeyEnv, "openai-api-key-env", "", "environment variable holding the OpenAI API key clients must send (openai.api_key_env)")
 	fl.BoolVar(&f.noOpenAI, "no-openai", false, "do not serve the OpenAI-compatible API (openai.enabled = false)")
+	fl.StringVar(&f.mcpListen, "mcp-listen", "", "MCP server listen address host:port, served at /mcp (mcp.listen)")
+	fl.BoolVar(&f.noMCP, "no-mcp", false, "run without the MCP server (mcp.enabled = false)")
 	return cmd
 }
 
@@ -121,6 +125,9 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 	if err := f.applyOpenAI(cmd, cfg); err != nil {
 		return err
 	}
+	if err := f.applyMCP(cmd, cfg); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return withCode(exitConfig, err)
 	}
@@ -141,6 +148,20 @@ func (f *upFlags) applyOpenAI(cmd *cobra.Command, cfg *config.Config) error {
 	}
 	if fl.Changed("openai-api-key-env") {
 		cfg.OpenAI.APIKeyEnv = f.openaiKeyEnv
+	}
+	return nil
+}
+
+// applyMCP applies --mcp-listen and --no-mcp.
+func (f *upFlags) applyMCP(cmd *cobra.Command, cfg *config.Config) error {
+	if cmd.Flags().Changed("mcp-listen") {
+		if f.noMCP {
+			return usageErr("--no-mcp and --mcp-listen contradict each other")
+		}
+		cfg.MCP.Listen, cfg.MCP.Enabled = f.mcpListen, true
+	}
+	if f.noMCP {
+		cfg.MCP.Enabled = false
 	}
 	return nil
 }

@@ -125,6 +125,16 @@ func (c *Client) Deregister(ctx context.Context, token, nodeID string) error {
 	return c.do(ctx, "deregister", http.MethodPost, "/v1/deregister", token, &body, &out, maxBody, http.StatusOK, http.StatusNoContent)
 }
 
+// OperatorRename sets the operator's public display_name at the directory
+// (POST /v1/operator/rename, iicp-recognition.md §7); r is signed by the
+// operator key (internal/operator).
+func (c *Client) OperatorRename(ctx context.Context, r *wire.OperatorRename) error {
+	var out struct {
+		OK bool `json:"ok"`
+	}
+	return c.do(ctx, "operator rename", http.MethodPost, "/v1/operator/rename", "", r, &out, maxBody, http.StatusOK)
+}
+
 // Query is a discover request (iicp-dir.md §3.3).
 type Query struct {
 	Intent   string

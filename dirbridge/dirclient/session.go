@@ -40,6 +40,10 @@ type Credentials struct {
 	NodeToken string     `json:"node_token,omitempty"`
 	IssuedAt  time.Time  `json:"issued_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// PendingMetrics is a metrics batch with outcomes the directory has not
+	// acknowledged yet, kept so a restart resends it unchanged (iicp-dir.md
+	// §3.2: retain and retry until acknowledged).
+	PendingMetrics *PendingMetrics `json:"pending_metrics_batch,omitempty"`
 }
 
 // CredentialStore persists credentials per directory URL. Save must be
@@ -58,6 +62,10 @@ type SessionConfig struct {
 	Registration func() wire.RegisterRequest
 	// Load reports heartbeat figures; nil reports an idle, available node.
 	Load func() Load
+	// Outcomes reports the node's cumulative task outcomes; each heartbeat
+	// carries the change since the last batch as a metrics batch
+	// (iicp-dir.md §3.2). nil sends no metrics.
+	Outcomes func() Outcomes
 	// Store persists credentials; nil keeps them in memory only.
 	Store CredentialStore
 	// OnToken receives every accepted node_id and token (initial and
@@ -111,6 +119,8 @@ type Status struct {
 	// NextRetry is when a failed registration or heartbeat is retried
 	// (zero while the directory answers), so status can say "retrying in".
 	NextRetry time.Time `json:"next_retry,omitzero"`
+	// Reputation is what the directory's last PONG said about this node.
+	Reputation
 }
 
 // Session keeps one directory registration alive. Run it with Serve.
@@ -124,6 +134,7 @@ type Session struct {
 	creds    Credentials
 	status   Status
 	interval time.Duration
+	batches  batcher
 }
 
 // NewSession validates cfg and fills defaults.
@@ -212,6 +223,7 @@ func (s *Session) Serve(ctx context.Context) error {
 	} else if ok {
 		s.mu.Lock()
 		s.creds = c
+		s.batches.restore(c.PendingMetrics)
 		s.mu.Unlock()
 	}
 	timer := time.NewTimer(0)
@@ -277,6 +289,9 @@ func (s *Session) register(ctx context.Context) (time.Duration, action) {
 			c.ExpiresAt = &t
 		}
 	}
+	s.mu.Lock()
+	c.PendingMetrics = s.creds.PendingMetrics
+	s.mu.Unlock()
 	// Persist only the accepted successor (e050 persist_only_accepted_successor).
 	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
 		s.log.Error("saving directory credentials; the new token is used but will not survive a restart", "error", err)
@@ -355,6 +370,10 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	}
 	l := s.cfg.Load()
 	hb := wire.Heartbeat{NodeID: c.NodeID, Load: &l.Load, ActiveJobs: &l.ActiveJobs, Available: &l.Available}
+	if s.cfg.Outcomes != nil {
+		b := s.nextBatch()
+		hb.Metrics, hb.MetricsBatchID = &b.metrics, b.id
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	pong, err := s.cfg.Client.Heartbeat(rctx, c.NodeToken, &hb)
 	cancel()
@@ -393,7 +412,12 @@ func (s *Session) heartbeat(ctx context.Context) (time.Duration, action) {
 	s.status.ConsecutiveFailures = 0
 	s.status.LastError = ""
 	s.status.NextRetry = time.Time{}
+	s.status.Reputation.update(pong)
+	settled := hb.Metrics != nil && s.batches.acknowledged(pong, &s.status.Reputation)
 	s.mu.Unlock()
+	if settled {
+		s.keepPending(nil)
+	}
 	if recovered {
 		s.log.Info("directory reachable again")
 	}

@@ -26,6 +26,9 @@ func startACMEDirectory(t *testing.T, ca *acmetest.Server, stateDir string) (add
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
 	ca.Target(acmeDomain, s.Addr().String())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

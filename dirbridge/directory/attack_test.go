@@ -145,9 +145,8 @@ func TestSecOperatorDelegationSecuresNode(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	id := "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 	notAfter := h.clock.Now().Unix() + 3600
-	d := &operatorDelegation{NodeID: id, OperatorPub: base64.StdEncoding.EncodeToString(pub), NotAfter: notAfter}
-	msg, _ := delegationBytes(d)
-	d.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, msg))
+	d := &wire.OperatorDelegation{NodeID: id, OperatorPub: base64.StdEncoding.EncodeToString(pub), NotAfter: notAfter}
+	d.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, wire.DelegationBytes(d)))
 	b := h.regBody("node1")
 	b["node_id"], b["operator_delegation"] = id, d
 	_, tok := h.register(b)

@@ -67,6 +67,9 @@ func buildBenchFixture() (*benchFixture, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.Listen(); err != nil {
+		return nil, err
+	}
 	f := &benchFixture{s: s, dir: dir, done: make(chan error, 1), ids: make([]string, benchNodes), toks: make([]string, benchNodes)}
 	for i := range benchIntents {
 		f.intents = append(f.intents, fmt.Sprintf("urn:iicp:intent:bench:task%02d:v1", i))

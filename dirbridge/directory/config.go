@@ -82,6 +82,10 @@ type Config struct {
 	// TicketTTL and ConsumerTokenTTL bound the signed tokens' lifetime.
 	TicketTTL        time.Duration
 	ConsumerTokenTTL time.Duration
+	// MembershipTTL is the lifetime of membership credentials (POST
+	// /v1/membership; nodes renew at half-life). Default 6 h, at most
+	// token.MaxMembershipLifetime.
+	MembershipTTL time.Duration
 	// FlushInterval is how often heartbeat state is written behind to SQLite.
 	FlushInterval time.Duration
 	// AddressHistoryRetention is how long address history rows are kept
@@ -105,6 +109,10 @@ type Config struct {
 	// ProbationPerNetwork caps probationary nodes per source network (/24,
 	// /48) in one interactive answer. Negative: no cap.
 	ProbationPerNetwork int
+	// MaxNodesPerOperator caps the nodes one verified operator key may have
+	// registered at once; a further delegated node is refused (403).
+	// Negative: no cap.
+	MaxNodesPerOperator int
 	// AllowHighRisk lifts the public-mesh refusal of high_risk intents (a
 	// private compliance profile). Prohibited intents are always refused.
 	AllowHighRisk bool
@@ -123,6 +131,7 @@ var defaults = Config{
 	ReprobeConcurrency:      32, // 100k endpoints × ~50 ms connect / 32 ≈ 160 s < one interval
 	TicketTTL:               120 * time.Second,
 	ConsumerTokenTTL:        300 * time.Second,
+	MembershipTTL:           token.DefaultMembershipLifetime,
 	FlushInterval:           time.Second,
 	AddressHistoryRetention: 35 * 24 * time.Hour,
 	BcryptCost:              10,
@@ -130,6 +139,7 @@ var defaults = Config{
 	ProbationMinAge:         time.Hour,
 	ProbationShare:          0.2,
 	ProbationPerNetwork:     1,
+	MaxNodesPerOperator:     100,
 	Version:                 "dev",
 }
 
@@ -155,6 +165,7 @@ func (c *Config) applyDefaults() {
 	}
 	setDur(&c.TicketTTL, defaults.TicketTTL)
 	setDur(&c.ConsumerTokenTTL, defaults.ConsumerTokenTTL)
+	setDur(&c.MembershipTTL, defaults.MembershipTTL)
 	setDur(&c.FlushInterval, defaults.FlushInterval)
 	setDur(&c.AddressHistoryRetention, defaults.AddressHistoryRetention)
 	if c.BcryptCost == 0 {
@@ -169,6 +180,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ProbationPerNetwork == 0 {
 		c.ProbationPerNetwork = defaults.ProbationPerNetwork
+	}
+	if c.MaxNodesPerOperator == 0 {
+		c.MaxNodesPerOperator = defaults.MaxNodesPerOperator
 	}
 	if c.Version == "" {
 		c.Version = defaults.Version
@@ -200,6 +214,9 @@ func (c *Config) validate() error {
 	}
 	if c.ConsumerTokenTTL < time.Second || c.ConsumerTokenTTL > token.MaxConsumerLifetime {
 		return fmt.Errorf("directory: ConsumerTokenTTL %v outside 1s..%v (nodes refuse longer-lived tokens)", c.ConsumerTokenTTL, token.MaxConsumerLifetime)
+	}
+	if c.MembershipTTL < 2*time.Second || c.MembershipTTL > token.MaxMembershipLifetime {
+		return fmt.Errorf("directory: MembershipTTL %v outside 2s..%v (nodes refuse longer-lived credentials)", c.MembershipTTL, token.MaxMembershipLifetime)
 	}
 	if c.AddressHistoryRetention < minAddressRetention {
 		return fmt.Errorf("directory: address history retention %v is below the 30-day minimum (DIR-ADDR-06)", c.AddressHistoryRetention)

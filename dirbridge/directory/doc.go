@@ -21,6 +21,8 @@
 //	GET    /v1/stats             active nodes, mesh_health, sdk adoption
 //	GET    /v1/directory-key     Ed25519 public key (hex)
 //	POST   /v1/consumer-token    short-lived consumer token (Bearer) → 201
+//	POST   /v1/membership        mesh membership credential (Bearer) → 201 (meshnode addition)
+//	GET    /v1/membership/revoked  node_ids deregistered within one membership lifetime
 //	POST   /v1/dispatch/ticket   prompt-free signed route ticket → 201, 404 no_route_available
 //	GET    /v1/probe             SSRF-guarded TCP reachability (422 private_address)
 //	POST   /v1/peers             Ed25519-signed peer exchange

@@ -104,11 +104,12 @@ func (s *Server) appendNodeList(b []byte, q *query, cands []scored, now time.Tim
 	} else {
 		b = append(b, dispatchListHead...)
 	}
+	gen := s.operators.gen.Load() // before building: a rename meanwhile re-encodes next time
 	for i, c := range cands {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, c.item.fragmentFor(view, q.region, c.score, func() []byte {
+		b = append(b, c.item.fragmentFor(view, q.region, c.score, gen, now.Unix(), operatorUntil(c.e.rec, now), func() []byte {
 			var v any
 			if q.public {
 				v = s.publicView(c, q.intent, now)
@@ -263,6 +264,7 @@ type publicNode struct {
 	InputModalities  []string `json:"input_modalities"`
 	RouteClass       string   `json:"route_class"`
 	RegisteredIntent string   `json:"intent,omitempty"`
+	operatorView
 }
 
 type cipPolicy struct {
@@ -295,6 +297,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 		ReputationScore: c.st.Reputation, ReputationModel: reputationModel, ReputationTier: reputationTier(c.st.Reputation),
 		CIPLevel: c.e.rec.CIPLevel, HealthLabel: healthLabel(h, live), Models: nonNil(models),
 		InputModalities: nonNil(mods), RouteClass: routeClass(c.e.rec), RegisteredIntent: intent,
+		operatorView: s.operators.view(c.e.rec.operatorAt(now)),
 	}
 }
 

@@ -64,11 +64,14 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := observedIP(r)
 	rec, st := buildRecord(&b, old, now, ip)
-	rec.OperatorPubKey = verifiedOperator(b.OperatorDelegation, rec.NodeID, now)
-	if rec.OperatorPubKey == "" && old != nil && old.rec.OperatorPubKey != "" {
-		// The owner proved itself with its token: a refresh without a
-		// (fresh) delegation keeps the node secured.
-		rec.OperatorPubKey = old.rec.OperatorPubKey
+	s.bindOperator(rec, old, b.OperatorDelegation, now)
+	if rec.OperatorPubKey != "" {
+		s.operators.regMu.Lock()
+		defer s.operators.regMu.Unlock()
+		if e := s.capOperator(rec, old, now); e != nil {
+			s.regFail(w, "operator_cap", e)
+			return
+		}
 	}
 	ev := ChangeEvent{Kind: ChangeRegister, NodeID: b.NodeID, Record: rec, Credential: &cred, ObservedIP: ip, At: now}
 	if err := s.store.apply(r.Context(), ev, st); err != nil {
@@ -124,6 +127,44 @@ func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
 	s.metrics.rateLimited.WithLabelValues("register").Inc()
 	s.metrics.registrations.WithLabelValues("rate_limited").Inc()
 	httpx.RateLimited(w, "IICP-E034: too many registrations from this source address", wait)
+}
+
+// bindOperator records the operator a delegation proves on rec. A refresh
+// without a (valid) delegation keeps the operator on record: the owner
+// proved itself with its token. A delegation that does not verify binds
+// nothing (§3.1) and is logged with its reason, never its contents.
+func (s *Server) bindOperator(rec *NodeRecord, old *entry, d *wire.OperatorDelegation, now time.Time) {
+	key, err := verifiedOperator(d, rec.NodeID, now)
+	if err != nil {
+		s.metrics.registrations.WithLabelValues("operator_unverified").Inc()
+		s.log.Info("operator_delegation not accepted; node stays operator-unverified", "node", rec.NodeID, "reason", err.Error())
+	}
+	rec.OperatorPubKey, rec.OperatorNotAfter = key, 0
+	if key != "" {
+		rec.OperatorNotAfter = d.NotAfter
+	} else if old != nil && old.rec.OperatorPubKey != "" {
+		rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
+	}
+}
+
+// capOperator applies max_nodes_per_operator to the binding rec is about
+// to get. A node already bound (unexpired) to the key keeps it. Beyond the
+// cap a new node is refused (403); an existing node is refreshed with its
+// previous binding, so a renewal beyond the cap cannot drop a registered
+// node out of the directory.
+func (s *Server) capOperator(rec *NodeRecord, old *entry, now time.Time) *wire.Error {
+	key := rec.operatorAt(now)
+	if key == "" || s.operators.admit(s.store.idx, key, rec.NodeID, now) == nil {
+		return nil
+	}
+	if old == nil {
+		return wire.NewError(wire.CodeForbidden, fmt.Sprintf(
+			"this operator key already has %d registered nodes (the directory's max_nodes_per_operator)", s.operators.maxNodes)).
+			WithField("operator_delegation")
+	}
+	rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
+	s.log.Info("operator delegation not applied: the operator is at max_nodes_per_operator", "node", rec.NodeID)
+	return nil
 }
 
 // regFail counts and logs a refused REGISTER by reason and IICP code: the
@@ -282,6 +323,7 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
 		return
 	}
+	s.revoked.add(e.rec.NodeID, ev.At, s.cfg.MembershipTTL)
 	s.log.Info("node deregistered", "node", e.rec.NodeID)
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
 }

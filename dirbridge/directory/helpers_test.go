@@ -195,6 +195,9 @@ func startWithLog(t testing.TB, node *healthNode, cfg Config, clock *fakeClock, 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	if err := s.Listen(); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
 	h := &harness{t: t, s: s, clock: clock, node: node, cfg: cfg, done: make(chan error, 1)}
 	var ctx context.Context
 	ctx, h.cancel = context.WithCancel(context.Background())

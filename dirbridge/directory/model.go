@@ -36,6 +36,10 @@ type NodeRecord struct {
 	// every refresh then needs current_node_token. Directory-private: no
 	// view serves it and the federation payload does not carry it.
 	OperatorPubKey string `json:"operator_pubkey,omitempty"`
+	// OperatorNotAfter is the not_after (unix seconds) of the latest
+	// verified delegation: the node shows as the operator's until then
+	// (short TTL is the revocation baseline, §3.1); it stays secured.
+	OperatorNotAfter int64 `json:"operator_not_after,omitempty"`
 	// RegisteredAt is the first registration; refreshes keep it.
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the latest (re-)registration.

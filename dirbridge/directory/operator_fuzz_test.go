@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // FuzzOperatorDelegation: any operator_delegation JSON decodes into a
@@ -14,11 +16,11 @@ func FuzzOperatorDelegation(f *testing.F) {
 	f.Add([]byte(`{"node_id":"","operator_pub":"-_-_","not_after":-1,"sig":"===="}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var d *operatorDelegation
+		var d *wire.OperatorDelegation
 		if json.Unmarshal(raw, &d) != nil {
 			return
 		}
-		if got := verifiedOperator(d, "7c9e6679-7425-40de-944b-e07fc1f90ae7", time.Unix(1_800_000_000, 0)); got != "" {
+		if got, _ := verifiedOperator(d, "7c9e6679-7425-40de-944b-e07fc1f90ae7", time.Unix(1_800_000_000, 0)); got != "" {
 			t.Fatalf("fuzzed delegation verified: %q", got)
 		}
 	})

@@ -57,14 +57,17 @@ type rankItem struct {
 	// per-network cap on probationary nodes.
 	network string
 	// frags caches the node's JSON per view and region-match class; a node
-	// object is a pure function of (rec, st, intent, score), so it stays
-	// valid for the item's life and is checked against the score.
+	// object is a pure function of (rec, st, intent, score) and the
+	// operator display names, so it stays valid for the item's life and is
+	// checked against the score and the display-name generation.
 	frags [2][3]atomic.Pointer[fragment]
 }
 
 // fragment is one pre-encoded discover node object.
 type fragment struct {
 	score float64
+	gen   uint64 // operatorBook generation (display names)
+	until int64  // unix seconds the operator block stays right (delegation not_after)
 	b     []byte
 }
 
@@ -341,12 +344,12 @@ func regionClass(want, have string) int {
 
 // fragmentFor returns the cached encoding of the item for the view,
 // building it with enc on a miss.
-func (it *rankItem) fragmentFor(view int, region string, sc float64, enc func() []byte) []byte {
+func (it *rankItem) fragmentFor(view int, region string, sc float64, gen uint64, now, until int64, enc func() []byte) []byte {
 	slot := &it.frags[view][regionClass(region, it.e.rec.Region)]
-	if f := slot.Load(); f != nil && f.score == sc {
+	if f := slot.Load(); f != nil && f.score == sc && f.gen == gen && now < f.until {
 		return f.b
 	}
 	b := enc()
-	slot.Store(&fragment{score: sc, b: b})
+	slot.Store(&fragment{score: sc, gen: gen, until: until, b: b})
 	return b
 }

@@ -31,6 +31,8 @@ func (s *Server) routes() http.Handler {
 		"/v1/stats":                {http.MethodGet: s.handleStats},
 		"/v1/directory-key":        {http.MethodGet: s.handleDirectoryKey},
 		"/v1/consumer-token":       {http.MethodPost: s.handleConsumerToken},
+		"/v1/membership":           {http.MethodPost: s.handleMembership},
+		"/v1/membership/revoked":   {http.MethodGet: s.handleRevoked},
 		"/v1/dispatch/ticket":      {http.MethodPost: s.handleTicket},
 		"/v1/probe":                {http.MethodGet: s.handleProbe},
 		"/v1/peers":                {http.MethodPost: s.handlePeers},
@@ -38,6 +40,7 @@ func (s *Server) routes() http.Handler {
 		"/v1/credits/transactions": {http.MethodGet: s.handleCredits},
 		"/v1/credits/award":        {http.MethodPost: s.handleCredits},
 		"/v1/telemetry":            {http.MethodPost: s.handleTelemetry},
+		"/v1/operator/rename":      {http.MethodPost: s.handleOperatorRename},
 	}
 	for p, m := range v1 {
 		s.handle(mux, p, m)

@@ -38,13 +38,16 @@ type Server struct {
 	wraps    []func(http.Handler) http.Handler // federation (replica.go)
 	liveNow  func() time.Time                  // replica liveness clock (replica.go)
 
-	regLimit, keyLimit, ctLimit, probeLimit, peerLimit *httpx.Limiter
+	regLimit, keyLimit, ctLimit, memberLimit, revokedLimit, probeLimit, peerLimit *httpx.Limiter
 	// badTokenLimit counts wrong node tokens per source; badTokenLog
 	// bounds the WARN lines they produce.
 	badTokenLimit  *httpx.Limiter
 	badTokenLog    *httpx.LogLimiter
 	trustedProxies []netip.Prefix
 	lnStats        httpx.ListenerStats
+
+	// operators holds display names and the per-operator cap (operator.go).
+	operators *operatorBook
 
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
@@ -54,9 +57,13 @@ type Server struct {
 	nodeLocks keyedMutex
 	replay    replayCache
 
-	ln        net.Listener
+	lnMu      sync.Mutex   // guards ln and closed
+	ln        net.Listener // bound by Listen
+	closed    bool
 	closeOnce sync.Once
-	closeErr  error
+	// revoked lists recent deregistrations for mesh peers (membership.go).
+	revoked  revocations
+	closeErr error
 }
 
 // Server timeouts: bounded so slow clients cannot hold connections.
@@ -74,6 +81,8 @@ const (
 const (
 	directoryKeyPerMin  = 30
 	consumerTokenPerMin = 60
+	membershipPerMin    = 10
+	revokedPerMin       = 240 // per source: many nodes may share one NAT address
 	probePerMin         = 10
 	// badTokensPerMin wrong node tokens per source and minute before its
 	// token-checked requests are refused unchecked; a node with a stale
@@ -82,8 +91,10 @@ const (
 	badTokenLogLines = 10 // WARN lines per minute about wrong tokens
 )
 
-// New opens the database, reloads the index, prepares TLS and binds the
-// listener (so Addr is known at once). Call Serve to run it, or Close.
+// New validates the configuration, opens the database and reloads the
+// index; it binds nothing. Listen binds cfg.Listen (Serve calls it when
+// needed; call it first to learn Addr or to fail before announcing). Call
+// Serve to run it, or Close.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
@@ -111,6 +122,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.regLimit = httpx.NewLimiter(cfg.RegisterRateLimit, cfg.RegisterRateWindow, 0)
 	s.keyLimit = httpx.NewLimiter(directoryKeyPerMin, time.Minute, 0)
 	s.ctLimit = httpx.NewLimiter(consumerTokenPerMin, time.Minute, 0)
+	s.memberLimit = httpx.NewLimiter(membershipPerMin, time.Minute, 0)
+	s.revokedLimit = httpx.NewLimiter(revokedPerMin, time.Minute, 0)
 	s.probeLimit = httpx.NewLimiter(probePerMin, time.Minute, 0)
 	s.peerLimit = httpx.NewLimiter(1, 30*time.Second, 0) // §3.6: one gossip per 30 s per sender
 	s.badTokenLimit = httpx.NewLimiter(badTokensPerMin, time.Minute, 0)
@@ -120,12 +133,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("directory metrics: %w", err)
 	}
 	s.handler = s.wrapHandler(s.routes())
-	if cfg.Listen != "" {
-		if err := s.listen(); err != nil {
-			s.store.close()
-			return nil, err
-		}
-	}
 	return s, nil
 }
 
@@ -157,6 +164,10 @@ func (s *Server) openState(ctx context.Context) error {
 		return fmt.Errorf("directory: %w", err)
 	}
 	s.repEpoch = string(epoch)
+	if s.operators, err = openOperatorBook(ctx, st.db, s.cfg.MaxNodesPerOperator); err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
 	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt}
 	n, err := st.load(ctx)
 	if err != nil {
@@ -168,6 +179,21 @@ func (s *Server) openState(ctx context.Context) error {
 	s.tokens = &tokens{secret: secret, cost: s.cfg.BcryptCost}
 	s.log.Info("directory state loaded", "nodes", n)
 	return nil
+}
+
+// Listen binds cfg.Listen with its TLS (loading or creating the
+// certificate). It does nothing without cfg.Listen or when already bound,
+// and fails after Close.
+func (s *Server) Listen() error {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("directory: listen after close")
+	case s.ln != nil || s.cfg.Listen == "":
+		return nil
+	}
+	return s.listen()
 }
 
 func (s *Server) listen() error {
@@ -207,16 +233,25 @@ func (s *Server) loadCert() (tls.Certificate, error) {
 	return loadOrCreateSelfSigned(s.cfg.StateDir, s.cfg.TLSHosts, s.now())
 }
 
-// Addr is the bound listen address (nil without a listener).
+// Addr is the bound listen address (nil before Listen or without a
+// listener).
 func (s *Server) Addr() net.Addr {
-	if s.ln == nil {
-		return nil
+	if ln := s.listener(); ln != nil {
+		return ln.Addr()
 	}
-	return s.ln.Addr()
+	return nil
+}
+
+func (s *Server) listener() net.Listener {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	return s.ln
 }
 
 // TLS reports whether the listener speaks TLS.
-func (s *Server) TLS() bool { return s.ln != nil && (!s.cfg.Dev || s.cfg.TLSCertFile != "") }
+func (s *Server) TLS() bool {
+	return s.listener() != nil && (len(s.cfg.ACME.Domains) > 0 || !s.cfg.Dev || s.cfg.TLSCertFile != "")
+}
 
 // Handler is the full route table for in-process use (the node's embedded
 // directory). Background loops still need Serve.
@@ -225,16 +260,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // PublicKey is the directory's Ed25519 public key (consumer tokens, tickets).
 func (s *Server) PublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
 
-// Serve serves HTTP (when listening) and runs the write-behind and
-// maintenance loops until ctx ends, then shuts down within a bound, flushes
-// and closes the database.
+// Serve binds (Listen) when cfg.Listen is set, serves HTTP and runs the
+// write-behind and maintenance loops until ctx ends, then shuts down within
+// a bound, flushes and closes the database. Every goroutine it started has
+// ended when it returns.
 func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		_ = s.Close()
+		return err
+	}
+	ln := s.listener()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	var hs *http.Server
-	if s.ln != nil {
+	if ln != nil {
 		hs = &http.Server{
 			Handler:           s.handler,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -248,12 +289,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("directory: serving: %w", err)
 				cancel()
 			}
 		}()
-		s.log.Info("directory listening", "addr", s.ln.Addr().String(), "tls", s.TLS())
+		s.log.Info("directory listening", "addr", ln.Addr().String(), "tls", s.TLS())
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.loops(ctx) }()
@@ -282,9 +323,12 @@ func (s *Server) Serve(ctx context.Context) error {
 // listener. Serve calls it on exit; call it directly only without Serve.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.lnMu.Lock()
+		s.closed = true
 		if s.ln != nil {
 			_ = s.ln.Close()
 		}
+		s.lnMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 		defer cancel()
 		if err := s.store.flush(ctx); err != nil {
@@ -329,7 +373,7 @@ func (s *Server) maintain(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Debug("address history pruned", "rows", n)
 	}
-	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
+	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.memberLimit, s.revokedLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
 		l.Sweep(now)
 	}
 	s.replay.sweep(now)

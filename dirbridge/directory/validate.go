@@ -25,7 +25,7 @@ type registerBody struct {
 	Backend         string `json:"backend"`
 	TransportMethod string `json:"transport_method"`
 	// OperatorDelegation binds the node to an operator key (operator.go).
-	OperatorDelegation *operatorDelegation `json:"operator_delegation"`
+	OperatorDelegation *wire.OperatorDelegation `json:"operator_delegation"`
 }
 
 // Limits on REGISTER content (iicp-core.md §2.1, iicp-dir.md §3.1).

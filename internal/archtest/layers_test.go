@@ -30,7 +30,7 @@ var layers = map[string]layer{
 	"wire/token":   {},
 	"node":         {may: []string{"wire", "wire/token", "node/backend"}},
 	"node/backend": {may: []string{"wire", "internal/httperr"}},
-	"mesh":         {may: []string{"wire", "internal/retry", "internal/breaker"}},
+	"mesh":         {may: []string{"wire", "wire/token", "internal/retry", "internal/breaker"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
@@ -42,20 +42,24 @@ var layers = map[string]layer{
 	// above directory, never the reverse.
 	"dirbridge/directory/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
-	"route":                 {may: []string{"wire", "mesh", "dirbridge/dirclient", "dirbridge/httpapi", "internal/breaker", "internal/retry"}},
+	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/dirclient", "dirbridge/httpapi", "internal/breaker", "internal/retry"}},
+	// MCP over Streamable HTTP: tools are intents, every call goes through route.
+	"route/mcp":             {may: []string{"wire", "route", "mesh", "dirbridge/dirclient"}},
 	"route/openai":          {may: []string{"wire", "route"}},
 	"internal/daemon":       {may: []string{anyPkg}},
 	"internal/daemon/admin": {may: []string{"wire", "dirbridge/dirclient", "route", "internal/httpx", "internal/paths"}},
 	"internal/config":       {},
 	"internal/paths":        {},
 	"internal/identity":     {may: []string{"wire", "internal/paths"}},
-	"cx":                    {may: []string{"wire", "internal/paths"}},
-	"internal/logging":      {},
-	"internal/sdnotify":     {},
-	"internal/buildinfo":    {},
-	"internal/spectest":     {}, // test helper: locates the spec files
-	"internal/interop":      {may: []string{"wire"}},
-	"internal/httperr":      {}, // log-safe net/http client errors, shared by the HTTP clients
+	// The operator key (kept apart from node keys) and the node's delegation file.
+	"internal/operator":  {may: []string{"wire", "internal/paths"}},
+	"cx":                 {may: []string{"wire", "internal/paths"}},
+	"internal/logging":   {},
+	"internal/sdnotify":  {},
+	"internal/buildinfo": {},
+	"internal/spectest":  {}, // test helper: locates the spec files
+	"internal/interop":   {may: []string{"wire"}},
+	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
 	// The HTTP servers' shared pieces: error writer, recoverer, rate
 	// limiter, per-IP connection cap, SSRF-guarded client.
 	"internal/httpx":    {may: []string{"wire"}},
@@ -73,12 +77,14 @@ var layers = map[string]layer{
 	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
 	"internal/acmetest": {},
 	"cmd/meshnode": {may: []string{"internal/daemon", "internal/daemon/admin", "internal/buildinfo",
-		"internal/config", "internal/identity", "internal/logging", "internal/paths",
+		"internal/config", "internal/identity", "internal/logging", "internal/operator", "internal/paths",
 		"internal/sdnotify", "dirbridge/dirclient", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every
 	// library package, but never internal/daemon or cmd.
 	"bench": {may: []string{anyLib}},
+	// Documented examples: what a Go user imports.
+	"examples/gocall": {may: []string{"route", "wire"}},
 }
 
 // heavyDeps keeps large third-party trees in the packages that own them,
@@ -321,7 +327,7 @@ func isLibrary(rel string) bool {
 	if _, ok := layers[rel]; !ok {
 		return false
 	}
-	return rel != "internal/daemon" && !under(rel, "cmd") && rel != "bench"
+	return rel != "internal/daemon" && !under(rel, "cmd") && !under(rel, "examples") && rel != "bench"
 }
 
 func mayList(may []string) string {

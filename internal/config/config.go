@@ -37,6 +37,7 @@ type Config struct {
 	Server    Server    `toml:"directory_server"`
 	Mesh      Mesh      `toml:"mesh"`
 	Admin     Admin     `toml:"admin"`
+	MCP       MCP       `toml:"mcp"`
 	Log       Log       `toml:"log"`
 }
 
@@ -139,6 +140,9 @@ type Server struct {
 	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
 	// mode); 0 turns active probing off.
 	ProbeInterval Duration `toml:"probe_interval"`
+	// MembershipTTL is the lifetime of the mesh membership credentials the
+	// directory issues (nodes renew at half-life; 2s..24h).
+	MembershipTTL Duration `toml:"membership_ttl"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`
@@ -151,6 +155,15 @@ type Server struct {
 	ACMEDirectory string `toml:"acme_directory"`
 	// ACMEEmail is the ACME account contact (optional).
 	ACMEEmail string `toml:"acme_email"`
+	// ProbationMinTasks and ProbationMinAge are the probation rule: a node
+	// leaves probation with this many completed tasks (reported in
+	// heartbeat metrics batches) once registered this long (0: no minimum
+	// age). docs/spec-decisions.md "probation".
+	ProbationMinTasks int64    `toml:"probation_min_tasks"`
+	ProbationMinAge   Duration `toml:"probation_min_age"`
+	// MaxNodesPerOperator caps the nodes one verified operator key may have
+	// registered at once (ADR-045 per-operator limit); 0 = no cap.
+	MaxNodesPerOperator int `toml:"max_nodes_per_operator"`
 }
 
 // Mesh is the libp2p side.

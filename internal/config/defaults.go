@@ -51,6 +51,11 @@ func base() Config {
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
 			ProbeInterval:     Duration(5 * time.Minute),
+			// docs/spec-decisions.md "probation" and "per-operator limit".
+			ProbationMinTasks:   100,
+			ProbationMinAge:     Duration(time.Hour),
+			MaxNodesPerOperator: 100,
+			MembershipTTL:       Duration(6 * time.Hour),
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -65,6 +70,7 @@ func base() Config {
 			AdvertInterval: Duration(20 * time.Second),
 		},
 		Admin: Admin{Listen: "127.0.0.1:0"},
+		MCP:   MCP{Enabled: true, Listen: DefaultMCPListen},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -103,6 +109,7 @@ var profiles = map[string]func(*Config){
 		c.Mesh.ConnsLow = 8
 		c.Mesh.ConnsHigh = 32
 		c.Mesh.AdvertInterval = Duration(2 * time.Second)
+		c.MCP.Listen = "127.0.0.1:0"
 	},
 }
 
@@ -134,7 +141,7 @@ const DetectOff = "off"
 // Subsystems are the logger names [log.levels] may set.
 // Each is printed as subsystem=<name> in every line its logger writes
 // (internal/logging); "libp2p" carries libp2p's own lines.
-var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin", "openai"}
+var Subsystems = []string{"app", "node", "backend", "http", "directory", "dirclient", "mesh", "libp2p", "admin", "mcp", "openai"}
 
 var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
 
@@ -169,6 +176,7 @@ func (c *Config) Validate() error {
 	if host, _, err := net.SplitHostPort(c.Admin.Listen); err != nil || !isLoopback(host) {
 		bad("admin.listen", "must be a loopback host:port, got %q", c.Admin.Listen)
 	}
+	c.validateMCP(bad)
 	c.validateLog(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
@@ -252,11 +260,20 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	if s.ProbeInterval < 0 {
 		bad("directory_server.probe_interval", "must not be negative (0 turns active probing off)")
 	}
+	if s.MembershipTTL < Duration(2*time.Second) || s.MembershipTTL > Duration(24*time.Hour) {
+		bad("directory_server.membership_ttl", "must be between 2s and 24h")
+	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")
 	}
 	if len(s.ACMEDomains) > 0 && s.TLSCert != "" {
 		bad("directory_server.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
+	}
+	if s.ProbationMinTasks < 1 || s.ProbationMinAge < 0 {
+		bad("directory_server.probation_min_tasks/probation_min_age", "need at least 1 task and an age >= 0")
+	}
+	if s.MaxNodesPerOperator < 0 {
+		bad("directory_server.max_nodes_per_operator", "must be >= 0 (0 = no cap)")
 	}
 }
 

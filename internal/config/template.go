@@ -108,6 +108,16 @@ profile = {{v .Profile}}
 # 5m, also the minimum outside --dev); a node failing two probes in a row
 # leaves discover until it answers again. 0s turns it off.
 # probe_interval = {{v .Server.ProbeInterval}}
+# Probation: a node leaves it with this many completed tasks once registered
+# this long (0s: no minimum age).
+# probation_min_tasks = {{v .Server.ProbationMinTasks}}
+# probation_min_age = {{v .Server.ProbationMinAge}}
+# Nodes one verified operator key may have registered at once (0 = no cap).
+# max_nodes_per_operator = {{v .Server.MaxNodesPerOperator}}
+# Lifetime of the mesh membership credentials nodes present to each other
+# (they renew at half-life; the mesh keeps working this long without the
+# directory). 2s..24h.
+# membership_ttl = {{v .Server.MembershipTTL}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).
@@ -137,6 +147,15 @@ profile = {{v .Profile}}
 # free port, written to the state directory with a 0600 admin token.
 # listen = {{v .Admin.Listen}}
 
+[mcp]
+# MCP server (Streamable HTTP at http://<listen>/mcp): the mesh's intents as
+# tools (llm_chat, llm_embedding…) for Claude Desktop and agent frameworks.
+# enabled = {{v .MCP.Enabled}}
+# Loopback needs no key; any other address needs api_key_file.
+# listen = {{v .MCP.Listen}}
+# File (0600) holding the key clients send as "Authorization: Bearer <key>".
+# api_key_file = {{v .MCP.APIKeyFile}}
+
 [log]
 # debug, info, warn or error.
 # level = {{v .Log.Level}}
@@ -145,7 +164,7 @@ profile = {{v .Profile}}
 
 [log.levels]
 # Per-subsystem levels: app, node, backend, http, directory, dirclient, mesh,
-# libp2p, admin, openai (the subsystem=<name> printed in each log line; libp2p
+# libp2p, admin, mcp, openai (the subsystem=<name> printed in each log line; libp2p
 # defaults to at least warn).
 #example: mesh = "debug"
 `

@@ -49,6 +49,15 @@ type adminBackend struct {
 
 func (a adminBackend) NodeToken() string { return a.d.nodeToken() }
 
+// Reregister refreshes every directory registration now, so a delegation
+// `meshnode operator delegate` just wrote is sent without a restart.
+func (a adminBackend) Reregister() int {
+	for _, s := range a.d.sessions {
+		s.Refresh()
+	}
+	return len(a.d.sessions)
+}
+
 func (a adminBackend) Status(ctx context.Context) admin.Status {
 	d := a.d
 	st := admin.Status{
@@ -62,6 +71,7 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 		Directories:   []dirclient.Status{},
 		Health:        d.engine.Health(ctx),
 		Served:        d.engine.Stats().Served,
+		Operator:      d.operatorStatus(),
 	}
 	if pid, err := d.id.PeerID(); err == nil {
 		st.PeerID = pid.String()
@@ -80,6 +90,12 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 		st.Mesh = admin.MeshStatus{Enabled: true, PeerID: st.PeerID, Addrs: d.p2pAddrs(),
 			Peers: len(d.mesh.Peers()), Provided: d.mesh.Provided(),
 			Connections: len(d.host.Network().Conns()), Events: d.mesh.Stats()}
+		d.mu.Lock()
+		if d.member.ExpiresAt > 0 {
+			exp := time.Unix(d.member.ExpiresAt, 0).UTC()
+			st.Mesh.MembershipExpiresAt = &exp
+		}
+		d.mu.Unlock()
 	}
 	return st
 }
@@ -134,9 +150,9 @@ func (a adminBackend) call(ctx context.Context, req admin.CallRequest, chunks ro
 	var res *route.Result
 	var err error
 	if chunks != nil {
-		res, err = a.router.CallStream(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext}, chunks)
+		res, err = a.router.CallStream(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext, Remote: req.Remote}, chunks)
 	} else {
-		res, err = a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext})
+		res, err = a.router.Call(ctx, call, route.Query{AllowPlaintext: req.AllowPlaintext, Remote: req.Remote})
 	}
 	if errors.Is(err, route.ErrStreamBroken) {
 		return nil, wire.NewError(wire.CodeBackendError, "the serving node's answer stream broke; the output printed is incomplete")
@@ -167,7 +183,8 @@ func (d *daemon) newRouter() (*route.Router, error) {
 		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
 	if d.mesh != nil {
 		finders = append(finders, route.MeshFinder{M: d.mesh})
-		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}))
+		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
+			route.WithLocal(localTransport{d}, d.localValue))
 	}
 	for _, c := range d.clients {
 		finders = append(finders, route.DirectoryFinder{C: c})
@@ -182,14 +199,28 @@ func (d *daemon) newRouter() (*route.Router, error) {
 // which would refuse a tokenless call.
 var errNoCredential = errors.New("no consumer token for the target")
 
-// credential is the router's per-target credential: a consumer token for
-// the target's node_id. A mesh peer without one is skipped; an HTTP node
-// gets the CALL without one (it may accept the caller another way).
+// credential is the router's per-target credential. On the mesh, a node
+// holding a membership credential needs none: the mesh sends the
+// membership credential on every stream and the peer verifies it offline
+// (even an expired one is sent, so the peer's refusal names the expiry).
+// Without one, a reusable consumer token per target, cached until shortly
+// before it expires, is fetched from a directory; a peer without either is
+// skipped. An HTTP node gets a single-use consumer token per attempt (the
+// directory is on that path anyway) or the CALL without one.
 func (d *daemon) credential(ctx context.Context, t route.Target, intent string) (string, error) {
-	tok := d.consumerToken(ctx, t.NodeID, intent)
-	if tok == "" && t.Path == route.PathMesh {
-		return "", errNoCredential
+	if t.Path == route.PathMesh {
+		if d.hasMembership() {
+			return "", nil
+		}
+		tok := d.tokenCache.get(t.NodeID, intent, time.Now(), func() (string, time.Time) {
+			return d.consumerToken(ctx, t.NodeID, intent, false)
+		})
+		if tok == "" {
+			return "", errNoCredential
+		}
+		return tok, nil
 	}
+	tok, _ := d.consumerToken(ctx, t.NodeID, intent, true)
 	return tok, nil
 }
 
@@ -233,25 +264,39 @@ func (d *daemon) newCall(req admin.CallRequest) (*wire.Call, *wire.Error) {
 
 // consumerToken asks a directory this node is registered with for a token
 // to call target; "" when none can issue one.
-func (d *daemon) consumerToken(ctx context.Context, target, intent string) string {
+func (d *daemon) consumerToken(ctx context.Context, target, intent string, singleUse bool) (string, time.Time) {
 	for _, c := range d.clients {
 		own := d.tokenFor(c.URL())
 		if own == "" {
 			continue
 		}
 		tctx, cancel := context.WithTimeout(ctx, d.cfg.Directory.RequestTimeout.D())
-		tok, err := c.ConsumerToken(tctx, own, target, intent)
+		tok, exp, err := c.ConsumerTokenFor(tctx, own, target, intent, singleUse)
 		cancel()
 		if err == nil {
-			return tok
+			return tok, exp
 		}
 		d.log.Debug("consumer token refused", "directory", c.URL(), "error", err)
 	}
-	return ""
+	return "", time.Time{}
 }
 
-// localTransport serves the task on this node's engine (the router's
-// fallback when no directory exists and no mesh peer answered).
+// localValue is this node's selection value for serving call itself
+// (route.WithLocal): the mesh's formula with the engine's load and no
+// network; not offered when the node serves the intent only with echo, or
+// holds no token its engine accepts yet.
+func (d *daemon) localValue(call *wire.Call) (float64, bool) {
+	if d.nodeToken() == "" {
+		return 0, false // the engine would refuse its own caller: not registered yet
+	}
+	s := d.engine.Stats()
+	return d.mesh.SelfValue(call, s.Load, s.ActiveJobs, s.MaxConcurrent)
+}
+
+// localTransport serves the task on this node's engine: when that is the
+// best choice (route.WithLocal), and as the fallback when no directory
+// exists and no mesh peer answered. It authorises with the token the
+// engine accepts (operator token, or the primary directory's node token).
 type localTransport struct{ d *daemon }
 
 func (l localTransport) Send(ctx context.Context, _ route.Target, call *wire.Call, _ string) (*wire.Response, route.Sent, error) {

@@ -82,16 +82,29 @@ func (d *daemon) setupDirectories() error {
 }
 
 func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
-	return directory.New(directory.Config{
-		Listen:            listen,
-		DBPath:            d.o.Paths.DirectoryDB,
-		StateDir:          d.o.Paths.StateDir,
-		Dev:               true,
-		HeartbeatInterval: d.cfg.Server.HeartbeatInterval.D(),
-		StaleAfter:        d.cfg.Server.StaleAfter.D(),
-		ReprobeInterval:   reprobeInterval(d.cfg.Server.ProbeInterval.D()),
-		Version:           d.o.Version,
+	srv, err := directory.New(directory.Config{
+		Listen:              listen,
+		DBPath:              d.o.Paths.DirectoryDB,
+		StateDir:            d.o.Paths.StateDir,
+		Dev:                 true,
+		HeartbeatInterval:   d.cfg.Server.HeartbeatInterval.D(),
+		StaleAfter:          d.cfg.Server.StaleAfter.D(),
+		ReprobeInterval:     reprobeInterval(d.cfg.Server.ProbeInterval.D()),
+		ProbationMinTasks:   d.cfg.Server.ProbationMinTasks,
+		ProbationMinAge:     probationAge(d.cfg.Server.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(d.cfg.Server.MaxNodesPerOperator),
+		MembershipTTL:       d.cfg.Server.MembershipTTL.D(),
+		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
+	if err != nil {
+		return nil, err
+	}
+	// Bound here, before anything is announced: a taken port fails start-up.
+	if err := srv.Listen(); err != nil {
+		_ = srv.Close()
+		return nil, err
+	}
+	return srv, nil
 }
 
 // probeDirectory reports whether an IICP directory answers /iicp/health at u.
@@ -151,6 +164,7 @@ func (d *daemon) setupSessions() error {
 			Client:            c,
 			Registration:      d.registration,
 			Load:              d.load,
+			Outcomes:          d.outcomes,
 			Store:             store,
 			OnToken:           d.onToken(c.URL()),
 			HeartbeatFallback: d.cfg.Directory.HeartbeatFallback.D(),
@@ -243,5 +257,30 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 	d.log.Debug("mesh peers from directories", "peers", len(infos))
 	if len(infos) > 0 {
 		d.mesh.AddBootstrapPeers(infos)
+	}
+	d.refreshRevoked(ctx)
+}
+
+// refreshRevoked hands the mesh the union of the directories'
+// deregistrations (membership credentials issued before are refused). A
+// directory that does not answer leaves the last list in force.
+func (d *daemon) refreshRevoked(ctx context.Context) {
+	all := map[string]int64{}
+	answered := false
+	for _, c := range d.clients {
+		qctx, cancel := context.WithTimeout(ctx, d.cfg.Directory.RequestTimeout.D())
+		r, err := c.Revoked(qctx)
+		cancel()
+		if err != nil {
+			d.log.Debug("revoked memberships", "directory", c.URL(), "error", err)
+			continue
+		}
+		answered = true
+		for id, at := range r {
+			all[id] = max(all[id], at)
+		}
+	}
+	if answered {
+		d.mesh.SetRevoked(all)
 	}
 }

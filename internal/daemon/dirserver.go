@@ -61,8 +61,10 @@ type DirectoryOptions struct {
 
 // dirServer is the part every directory mode shares.
 type dirServer interface {
+	Listen(ctx context.Context) error
 	URL() string
 	Serve(ctx context.Context) error
+	Close() error
 }
 
 // RunDirectory runs an IICP-DIR directory until ctx ends: a Genesis Seed
@@ -100,12 +102,17 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 		srv, err = newPlainDirectory(o, dc)
 		mode = "standalone (no federation log)"
 	default:
-		var sd *federation.SeedDirectory
-		sd, err = newSeed(ctx, o, dc)
-		if sd != nil {
-			srv, gossipAddrs = sd, sd.GossipAddrs()
-		}
+		srv, err = newSeed(ctx, o, dc)
 		mode = "genesis seed (signed event log)"
+	}
+	if err == nil {
+		// Every listener is bound before anything is announced.
+		if err = srv.Listen(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	if sd, ok := srv.(*federation.SeedDirectory); ok && err == nil {
+		gossipAddrs = sd.GossipAddrs()
 	}
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -139,23 +146,47 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		state = filepath.Dir(db)
 	}
 	return directory.Config{
-		Listen:            s.Listen,
-		DBPath:            db,
-		StateDir:          state,
-		Dev:               o.Dev,
-		TLSCertFile:       s.TLSCert,
-		ACME:              directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
-		TLSKeyFile:        s.TLSKey,
-		Resolve:           o.Resolve,
-		HeartbeatInterval: s.HeartbeatInterval.D(),
-		StaleAfter:        s.StaleAfter.D(),
-		ReprobeInterval:   reprobeInterval(s.ProbeInterval.D()),
-		Version:           o.Version,
+		Listen:              s.Listen,
+		DBPath:              db,
+		StateDir:            state,
+		Dev:                 o.Dev,
+		TLSCertFile:         s.TLSCert,
+		ACME:                directory.ACMEConfig{Domains: s.ACMEDomains, DirectoryURL: s.ACMEDirectory, Email: s.ACMEEmail},
+		TLSKeyFile:          s.TLSKey,
+		Resolve:             o.Resolve,
+		HeartbeatInterval:   s.HeartbeatInterval.D(),
+		StaleAfter:          s.StaleAfter.D(),
+		ReprobeInterval:     reprobeInterval(s.ProbeInterval.D()),
+		ProbationMinTasks:   s.ProbationMinTasks,
+		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
+		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
+		MembershipTTL:       s.MembershipTTL.D(),
+		Version:             o.Version,
 	}
+}
+
+// operatorCap maps the config's "0: no cap" to the directory's negative
+// value (its zero means "default").
+func operatorCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// probationAge maps the config's "0s: no minimum age" to the directory's
+// negative value (its zero means "default").
+func probationAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // plainDirectory adapts directory.Server to dirServer.
 type plainDirectory struct{ *directory.Server }
+
+func (p plainDirectory) Listen(context.Context) error { return p.Server.Listen() }
 
 func (p plainDirectory) URL() string {
 	scheme := "https"
@@ -173,7 +204,7 @@ func newPlainDirectory(o DirectoryOptions, dc directory.Config) (dirServer, erro
 	return plainDirectory{srv}, nil
 }
 
-func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (*federation.SeedDirectory, error) {
+func newSeed(ctx context.Context, o DirectoryOptions, dc directory.Config) (dirServer, error) {
 	key, err := federation.LoadOrCreateKey(orState(o, o.SeedKey, seedKeyFile))
 	if err != nil {
 		return nil, err

@@ -58,6 +58,10 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 	if err != nil {
 		return fmt.Errorf("mesh: %w", err)
 	}
+	// Attached now, with the other binds, before anything is announced.
+	if err := d.mesh.Start(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
 	// meshnode_mesh_events_total: advert rejections (node_id_mismatch…)
 	// and forged responses show on /metrics, not only in `meshnode status`.
 	if err := reg.Register(d.mesh.Collector()); err != nil {

@@ -46,15 +46,11 @@ func (d *daemon) setupOpenAI() error {
 	return nil
 }
 
-// gatewayFinders: this node first when it serves the model and has a free
-// slot, then mesh peers, then each directory.
+// gatewayFinders: mesh peers, then each directory; this node is tried
+// first when it is the best choice (route.WithLocal, gatewayRouteOptions).
 func (d *daemon) gatewayFinders() ([]route.Finder, []route.Offerer) {
-	local := route.LocalFinder{NodeID: d.id.NodeID(), Caps: d.be.router.Capabilities, Free: func() bool {
-		s := d.engine.Stats()
-		return s.ActiveJobs < s.MaxConcurrent
-	}}
-	finders := []route.Finder{local}
-	offerers := []route.Offerer{local}
+	var finders []route.Finder
+	offerers := []route.Offerer{route.LocalOffer{NodeID: d.id.NodeID(), Caps: d.be.router.Capabilities}}
 	if d.mesh != nil {
 		mf := route.MeshFinder{M: d.mesh}
 		finders, offerers = append(finders, mf), append(offerers, mf)
@@ -68,10 +64,25 @@ func (d *daemon) gatewayFinders() ([]route.Finder, []route.Offerer) {
 
 func (d *daemon) gatewayRouteOptions() []route.Option {
 	opts := []route.Option{route.WithCredential(d.credential), route.WithLogger(d.log),
-		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient}),
-		route.WithTransport(route.PathLocal, localTransport{d})}
+		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
 	if d.mesh != nil {
-		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}))
+		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
+			route.WithLocal(localTransport{d}, d.localValue))
+	} else {
+		opts = append(opts, route.WithLocal(localTransport{d}, d.localServes))
 	}
 	return opts
+}
+
+// localServes is the local value without a mesh to rank against: this
+// node serves the call (intent and pinned model) and holds a token its
+// engine accepts.
+func (d *daemon) localServes(call *wire.Call) (float64, bool) {
+	if d.nodeToken() == "" {
+		return 0, false
+	}
+	if _, _, err := d.be.router.Resolve(call.Intent, call.Model); err != nil {
+		return 0, false
+	}
+	return 1, true
 }

@@ -57,13 +57,16 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(11)
+	infra := newGroup(12)
 	infra.start(infraCtx, service{"backend monitor", d.monitor.Serve})
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	if d.openai != nil {
 		infra.start(infraCtx, service{"openai api", d.openai.Serve})
 	}
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
+	if d.mcp != nil {
+		infra.start(infraCtx, service{"mcp", d.mcp.Serve})
+	}
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
@@ -72,6 +75,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})
 		if len(d.clients) > 0 {
 			infra.start(infraCtx, service{"peer discovery", d.peerRefreshLoop})
+			infra.start(infraCtx, service{"mesh membership", d.membershipLoop})
 		}
 	}
 	sessCtx, stopSessions := context.WithCancel(ctx)
@@ -143,6 +147,9 @@ func (d *daemon) announce(ctx context.Context, infra *group) error {
 	if d.openai != nil {
 		rt.OpenAIURL = d.openai.URL()
 	}
+	if d.mcp != nil {
+		rt.MCPURL = d.mcp.URL()
+	}
 	if pid, err := d.id.PeerID(); err == nil {
 		rt.PeerID = pid.String()
 	}
@@ -208,6 +215,9 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	}
 	for _, a := range rt.P2PAddrs {
 		fmt.Fprintf(&b, "  mesh         %s\n", a)
+	}
+	if rt.MCPURL != "" {
+		fmt.Fprintf(&b, "  MCP          %s  (tools: the mesh's intents)\n", rt.MCPURL)
 	}
 	fmt.Fprintf(&b, "  backend      %s\n", d.be.describe)
 	switch d.dirMode {

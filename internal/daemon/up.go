@@ -30,10 +30,12 @@ import (
 	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/identity"
 	"github.com/meshnode/meshnode/internal/logging"
+	"github.com/meshnode/meshnode/internal/operator"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
+	"github.com/meshnode/meshnode/route/mcp"
 	"github.com/meshnode/meshnode/route/openai"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -80,6 +82,7 @@ type daemon struct {
 
 	host host.Host
 	mesh *mesh.Mesh
+	mcp  *mcp.Server // nil when mcp.enabled is false
 	// peerKick asks the peer refresh loop to look for mesh peers now (after
 	// a registration: the directory then lists this node and, usually, new
 	// peers), instead of waiting for its next tick.
@@ -97,12 +100,19 @@ type daemon struct {
 	backendDown map[int]bool
 	taskClient  *http.Client
 	cxRing      *cx.KeyRing
+	operator    nodeOperator // operator.go
 	cxProvider  *cx.Provider
 
 	mu            sync.Mutex
 	tokens        map[string]string // directory URL → current node token (LOG-FORBIDDEN)
 	dirKeys       map[string]ed25519.PublicKey
+	member        membershipFile // this node's credential (LOG-FORBIDDEN)
 	operatorToken string
+	// memberKick asks the membership loop to renew now (after a registration).
+	memberKick chan struct{}
+	// tokenCache holds reusable consumer tokens per mesh target (mesh
+	// calls to peers when this node holds no membership credential).
+	tokenCache *tokenCache
 }
 
 // Up runs the node until ctx ends, then shuts down within
@@ -123,7 +133,9 @@ func Up(ctx context.Context, o Options) error {
 // acquired so far is released.
 func setup(ctx context.Context, o Options) (*daemon, error) {
 	d := &daemon{o: o, cfg: o.Config, log: o.Logs.Named("app"), started: time.Now(),
-		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1)}
+		tokens: map[string]string{}, dirKeys: map[string]ed25519.PublicKey{}, peerKick: make(chan struct{}, 1),
+		operator:   nodeOperator{path: operator.DelegationPath(o.Paths)},
+		memberKick: make(chan struct{}, 1), tokenCache: newTokenCache()}
 	if err := d.build(ctx); err != nil {
 		d.closeAll()
 		return nil, err
@@ -171,7 +183,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if d.cfg.Mesh.Enabled {
 		steps = append(steps, func() error { return d.setupMesh(ctx, reg) })
 	}
-	steps = append(steps, d.setupSessions, func() error { return d.registerNodeGauges(reg) }, d.setupAdmin, d.setupOpenAI)
+	steps = append(steps, d.setupSessions, func() error { return d.registerNodeGauges(reg) }, d.setupAdmin, d.setupMCP, d.setupOpenAI)
 	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -279,6 +291,7 @@ func (d *daemon) registration() wire.RegisterRequest {
 		PublicKey:          base64.StdEncoding.EncodeToString(d.id.Public()),
 		SDKLanguage:        "go",
 		ImplementationName: "meshnode",
+		OperatorDelegation: d.delegation(),
 	}
 	if k := d.cxRing.PublicKey(); k.PublicKey != "" || k.Key != "" {
 		req.CXPublicKey = &k
@@ -297,6 +310,13 @@ func (d *daemon) registration() wire.RegisterRequest {
 func (d *daemon) load() dirclient.Load {
 	s := d.engine.Stats()
 	return dirclient.Load{Load: s.Load, ActiveJobs: s.ActiveJobs, Available: d.backendUp.Load() && s.ActiveJobs < s.MaxConcurrent}
+}
+
+// outcomes hands the engine's real execution outcomes to the sessions'
+// heartbeat metrics batches (iicp-dir.md §3.2).
+func (d *daemon) outcomes() dirclient.Outcomes {
+	o := d.engine.Outcomes()
+	return dirclient.Outcomes{Success: o.Success, Failed: o.Failed, SuccessLatencyMs: o.SuccessLatencyMs}
 }
 
 // onToken receives each directory's accepted token. The first configured
@@ -324,16 +344,19 @@ func (d *daemon) onToken(dir string) func(nodeID, tok string) {
 				s.Beat()
 			}
 		}
-		select {
-		case d.peerKick <- struct{}{}:
-		default:
+		for _, ch := range []chan struct{}{d.peerKick, d.memberKick} {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// fetchDirectoryKey learns the key that signs consumer tokens, so callers
-// holding a directory-issued token are accepted (iicp-dir.md §3.12). A
-// directory without a key leaves node-token-only authorization.
+// fetchDirectoryKey learns the key that signs consumer tokens and
+// membership credentials, so callers holding either are accepted
+// (iicp-dir.md §3.12). A directory without a key leaves node-token-only
+// authorization.
 func (d *daemon) fetchDirectoryKey(dir string) {
 	c := d.clientFor(dir)
 	if c == nil {
@@ -351,14 +374,7 @@ func (d *daemon) fetchDirectoryKey(dir string) {
 		d.log.Warn("directory key unusable", "directory", dir, "error", err)
 		return
 	}
-	d.mu.Lock()
-	d.dirKeys[dir] = k
-	keys := make([]ed25519.PublicKey, 0, len(d.dirKeys))
-	for _, k := range d.dirKeys {
-		keys = append(keys, k)
-	}
-	d.mu.Unlock()
-	d.engine.SetDirectoryKeys(keys...)
+	d.setDirectoryKey(dir, k)
 }
 
 func (d *daemon) clientFor(dir string) *dirclient.Client {

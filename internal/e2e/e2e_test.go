@@ -264,11 +264,12 @@ func (c *cluster) checkGracefulShutdown(t *testing.T) {
 	}
 }
 
-// callJSON runs `meshnode call --json` through the node at home and
+// callJSON runs `meshnode call --json --remote` through the node at home
+// (another node serves it, even when this one serves the intent) and
 // requires a successful RESPONSE.
 func callJSON(t *testing.T, bin, home, prompt string) admin.CallResult {
 	t.Helper()
-	out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--json", prompt)
+	out, code := run(t, bin, 30*time.Second, "--home", home, "call", "--json", "--remote", prompt)
 	var res admin.CallResult
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("call --json: exit %d, %q", code, out)

@@ -98,6 +98,10 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 	}
 	defer udp.Close()
 	_, udpPort, _ := net.SplitHostPort(udp.LocalAddr().String())
+	openKey := filepath.Join(t.TempDir(), "mcp.key")
+	if err := os.WriteFile(openKey, []byte("k-0123456789abcdef0123"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, extra string
 		args        []string
@@ -111,6 +115,9 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		{"api key variable unset", "[backend]\nurl = \"http://127.0.0.1:9/v1\"\nmodels = [\"m\"]\napi_key_env = \"E2E_UNSET_API_KEY\"\n", nil, 3,
 			[]string{"E2E_UNSET_API_KEY", "api_key_env"}},
 		{"bad p2p address", "", []string{"--p2p", "not-a-multiaddr"}, 3, []string{"mesh.listen", "not-a-multiaddr"}},
+		{"mcp port in use", "", []string{"--mcp-listen", taken}, 1, []string{"MCP server", taken, "in use", "--mcp-listen", "--no-mcp"}},
+		{"mcp off loopback without a key", "", []string{"--mcp-listen", "0.0.0.0:0"}, 3, []string{"mcp.listen", "mcp.api_key_file"}},
+		{"mcp key file readable by others", "[mcp]\napi_key_file = \"" + openKey + "\"\n", nil, 3, []string{"mcp.api_key_file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ func startDirectory(t testing.TB, mutate func(*directory.Config)) *dirHarness {
 	if err != nil {
 		t.Fatalf("directory: %v", err)
 	}
+	if err := s.Listen(); err != nil {
+		t.Fatalf("directory: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()

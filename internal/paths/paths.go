@@ -28,9 +28,17 @@ type Paths struct {
 	IdentityKey string `json:"identity_key"`
 	// Credentials holds the directory-issued node tokens per directory (0600).
 	Credentials string `json:"credentials"`
+	// Membership holds the directory keys and this node's mesh membership
+	// credential (0600), so the mesh works across a restart while the
+	// directory is down.
+	Membership string `json:"membership"`
 	// OperatorToken is the locally generated token a node without a
 	// directory accepts in auth.node_token (0600).
 	OperatorToken string `json:"operator_token"`
+	// OperatorDelegation is the operator_delegation `meshnode operator
+	// delegate` signed for this node (sent in REGISTER; never the operator
+	// key, which lives apart).
+	OperatorDelegation string `json:"operator_delegation"`
 	// Runtime describes the running node: pid, admin URL, HTTP bridge URL,
 	// directory URLs and mesh addresses. Clients on the same machine read it
 	// to find the node; tests read it to learn the ports bound to :0.
@@ -92,16 +100,18 @@ func xdgDir(env Env, name, fallback string) (string, error) {
 
 func build(home, cfg, state string) Paths {
 	return Paths{
-		Home:          home,
-		ConfigDir:     cfg,
-		StateDir:      state,
-		ConfigFile:    filepath.Join(cfg, "config.toml"),
-		IdentityKey:   filepath.Join(state, "identity.key"),
-		Credentials:   filepath.Join(state, "credentials.json"),
-		OperatorToken: filepath.Join(state, "operator.token"),
-		Runtime:       filepath.Join(state, "runtime.json"),
-		AdminToken:    filepath.Join(state, "admin.token"),
-		DirectoryDB:   filepath.Join(state, "directory.db"),
+		Home:               home,
+		ConfigDir:          cfg,
+		StateDir:           state,
+		ConfigFile:         filepath.Join(cfg, "config.toml"),
+		IdentityKey:        filepath.Join(state, "identity.key"),
+		Credentials:        filepath.Join(state, "credentials.json"),
+		Membership:         filepath.Join(state, "membership.json"),
+		OperatorToken:      filepath.Join(state, "operator.token"),
+		OperatorDelegation: filepath.Join(state, "operator-delegation.json"),
+		Runtime:            filepath.Join(state, "runtime.json"),
+		AdminToken:         filepath.Join(state, "admin.token"),
+		DirectoryDB:        filepath.Join(state, "directory.db"),
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // EchoModel is the model name the echo backend reports everywhere (health,
 // capabilities, RESPONSE model_used), so no consumer mistakes it for an LLM.
-const EchoModel = "meshnode-echo"
+const EchoModel = wire.EchoModel
 
 // Echo is the built-in demo/test backend. It runs no model: chat answers
 // with the last user message, completion with the prompt, summarise with the

@@ -162,7 +162,7 @@ func TestOpenAIErrors(t *testing.T) {
 		param  string
 	}{
 		// No node serves the pinned model.
-		{"unknown model", oai.ChatCompletionNewParams{Model: "no-such-model", Messages: chatParams().Messages}, 404, "IICP-E033", ""},
+		{"unknown model", oai.ChatCompletionNewParams{Model: "no-such-model", Messages: chatParams().Messages}, 404, "IICP-E029", ""},
 		// The request lacks its messages.
 		{"no messages", oai.ChatCompletionNewParams{Model: slowModel}, 400, "validation_error", "messages"},
 	}

@@ -1,7 +1,9 @@
 // Package token is the one format of the Ed25519-signed bearer tokens an
 // IICP directory issues and others verify offline: consumer tokens
 // (iicp-dir.md §3.12, iicp-core.md §3.1 errata v1.5.2) and dispatch route
-// tickets (iicp-dir.md §3.4, fixtures/profiles/dispatch-route-ticket-v1.json).
+// tickets (iicp-dir.md §3.4, fixtures/profiles/dispatch-route-ticket-v1.json),
+// and meshnode's mesh membership credentials (a node's standing as a
+// registered member, bound to its libp2p peer ID; docs/spec-decisions.md).
 //
 //	token  = b64url(JSON claims) "." hex(Ed25519 signature)
 //	signed = domain || b64url(JSON claims)   (the ASCII text as sent)

@@ -82,6 +82,10 @@ func newSeedDir(t testing.TB, o seedDirOpts) *seedDirEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := sd.Listen(context.Background()); err != nil {
+		_ = sd.Close()
+		t.Fatal(err)
+	}
 	env.sd, env.url = sd, sd.URL()
 	ctx, cancel := context.WithCancel(context.Background())
 	env.cancel = cancel
@@ -195,6 +199,10 @@ func newReplicaDirAt(t testing.TB, seedURL string, o replicaDirOpts) *replicaDir
 	}
 	rd, err := NewReplicaDirectory(context.Background(), cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Listen(context.Background()); err != nil {
+		_ = rd.Close()
 		t.Fatal(err)
 	}
 	env := &replicaDirEnv{rd: rd, url: rd.URL(), key: o.key, done: make(chan error, 1)}

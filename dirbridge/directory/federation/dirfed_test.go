@@ -327,6 +327,9 @@ func TestDIR_FED_SeedReconcilesUnloggedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := plain.Listen(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- plain.Serve(ctx) }()

@@ -3,6 +3,7 @@ package federation
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/directory"
+	"github.com/meshnode/meshnode/internal/httpx"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // ReplicaDirectoryConfig composes `meshnode directory --seed URL`: a real
@@ -37,75 +41,108 @@ type ReplicaDirectoryConfig struct {
 
 // ReplicaDirectory is a directory running as a replica of a seed.
 type ReplicaDirectory struct {
+	cfg    ReplicaDirectoryConfig
 	dir    *directory.Server
 	rep    *Replica
 	gossip *GossipHost
 	next   http.Handler // the directory's routes, wrapped by the replica
-	h      http.Handler // set once before serving
+	h      atomic.Value // http.Handler: the replica's gate around next, set by Listen
 	log    *slog.Logger
 }
 
-// NewReplicaDirectory opens the directory and the replica's state, makes
-// the directory hold exactly the verified state, and returns without
-// network I/O to the seed (Serve syncs).
+// NewReplicaDirectory validates cfg and opens the directory's store; it
+// binds nothing, starts nothing and does no network I/O. Listen binds the
+// directory's listener and the gossip host, opens the replica's verified
+// state and makes the directory hold exactly it; Serve syncs and serves
+// (calling Listen when needed); Close releases what Serve never ran.
 func NewReplicaDirectory(ctx context.Context, cfg ReplicaDirectoryConfig) (*ReplicaDirectory, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := checkSeedURL(cfg.Replica.SeedURL, cfg.Replica.Insecure); err != nil {
 		// A replica must not start without a seed to send writes to
 		// (S.13 §6.2a); Replica.Handler's IICP-E047 covers a library user
 		// who runs one anyway.
 		return nil, fmt.Errorf("federation: replica: %w", err)
 	}
-	d := &ReplicaDirectory{log: cfg.Replica.Logger}
+	if len(cfg.Replica.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("federation: replica needs its Ed25519 private key")
+	}
+	d := &ReplicaDirectory{cfg: cfg, log: cfg.Replica.Logger}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Gossip != nil {
-		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log.With("component", "federation-replica"))
+		g, err := NewGossipHost(*cfg.Gossip, d.log.With("component", "federation-replica"))
 		if err != nil {
 			return nil, err
 		}
-		d.gossip, cfg.Replica.PubSub = g, g.PubSub()
+		d.gossip = g
 	}
 	opts := append(append([]directory.Option{}, cfg.Options...),
 		directory.WithHandlerWrap(d.wrap), directory.WithLivenessClock(d.livenessNow))
 	dir, err := directory.New(cfg.Directory, opts...)
 	if err != nil {
-		d.closeGossip()
 		return nil, err
 	}
 	d.dir = dir
-	if cfg.Replica.PublicURL == "" {
-		cfg.Replica.PublicURL = listenerURL(dir)
-	}
-	if cfg.Replica.DBPath == "" {
-		cfg.Replica.DBPath = stateFile(cfg.Directory, "federation-replica.db")
-	}
-	cfg.Replica.Sink = dirSink{s: dir}
-	rep, err := NewReplica(ctx, cfg.Replica)
-	if err == nil {
-		d.rep, d.h = rep, rep.Handler(d.next)
-		if err = d.reconcile(ctx); err != nil {
-			_ = rep.Close()
-		}
-	}
-	if err != nil {
-		_ = dir.Close()
-		d.closeGossip()
-		return nil, err
-	}
 	return d, nil
+}
+
+// Listen binds the directory's listener and the gossip host, opens the
+// replica's state (its did:web comes from the bound URL when
+// Replica.PublicURL is empty) and reconciles the directory with it. On
+// failure call Close. A second Listen does nothing.
+func (d *ReplicaDirectory) Listen(ctx context.Context) error {
+	if d.rep != nil {
+		return nil
+	}
+	if err := d.dir.Listen(); err != nil {
+		return err
+	}
+	cfg := d.cfg.Replica
+	if d.gossip != nil {
+		if err := d.gossip.Start(); err != nil {
+			return err
+		}
+		cfg.PubSub = d.gossip.PubSub()
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = listenerURL(d.dir)
+	}
+	if cfg.DBPath == "" {
+		cfg.DBPath = stateFile(d.cfg.Directory, "federation-replica.db")
+	}
+	cfg.Sink = dirSink{s: d.dir}
+	rep, err := NewReplica(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.reconcileWith(ctx, rep); err != nil {
+		return errors.Join(err, rep.Close())
+	}
+	d.rep = rep
+	d.h.Store(rep.Handler(d.next))
+	return nil
 }
 
 // wrap is the directory's handler wrap: the replica's write gate, lag gate
 // and response signing around the directory's routes.
 func (d *ReplicaDirectory) wrap(next http.Handler) http.Handler {
 	d.next = next
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.h.ServeHTTP(w, r) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, _ := d.h.Load().(http.Handler)
+		if h == nil { // before Listen: no verified state to serve
+			httpx.WriteError(w, unavailable(wire.CodeUnavailable, "replica not started"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // livenessNow is the directory's liveness clock (Replica.LivenessNow).
 func (d *ReplicaDirectory) livenessNow() time.Time {
-	if d.rep == nil {
+	if d.h.Load() == nil { // before Listen (h is stored after rep)
 		return time.Now()
 	}
 	return d.rep.LivenessNow()
@@ -115,8 +152,8 @@ func (d *ReplicaDirectory) livenessNow() time.Time {
 // it repairs a crash between the replica's commit and the directory's, and
 // removes anything the directory held that the seed never signed (a
 // replica never serves unverifiable state).
-func (d *ReplicaDirectory) reconcile(ctx context.Context) error {
-	verified, err := d.rep.nodeRecords(ctx)
+func (d *ReplicaDirectory) reconcileWith(ctx context.Context, rep *Replica) error {
+	verified, err := rep.nodeRecords(ctx)
 	if err != nil {
 		return err
 	}
@@ -177,7 +214,7 @@ func (r *Replica) nodeRecords(ctx context.Context) (map[string]verifiedNode, err
 // Directory is the underlying directory server.
 func (d *ReplicaDirectory) Directory() *directory.Server { return d.dir }
 
-// Replica is the sync engine.
+// Replica is the sync engine (nil before Listen).
 func (d *ReplicaDirectory) Replica() *Replica { return d.rep }
 
 // Addr is the listener's address (nil without a listener).
@@ -190,8 +227,13 @@ func (d *ReplicaDirectory) URL() string { return listenerURL(d.dir) }
 func (d *ReplicaDirectory) Handler() http.Handler { return d.dir.Handler() }
 
 // Serve syncs from the seed and serves the directory until ctx ends. The
-// directory's store closes only after sync stopped writing to it.
+// directory's store closes only after sync stopped writing to it. It calls
+// Listen first when the caller did not; every goroutine it started has
+// ended when it returns.
 func (d *ReplicaDirectory) Serve(ctx context.Context) error {
+	if err := d.Listen(ctx); err != nil {
+		return errors.Join(err, d.Close())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dirCtx, dirCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -227,7 +269,10 @@ func (d *ReplicaDirectory) Serve(ctx context.Context) error {
 
 // Close releases everything when Serve was never called.
 func (d *ReplicaDirectory) Close() error {
-	err := errors.Join(d.dir.Close(), d.rep.Close())
+	err := d.dir.Close()
+	if d.rep != nil {
+		err = errors.Join(err, d.rep.Close())
+	}
 	d.closeGossip()
 	return err
 }

@@ -37,6 +37,7 @@ type SeedDirectoryConfig struct {
 
 // SeedDirectory is a directory running as the Genesis Seed.
 type SeedDirectory struct {
+	cfg    SeedDirectoryConfig
 	dir    *directory.Server
 	seed   *Seed
 	gossip *GossipHost
@@ -57,43 +58,67 @@ const (
 	drainBudget    = 5 * time.Second
 )
 
-// NewSeedDirectory opens the directory and the seed's log. Call Serve.
+// NewSeedDirectory validates cfg and opens the directory's store; it binds
+// nothing and starts nothing. Listen binds the directory's listener and the
+// gossip host and opens the seed's log (its did:web comes from the bound
+// URL when Seed.PublicURL is empty); Serve runs everything (calling Listen
+// when needed); Close releases what Serve never ran.
 func NewSeedDirectory(ctx context.Context, cfg SeedDirectoryConfig) (*SeedDirectory, error) {
-	d := &SeedDirectory{feed: newChangeFeed(maxFeedQueue), log: cfg.Seed.Logger}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := &SeedDirectory{cfg: cfg, feed: newChangeFeed(maxFeedQueue), log: cfg.Seed.Logger}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	d.log = d.log.With("component", "federation-seed")
 	if cfg.Gossip != nil {
-		g, err := NewGossipHost(ctx, *cfg.Gossip, d.log)
+		g, err := NewGossipHost(*cfg.Gossip, d.log)
 		if err != nil {
 			return nil, err
 		}
-		d.gossip, cfg.Seed.PubSub = g, g.PubSub()
+		d.gossip = g
 	}
 	opts := append(append([]directory.Option{}, cfg.Options...),
 		directory.WithOnChange(d.feed.push), directory.WithHandlerWrap(d.mount))
 	dir, err := directory.New(cfg.Directory, opts...)
 	if err != nil {
-		d.closeGossip()
 		return nil, err
 	}
 	d.dir = dir
-	if cfg.Seed.PublicURL == "" {
-		cfg.Seed.PublicURL = listenerURL(dir)
+	return d, nil
+}
+
+// Listen binds the directory's listener and the gossip host, then opens
+// the seed's log and joins its topic. On failure call Close. A second
+// Listen does nothing.
+func (d *SeedDirectory) Listen(ctx context.Context) error {
+	if d.seed != nil {
+		return nil
 	}
-	if cfg.Seed.DBPath == "" {
-		cfg.Seed.DBPath = stateFile(cfg.Directory, "federation-seed.db")
+	if err := d.dir.Listen(); err != nil {
+		return err
 	}
-	cfg.Seed.Live = dirLive{s: dir}
-	seed, err := NewSeed(ctx, cfg.Seed)
+	cfg := d.cfg.Seed
+	if d.gossip != nil {
+		if err := d.gossip.Start(); err != nil {
+			return err
+		}
+		cfg.PubSub = d.gossip.PubSub()
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = listenerURL(d.dir)
+	}
+	if cfg.DBPath == "" {
+		cfg.DBPath = stateFile(d.cfg.Directory, "federation-seed.db")
+	}
+	cfg.Live = dirLive{s: d.dir}
+	seed, err := NewSeed(ctx, cfg)
 	if err != nil {
-		_ = dir.Close()
-		d.closeGossip()
-		return nil, err
+		return err
 	}
 	d.seed, d.seedH, d.apiH = seed, seed.Handler(), http.StripPrefix("/api", seed.Handler())
-	return d, nil
+	return nil
 }
 
 // listenerURL is the directory's own base URL (scheme from its TLS mode).
@@ -131,6 +156,8 @@ func (d *SeedDirectory) mount(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
+		case d.seedH == nil: // before Listen: the directory alone
+			next.ServeHTTP(w, r)
 		case seedRoutes[p]:
 			d.seedH.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/api/v1/") && seedRoutes[p[len("/api"):]]:
@@ -144,7 +171,7 @@ func (d *SeedDirectory) mount(next http.Handler) http.Handler {
 // Directory is the underlying directory server.
 func (d *SeedDirectory) Directory() *directory.Server { return d.dir }
 
-// Seed is the federation log.
+// Seed is the federation log (nil before Listen).
 func (d *SeedDirectory) Seed() *Seed { return d.seed }
 
 // Addr is the listener's address (nil without a listener).
@@ -167,8 +194,13 @@ func (d *SeedDirectory) GossipAddrs() []string {
 
 // Serve runs the directory, the log feed, pruning, liveness digests and
 // the gossip host until ctx ends; then the directory stops accepting
-// writes, the queued changes are logged, and everything is closed.
+// writes, the queued changes are logged, and everything is closed. It
+// calls Listen first when the caller did not; every goroutine it started
+// has ended when it returns.
 func (d *SeedDirectory) Serve(ctx context.Context) error {
+	if err := d.Listen(ctx); err != nil {
+		return errors.Join(err, d.Close())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dirDone := make(chan struct{})
@@ -195,7 +227,10 @@ func (d *SeedDirectory) Serve(ctx context.Context) error {
 
 // Close releases everything when Serve was never called.
 func (d *SeedDirectory) Close() error {
-	err := errors.Join(d.dir.Close(), d.seed.Close())
+	err := d.dir.Close()
+	if d.seed != nil {
+		err = errors.Join(err, d.seed.Close())
+	}
 	d.closeGossip()
 	return err
 }

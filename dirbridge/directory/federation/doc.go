@@ -14,16 +14,19 @@
 // OnChange hook, Handler() mounted for SeedRoutes, Serve(ctx) prunes and
 // publishes signed liveness digests (liveness.go: heartbeats never enter
 // the chain, ADR-033, yet replicas must judge last_seen).
-// Replica: NewReplica(ctx, ReplicaConfig) → Serve(ctx) syncs,
-// Handler(next) serves (next = the directory's handler, or nil for the
-// built-in read API over the replicated state).
+// Replica: NewReplica(ctx, ReplicaConfig) → Serve(ctx) syncs into its
+// Sink (the directory's store), Handler(next) gates and signs the
+// directory's routes (next). The replica has no read API of its own:
+// discovery is always the directory's, over the verified state.
 //
 // Composition (what `meshnode directory` calls): NewSeedDirectory and
 // NewReplicaDirectory wrap a real dirbridge/directory server — the seed
 // feeds every registration and deregistration into the log and mounts the
 // federation routes under /v1 and /api/v1; the replica applies verified
 // changes and liveness to the directory's store, so it serves the full
-// discover — each with Serve(ctx), Addr(), URL() and Handler().
+// discover — each with Listen(ctx) (binds the directory and the gossip
+// host, then opens the log or replica state: the constructors bind and
+// start nothing), Serve(ctx), Addr(), URL() and Handler().
 //
 // federation imports wire, dirbridge/directory (the composition files
 // dir*.go only), libp2p pubsub and SQLite. It must not import mesh, node

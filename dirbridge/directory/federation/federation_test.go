@@ -29,9 +29,9 @@ func TestDIR_FED_01_08_SeedAndTwoReplicas_Gossip(t *testing.T) {
 	seed := newSeedEnv(t, true)
 	seed.register(t, nodeID(0)) // before the replicas exist: reaches them by snapshot
 	dir := t.TempDir()
-	noPush := func(c *ReplicaConfig) { c.NoPush = true } // gossip alone
-	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1.db"), true, noPush)
-	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2.db"), true, noPush)
+	noPush := func(c *ReplicaDirectoryConfig) { c.Replica.NoPush = true } // gossip alone
+	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1"), true, noPush)
+	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2"), true, noPush)
 	for _, r := range []*replicaEnv{r1, r2} {
 		waitFor(t, 5*time.Second, "bootstrap", func() bool { return r.serves(t, nodeID(0)) })
 	}
@@ -102,9 +102,9 @@ func TestDIR_FED_PollOnly_ConvergesWithinOneInterval(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	seed := newSeedEnv(t, false)
 	dir := t.TempDir()
-	fast := func(c *ReplicaConfig) { c.PollInterval = interval }
-	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1.db"), false, fast)
-	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2.db"), false, fast)
+	fast := func(c *ReplicaDirectoryConfig) { c.Replica.PollInterval = interval }
+	r1 := newReplicaEnv(t, seed, filepath.Join(dir, "r1"), false, fast)
+	r2 := newReplicaEnv(t, seed, filepath.Join(dir, "r2"), false, fast)
 	for _, r := range []*replicaEnv{r1, r2} {
 		waitFor(t, 5*time.Second, "bootstrap", func() bool { return r.r.ready.Load() })
 	}
@@ -121,9 +121,9 @@ func TestDIR_FED_PollOnly_ConvergesWithinOneInterval(t *testing.T) {
 // snapshot, and its first tail request starts at that seq, not at genesis.
 func TestDIR_FED_02_RestartResumesFromSeq(t *testing.T) {
 	seed := newSeedEnv(t, false)
-	db := filepath.Join(t.TempDir(), "r.db")
-	fast := func(c *ReplicaConfig) { c.PollInterval = 100 * time.Millisecond }
-	r := newReplicaEnv(t, seed, db, false, fast)
+	state := t.TempDir()
+	fast := func(c *ReplicaDirectoryConfig) { c.Replica.PollInterval = 100 * time.Millisecond }
+	r := newReplicaEnv(t, seed, state, false, fast)
 	for i := range 5 {
 		seed.register(t, nodeID(i))
 	}
@@ -135,7 +135,7 @@ func TestDIR_FED_02_RestartResumesFromSeq(t *testing.T) {
 		seed.register(t, nodeID(i))
 	}
 	seed.resetRequests()
-	r2 := newReplicaEnv(t, seed, db, false, fast, func(c *ReplicaConfig) { c.Key = r.cfg.Key })
+	r2 := newReplicaEnv(t, seed, state, false, fast, func(c *ReplicaDirectoryConfig) { c.Replica.Key = r.cfg.Replica.Key })
 	waitFor(t, 5*time.Second, "catch-up after restart", func() bool { return r2.r.AppliedSeq() == seed.seed.HeadSeq() })
 	if !r2.serves(t, nodeID(0)) || !r2.serves(t, nodeID(9)) {
 		t.Fatal("restarted replica lacks nodes from before or after the restart")
@@ -170,8 +170,8 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // and nothing from it or after it is applied.
 func TestDIR_FED_01_04_ForgedEventOverHTTP(t *testing.T) {
 	seed := newSeedEnv(t, false)
-	r := newReplicaEnv(t, seed, filepath.Join(t.TempDir(), "r.db"), false,
-		func(c *ReplicaConfig) { c.PollInterval = 50 * time.Millisecond })
+	r := newReplicaEnv(t, seed, t.TempDir(), false,
+		func(c *ReplicaDirectoryConfig) { c.Replica.PollInterval = 50 * time.Millisecond })
 	waitFor(t, 5*time.Second, "bootstrap", func() bool { return r.r.ready.Load() })
 	head := r.r.AppliedSeq()
 	seed.tamper.Store(func(b []byte) []byte {

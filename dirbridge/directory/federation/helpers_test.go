@@ -25,6 +25,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/meshnode/meshnode/dirbridge/directory"
 	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -75,6 +76,15 @@ func newGossipNode(t testing.TB) *gossipNode {
 	}
 	t.Cleanup(func() { cancel(); _ = h.Close() })
 	return &gossipNode{h: h, ps: ps}
+}
+
+// addrs are the host's multiaddrs with /p2p/<id> (a GossipConfig's Peers).
+func (g *gossipNode) addrs() []string {
+	var out []string
+	for _, a := range g.h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+g.h.ID().String())
+	}
+	return out
 }
 
 func (g *gossipNode) connect(t testing.TB, other *gossipNode) {
@@ -189,61 +199,73 @@ func (e *seedEnv) register(t testing.TB, nodeID string) Event {
 	return evs[0]
 }
 
-// replicaEnv is a running replica behind a real HTTP server.
+// replicaEnv is a running replica as production runs it: a
+// ReplicaDirectory (a real directory store fed by verified events, its
+// discover behind the replica's lag gate and signature) on loopback.
 type replicaEnv struct {
+	rd     *ReplicaDirectory
 	r      *Replica
-	srv    *httptest.Server
-	gn     *gossipNode
-	cfg    ReplicaConfig
+	url    string
+	gn     *gossipNode // the replica directory's own gossip host (gossip on)
+	cfg    ReplicaDirectoryConfig
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func newReplicaEnv(t testing.TB, seed *seedEnv, dbPath string, gossip bool, mod ...func(*ReplicaConfig)) *replicaEnv {
+// newReplicaEnv runs a replica directory of seed with its state in
+// stateDir (directory store and replica database); mod edits the
+// configuration before it is built.
+func newReplicaEnv(t testing.TB, seed *seedEnv, stateDir string, gossip bool, mod ...func(*ReplicaDirectoryConfig)) *replicaEnv {
 	t.Helper()
 	env := &replicaEnv{done: make(chan error, 1)}
-	sw := &swapHandler{}
-	env.srv = httptest.NewServer(sw)
-	cfg := ReplicaConfig{SeedURL: seed.srv.URL, DBPath: dbPath, Key: newKey(t), PublicURL: env.srv.URL,
-		Insecure: true, Logger: quietLog, PollInterval: time.Hour, RetryInterval: 20 * time.Millisecond}
+	cfg := ReplicaDirectoryConfig{
+		Directory: dirConfig(t, stateDir, 0),
+		Options:   []directory.Option{directory.WithLogger(quietLog)},
+		Replica: ReplicaConfig{SeedURL: seed.srv.URL, Key: newKey(t), Insecure: true, Logger: quietLog,
+			PollInterval: time.Hour, RetryInterval: 20 * time.Millisecond},
+	}
 	if gossip {
-		env.gn = newGossipNode(t)
-		env.gn.connect(t, seed.gn)
-		cfg.PubSub = env.gn.ps
+		cfg.Gossip = &GossipConfig{Peers: seed.gn.addrs()}
 	}
 	for _, m := range mod {
 		m(&cfg)
 	}
 	env.cfg = cfg
-	r, err := NewReplica(context.Background(), cfg)
+	rd, err := NewReplicaDirectory(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.r = r
-	sw.h.Store(r.Handler(nil))
+	if err := rd.Listen(context.Background()); err != nil {
+		_ = rd.Close()
+		t.Fatal(err)
+	}
+	env.rd, env.r, env.url = rd, rd.Replica(), rd.URL()
+	if rd.gossip != nil {
+		env.gn = &gossipNode{h: rd.gossip.Host(), ps: rd.gossip.PubSub()}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	env.cancel = cancel
-	go func() { env.done <- r.Serve(ctx) }()
+	go func() { env.done <- rd.Serve(ctx) }()
 	t.Cleanup(env.stop)
 	return env
 }
 
-// stop ends Serve and closes the replica (idempotent).
+// stop ends Serve, which closes the directory and the replica (idempotent).
 func (e *replicaEnv) stop() {
 	if _, done := stopOnce.LoadOrStore(e, true); done {
 		return
 	}
 	e.cancel()
-	<-e.done
-	e.srv.Close()
-	_ = e.r.Close()
+	if err := <-e.done; err != nil {
+		panic("replica directory Serve: " + err.Error())
+	}
 }
 
-// discover queries the replica over HTTP and verifies the DIR-FED-20
-// signature against the replica's published DID key.
+// discover queries the replica directory's discover route over HTTP and
+// verifies the DIR-FED-20 signature against the replica's published key.
 func (e *replicaEnv) discover(t testing.TB) (int, wire.NodeList) {
 	t.Helper()
-	resp, err := http.Get(e.srv.URL + "/v1/discover?intent=" + url.QueryEscape(testIntent))
+	resp, err := http.Get(e.url + "/v1/discover?intent=" + url.QueryEscape(testIntent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +275,7 @@ func (e *replicaEnv) discover(t testing.TB) (int, wire.NodeList) {
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, nl
 	}
-	pub := e.cfg.Key.Public().(ed25519.PublicKey)
+	pub := e.cfg.Replica.Key.Public().(ed25519.PublicKey)
 	if err := VerifyResponse(pub, http.MethodGet, "/v1/discover", resp.Request.URL.RawQuery,
 		resp.Header.Get(HeaderSnapshotSeq), resp.Header.Get(HeaderReplicaSig), body); err != nil {
 		t.Fatalf("replica response signature: %v", err)

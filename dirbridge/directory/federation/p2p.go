@@ -46,8 +46,11 @@ const (
 	maxBootstrapPeers             = 16               // --gossip-peer entries honoured
 )
 
-// GossipHost is a libp2p host with GossipSub.
+// GossipHost is a libp2p host with GossipSub. NewGossipHost validates;
+// Start creates the host (binding its listen addresses) and GossipSub;
+// Serve keeps the bootstrap peers connected; Close stops both.
 type GossipHost struct {
+	cfg    GossipConfig
 	h      host.Host
 	ps     *pubsub.PubSub
 	peers  []peer.AddrInfo
@@ -55,10 +58,9 @@ type GossipHost struct {
 	log    *slog.Logger
 }
 
-// NewGossipHost starts the host and GossipSub. Flood publishing: the seed
-// is the topic's only publisher, and a replica that joined after the last
-// heartbeat would otherwise wait for the mesh to include it.
-func NewGossipHost(ctx context.Context, cfg GossipConfig, log *slog.Logger) (*GossipHost, error) {
+// NewGossipHost checks cfg (bootstrap peers need /p2p/<id>); it starts
+// nothing.
+func NewGossipHost(cfg GossipConfig, log *slog.Logger) (*GossipHost, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -77,33 +79,43 @@ func NewGossipHost(ctx context.Context, cfg GossipConfig, log *slog.Logger) (*Go
 		}
 		peers = append(peers, *ai)
 	}
-	key, err := gossipKey(cfg.KeyFile)
-	if err != nil {
-		return nil, err
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	}
-	listen := cfg.Listen
-	if len(listen) == 0 {
-		listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	return &GossipHost{cfg: cfg, peers: peers, log: log}, nil
+}
+
+// Start loads (or creates) the identity, starts the host on its listen
+// addresses and GossipSub. Flood publishing: the seed is the topic's only
+// publisher, and a replica that joined after the last heartbeat would
+// otherwise wait for the mesh to include it. A second Start does nothing.
+func (g *GossipHost) Start() error {
+	if g.h != nil {
+		return nil
+	}
+	key, err := gossipKey(g.cfg.KeyFile)
+	if err != nil {
+		return err
 	}
 	cm, err := connmgr.NewConnManager(gossipConnLow, gossipConnHigh)
 	if err != nil {
-		return nil, fmt.Errorf("federation: gossip connection manager: %w", err)
+		return fmt.Errorf("federation: gossip connection manager: %w", err)
 	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.NoTransports,
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(g.cfg.Listen...), libp2p.NoTransports,
 		libp2p.Transport(tcp.NewTCPTransport), libp2p.Transport(quic.NewTransport), libp2p.ConnectionManager(cm),
 		libp2p.DisableRelay(), libp2p.DisableMetrics(), libp2p.UserAgent("meshnode-federation"))
 	if err != nil {
-		return nil, fmt.Errorf("federation: gossip host: %w", err)
+		return fmt.Errorf("federation: gossip host: %w", err)
 	}
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pctx, cancel := context.WithCancel(context.Background())
 	ps, err := pubsub.NewGossipSub(pctx, h, pubsub.WithFloodPublish(true), pubsub.WithMaxMessageSize(gossipMaxMessage))
 	if err != nil {
 		cancel()
 		_ = h.Close()
-		return nil, fmt.Errorf("federation: gossipsub: %w", err)
+		return fmt.Errorf("federation: gossipsub: %w", err)
 	}
-	g := &GossipHost{h: h, ps: ps, peers: peers, cancel: cancel, log: log.With("peer_id", h.ID().ShortString())}
-	return g, nil
+	g.h, g.ps, g.cancel, g.log = h, ps, cancel, g.log.With("peer_id", h.ID().ShortString())
+	return nil
 }
 
 // gossipKey loads or creates the identity in path (empty: ephemeral).
@@ -136,14 +148,17 @@ func gossipKey(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// PubSub is the host's GossipSub router.
+// PubSub is the host's GossipSub router (nil before Start).
 func (g *GossipHost) PubSub() *pubsub.PubSub { return g.ps }
 
-// Host is the libp2p host.
+// Host is the libp2p host (nil before Start).
 func (g *GossipHost) Host() host.Host { return g.h }
 
-// Addrs are the host's listen addresses with /p2p/<id>.
+// Addrs are the host's listen addresses with /p2p/<id> (none before Start).
 func (g *GossipHost) Addrs() []string {
+	if g.h == nil {
+		return nil
+	}
 	out := make([]string, 0, len(g.h.Addrs()))
 	for _, a := range g.h.Addrs() {
 		out = append(out, a.String()+"/p2p/"+g.h.ID().String())
@@ -151,8 +166,11 @@ func (g *GossipHost) Addrs() []string {
 	return out
 }
 
-// Serve keeps the bootstrap peers connected until ctx ends.
+// Serve keeps the bootstrap peers connected until ctx ends (after Start).
 func (g *GossipHost) Serve(ctx context.Context) {
+	if g.h == nil {
+		return
+	}
 	t := time.NewTicker(gossipRedial)
 	defer t.Stop()
 	for {
@@ -174,8 +192,11 @@ func (g *GossipHost) Serve(ctx context.Context) {
 	}
 }
 
-// Close stops GossipSub and the host.
+// Close stops GossipSub and the host (nothing before Start).
 func (g *GossipHost) Close() error {
+	if g.h == nil {
+		return nil
+	}
 	g.cancel()
 	return g.h.Close()
 }

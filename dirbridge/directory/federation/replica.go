@@ -47,7 +47,10 @@ type ReplicaConfig struct {
 	Token string
 	// PubSub, when set, subscribes to the seed's event topic.
 	PubSub *pubsub.PubSub
-	// Sink receives every verified change. Optional.
+	// Sink receives every verified change and the verified live state (the
+	// directory's store in ReplicaDirectory, which serves discovery from
+	// it). Optional: without one the replica only keeps the verified state
+	// in its own database, and nothing serves it.
 	Sink Sink
 	// NoPush turns off the long-poll of the seed's events and liveness
 	// (replicapush.go): the replica then follows by gossip and polling.
@@ -62,7 +65,6 @@ type ReplicaConfig struct {
 	LivenessInterval time.Duration
 	MaxLag           time.Duration // DIR-FED-08: no discovery beyond this
 	SnapshotRefresh  time.Duration // refresh of ephemeral node state
-	LivenessWindow   time.Duration // a node unseen for longer is not served
 	RetryInterval    time.Duration // first retry after a failed bootstrap
 	Logger           *slog.Logger
 	Now              func() time.Time
@@ -74,11 +76,7 @@ var replicaDefaults = ReplicaConfig{
 	MaxLag:       5 * time.Minute,  // S.13 §5.3, DIR-FED-08
 	// Four refreshes an hour stay inside the seed's 5 snapshots/hour.
 	SnapshotRefresh: 15 * time.Minute,
-	// Replicas see no heartbeats: a node is served while the newest
-	// evidence of it (REGISTER or snapshot last_seen) is younger than one
-	// refresh period plus a heartbeat window's worth of slack.
-	LivenessWindow: 20 * time.Minute,
-	RetryInterval:  time.Second,
+	RetryInterval:   time.Second,
 	// Matches the seed's default digest interval.
 	LivenessInterval: 10 * time.Second,
 }
@@ -87,7 +85,7 @@ func (c *ReplicaConfig) applyDefaults() {
 	d := replicaDefaults
 	for _, p := range []struct{ v, def *time.Duration }{
 		{&c.PollInterval, &d.PollInterval}, {&c.MaxLag, &d.MaxLag}, {&c.SnapshotRefresh, &d.SnapshotRefresh},
-		{&c.LivenessWindow, &d.LivenessWindow}, {&c.RetryInterval, &d.RetryInterval},
+		{&c.RetryInterval, &d.RetryInterval},
 		{&c.LivenessInterval, &d.LivenessInterval},
 	} {
 		if *p.v == 0 {
@@ -112,7 +110,6 @@ type Replica struct {
 	cfg     ReplicaConfig
 	log     *slog.Logger
 	db      *sql.DB
-	idx     *replicaIndex
 	metrics *replicaMetrics
 	seedErr error // seed URL unusable: writes get IICP-E047
 
@@ -128,6 +125,7 @@ type Replica struct {
 	livenessIn chan *LivenessDigest
 	pushIn     chan pushed // long-poll answers for the loop (replicapush.go)
 	serveOnce  sync.Once
+	subs       sync.WaitGroup // the gossip subscription reader; Serve waits for it
 
 	appliedSeq    atomic.Int64
 	lastConfirmed atomic.Int64 // unix ms of the last proof we were at the seed's head
@@ -172,7 +170,7 @@ func NewReplica(ctx context.Context, cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db, idx: newReplicaIndex(),
+	r := &Replica{cfg: cfg, log: cfg.Logger.With("component", "federation-replica", "replica", cfg.DID), db: db,
 		metrics: newReplicaMetrics(), pollNow: make(chan struct{}, 1), gossipIn: make(chan *Event, 256),
 		livenessIn: make(chan *LivenessDigest, 16), pushIn: make(chan pushed),
 		seedErr: checkSeedURL(cfg.SeedURL, cfg.Insecure)}
@@ -237,18 +235,12 @@ func (r *Replica) loadProgress(ctx context.Context) error {
 	r.chain = NewChain(r.seedKey, r.seedDID, seq, m[metaNextPrevHash])
 	r.appliedSeq.Store(seq)
 	r.metrics.appliedSq.Set(float64(seq))
-	if err := r.idx.load(ctx, r.db); err != nil {
-		return fmt.Errorf("federation: %w", err)
-	}
 	r.ready.Store(true)
 	return nil
 }
 
 // AppliedSeq is the highest verified seq in the replica's state.
 func (r *Replica) AppliedSeq() int64 { return r.appliedSeq.Load() }
-
-// NodeCount is the number of nodes in the replicated state.
-func (r *Replica) NodeCount() int { return r.idx.count() }
 
 // Lag is the time since the replica last confirmed it was at the seed's
 // head; a replica that never synced is infinitely behind.
@@ -270,6 +262,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	if err := r.seedErr; err != nil {
 		return fmt.Errorf("federation: %w", err)
 	}
+	defer r.subs.Wait() // the subscription reader ends with ctx
 	retry := r.cfg.RetryInterval
 	for r.chain == nil || r.topic == nil && r.cfg.PubSub != nil {
 		err := r.start(ctx)
@@ -391,7 +384,9 @@ func (r *Replica) subscribe(ctx context.Context) error {
 		return fmt.Errorf("federation: subscribing: %w", err)
 	}
 	r.topic = t
+	r.subs.Add(1)
 	go func() {
+		defer r.subs.Done()
 		defer sub.Cancel()
 		for {
 			msg, err := sub.Next(ctx)

@@ -6,18 +6,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
 )
 
-// Discover limits on the replica's built-in read API.
-const (
-	defaultDiscoverLimit = 10
-	maxDiscoverLimit     = 100
-	maxSignedBody        = 8 << 20 // a discovery body larger than this is refused, not signed
-)
+// maxSignedBody: a discovery body larger than this is refused, not signed.
+const maxSignedBody = 8 << 20
 
 // signedPaths are the discovery reads a replica signs (S.13 §6.5).
 var signedPaths = map[string]bool{"/v1/discover": true, "/v1/bootstrap": true, "/api/v1/discover": true, "/api/v1/bootstrap": true}
@@ -26,9 +21,10 @@ func isSignedPath(p string) bool {
 	return signedPaths[p] || strings.HasPrefix(p, "/v1/node/") || strings.HasPrefix(p, "/api/v1/node/")
 }
 
-// Handler is the replica's HTTP surface. It wraps next (the directory's
-// handler when the directory store is the Sink; nil selects the built-in
-// read API over the replicated state):
+// Handler is the replica's HTTP surface around next, the directory's
+// routes over the store the replica feeds (ReplicaDirectory mounts it so;
+// the replica has no read API of its own, and a nil next answers every
+// read not_found):
 //
 //   - unsafe methods are 307-redirected to the seed, path and query kept,
 //     or refused with 503 IICP-E047 when the seed URL is unusable (DIR-FED-18);
@@ -38,7 +34,9 @@ func isSignedPath(p string) bool {
 //   - /.well-known/did.json publishes the replica's own key.
 func (r *Replica) Handler(next http.Handler) http.Handler {
 	if next == nil {
-		next = r.readAPI()
+		next = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such route"))
+		})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/did.json", methodOnly(http.MethodGet, r.handleDID))
@@ -142,78 +140,4 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 // registration (DIR-FED-11) and clients verify responses with its key.
 func (r *Replica) handleDID(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, NewDIDDocument(r.cfg.DID, r.cfg.Key.Public().(ed25519.PublicKey)))
-}
-
-// readAPI is the built-in discovery surface over the replicated state.
-func (r *Replica) readAPI() http.Handler {
-	mux := http.NewServeMux()
-	for _, prefix := range []string{"", "/api"} {
-		mux.HandleFunc(prefix+"/v1/discover", methodOnly(http.MethodGet, r.handleDiscover))
-		mux.HandleFunc(prefix+"/v1/bootstrap", methodOnly(http.MethodGet, r.handleBootstrap))
-		mux.HandleFunc(prefix+"/v1/node/{id}", methodOnly(http.MethodGet, r.handleNode))
-	}
-	mux.HandleFunc("/iicp/health", methodOnly(http.MethodGet, r.handleHealth))
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such route"))
-	})
-	return mux
-}
-
-// live reports whether the replica may serve v at now (LivenessNow).
-func (r *Replica) live(now time.Time) func(*nodeView) bool {
-	return func(v *nodeView) bool { return now.Sub(v.lastSeen) <= r.cfg.LivenessWindow }
-}
-
-func (r *Replica) handleDiscover(w http.ResponseWriter, req *http.Request) {
-	start := time.Now()
-	q := req.URL.Query()
-	intent := q.Get("intent")
-	if intent == "" {
-		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "intent is required").WithField("intent"))
-		return
-	}
-	limit, werr := parseLimit(q.Get("limit"), defaultDiscoverLimit)
-	if werr != nil {
-		httpx.WriteError(w, werr)
-		return
-	}
-	nodes := r.idx.query(discoverQuery{intent: intent, region: q.Get("region"), model: q.Get("model"), limit: limit}, r.live(r.LivenessNow()))
-	httpx.WriteJSON(w, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
-}
-
-func (r *Replica) handleBootstrap(w http.ResponseWriter, req *http.Request) {
-	start := time.Now()
-	limit, werr := parseLimit(req.URL.Query().Get("limit"), 20)
-	if werr != nil {
-		httpx.WriteError(w, werr)
-		return
-	}
-	nodes := r.idx.query(discoverQuery{region: req.URL.Query().Get("region"), limit: limit}, r.live(r.LivenessNow()))
-	httpx.WriteJSON(w, http.StatusOK, wire.NodeList{Nodes: nodes, Count: len(nodes), QueryMs: time.Since(start).Milliseconds()})
-}
-
-func (r *Replica) handleNode(w http.ResponseWriter, req *http.Request) {
-	n, ok := r.idx.node(req.PathValue("id"))
-	if !ok {
-		httpx.WriteError(w, wire.NewError(wire.CodeNotFound, "no such node"))
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, n)
-}
-
-// handleHealth answers the seed's §7.1 reachability probe.
-func (r *Replica) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "role": "replica",
-		"applied_seq": r.appliedSeq.Load(), "nodes": r.idx.count()})
-}
-
-func parseLimit(v string, def int) (int, *wire.Error) {
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, wire.NewError(wire.CodeValidationError, "limit must be a positive integer").WithField("limit")
-	}
-	return min(n, maxDiscoverLimit), nil
 }

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -41,13 +40,12 @@ func (r *Replica) LivenessNow() time.Time {
 }
 
 // applyLiveness applies a verified digest: newer last_seen supersedes older
-// in the index and the Sink; the liveness clock and, when the seed's head
+// in the Sink; the liveness clock and, when the seed's head
 // is not beyond ours, the lag confirmation move to the digest's time.
 func (r *Replica) applyLiveness(ctx context.Context, d *LivenessDigest, source string) {
 	if !r.ready.Load() {
 		return // no verified node state to attach it to yet
 	}
-	r.idx.applyLive(d.Nodes)
 	if ls, ok := r.cfg.Sink.(LiveSink); ok && len(d.Nodes) > 0 {
 		ls.ApplyLive(ctx, d.Nodes)
 	}
@@ -113,9 +111,4 @@ func liveOfSnapshot(n *SnapshotNode) LiveNode {
 		l.CompletedTasks = *n.CompletedTasks
 	}
 	return l
-}
-
-func encodeLive(l *LiveNode) []byte {
-	b, _ := json.Marshal(l) // plain struct: cannot fail
-	return b
 }

@@ -159,11 +159,8 @@ func (r *Replica) applyEvents(ctx context.Context, evs []Event, source string, h
 		return 0, fmt.Errorf("committing events: %w", err)
 	}
 	r.chain = NewChain(r.seedKey, r.seedDID, last.Seq, next)
-	for _, ch := range changes {
-		r.idx.apply(ch)
-	}
 	r.mirror(ctx, changes)
-	r.appliedSeq.Store(last.Seq) // after the index: readers never see a seq ahead of its state
+	r.appliedSeq.Store(last.Seq) // after the Sink: readers never see a seq ahead of its state
 	r.metrics.appliedSq.Set(float64(last.Seq))
 	r.metrics.applied.WithLabelValues(source).Add(float64(len(changes)))
 	return len(changes), verr
@@ -246,16 +243,6 @@ func (r *Replica) mirrorLive(ctx context.Context, live []LiveNode) {
 	if ls, ok := r.cfg.Sink.(LiveSink); ok && len(live) > 0 {
 		ls.ApplyLive(ctx, live)
 	}
-}
-
-func (ix *replicaIndex) snapshotIDs() map[string]struct{} {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	out := make(map[string]struct{}, len(ix.nodes))
-	for id := range ix.nodes {
-		out[id] = struct{}{}
-	}
-	return out
 }
 
 func parseRFC3339(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }

@@ -88,7 +88,7 @@ func getWith(ctx context.Context, u, token string) (*http.Response, []byte) {
 func TestSeedLongPoll(t *testing.T) {
 	seed := newSeedEnv(t, false)
 	seed.register(t, nodeID(1))
-	rep := newReplicaEnv(t, seed, tempDB(t, "r.db"), false)
+	rep := newReplicaEnv(t, seed, t.TempDir(), false)
 	waitFor(t, 10*time.Second, "replica ready", func() bool { return rep.r.ready.Load() })
 	token := rep.r.token // written before ready was set
 	rep.stop()           // the test holds the requests itself now
@@ -144,7 +144,7 @@ func TestSeedLongPoll(t *testing.T) {
 // budget: beyond maxWaitersPerReplica its requests are answered at once.
 func TestSeedLongPoll_OneReplicaCannotHoldEverything(t *testing.T) {
 	seed := newSeedEnv(t, false)
-	rep := newReplicaEnv(t, seed, tempDB(t, "r.db"), false)
+	rep := newReplicaEnv(t, seed, t.TempDir(), false)
 	waitFor(t, 10*time.Second, "replica ready", func() bool { return rep.r.ready.Load() })
 	token := rep.r.token
 	rep.stop()

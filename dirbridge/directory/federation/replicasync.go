@@ -194,13 +194,17 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	defer tx.Rollback()          //nolint:errcheck // no-op after commit
+	old, err := nodeIDs(ctx, tx) // the Sink deregisters those the snapshot lacks
+	if err != nil {
+		return err
+	}
 	for _, q := range []string{`DELETE FROM fed_nodes`, `DELETE FROM fed_replicas`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("clearing state: %w", err)
 		}
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO fed_nodes (node_id, seq, ts_ms, record, credit_balance, reputation, live) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO fed_nodes (node_id, seq, ts_ms, record, credit_balance, reputation) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -212,7 +216,7 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 			return fmt.Errorf("%w: snapshot node registration", ErrMalformed)
 		}
 		if _, err := ins.ExecContext(ctx, n.NodeID, n.RegisteredSeq, n.RegisteredTsMs, []byte(n.Registration),
-			nullFloat(n.CreditBalance), nullFloat(n.ReputationScore), snapshotLive(n)); err != nil {
+			nullFloat(n.CreditBalance), nullFloat(n.ReputationScore)); err != nil {
 			return fmt.Errorf("storing snapshot node: %w", err)
 		}
 	}
@@ -234,11 +238,6 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 	}
 	r.genesis = snap.GenesisHash
 	r.chain = NewChain(r.seedKey, r.seedDID, snap.SnapshotSeq, next)
-	old := r.idx.snapshotIDs()
-	// The index first: a reader that sees the new seq sees its state.
-	if err := r.idx.load(ctx, r.db); err != nil {
-		return err
-	}
 	// The Sink before the seq and readiness: a reader that sees either
 	// sees the whole snapshot in the directory too.
 	r.mirrorSnapshot(ctx, snap, old)
@@ -248,25 +247,9 @@ func (r *Replica) applySnapshot(ctx context.Context, snap *Snapshot) error {
 	return nil
 }
 
-// refreshLive stores the ephemeral state of a snapshot older than our head.
+// refreshLive hands the ephemeral state of a snapshot older than our head
+// to the Sink (its node registrations are not newer than ours).
 func (r *Replica) refreshLive(ctx context.Context, snap *Snapshot) error {
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	for i := range snap.Nodes {
-		n := &snap.Nodes[i]
-		if _, err := tx.ExecContext(ctx, `UPDATE fed_nodes SET live = ? WHERE node_id = ?`, snapshotLive(n), n.NodeID); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	if err := r.idx.load(ctx, r.db); err != nil {
-		return err
-	}
 	live := make([]LiveNode, 0, len(snap.Nodes))
 	for i := range snap.Nodes {
 		if l := liveOfSnapshot(&snap.Nodes[i]); l.LastSeenMs > 0 {
@@ -277,9 +260,22 @@ func (r *Replica) refreshLive(ctx context.Context, snap *Snapshot) error {
 	return nil
 }
 
-func snapshotLive(n *SnapshotNode) []byte {
-	l := liveOfSnapshot(n)
-	return encodeLive(&l)
+// nodeIDs lists the nodes of the replicated state in tx.
+func nodeIDs(ctx context.Context, tx *sql.Tx) (map[string]struct{}, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT node_id FROM fed_nodes`)
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]struct{}{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing nodes: %w", err)
+		}
+		out[id] = struct{}{}
+	}
+	return out, rows.Err()
 }
 
 func nullFloat(f *float64) sql.NullFloat64 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,10 +238,10 @@ func TestDIR_FED_SnapshotRequired_E045(t *testing.T) {
 func TestDIR_FED_18_WriteGate(t *testing.T) {
 	seed := newSeedEnv(t, false)
 	clock := newTestClock(time.Now())
-	r := newReplicaEnv(t, seed, filepath.Join(t.TempDir(), "r.db"), false, func(c *ReplicaConfig) { c.Now = clock.Now })
+	r := newReplicaEnv(t, seed, t.TempDir(), false, func(c *ReplicaDirectoryConfig) { c.Replica.Now = clock.Now })
 	waitFor(t, 5*time.Second, "bootstrap", func() bool { return r.r.ready.Load() })
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Post(r.srv.URL+"/v1/register?x=1", "application/json", strings.NewReader("{}"))
+	resp, err := client.Post(r.url+"/v1/register?x=1", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,29 +249,30 @@ func TestDIR_FED_18_WriteGate(t *testing.T) {
 	if resp.StatusCode != 307 || resp.Header.Get("Location") != seed.srv.URL+"/v1/register?x=1" || resp.Header.Get("X-IICP-Replica-Redirect") != "true" {
 		t.Fatalf("write gate: %d %v", resp.StatusCode, resp.Header)
 	}
-	// DIR-FED-08. Stop the sync loop first so no poll can confirm the head
-	// at the advanced clock (the replica keeps serving HTTP); the result is
-	// put back for the cleanup's stop.
-	r.cancel()
-	served := <-r.done
-	r.done <- served
-	clock.Add(6 * time.Minute)
-	resp, err = http.Get(r.srv.URL + "/v1/discover?intent=" + testIntent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("lagging replica: %d", resp.StatusCode)
-	}
+	// DIR-FED-08. The seed goes away, so nothing can confirm the head any
+	// more; the clock moves on each try, so an answer that was in flight
+	// when the seed stopped (confirmed at the moved clock) delays the 503 by
+	// one try only. The replica keeps serving HTTP throughout.
+	seed.stop()
+	waitFor(t, 5*time.Second, "lagging replica answers 503 + Retry-After", func() bool {
+		clock.Add(6 * time.Minute)
+		resp, err := http.Get(r.url + "/v1/discover?intent=" + url.QueryEscape(testIntent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503 && resp.Header.Get("Retry-After") != ""
+	})
 
+	// A library user who builds a replica without a usable seed URL
+	// (NewReplicaDirectory refuses to) still cannot accept writes.
 	bad, err := NewReplica(context.Background(), ReplicaConfig{SeedURL: "http://seed.example", DBPath: filepath.Join(t.TempDir(), "b.db"), Key: newKey(t), DID: "did:web:x", Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bad.Close()
 	rec := httptest.NewRecorder()
-	bad.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/register", strings.NewReader("{}")))
+	bad.Handler(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/register", strings.NewReader("{}")))
 	if rec.Code != 503 || errCode(rec.Body.Bytes()) != "IICP-E047" {
 		t.Fatalf("misconfigured replica: %d %s", rec.Code, rec.Body)
 	}

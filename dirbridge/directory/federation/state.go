@@ -87,8 +87,10 @@ type ReplicaPayload struct {
 }
 
 // The federated state schema, shared by seed and replica: what the events
-// say, materialised. fed_nodes.record is the REGISTER payload; live is the
-// ephemeral heartbeat state last seen in a snapshot (ADR-033).
+// say, materialised. fed_nodes.record is the REGISTER payload. live is
+// no longer written (a replica's ephemeral node state lives in its
+// directory's store, ADR-033); the column stays so older files open as
+// they are.
 const stateSchema = `
 CREATE TABLE IF NOT EXISTS fed_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fed_nodes (
@@ -207,7 +209,7 @@ func (c *stmtCache) close() {
 }
 
 // StateChange is what applying one event did to the federated state; the
-// replica's index and Sink consume it.
+// replica's Sink (the directory's store) consumes it.
 type StateChange struct {
 	Type   EventType
 	Seq    int64

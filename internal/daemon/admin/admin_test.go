@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +37,7 @@ func (f *fakeBackend) Status(context.Context) Status {
 }
 func (f *fakeBackend) Peers(context.Context) []Peer { return nil }
 func (f *fakeBackend) NodeToken() string            { return "node-token" }
+func (f *fakeBackend) Reregister() int              { return 1 }
 func (f *fakeBackend) Call(_ context.Context, r CallRequest) (*CallResult, *wire.Error) {
 	f.lastCall = r
 	if r.Intent == "urn:iicp:intent:none:v1" {
@@ -108,6 +111,15 @@ func TestRoundTrip(t *testing.T) {
 	var werr *wire.Error
 	if !errors.As(err, &werr) || werr.Code != wire.CodeE033 {
 		t.Fatalf("call error %v", err)
+	}
+}
+
+// TestReregister: the CLI's `operator delegate` asks a running node to
+// register again so the new delegation is sent now.
+func TestReregister(t *testing.T) {
+	c := startAdmin(t, &fakeBackend{})
+	if n, err := c.Reregister(context.Background()); err != nil || n != 1 {
+		t.Fatalf("reregister: %d %v", n, err)
 	}
 }
 
@@ -211,5 +223,29 @@ func TestNotRunning(t *testing.T) {
 	defer cancel()
 	if _, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("dead endpoint: %v", err)
+	}
+}
+
+// TestLifecycle_NewBindsNothing: New validates and builds the routes but
+// binds nothing (a port another listener holds does not fail it); Listen
+// reports the taken port; Close before Listen is harmless.
+func TestLifecycle_NewBindsNothing(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	s, err := New(held.Addr().String(), testToken, &fakeBackend{}, nil)
+	if err != nil {
+		t.Fatalf("New bound (or tried to bind): %v", err)
+	}
+	if s.URL() != "" {
+		t.Fatal("URL before Listen")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Listen on a taken port: %v, want EADDRINUSE", err)
 	}
 }

@@ -101,6 +101,16 @@ func (c *Client) Call(ctx context.Context, req CallRequest) (*CallResult, error)
 	return &res, c.do(ctx, http.MethodPost, "/admin/v1/call", req, &res)
 }
 
+// Reregister asks the node to register again with every directory now
+// (it re-reads its operator delegation); it returns how many directories.
+func (c *Client) Reregister(ctx context.Context) (int, error) {
+	var out struct {
+		Directories int `json:"directories"`
+	}
+	err := c.do(ctx, http.MethodPost, "/admin/v1/reregister", nil, &out)
+	return out.Directories, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

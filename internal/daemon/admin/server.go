@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/httpx"
@@ -41,20 +42,26 @@ type Backend interface {
 	NodeToken() string
 	// Call runs a task; a nil result comes with a non-nil *wire.Error.
 	Call(ctx context.Context, req CallRequest) (*CallResult, *wire.Error)
+	// Reregister asks every directory session to register again now (a
+	// new operator delegation in the home); it returns how many.
+	Reregister() int
 }
 
 // Server is the admin HTTP server.
 type Server struct {
+	addr    string
 	token   string
 	backend Backend
 	log     *slog.Logger
-	ln      net.Listener
+	mu      sync.Mutex   // guards ln
+	ln      net.Listener // bound by Listen
 	srv     *http.Server
 }
 
-// Listen binds the admin endpoint on a loopback address. token is the
+// New validates the admin endpoint (a loopback address, a token of at
+// least 32 bytes) and builds its routes; it binds nothing. token is the
 // bearer every request must present (LOG-FORBIDDEN).
-func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
+func New(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen address %q: %w", addr, err)
@@ -65,16 +72,16 @@ func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
 	if len(token) < 32 {
 		return nil, errors.New("admin: token too short")
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{token: token, backend: b, log: log, ln: ln}
+	s := &Server{addr: addr, token: token, backend: b, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/v1/status", s.status)
 	mux.HandleFunc("GET /admin/v1/peers", s.peers)
 	mux.HandleFunc("GET /admin/v1/token", s.nodeToken)
 	mux.HandleFunc("POST /admin/v1/call", s.call)
+	mux.HandleFunc("POST /admin/v1/reregister", s.reregister)
 	s.srv = &http.Server{
 		Handler:           s.guard(mux),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -87,22 +94,72 @@ func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// Listen is New followed by the bind: what the composition root calls in
+// its bind phase.
+func Listen(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
+	s, err := New(addr, token, b, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Listen binds the endpoint; Serve calls it when needed. A second Listen
+// does nothing.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+func (s *Server) listener() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln
+}
+
 // Close releases the listener of a server whose Serve never ran (a
 // start-up that failed after Listen).
 func (s *Server) Close() error {
-	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	ln := s.listener()
+	if ln == nil {
+		return nil
+	}
+	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil
 }
 
-// URL is the bound base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL is the bound base URL ("" before Listen).
+func (s *Server) URL() string {
+	ln := s.listener()
+	if ln == nil {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
+}
 
-// Serve serves until ctx ends, then drains for a bounded time.
+// Serve binds (Listen) when needed, serves until ctx ends, then drains for
+// a bounded time; its goroutine has ended when it returns.
 func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	ln := s.listener()
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin: %w", err)
@@ -158,6 +215,10 @@ func (s *Server) nodeToken(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) reregister(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]int{"directories": s.backend.Reregister()})
 }
 
 func (s *Server) call(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,8 @@ type Runtime struct {
 	AdminURL string `json:"admin_url"`
 	// HTTPURL is the HTTP bridge's bound base URL.
 	HTTPURL string `json:"http_url"`
+	// MCPURL is the MCP endpoint (route/mcp), "" when disabled.
+	MCPURL string `json:"mcp_url,omitempty"`
 	// Endpoint is the URL registered with directories.
 	Endpoint string `json:"endpoint"`
 	// OpenAIURL is the OpenAI-compatible API's base URL (ends in /v1; ""
@@ -53,6 +55,18 @@ type Status struct {
 	// CX is the node's IICP-CX side: the key it advertises and how many
 	// sealed tasks it opened (iicp-confidentiality.md).
 	CX CXStatus `json:"cx"`
+	// Operator is the operator delegation this node sends in REGISTER
+	// (nil: none in its home).
+	Operator *OperatorStatus `json:"operator,omitempty"`
+}
+
+// OperatorStatus describes the node's operator delegation (iicp-dir.md
+// §3.1). Problem is set when it is not sent (expired, another node's,
+// damaged).
+type OperatorStatus struct {
+	Fingerprint string    `json:"operator_fingerprint,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	Problem     string    `json:"problem,omitempty"`
 }
 
 // CXStatus summarises IICP-CX on the serving side.
@@ -76,6 +90,9 @@ type MeshStatus struct {
 	Connections int `json:"connections"`
 	// Events are the mesh's counters (adverts, rejections by reason, calls).
 	Events map[string]uint64 `json:"events,omitempty"`
+	// MembershipExpiresAt is when this node's mesh membership credential
+	// expires (absent: it holds none); it renews at half-life.
+	MembershipExpiresAt *time.Time `json:"membership_expires_at,omitempty"`
 }
 
 // Peer is one row of GET /admin/v1/peers.
@@ -109,13 +126,17 @@ type CallRequest struct {
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 	// Stream asks for the output as it is generated (stream.go).
 	Stream bool `json:"stream,omitempty"`
+	// Remote keeps the task off the daemon's own engine even when it
+	// serves the intent best (route.Query.Remote).
+	Remote bool `json:"remote,omitempty"`
 }
 
 // Paths a call can take.
 const (
 	PathMesh = "mesh"
 	PathHTTP = "http"
-	// PathLocal: no directory and no mesh peer; this node served it.
+	// PathLocal: this node served it (it serves the intent and was the
+	// best choice, or no other node could).
 	PathLocal = "local"
 )
 
