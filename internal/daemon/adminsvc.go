@@ -269,6 +269,9 @@ func (d *daemon) localValue(call *wire.Call) (float64, bool) {
 	if d.nodeToken() == "" {
 		return 0, false // the engine would refuse its own caller: not registered yet
 	}
+	if !d.backendUp.Load() {
+		return 0, false // a backend that does not answer: never "best"
+	}
 	s := d.engine.Stats()
 	return d.mesh.SelfValue(call, s.Load, s.ActiveJobs, s.MaxConcurrent)
 }
