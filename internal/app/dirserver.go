@@ -120,6 +120,8 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		HeartbeatInterval: s.HeartbeatInterval.D(),
 		StaleAfter:        s.StaleAfter.D(),
 		ReprobeInterval:   reprobeInterval(s.ProbeInterval.D()),
+		RegisterRateLimit: s.RegisterRateLimit,
+		BcryptCost:        s.BcryptCost,
 		Version:           o.Version,
 	}
 }

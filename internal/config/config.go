@@ -122,6 +122,13 @@ type Server struct {
 	// endpoint (iicp-dir.md §3.9c/§3.14: 300 s, the minimum outside dev
 	// mode); 0 turns active probing off.
 	ProbeInterval Duration `toml:"probe_interval"`
+	// RegisterRateLimit is how many REGISTERs one source IP may send per
+	// minute (iicp-dir.md §3.1: 60). Raise it only for a load test or a
+	// directory behind a NAT that many nodes share.
+	RegisterRateLimit int `toml:"register_rate_limit"`
+	// BcryptCost is the node-token hash cost (DIR-REG-07; 10). Lower costs
+	// only speed up mass registration in benchmarks.
+	BcryptCost int `toml:"bcrypt_cost"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`

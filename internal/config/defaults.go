@@ -48,6 +48,8 @@ func base() Config {
 			HeartbeatInterval: Duration(30 * time.Second),
 			StaleAfter:        Duration(90 * time.Second),
 			ProbeInterval:     Duration(5 * time.Minute),
+			RegisterRateLimit: 60,
+			BcryptCost:        10,
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -244,6 +246,12 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.ProbeInterval < 0 {
 		bad("directory_server.probe_interval", "must not be negative (0 turns active probing off)")
+	}
+	if s.RegisterRateLimit < 1 {
+		bad("directory_server.register_rate_limit", "must be at least 1 (registrations per source IP and minute)")
+	}
+	if s.BcryptCost < 4 || s.BcryptCost > 31 {
+		bad("directory_server.bcrypt_cost", "must be in 4..31, got %d", s.BcryptCost)
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")

@@ -96,6 +96,11 @@ profile = {{v .Profile}}
 # 5m, also the minimum outside --dev); a node failing two probes in a row
 # leaves discover until it answers again. 0s turns it off.
 # probe_interval = {{v .Server.ProbeInterval}}
+# REGISTERs one source IP may send per minute (iicp-dir.md §3.1). Raise it
+# only for a load test or when many nodes share one NAT address.
+# register_rate_limit = {{v .Server.RegisterRateLimit}}
+# bcrypt cost of stored node tokens (DIR-REG-07). Lower only in benchmarks.
+# bcrypt_cost = {{v .Server.BcryptCost}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).
