@@ -19,7 +19,15 @@ const discoverLimit = 8
 // nodes that advertise no IICP-CX key unless the query allows plaintext
 // (iicp-confidentiality.md §6); when that leaves none, Find answers
 // IICP-E064.
-type DirectoryFinder struct{ C *client.Client }
+//
+// C is one directory (*client.Client) or a federation's read set
+// (*client.ReadSet: the nearest healthy replica, failing over to the seed).
+type DirectoryFinder struct{ C Discoverer }
+
+// Discoverer answers GET /v1/discover.
+type Discoverer interface {
+	Discover(ctx context.Context, q client.Query) (*wire.NodeList, error)
+}
 
 // Find implements Finder.
 func (f DirectoryFinder) Find(ctx context.Context, q Query) ([]Target, error) {

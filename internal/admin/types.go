@@ -38,8 +38,13 @@ type Status struct {
 	HTTPURL   string    `json:"http_url"`
 	Endpoint  string    `json:"endpoint"`
 	// DirectoryMode is "embedded", "external" or "disabled".
-	DirectoryMode string          `json:"directory_mode"`
-	Directories   []client.Status `json:"directories"`
+	DirectoryMode string `json:"directory_mode"`
+	// Directories are the registrations: where this node writes
+	// (register, heartbeat, deregister), one per seed.
+	Directories []client.Status `json:"directories"`
+	// DirectoryReads says, per seed, which directories serve discover
+	// reads: the nearest healthy replica, else the seed.
+	DirectoryReads []DirectoryReads `json:"directory_reads,omitempty"`
 	// ObservedSourceIP is the most recent IP a directory observed
 	// (iicp-core.md §11.2: status MUST show it).
 	ObservedSourceIP string      `json:"observed_source_ip,omitempty"`
@@ -50,6 +55,12 @@ type Status struct {
 	// CX is the node's IICP-CX side: the key it advertises and how many
 	// sealed tasks it opened (iicp-confidentiality.md).
 	CX CXStatus `json:"cx"`
+}
+
+// DirectoryReads is one federation's read side.
+type DirectoryReads struct {
+	Seed        string              `json:"seed"`
+	Directories []client.ReadStatus `json:"directories"`
 }
 
 // CXStatus summarises IICP-CX on the serving side.

@@ -57,12 +57,15 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(9)
+	infra := newGroup(9 + len(d.reads))
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	infra.start(infraCtx, service{"admin", d.admin.Serve})
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
+	}
+	for _, rs := range d.reads {
+		infra.start(infraCtx, service{"directory reads", rs.Run})
 	}
 	if d.mesh != nil {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})

@@ -73,6 +73,9 @@ type daemon struct {
 	dirMode     string
 	dirURLs     []string
 	clients     []*client.Client
+	// reads[i] is where reads of clients[i]'s federation go (its nearest
+	// healthy replica, else the seed).
+	reads []*client.ReadSet
 	sessions    []*client.Session
 
 	host host.Host

@@ -106,6 +106,16 @@ type Directory struct {
 	// CAFile is an extra PEM root certificate for directory TLS (a
 	// directory with a self-signed certificate); the system roots still apply.
 	CAFile string `toml:"ca_file"`
+	// Replicas are read-only directories of the federation of the first
+	// URL (its replicas): discover reads go to the nearest healthy one,
+	// registrations and heartbeats stay with the seed.
+	Replicas []string `toml:"replicas"`
+	// DiscoverReplicas learns each directory's replicas from its
+	// /.well-known/iicp-replicas.json.
+	DiscoverReplicas bool `toml:"discover_replicas"`
+	// ReplicaProbeInterval is how often every directory's health and
+	// round-trip time are measured to choose where reads go.
+	ReplicaProbeInterval Duration `toml:"replica_probe_interval"`
 }
 
 // Server configures `meshnode directory` and the embedded directory.

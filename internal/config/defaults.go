@@ -41,6 +41,10 @@ func base() Config {
 			BackoffMax:     Duration(60 * time.Second),
 			TokenRefresh:   Duration(24 * time.Hour),
 			RequestTimeout: Duration(10 * time.Second),
+			// Reads follow the federation: replicas from the seed's registry.
+			Replicas:             []string{},
+			DiscoverReplicas:     true,
+			ReplicaProbeInterval: Duration(30 * time.Second),
 		},
 		Server: Server{
 			Listen: "127.0.0.1:8010",
@@ -94,6 +98,7 @@ var profiles = map[string]func(*Config){
 		c.Directory.BackoffMax = Duration(time.Second)
 		c.Directory.TokenRefresh = Duration(time.Minute)
 		c.Directory.RequestTimeout = Duration(3 * time.Second)
+		c.Directory.ReplicaProbeInterval = Duration(time.Second)
 		c.Server.Listen = "127.0.0.1:0"
 		c.Server.HeartbeatInterval = Duration(500 * time.Millisecond)
 		c.Server.StaleAfter = Duration(3 * time.Second)
@@ -233,6 +238,17 @@ func (c *Config) validateDirectory(bad func(string, string, ...any)) {
 	}
 	if d.TokenRefresh < 0 {
 		bad("directory.token_refresh", "must not be negative")
+	}
+	for _, u := range d.Replicas {
+		if err := checkURL(u, c.Node.Dev); err != nil {
+			bad("directory.replicas", "%v", err)
+		}
+	}
+	if len(d.Replicas) > 0 && len(d.URLs) == 0 {
+		bad("directory.replicas", "needs directory.urls: the first URL is the seed the replicas follow")
+	}
+	if d.ReplicaProbeInterval <= 0 {
+		bad("directory.replica_probe_interval", "must be positive")
 	}
 }
 

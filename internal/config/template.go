@@ -82,6 +82,14 @@ profile = {{v .Profile}}
 # request_timeout = {{v .Directory.RequestTimeout}}
 # Extra PEM root certificate trusted for directory TLS (self-signed directory).
 # ca_file = {{v .Directory.CAFile}}
+# Read-only replicas of the first directory's federation. Discover reads go
+# to the nearest healthy replica (then the seed); registration and
+# heartbeats always go to the seed.
+# replicas = {{v .Directory.Replicas}}
+# Also learn replicas from each directory's /.well-known/iicp-replicas.json.
+# discover_replicas = {{v .Directory.DiscoverReplicas}}
+# How often directory health and round-trip time are measured.
+# replica_probe_interval = {{v .Directory.ReplicaProbeInterval}}
 
 [directory_server]
 # Used by "meshnode directory" (and, for timers, the in-process directory).
