@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -69,6 +71,7 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 	if o.registry, err = newProcessRegistry(o.Version); err != nil {
 		return err
 	}
+	applyMemoryLimit(o)
 	dc := directoryConfig(o)
 	var srv dirServer
 	var mode string
@@ -123,6 +126,14 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		RegisterRateLimit: s.RegisterRateLimit,
 		BcryptCost:        s.BcryptCost,
 		Version:           o.Version,
+	}
+}
+
+// applyMemoryLimit sets directory_server.memory_limit_mib as the runtime's
+// soft memory limit unless GOMEMLIMIT already set one.
+func applyMemoryLimit(o DirectoryOptions) {
+	if mib := o.Config.Server.MemoryLimitMiB; mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mib) << 20)
 	}
 }
 

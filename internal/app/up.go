@@ -75,8 +75,8 @@ type daemon struct {
 	clients     []*client.Client
 	// reads[i] is where reads of clients[i]'s federation go (its nearest
 	// healthy replica, else the seed).
-	reads []*client.ReadSet
-	sessions    []*client.Session
+	reads    []*client.ReadSet
+	sessions []*client.Session
 
 	host host.Host
 	mesh *mesh.Mesh

@@ -139,6 +139,11 @@ type Server struct {
 	// BcryptCost is the node-token hash cost (DIR-REG-07; 10). Lower costs
 	// only speed up mass registration in benchmarks.
 	BcryptCost int `toml:"bcrypt_cost"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit for `meshnode
+	// directory` (GOMEMLIMIT, which overrides it when set): the garbage
+	// collector runs harder as the heap nears it instead of letting it
+	// grow to twice the live index. 0 turns it off.
+	MemoryLimitMiB int `toml:"memory_limit_mib"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`

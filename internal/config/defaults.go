@@ -54,6 +54,9 @@ func base() Config {
 			ProbeInterval:     Duration(5 * time.Minute),
 			RegisterRateLimit: 60,
 			BcryptCost:        10,
+			// 100k nodes need ~350 MiB live (docs/architecture.md, bench
+			// dirscale); the limit keeps RSS under 1 GiB at that size.
+			MemoryLimitMiB: 768,
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -265,6 +268,9 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.RegisterRateLimit < 1 {
 		bad("directory_server.register_rate_limit", "must be at least 1 (registrations per source IP and minute)")
+	}
+	if s.MemoryLimitMiB < 0 {
+		bad("directory_server.memory_limit_mib", "must not be negative (0 turns the limit off)")
 	}
 	if s.BcryptCost < 4 || s.BcryptCost > 31 {
 		bad("directory_server.bcrypt_cost", "must be in 4..31, got %d", s.BcryptCost)

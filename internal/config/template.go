@@ -109,6 +109,10 @@ profile = {{v .Profile}}
 # register_rate_limit = {{v .Server.RegisterRateLimit}}
 # bcrypt cost of stored node tokens (DIR-REG-07). Lower only in benchmarks.
 # bcrypt_cost = {{v .Server.BcryptCost}}
+# Soft memory limit of "meshnode directory" in MiB (the GOMEMLIMIT
+# environment variable overrides it); 0 turns it off. Raise it for
+# directories well beyond 100k nodes.
+# memory_limit_mib = {{v .Server.MemoryLimitMiB}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).
