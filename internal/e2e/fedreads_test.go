@@ -82,13 +82,24 @@ func TestNodeReadsFromReplicaWritesToSeed(t *testing.T) {
 
 	// The seed dies: reads ride it out on the replica.
 	seed.stop(syscall.SIGKILL, 10*time.Second)
+	checkReadsWithoutSeed(t, bin, homes[1], seedURL, repURL, []string{rts[0].NodeID, rts[1].NodeID})
+	if code := rep.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Errorf("replica exit code %d", code)
+	}
+}
+
+// checkReadsWithoutSeed: with the seed dead, status shows it down and the
+// replica serving reads, and a call through the node at home discovers one
+// of nodes through the replica.
+func checkReadsWithoutSeed(t *testing.T, bin, home, seedURL, repURL string, nodes []string) {
+	t.Helper()
 	eventually(t, 20*time.Second, "status to show the seed down", func() bool {
-		s := status(t, bin, homes[1])
+		s := status(t, bin, home)
 		sr := readRow(readsOf(s, seedURL), seedURL)
 		return sr != nil && sr.Probed && !sr.Healthy && servingRead(readsOf(s, seedURL)) == repURL
 	})
-	before := readRow(readsOf(status(t, bin, homes[1]), seedURL), repURL).Reads
-	out, _ := run(t, bin, 30*time.Second, "--home", homes[1], "call", "--json", "seed is down")
+	before := readRow(readsOf(status(t, bin, home), seedURL), repURL).Reads
+	out, _ := run(t, bin, 30*time.Second, "--home", home, "call", "--json", "seed is down")
 	var down admin.CallResult
 	if err := json.Unmarshal([]byte(out), &down); err != nil {
 		t.Fatalf("call --json with the seed down: %q", out)
@@ -97,17 +108,14 @@ func TestNodeReadsFromReplicaWritesToSeed(t *testing.T) {
 	// node accepts the call depends on a consumer token, which only the
 	// seed issues (single-use, bound to the caller): with the seed down
 	// the node answers 401, and the CLI prints that answer.
-	if down.Path != admin.PathHTTP || !slices.Contains([]string{rts[0].NodeID, rts[1].NodeID}, down.NodeID) {
+	if down.Path != admin.PathHTTP || !slices.Contains(nodes, down.NodeID) {
 		t.Fatalf("call with the seed down: %+v", down)
 	}
-	s := status(t, bin, homes[1])
+	s := status(t, bin, home)
 	if got := readRow(readsOf(s, seedURL), repURL).Reads; got <= before {
 		t.Fatalf("replica reads %d → %d: the call's discover did not go to the replica", before, got)
 	}
 	t.Logf("with the seed down: call found node %s via the replica (answer %+v)", down.NodeID, down.Response)
-	if code := rep.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
-		t.Errorf("replica exit code %d", code)
-	}
 }
 
 func readsOf(st *admin.Status, seed string) *admin.DirectoryReads {
