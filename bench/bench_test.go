@@ -234,6 +234,9 @@ func TestDirScaleSmoke(t *testing.T) {
 	if d.Lag.Samples == 0 || d.Lag.Lost != 0 || d.ReplicaBootstrapS <= 0 || d.RegisterPerSec <= 0 {
 		t.Errorf("lag %+v, bootstrap %vs, register %v/s", d.Lag, d.ReplicaBootstrapS, d.RegisterPerSec)
 	}
+	if _, err := os.Stat("/proc/self/stat"); err == nil && (d.SeedCPUus <= 0 || d.SeedGoSysMiB <= 0 || d.SeedHeapMiB <= 0) {
+		t.Errorf("seed CPU %v µs/req, Sys %v MiB, heap %v MiB", d.SeedCPUus, d.SeedGoSysMiB, d.SeedHeapMiB)
+	}
 	if d.SeedFiles["directory.db"] == 0 || d.ReplicaFiles == nil {
 		t.Errorf("seed files %v, replica files %v", d.SeedFiles, d.ReplicaFiles)
 	}

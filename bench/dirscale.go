@@ -46,6 +46,16 @@ type DirScale struct {
 	// HostLoad is the host's 1-minute load average (/proc/loadavg) when
 	// the measured load started and ended: the machine may be shared.
 	HostLoad [2]float64 `json:"host_loadavg_1m"`
+	// SeedCPUus and ReplicaCPUus are each process's CPU time (user +
+	// system, /proc/PID/stat) during the measured load per request it
+	// served: the figure a busy host cannot distort.
+	SeedCPUus    float64 `json:"seed_cpu_us_per_request"`
+	SeedCPUShare float64 `json:"seed_cpu_cores"`
+	ReplicaCPUs  float64 `json:"replica_cpu_s"`
+	// SeedGoSysMiB and SeedHeapMiB are the seed's runtime.MemStats Sys and
+	// HeapAlloc at the end of the load (its /metrics).
+	SeedGoSysMiB float64 `json:"seed_memstats_sys_mib"`
+	SeedHeapMiB  float64 `json:"seed_heap_alloc_mib"`
 }
 
 // LagResult is the seed→replica propagation of registrations under load.
@@ -174,6 +184,7 @@ func (f *dirFixture) load(ctx context.Context, ds *DirScale, o options, repURL, 
 	wg.Go(func() { lag = f.lagProbe(lctx, repURL, healthURL) })
 	t0 := time.Now()
 	ds.HostLoad[0] = loadAvg()
+	cpu0 := [2]float64{procs[0].cpuSeconds(), procs[1].cpuSeconds()}
 	peaks := make([]int64, len(procs))
 	tick := time.NewTicker(time.Second)
 	for time.Since(t0) < o.scaleDuration && ctx.Err() == nil {
@@ -191,7 +202,15 @@ func (f *dirFixture) load(ctx context.Context, ds *DirScale, o options, repURL, 
 	wg.Wait()
 	ds.LoadSeconds = time.Since(t0).Seconds()
 	ds.HostLoad[1] = loadAvg()
+	seedCPU := procs[0].cpuSeconds() - cpu0[0]
+	ds.ReplicaCPUs = procs[1].cpuSeconds() - cpu0[1]
+	ds.SeedCPUShare = seedCPU / ds.LoadSeconds
 	ds.Heartbeat, ds.Discover, ds.Lag = hb.result(), disc.result(), lag
+	if n := ds.Heartbeat.OK + ds.Heartbeat.Failed + ds.Discover.OK + ds.Discover.Failed; n > 0 {
+		ds.SeedCPUus = seedCPU * 1e6 / float64(n)
+	}
+	sys, heap := goMem(ctx, f.base)
+	ds.SeedGoSysMiB, ds.SeedHeapMiB = sys/(1<<20), heap/(1<<20)
 	rss, peak := procs[0].memKiB()
 	ds.SeedRSSMiB, ds.SeedPeakRSSMiB = float64(max(rss, peaks[0]))/1024, float64(peak)/1024
 	rss, peak = procs[1].memKiB()
@@ -365,6 +384,9 @@ func (r *Report) writeDirScale(w io.Writer) {
 		d.Lag.P50ms, d.Lag.P99ms, d.Lag.MaxMs, d.Lag.Samples, d.Lag.Lost)
 	fmt.Fprintf(w, "  memory        seed VmRSS %.0f MiB (peak %.0f), replica VmRSS %.0f MiB (peak %.0f)\n",
 		d.SeedRSSMiB, d.SeedPeakRSSMiB, d.ReplicaRSSMiB, d.ReplicaPeakMiB)
+	fmt.Fprintf(w, "  seed Go heap  MemStats Sys %.0f MiB, HeapAlloc %.0f MiB\n", d.SeedGoSysMiB, d.SeedHeapMiB)
+	fmt.Fprintf(w, "  CPU           seed %.0f µs per request (%.2f cores busy), replica %.1f s over the load\n",
+		d.SeedCPUus, d.SeedCPUShare, d.ReplicaCPUs)
 	fmt.Fprintf(w, "  SQLite        seed %s; replica %s\n", fileSizes(d.SeedFiles), fileSizes(d.ReplicaFiles))
 	fmt.Fprintf(w, "  load          %.0fs measured after one heartbeat interval of warm-up; host load average %.1f → %.1f on %d CPUs\n",
 		d.LoadSeconds, d.HostLoad[0], d.HostLoad[1], r.Machine.NumCPU)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +149,57 @@ func (p *dirProc) memKiB() (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// cpuSeconds is the process's user+system CPU time so far, from
+// /proc/PID/stat (0 where /proc is unavailable).
+func (p *dirProc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line (clock ticks, 100 Hz on Linux).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// goMem reads the Go runtime's view of the process from its /metrics:
+// MemStats Sys (all memory obtained from the OS) and HeapAlloc, in bytes.
+func goMem(ctx context.Context, base string) (sys, heap float64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "go_memstats_sys_bytes":
+			sys, _ = strconv.ParseFloat(v, 64)
+		case "go_memstats_heap_alloc_bytes":
+			heap, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return sys, heap
 }
 
 // dbFiles sizes every SQLite file (and its -wal/-shm) under the home.
