@@ -78,8 +78,10 @@ func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, cre
 }
 
 // ForDirectory is the Router a Go program without a mesh uses: discover
-// through dc, POST /v1/task over hc (nil: no overall timeout).
-func ForDirectory(dc *client.Client, hc *http.Client, opts ...Option) (*Router, error) {
+// through dc (one directory, or a *client.ReadSet reading from a
+// federation's nearest healthy replica), POST /v1/task over hc (nil: no
+// overall timeout).
+func ForDirectory(dc Discoverer, hc *http.Client, opts ...Option) (*Router, error) {
 	opts = append([]Option{WithTransport(PathHTTP, HTTPTransport{HTTP: hc})}, opts...)
 	return New([]Finder{DirectoryFinder{C: dc}}, opts...)
 }

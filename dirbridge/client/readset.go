@@ -224,6 +224,15 @@ func (rs *ReadSet) Run(ctx context.Context) error {
 	}
 }
 
+// Prime reads the registry (when WellKnown) and probes every directory
+// once, for a short-lived client such as one CLI call; a daemon runs Run.
+func (rs *ReadSet) Prime(ctx context.Context) {
+	if rs.cfg.WellKnown {
+		rs.refreshRegistry(ctx)
+	}
+	rs.probeAll(ctx)
+}
+
 // refreshRegistry adds the replicas the seed lists (with their DID keys).
 // A seed that is down or lists none changes nothing: known replicas keep
 // serving reads while the seed is away.

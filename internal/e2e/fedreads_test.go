@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,6 +82,8 @@ func TestNodeReadsFromReplicaWritesToSeed(t *testing.T) {
 		t.Fatalf("reads after the call: %+v (replica had %d)", after.Directories, readsBefore)
 	}
 
+	checkClientCallReadsReplica(t, bin, seedURL, repURL)
+
 	// The seed dies: reads ride it out on the replica.
 	seed.stop(syscall.SIGKILL, 10*time.Second)
 	checkReadsWithoutSeed(t, bin, homes[1], seedURL, repURL, []string{rts[0].NodeID, rts[1].NodeID})
@@ -116,6 +120,45 @@ func checkReadsWithoutSeed(t *testing.T, bin, home, seedURL, repURL string, node
 		t.Fatalf("replica reads %d → %d: the call's discover did not go to the replica", before, got)
 	}
 	t.Logf("with the seed down: call found node %s via the replica (answer %+v)", down.NodeID, down.Response)
+}
+
+// checkClientCallReadsReplica: `meshnode call --directory SEED` from a home
+// with no node (a client, not a node) also reads from the replica the seed
+// lists: the replica serves its discover, the seed none. Without a token
+// the chosen node answers 401 (as in TestEndToEnd), which is beside the
+// point here.
+func checkClientCallReadsReplica(t *testing.T, bin, seedURL, repURL string) {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), "client")
+	writeTestConfig(t, home)
+	seedBefore, repBefore := discoverServed(t, seedURL), discoverServed(t, repURL)
+	out, _ := run(t, bin, 30*time.Second, "--home", home, "call", "--json", "--directory", seedURL, "client read")
+	var res admin.CallResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Path != admin.PathHTTP || res.NodeID == "" {
+		t.Fatalf("call --directory: %q", out)
+	}
+	if s, r := discoverServed(t, seedURL), discoverServed(t, repURL); s != seedBefore || r <= repBefore {
+		t.Fatalf("client discover: seed served %v → %v, replica %v → %v; want the replica only", seedBefore, s, repBefore, r)
+	}
+}
+
+// discoverServed sums a directory's /metrics count of GET /v1/discover.
+func discoverServed(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := plainClient.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var n float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "meshnode_directory_requests_total{") && strings.Contains(line, `route="/v1/discover"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			n += v
+		}
+	}
+	return n
 }
 
 func readsOf(st *admin.Status, seed string) *admin.DirectoryReads {
