@@ -134,9 +134,9 @@ func (rs *ReadSet) URL() string { return rs.cfg.Seed.URL() }
 // directory of the federation would refuse it alike.
 func (rs *ReadSet) Discover(ctx context.Context, q Query) (*wire.NodeList, error) {
 	var errs []error
-	for _, d := range rs.order() {
-		nl, err := d.c.Discover(ctx, q)
-		rs.record(d, err)
+	for _, ch := range rs.choices() {
+		nl, err := ch.c.Discover(ctx, q)
+		rs.record(ch.d, err)
 		if err == nil {
 			return nl, nil
 		}
@@ -169,6 +169,25 @@ func (rs *ReadSet) order() []*readDir {
 		rest = append(rest, seed)
 	}
 	return append(healthy, rest...)
+}
+
+// readChoice is a directory with the client read under the lock (a
+// configured replica's client is replaced once the registry lists it).
+type readChoice struct {
+	d *readDir
+	c *Client
+}
+
+// choices is order with each directory's current client.
+func (rs *ReadSet) choices() []readChoice {
+	ds := rs.order()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]readChoice, len(ds))
+	for i, d := range ds {
+		out[i] = readChoice{d: d, c: d.c}
+	}
+	return out
 }
 
 // record notes a read's outcome; a failing directory is unhealthy until a
@@ -285,15 +304,19 @@ func (rs *ReadSet) isSigned(i int) bool {
 // probeAll measures every directory's /iicp/health round trip.
 func (rs *ReadSet) probeAll(ctx context.Context) {
 	rs.mu.Lock()
-	dirs := slices.Clone(rs.dirs)
+	dirs := make([]readChoice, len(rs.dirs))
+	for i, d := range rs.dirs {
+		dirs[i] = readChoice{d: d, c: d.c}
+	}
 	rs.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, d := range dirs {
+	for _, ch := range dirs {
+		d := ch.d
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, rs.cfg.ProbeTimeout)
 			defer cancel()
 			start := time.Now()
-			err := d.c.health(pctx)
+			err := ch.c.health(pctx)
 			rtt := time.Since(start)
 			if ctx.Err() != nil {
 				return

@@ -295,3 +295,29 @@ func TestParseReplicasValidates(t *testing.T) {
 		t.Fatal("malformed registry accepted")
 	}
 }
+
+// TestReadSetConfiguredReplicaListedBySeed: a configured replica the seed
+// also lists is held to the signature rule from then on, and reads running
+// while the registry is applied are race-free (go test -race).
+func TestReadSetConfiguredReplicaListedBySeed(t *testing.T) {
+	seed, rep := newReadDirSrv(t, "seed", false), newReadDirSrv(t, "rep", true)
+	seed.list(rep)
+	rs, _ := newTestReadSet(t, seed, true, rep.srv.URL)
+	rs.probeAll(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 20 {
+			_, _ = rs.Discover(context.Background(), Query{Intent: wire.IntentChat})
+		}
+	})
+	rs.refreshRegistry(context.Background())
+	wg.Wait()
+	st := rs.Status()
+	if len(st) != 2 || st[1].Source != SourceConfigured || !st[1].Signed {
+		t.Fatalf("status %+v", st)
+	}
+	rep.unsigned.Store(true)
+	if got := discoverFrom(t, rs); got != "seed" {
+		t.Fatalf("unsigned answer of a listed configured replica used (read answered by %s)", got)
+	}
+}
