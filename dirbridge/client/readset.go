@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -161,7 +162,7 @@ func (rs *ReadSet) order() []*readDir {
 			rest = append(rest, d)
 		}
 	}
-	slices.SortStableFunc(healthy, func(a, b *readDir) int { return int(a.rtt - b.rtt) })
+	slices.SortStableFunc(healthy, func(a, b *readDir) int { return cmp.Compare(a.rtt, b.rtt) })
 	seed := rs.dirs[0]
 	if seed.st.Healthy || !seed.st.Probed {
 		healthy = append(healthy, seed)
