@@ -64,8 +64,13 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
 	}
-	for _, rs := range d.reads {
-		infra.start(infraCtx, service{"directory reads", rs.Run})
+	if d.dirMode != dirEmbedded {
+		// The embedded dev directory has no replicas: nothing to choose
+		// between, so no probes (and no half-dialled connection left for
+		// its shutdown to wait on).
+		for _, rs := range d.reads {
+			infra.start(infraCtx, service{"directory reads", rs.Run})
+		}
 	}
 	if d.mesh != nil {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})
