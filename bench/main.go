@@ -32,6 +32,13 @@ type options struct {
 	dirIntents        int
 	dirPopulate       string
 	wireBenchtime     string
+	// dirscale
+	scaleNodes        int
+	scaleIntents      int
+	scaleHBRate       float64
+	scaleDiscoverRate float64
+	scaleDuration     time.Duration
+	meshnodeBin       string
 }
 
 // scenario is one measured area of the program.
@@ -46,7 +53,12 @@ var scenarios = []scenario{
 	{"mesh", runMesh},
 	{"directory", runDirectory},
 	{"wire", runWire},
+	{"dirscale", runDirScale},
 }
+
+// defaultScenarios run without -only; dirscale is heavy (minutes, a
+// separate build) and runs only when named.
+const defaultScenarios = "task,mesh,directory,wire"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -91,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time per path per case (split into -rounds interleaved rounds)")
 	fs.IntVar(&o.rounds, "rounds", 4, "interleaved rounds per case: each round runs every path of the case in turn")
 	fs.StringVar(&conc, "concurrency", "1,64", "comma-separated concurrent callers per case")
-	fs.StringVar(&only, "only", "task,mesh,directory,wire", "comma-separated scenarios to run")
+	fs.StringVar(&only, "only", defaultScenarios, "comma-separated scenarios to run (task, mesh, directory, wire, dirscale)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.backendDelay, "backend-delay", 0, "simulated inference time of the test backend per request")
 	fs.IntVar(&o.meshAttempts, "mesh-attempts", 1, "mesh: attempts per Mesh.Call (1 measures single streams; the production default is 3, with backoff)")
@@ -104,8 +116,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dirPopulate, "dir-populate", populateApply,
 		"directory: how nodes get in: apply (Server.ApplyChange; a tenth, at most 1000, through POST /v1/register for heartbeat tokens) or register (every node through POST /v1/register)")
 	fs.StringVar(&o.wireBenchtime, "wire-benchtime", "200ms", "wire: go test -benchtime per codec operation (a duration, or Nx for N iterations)")
+	fs.IntVar(&o.scaleNodes, "nodes", 100_000, "dirscale: nodes registered through POST /v1/register")
+	fs.IntVar(&o.scaleIntents, "intents", 50, "dirscale: intents the nodes are spread over")
+	fs.Float64Var(&o.scaleHBRate, "heartbeat-rate", 0, "dirscale: heartbeats per second (0: nodes / 30 s, every node at the default interval)")
+	fs.Float64Var(&o.scaleDiscoverRate, "discover-rate", 5000, "dirscale: discover requests per second")
+	fs.DurationVar(&o.scaleDuration, "scale-duration", time.Minute, "dirscale: how long heartbeat and discover load run")
+	fs.StringVar(&o.meshnodeBin, "meshnode", "", "dirscale: meshnode binary to run (default: go build ./cmd/meshnode)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire] [-json]")
+		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire,dirscale] [-json]")
+		fmt.Fprintln(stderr, "       go run ./bench -only dirscale [-nodes 100000] [-scale-duration 1m]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -121,7 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.only = parseList(only)
 	for _, s := range o.only {
 		if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == s }) {
-			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire)", s)
+			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire, dirscale)", s)
 		}
 	}
 	return o, o.validate()
@@ -149,6 +168,15 @@ func (o *options) validate() error {
 		return errors.New("-dir-populate must be register or apply")
 	case !validBenchtime(o.wireBenchtime):
 		return errors.New("-wire-benchtime must be a positive duration or Nx")
+	case o.scaleNodes < 1 || o.scaleNodes > 1_000_000 || o.scaleIntents < 1 || o.scaleIntents > 1000:
+		return errors.New("-nodes must be in [1, 1e6] and -intents in [1, 1000]")
+	case o.scaleHBRate < 0 || o.scaleDiscoverRate <= 0 || o.scaleDiscoverRate > 100_000 || o.scaleHBRate > 100_000:
+		return errors.New("-heartbeat-rate must be in [0, 1e5] and -discover-rate in (0, 1e5]")
+	case o.scaleDuration <= 0 || o.scaleDuration > time.Hour:
+		return errors.New("-scale-duration must be in (0, 1h]")
+	}
+	if o.scaleHBRate == 0 {
+		o.scaleHBRate = float64(o.scaleNodes) / 30
 	}
 	return nil
 }
@@ -186,8 +214,9 @@ func parseConcurrency(s string) ([]int, error) {
 // benchEnv holds what scenarios share: the test backend and, built on
 // first use, the node.
 type benchEnv struct {
-	opts    options
-	backend *llmBackend
+	opts     options
+	backend  *llmBackend
+	progress io.Writer
 
 	once    sync.Once
 	ns      *nodeStack
@@ -220,7 +249,7 @@ func measure(ctx context.Context, o options, progress io.Writer) (*Report, error
 		DurationSec: o.duration.Seconds(), Rounds: o.rounds, Concurrency: o.concurrency,
 		BackendDelayMs: float64(o.backendDelay) / float64(time.Millisecond),
 	}}
-	env := &benchEnv{opts: o, backend: newLLMBackend(o.backendDelay)}
+	env := &benchEnv{opts: o, backend: newLLMBackend(o.backendDelay), progress: progress}
 	var runErr error
 	for _, sc := range scenarios {
 		if !slices.Contains(o.only, sc.name) {

@@ -17,6 +17,7 @@ type Report struct {
 	Converge   *Converge `json:"convergence,omitempty"`
 	Directory  *DirSetup `json:"directory_setup,omitempty"`
 	Wire       []WireRow `json:"wire,omitempty"`
+	DirScale   *DirScale `json:"dirscale,omitempty"`
 	Notes      []string  `json:"notes,omitempty"`
 	Scenarios  []string  `json:"scenarios"`
 	ElapsedSec float64   `json:"elapsed_s"`
@@ -168,6 +169,9 @@ func (r *Report) writeText(w io.Writer) error {
 	}
 	if len(r.Wire) > 0 {
 		r.writeWire(w)
+	}
+	if r.DirScale != nil {
+		r.writeDirScale(w)
 	}
 	if len(r.Checks) > 0 {
 		fmt.Fprintln(w, "\nchecks:")

@@ -75,6 +75,9 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 	if pid, err := d.id.PeerID(); err == nil {
 		st.PeerID = pid.String()
 	}
+	for _, rs := range d.reads {
+		st.DirectoryReads = append(st.DirectoryReads, admin.DirectoryReads{Seed: rs.URL(), Directories: rs.Status()})
+	}
 	for _, s := range d.sessions {
 		ds := s.Status()
 		st.Directories = append(st.Directories, ds)
@@ -166,8 +169,8 @@ func (d *daemon) newRouter() (*route.Router, error) {
 		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
 			route.WithLocal(localTransport{d}, d.localValue))
 	}
-	for _, c := range d.clients {
-		finders = append(finders, route.DirectoryFinder{C: c})
+	for _, rs := range d.reads {
+		finders = append(finders, route.DirectoryFinder{C: rs})
 	}
 	if len(d.clients) == 0 {
 		opts = append(opts, route.WithFallback(localTransport{d}))
