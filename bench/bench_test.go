@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,9 @@ func TestFlagsRejectBadValues(t *testing.T) {
 		{"-converge-transport", "udp"},
 		{"-mesh-attempts", "0"},
 		{"-wire-benchtime", "0x"},
+		{"-only", "dirscale", "-nodes", "0"},
+		{"-only", "dirscale", "-scale-duration", "0s"},
+		{"-only", "dirscale", "-discover-rate", "-5"},
 		{"stray"},
 	} {
 		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
@@ -243,5 +247,56 @@ func BenchmarkStreamTTFT(b *testing.B) {
 			b.ReportMetric(g.TokensPerSec, "gateway_tok/s")
 			b.ReportMetric(g.TokensPerSec/d.TokensPerSec, "tok/s_ratio")
 		})
+	}
+}
+
+// TestDirScaleSmoke runs the dirscale scenario at 200 nodes: a seed and a
+// replica as real `meshnode directory` processes, registrations through
+// the real route, paced heartbeats and discover, the lag probe. Only
+// counts are judged (the 100k figures come from the real command).
+func TestDirScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the meshnode binary")
+	}
+	args := []string{"-json", "-only", "dirscale", "-nodes", "200", "-intents", "4", "-scale-duration", "2s",
+		"-discover-rate", "100", "-heartbeat-rate", "50"}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if code := run(ctx, args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, errOut.String(), out.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	d := rep.DirScale
+	if d == nil || d.Nodes != 200 || d.Intents != 4 {
+		t.Fatalf("dirscale = %+v", d)
+	}
+	for name, r := range map[string]PacedResult{"heartbeat": d.Heartbeat, "discover": d.Discover} {
+		if r.OK == 0 || r.Failed != 0 || r.P99ms < r.P50ms || r.PerSec <= 0 {
+			t.Errorf("%s: %+v", name, r)
+		}
+	}
+	if d.Lag.Samples == 0 || d.Lag.Lost != 0 || d.ReplicaBootstrapS <= 0 || d.RegisterPerSec <= 0 {
+		t.Errorf("lag %+v, bootstrap %vs, register %v/s", d.Lag, d.ReplicaBootstrapS, d.RegisterPerSec)
+	}
+	if _, err := os.Stat("/proc/self/stat"); err == nil && (d.SeedCPUus <= 0 || d.SeedGoSysMiB <= 0 || d.SeedHeapMiB <= 0) {
+		t.Errorf("seed CPU %v µs/req, Sys %v MiB, heap %v MiB", d.SeedCPUus, d.SeedGoSysMiB, d.SeedHeapMiB)
+	}
+	if d.SeedFiles["directory.db"] == 0 || d.ReplicaFiles == nil {
+		t.Errorf("seed files %v, replica files %v", d.SeedFiles, d.ReplicaFiles)
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil && (d.SeedRSSMiB <= 0 || d.ReplicaRSSMiB <= 0) {
+		t.Errorf("RSS seed %v MiB, replica %v MiB", d.SeedRSSMiB, d.ReplicaRSSMiB)
+	}
+	if len(d.Targets) != 4 {
+		t.Errorf("targets = %+v", d.Targets)
+	}
+	for _, c := range rep.Checks {
+		if !c.OK {
+			t.Errorf("check %s failed: %s", c.Name, c.Info)
+		}
 	}
 }

@@ -35,6 +35,13 @@ type options struct {
 	streamTokens      int
 	streamInterval    time.Duration
 	streamConcurrency []int
+	// dirscale
+	scaleNodes        int
+	scaleIntents      int
+	scaleHBRate       float64
+	scaleDiscoverRate float64
+	scaleDuration     time.Duration
+	meshnodeBin       string
 }
 
 // scenario is one measured area of the program.
@@ -50,7 +57,12 @@ var scenarios = []scenario{
 	{"directory", runDirectory},
 	{"wire", runWire},
 	{"stream", runStream},
+	{"dirscale", runDirScale},
 }
+
+// defaultScenarios run without -only; dirscale is heavy (minutes, a
+// separate build) and runs only when named.
+const defaultScenarios = "task,mesh,directory,wire,stream"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -95,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time per path per case (split into -rounds interleaved rounds)")
 	fs.IntVar(&o.rounds, "rounds", 4, "interleaved rounds per case: each round runs every path of the case in turn")
 	fs.StringVar(&conc, "concurrency", "1,64", "comma-separated concurrent callers per case")
-	fs.StringVar(&only, "only", "task,mesh,directory,wire,stream", "comma-separated scenarios to run")
+	fs.StringVar(&only, "only", defaultScenarios, "comma-separated scenarios to run (task, mesh, directory, wire, stream, dirscale)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.backendDelay, "backend-delay", 0, "simulated inference time of the test backend per request")
 	fs.IntVar(&o.meshAttempts, "mesh-attempts", 1, "mesh: attempts per Mesh.Call (1 measures single streams; the production default is 3, with backoff)")
@@ -111,8 +123,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.streamTokens, "stream-tokens", 32, "stream: tokens the test backend generates per answer")
 	fs.DurationVar(&o.streamInterval, "stream-interval", 20*time.Millisecond, "stream: the test backend's time per token")
 	fs.StringVar(&streamConc, "stream-concurrency", "1,16", "stream: comma-separated concurrent streaming clients")
+	fs.IntVar(&o.scaleNodes, "nodes", 100_000, "dirscale: nodes registered through POST /v1/register")
+	fs.IntVar(&o.scaleIntents, "intents", 50, "dirscale: intents the nodes are spread over")
+	fs.Float64Var(&o.scaleHBRate, "heartbeat-rate", 0, "dirscale: heartbeats per second (0: nodes / 30 s, every node at the default interval)")
+	fs.Float64Var(&o.scaleDiscoverRate, "discover-rate", 5000, "dirscale: discover requests per second")
+	fs.DurationVar(&o.scaleDuration, "scale-duration", time.Minute, "dirscale: how long heartbeat and discover load run")
+	fs.StringVar(&o.meshnodeBin, "meshnode", "", "dirscale: meshnode binary to run (default: go build ./cmd/meshnode)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire] [-json]")
+		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire,dirscale] [-json]")
+		fmt.Fprintln(stderr, "       go run ./bench -only dirscale [-nodes 100000] [-scale-duration 1m]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -131,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.only = parseList(only)
 	for _, s := range o.only {
 		if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == s }) {
-			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire, stream)", s)
+			return o, fmt.Errorf("-only: unknown scenario %q (task, mesh, directory, wire, stream, dirscale)", s)
 		}
 	}
 	return o, o.validate()
@@ -161,6 +180,15 @@ func (o *options) validate() error {
 		return errors.New("-stream-tokens must be in [1, 4096] and -stream-interval in [0, 1s]")
 	case !validBenchtime(o.wireBenchtime):
 		return errors.New("-wire-benchtime must be a positive duration or Nx")
+	case o.scaleNodes < 1 || o.scaleNodes > 1_000_000 || o.scaleIntents < 1 || o.scaleIntents > 1000:
+		return errors.New("-nodes must be in [1, 1e6] and -intents in [1, 1000]")
+	case o.scaleHBRate < 0 || o.scaleDiscoverRate <= 0 || o.scaleDiscoverRate > 100_000 || o.scaleHBRate > 100_000:
+		return errors.New("-heartbeat-rate must be in [0, 1e5] and -discover-rate in (0, 1e5]")
+	case o.scaleDuration <= 0 || o.scaleDuration > time.Hour:
+		return errors.New("-scale-duration must be in (0, 1h]")
+	}
+	if o.scaleHBRate == 0 {
+		o.scaleHBRate = float64(o.scaleNodes) / 30
 	}
 	return nil
 }
@@ -198,8 +226,9 @@ func parseConcurrency(s string) ([]int, error) {
 // benchEnv holds what scenarios share: the test backend and, built on
 // first use, the node.
 type benchEnv struct {
-	opts    options
-	backend *llmBackend
+	opts     options
+	backend  *llmBackend
+	progress io.Writer
 
 	once    sync.Once
 	ns      *nodeStack
@@ -232,7 +261,7 @@ func measure(ctx context.Context, o options, progress io.Writer) (*Report, error
 		DurationSec: o.duration.Seconds(), Rounds: o.rounds, Concurrency: o.concurrency,
 		BackendDelayMs: float64(o.backendDelay) / float64(time.Millisecond),
 	}}
-	env := &benchEnv{opts: o, backend: newLLMBackend(o.backendDelay)}
+	env := &benchEnv{opts: o, backend: newLLMBackend(o.backendDelay), progress: progress}
 	var runErr error
 	for _, sc := range scenarios {
 		if !slices.Contains(o.only, sc.name) {

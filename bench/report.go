@@ -18,6 +18,7 @@ type Report struct {
 	Directory  *DirSetup   `json:"directory_setup,omitempty"`
 	Wire       []WireRow   `json:"wire,omitempty"`
 	Stream     []StreamRow `json:"stream,omitempty"`
+	DirScale   *DirScale   `json:"dirscale,omitempty"`
 	Notes      []string    `json:"notes,omitempty"`
 	Scenarios  []string    `json:"scenarios"`
 	ElapsedSec float64     `json:"elapsed_s"`
@@ -170,10 +171,8 @@ func (r *Report) writeText(w io.Writer) error {
 	if len(r.Wire) > 0 {
 		r.writeWire(w)
 	}
-	if len(r.Stream) > 0 {
-		if err := r.writeStream(w); err != nil {
-			return err
-		}
+	if r.DirScale != nil {
+		r.writeDirScale(w)
 	}
 	if len(r.Checks) > 0 {
 		fmt.Fprintln(w, "\nchecks:")

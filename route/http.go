@@ -20,7 +20,15 @@ const discoverLimit = 8
 // nodes that advertise no IICP-CX key unless the query allows plaintext
 // (iicp-confidentiality.md §6); when that leaves none, Find answers
 // IICP-E064.
-type DirectoryFinder struct{ C *dirclient.Client }
+//
+// C is one directory (*dirclient.Client) or a federation's read set
+// (*dirclient.ReadSet: the nearest healthy replica, failing over to the seed).
+type DirectoryFinder struct{ C Discoverer }
+
+// Discoverer answers GET /v1/discover.
+type Discoverer interface {
+	Discover(ctx context.Context, q dirclient.Query) (*wire.NodeList, error)
+}
 
 // Find implements Finder.
 func (f DirectoryFinder) Find(ctx context.Context, q Query) ([]Target, error) {
@@ -71,8 +79,10 @@ func (tr HTTPTransport) Send(ctx context.Context, t Target, call *wire.Call, cre
 }
 
 // ForDirectory is the Router a Go program without a mesh uses: discover
-// through dc, POST /v1/task over hc (nil: no overall timeout).
-func ForDirectory(dc *dirclient.Client, hc *http.Client, opts ...Option) (*Router, error) {
+// through dc (one directory, or a *dirclient.ReadSet reading from a
+// federation's nearest healthy replica), POST /v1/task over hc (nil: no
+// overall timeout).
+func ForDirectory(dc Discoverer, hc *http.Client, opts ...Option) (*Router, error) {
 	opts = append([]Option{WithTransport(PathHTTP, HTTPTransport{HTTP: hc})}, opts...)
 	return New([]Finder{DirectoryFinder{C: dc}}, opts...)
 }

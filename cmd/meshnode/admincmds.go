@@ -87,6 +87,40 @@ the state directory.`,
 	return cmd
 }
 
+// printReads says which directory serves reads (discover) for each seed
+// the node writes to, and the state of every candidate.
+func printReads(tw io.Writer, reads []admin.DirectoryReads) {
+	for _, r := range reads {
+		serving := "none reachable"
+		for _, d := range r.Directories {
+			if d.Serving {
+				serving = fmt.Sprintf("%s (%s)", d.URL, d.Role)
+			}
+		}
+		fmt.Fprintf(tw, "reads for %s\t%s; writes go to the seed\n", r.Seed, serving)
+		for _, d := range r.Directories {
+			line := "not probed yet"
+			if d.Probed {
+				line = "down"
+				if d.Healthy {
+					line = fmt.Sprintf("healthy, rtt %.1f ms", d.RTTMs)
+				}
+			}
+			line += fmt.Sprintf(", %d reads", d.Reads)
+			if d.Failures > 0 {
+				line += fmt.Sprintf(", %d failed", d.Failures)
+			}
+			if d.Signed {
+				line += ", signed answers"
+			}
+			if !d.Healthy && d.LastError != "" {
+				line += ", last error: " + d.LastError
+			}
+			fmt.Fprintf(tw, "  %s %s (%s)\t%s\n", d.Role, d.URL, d.Source, line)
+		}
+	}
+}
+
 func printStatus(w io.Writer, st *admin.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "node ID\t%s\n", st.NodeID)
@@ -124,6 +158,7 @@ func printDirectories(tw io.Writer, st *admin.Status) {
 			fmt.Fprintf(tw, "\tobserved IP %s differs from the endpoint host (NAT or reverse proxy?)\n", d.ObservedSourceIP)
 		}
 	}
+	printReads(tw, st.DirectoryReads)
 	if st.ObservedSourceIP != "" {
 		fmt.Fprintf(tw, "observed IP\t%s\n", st.ObservedSourceIP)
 	}

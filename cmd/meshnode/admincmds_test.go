@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/dirbridge/dirclient"
 	"github.com/meshnode/meshnode/internal/daemon/admin"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/wire"
@@ -102,5 +103,30 @@ func TestPeersEmptyNotesOnStderr(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "PEER") || strings.Count(out.String(), "\n") != 1 || !strings.Contains(errb.String(), "no peers yet") {
 		t.Fatalf("stdout %q stderr %q", out.String(), errb.String())
+	}
+}
+
+// TestStatusShowsReadsAndWrites: `meshnode status` names, per seed, the
+// directory serving reads and the state of every candidate, and says
+// writes go to the seed (issue 17 item 2).
+func TestStatusShowsReadsAndWrites(t *testing.T) {
+	st := &admin.Status{NodeID: "n", DirectoryMode: "external",
+		Directories: []dirclient.Status{{Directory: "https://seed.example", State: "registered"}},
+		DirectoryReads: []admin.DirectoryReads{{Seed: "https://seed.example", Directories: []dirclient.ReadStatus{
+			{URL: "https://seed.example", Role: dirclient.RoleSeed, Source: dirclient.SourceConfigured, Probed: true, LastError: "directory health: connection refused"},
+			{URL: "https://rep.example", Role: dirclient.RoleReplica, Source: dirclient.SourceWellKnown, Probed: true, Healthy: true,
+				RTTMs: 1.25, Serving: true, Reads: 7, Signed: true},
+		}}}}
+	var b strings.Builder
+	printStatus(&b, st)
+	out := b.String()
+	for _, want := range []string{
+		"reads for https://seed.example", "https://rep.example (replica); writes go to the seed",
+		"replica https://rep.example (well-known)", "healthy, rtt 1.2 ms, 7 reads, signed answers",
+		"seed https://seed.example (configured)", "down, 0 reads, last error: directory health: connection refused",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
 	}
 }

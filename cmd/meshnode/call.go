@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -256,7 +257,15 @@ func callDirect(ctx context.Context, dir, token string, req admin.CallRequest, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond+10*time.Second)
 	defer cancel()
-	r, err := route.ForDirectory(dc, nil)
+	// Read from the federation like a node does: the seed's replicas from
+	// its registry, the nearest healthy one first, the seed as fallback.
+	rs, err := dirclient.NewReadSet(dirclient.ReadSetConfig{Seed: dc, WellKnown: true, ProbeTimeout: 3 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, withCode(exitFailure, err)
+	}
+	rs.Prime(ctx)
+	r, err := route.ForDirectory(rs, nil)
 	if err != nil {
 		return nil, withCode(exitFailure, err)
 	}

@@ -33,6 +33,9 @@ type Client struct {
 	base      *url.URL
 	hc        *http.Client
 	userAgent string
+	// verifyRead, when set, checks every discover answer before it is
+	// decoded (a replica's DIR-FED-20 signature, readsig.go).
+	verifyRead func(req *http.Request, h http.Header, body []byte) error
 }
 
 // Option configures a Client.
@@ -161,7 +164,7 @@ func (c *Client) Discover(ctx context.Context, q Query) (*wire.NodeList, error) 
 		v.Set("modality", q.Modality)
 	}
 	var nl wire.NodeList
-	if err := c.do(ctx, "discover", http.MethodGet, "/v1/discover?"+v.Encode(), "", nil, &nl, maxDiscoverBody, http.StatusOK); err != nil {
+	if err := c.doVerified(ctx, "discover", http.MethodGet, "/v1/discover?"+v.Encode(), "", nil, &nl, maxDiscoverBody, c.verifyRead, http.StatusOK); err != nil {
 		return nil, err
 	}
 	return &nl, nil
@@ -209,6 +212,13 @@ func (c *Client) Bootstrap(ctx context.Context, limit int) ([]BootstrapPeer, err
 // do performs one JSON request. token, when set, goes in the Authorization
 // header only. in may be nil (no body); out receives a success body.
 func (c *Client) do(ctx context.Context, op, method, path, token string, in, out any, limit int64, okStatus ...int) error {
+	return c.doVerified(ctx, op, method, path, token, in, out, limit, nil, okStatus...)
+}
+
+// doVerified is do with verify, when non-nil, run on a success answer
+// before it is decoded; its error fails the call.
+func (c *Client) doVerified(ctx context.Context, op, method, path, token string, in, out any, limit int64,
+	verify func(*http.Request, http.Header, []byte) error, okStatus ...int) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -243,6 +253,11 @@ func (c *Client) do(ctx context.Context, op, method, path, token string, in, out
 	}
 	for _, s := range okStatus {
 		if resp.StatusCode == s {
+			if verify != nil {
+				if err := verify(req, resp.Header, data); err != nil {
+					return &Error{Op: op, Status: resp.StatusCode, Err: err}
+				}
+			}
 			if out == nil || len(bytes.TrimSpace(data)) == 0 {
 				return nil
 			}

@@ -287,7 +287,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 			}
 		}
 	}
-	mods := c.e.modalities[intent]
+	mods := c.e.modalities.get(intent)
 	if intent == "" {
 		mods = nil
 	}

@@ -112,8 +112,8 @@ func (s *Server) handleRegistryNode(w http.ResponseWriter, r *http.Request) {
 	st := e.state.Load()
 	p := s.publicView(scored{e: e, st: st, score: score(e.rec, st, "", now)}, "", now)
 	intents := make([]string, 0, len(e.modalities))
-	for in := range e.modalities {
-		intents = append(intents, in)
+	for _, im := range e.modalities {
+		intents = append(intents, im.intent)
 	}
 	slices.Sort(intents)
 	w.Header().Set("Cache-Control", "public, max-age=10")

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -13,7 +14,7 @@ type entry struct {
 	cred  Credential
 	// modalities is the union of input modalities per intent, precomputed
 	// so discover's ?modality= filter does not walk capabilities.
-	modalities map[string][]string
+	modalities intentModalities
 	// ranks are the intent rankings the node sits in (set before the
 	// entry is published, then read-only).
 	ranks []*ranking
@@ -30,9 +31,11 @@ type index struct {
 	// same members as byIntent.
 	rank map[string]*ranking
 	// policy files ranking items (probation class); set before load.
-	policy   *rankPolicy
-	byToken  map[string]string // credential index -> node id
-	byPrefix map[string]map[string]struct{}
+	policy  *rankPolicy
+	byToken map[string]string // credential index -> node id
+	// byPrefix maps a public id prefix to the node ids sharing it (almost
+	// always one: a slice, not a map per node, at 100k nodes).
+	byPrefix map[string][]string
 	// verified holds credential indexes whose bcrypt check already passed
 	// (or that we issued ourselves), so heartbeats skip bcrypt.
 	verified map[string]struct{}
@@ -47,7 +50,7 @@ func newIndex() *index {
 		byIntent: make(map[string]map[string]*entry),
 		rank:     make(map[string]*ranking),
 		byToken:  make(map[string]string),
-		byPrefix: make(map[string]map[string]struct{}),
+		byPrefix: make(map[string][]string),
 		verified: make(map[string]struct{}),
 	}
 }
@@ -76,7 +79,8 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 	}
 	e.state.Store(st)
 	ix.byID[rec.NodeID] = e
-	for intent := range e.modalities {
+	for _, im := range e.modalities {
+		intent := im.intent
 		m := ix.byIntent[intent]
 		if m == nil {
 			m = make(map[string]*entry)
@@ -94,10 +98,9 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 		r.put(e, ix.policy) // replaces the old entry's item where it had one
 	}
 	p := idPrefix(rec.NodeID)
-	if ix.byPrefix[p] == nil {
-		ix.byPrefix[p] = make(map[string]struct{})
+	if ids := ix.byPrefix[p]; !contains(ids, rec.NodeID) {
+		ix.byPrefix[p] = append(ids, rec.NodeID)
 	}
-	ix.byPrefix[p][rec.NodeID] = struct{}{}
 	if e.cred.Index != "" {
 		ix.byToken[e.cred.Index] = rec.NodeID
 		if verified {
@@ -110,15 +113,16 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 // its credential (rotation: the old token gets 401 at once). Rankings of
 // intents in keep are left for the replacing entry's put, so a
 // re-registration never makes the node vanish from discover in between.
-func (ix *index) unlinkLocked(old *entry, dropToken bool, keep map[string][]string) {
-	for intent := range old.modalities {
+func (ix *index) unlinkLocked(old *entry, dropToken bool, keep intentModalities) {
+	for _, im := range old.modalities {
+		intent := im.intent
 		if m := ix.byIntent[intent]; m != nil {
 			delete(m, old.rec.NodeID)
 			if len(m) == 0 {
 				delete(ix.byIntent, intent)
 			}
 		}
-		if _, kept := keep[intent]; kept {
+		if keep.has(intent) {
 			continue
 		}
 		if r := ix.rank[intent]; r != nil && r.remove(old.rec.NodeID) {
@@ -126,11 +130,10 @@ func (ix *index) unlinkLocked(old *entry, dropToken bool, keep map[string][]stri
 		}
 	}
 	p := idPrefix(old.rec.NodeID)
-	if m := ix.byPrefix[p]; m != nil {
-		delete(m, old.rec.NodeID)
-		if len(m) == 0 {
-			delete(ix.byPrefix, p)
-		}
+	if ids := slices.DeleteFunc(ix.byPrefix[p], func(id string) bool { return id == old.rec.NodeID }); len(ids) == 0 {
+		delete(ix.byPrefix, p)
+	} else {
+		ix.byPrefix[p] = ids
 	}
 	if dropToken && old.cred.Index != "" {
 		delete(ix.byToken, old.cred.Index)
@@ -157,12 +160,8 @@ func (ix *index) get(id string) *entry {
 func (ix *index) byPrefixUnique(p string) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	m := ix.byPrefix[p]
-	if len(m) != 1 {
-		return nil
-	}
-	for id := range m {
-		return ix.byID[id]
+	if ids := ix.byPrefix[p]; len(ids) == 1 {
+		return ix.byID[ids[0]]
 	}
 	return nil
 }
@@ -220,16 +219,59 @@ func (ix *index) count() int {
 	return len(ix.byID)
 }
 
-func modalitiesByIntent(rec *NodeRecord) map[string][]string {
-	out := make(map[string][]string, len(rec.Capabilities))
+// intentModalities is the union of input modalities per intent of one
+// node, in capability order: a small slice rather than a map, since a node
+// serves a handful of intents and 100k nodes each kept a map.
+type intentModalities []intentModality
+
+type intentModality struct {
+	intent string
+	mods   []string
+}
+
+// get returns the modalities of intent (nil when the node does not serve it).
+func (im intentModalities) get(intent string) []string {
+	for i := range im {
+		if im[i].intent == intent {
+			return im[i].mods
+		}
+	}
+	return nil
+}
+
+func (im intentModalities) has(intent string) bool {
+	for i := range im {
+		if im[i].intent == intent {
+			return true
+		}
+	}
+	return false
+}
+
+// textOnly is the shared default modality list (iicp-dir.md §3.1); it is
+// never appended to in place.
+var textOnly = []string{"text"}
+
+func modalitiesByIntent(rec *NodeRecord) intentModalities {
+	out := make(intentModalities, 0, len(rec.Capabilities))
 	for _, c := range rec.Capabilities {
 		mods := c.InputModalities
 		if len(mods) == 0 {
-			mods = []string{"text"} // iicp-dir.md §3.1 default
+			mods = textOnly
+		}
+		i := slices.IndexFunc(out, func(x intentModality) bool { return x.intent == c.Intent })
+		if i < 0 {
+			out = append(out, intentModality{intent: c.Intent})
+			i = len(out) - 1
+		}
+		if out[i].mods == nil && len(c.InputModalities) == 0 {
+			out[i].mods = textOnly
+			continue
 		}
 		for _, m := range mods {
-			if !contains(out[c.Intent], m) {
-				out[c.Intent] = append(out[c.Intent], m)
+			if !contains(out[i].mods, m) {
+				// Clip so an append never writes into a shared backing array.
+				out[i].mods = append(slices.Clip(out[i].mods), m)
 			}
 		}
 	}

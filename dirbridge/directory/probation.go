@@ -81,7 +81,7 @@ func (s *Server) eligible(q *query, e *entry, st *nodeState, now time.Time) bool
 	switch {
 	case !st.Available || st.Reach.unreachable() || !s.live(st, now) || st.Reputation < q.minReputation:
 		return false
-	case q.modality != "" && !contains(e.modalities[q.intent], q.modality):
+	case q.modality != "" && !contains(e.modalities.get(q.intent), q.modality):
 		return false
 	case q.cipCapable && !cipCapable(e.rec):
 		return false

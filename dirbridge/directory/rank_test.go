@@ -101,7 +101,7 @@ func (f *rankFixture) fullScan(q *query, now time.Time, k int) []scored {
 	var grad, prob []scored
 	f.s.store.idx.forAll(func(e *entry) {
 		st := e.state.Load()
-		if _, ok := e.modalities[q.intent]; !ok || !f.s.eligible(q, e, st, now) {
+		if !e.modalities.has(q.intent) || !f.s.eligible(q, e, st, now) {
 			return
 		}
 		if q.qos == wire.QoSRealtime && !f.s.passesRealtime(st) {

@@ -124,6 +124,16 @@ type Directory struct {
 	// CAFile is an extra PEM root certificate for directory TLS (a
 	// directory with a self-signed certificate); the system roots still apply.
 	CAFile string `toml:"ca_file"`
+	// Replicas are read-only directories of the federation of the first
+	// URL (its replicas): discover reads go to the nearest healthy one,
+	// registrations and heartbeats stay with the seed.
+	Replicas []string `toml:"replicas"`
+	// DiscoverReplicas learns each directory's replicas from its
+	// /.well-known/iicp-replicas.json.
+	DiscoverReplicas bool `toml:"discover_replicas"`
+	// ReplicaProbeInterval is how often every directory's health and
+	// round-trip time are measured to choose where reads go.
+	ReplicaProbeInterval Duration `toml:"replica_probe_interval"`
 }
 
 // Server configures `meshnode directory` and the embedded directory.
@@ -143,6 +153,18 @@ type Server struct {
 	// MembershipTTL is the lifetime of the mesh membership credentials the
 	// directory issues (nodes renew at half-life; 2s..24h).
 	MembershipTTL Duration `toml:"membership_ttl"`
+	// RegisterRateLimit is how many REGISTERs one source IP may send per
+	// minute (iicp-dir.md §3.1: 60). Raise it only for a load test or a
+	// directory behind a NAT that many nodes share.
+	RegisterRateLimit int `toml:"register_rate_limit"`
+	// BcryptCost is the node-token hash cost (DIR-REG-07; 10). Lower costs
+	// only speed up mass registration in benchmarks.
+	BcryptCost int `toml:"bcrypt_cost"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit for `meshnode
+	// directory` (GOMEMLIMIT, which overrides it when set): the garbage
+	// collector runs harder as the heap nears it instead of letting it
+	// grow to twice the live index. 0 turns it off.
+	MemoryLimitMiB int `toml:"memory_limit_mib"`
 	// TLSCert and TLSKey are the HTTPS certificate; outside dev mode the
 	// directory always serves HTTPS, self-signed when these are empty.
 	TLSCert string `toml:"tls_cert"`

@@ -44,6 +44,10 @@ func base() Config {
 			BackoffMax:     Duration(60 * time.Second),
 			TokenRefresh:   Duration(24 * time.Hour),
 			RequestTimeout: Duration(10 * time.Second),
+			// Reads follow the federation: replicas from the seed's registry.
+			Replicas:             []string{},
+			DiscoverReplicas:     true,
+			ReplicaProbeInterval: Duration(30 * time.Second),
 		},
 		Server: Server{
 			Listen: "127.0.0.1:8010",
@@ -56,6 +60,11 @@ func base() Config {
 			ProbationMinAge:     Duration(time.Hour),
 			MaxNodesPerOperator: 100,
 			MembershipTTL:       Duration(6 * time.Hour),
+			RegisterRateLimit:   60,
+			BcryptCost:          10,
+			// 100k nodes need ~350 MiB live (docs/architecture.md, bench
+			// dirscale); the limit keeps RSS under 1 GiB at that size.
+			MemoryLimitMiB: 768,
 		},
 		Mesh: Mesh{
 			Enabled: true,
@@ -102,6 +111,7 @@ var profiles = map[string]func(*Config){
 		c.Directory.BackoffMax = Duration(time.Second)
 		c.Directory.TokenRefresh = Duration(time.Minute)
 		c.Directory.RequestTimeout = Duration(3 * time.Second)
+		c.Directory.ReplicaProbeInterval = Duration(time.Second)
 		c.Server.Listen = "127.0.0.1:0"
 		c.Server.HeartbeatInterval = Duration(500 * time.Millisecond)
 		c.Server.StaleAfter = Duration(3 * time.Second)
@@ -247,6 +257,17 @@ func (c *Config) validateDirectory(bad func(string, string, ...any)) {
 	if d.TokenRefresh < 0 {
 		bad("directory.token_refresh", "must not be negative")
 	}
+	for _, u := range d.Replicas {
+		if err := checkURL(u, c.Node.Dev); err != nil {
+			bad("directory.replicas", "%v", err)
+		}
+	}
+	if len(d.Replicas) > 0 && len(d.URLs) == 0 {
+		bad("directory.replicas", "needs directory.urls: the first URL is the seed the replicas follow")
+	}
+	if d.ReplicaProbeInterval <= 0 {
+		bad("directory.replica_probe_interval", "must be positive")
+	}
 }
 
 func (c *Config) validateServer(bad func(string, string, ...any)) {
@@ -262,6 +283,15 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.MembershipTTL < Duration(2*time.Second) || s.MembershipTTL > Duration(24*time.Hour) {
 		bad("directory_server.membership_ttl", "must be between 2s and 24h")
+	}
+	if s.RegisterRateLimit < 1 {
+		bad("directory_server.register_rate_limit", "must be at least 1 (registrations per source IP and minute)")
+	}
+	if s.MemoryLimitMiB < 0 {
+		bad("directory_server.memory_limit_mib", "must not be negative (0 turns the limit off)")
+	}
+	if s.BcryptCost < 4 || s.BcryptCost > 31 {
+		bad("directory_server.bcrypt_cost", "must be in 4..31, got %d", s.BcryptCost)
 	}
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		bad("directory_server.tls_cert/tls_key", "set both or neither")

@@ -94,6 +94,14 @@ profile = {{v .Profile}}
 # request_timeout = {{v .Directory.RequestTimeout}}
 # Extra PEM root certificate trusted for directory TLS (self-signed directory).
 # ca_file = {{v .Directory.CAFile}}
+# Read-only replicas of the first directory's federation. Discover reads go
+# to the nearest healthy replica (then the seed); registration and
+# heartbeats always go to the seed.
+# replicas = {{v .Directory.Replicas}}
+# Also learn replicas from each directory's /.well-known/iicp-replicas.json.
+# discover_replicas = {{v .Directory.DiscoverReplicas}}
+# How often directory health and round-trip time are measured.
+# replica_probe_interval = {{v .Directory.ReplicaProbeInterval}}
 
 [directory_server]
 # Used by "meshnode directory" (and, for timers, the in-process directory).
@@ -118,6 +126,15 @@ profile = {{v .Profile}}
 # (they renew at half-life; the mesh keeps working this long without the
 # directory). 2s..24h.
 # membership_ttl = {{v .Server.MembershipTTL}}
+# REGISTERs one source IP may send per minute (iicp-dir.md §3.1). Raise it
+# only for a load test or when many nodes share one NAT address.
+# register_rate_limit = {{v .Server.RegisterRateLimit}}
+# bcrypt cost of stored node tokens (DIR-REG-07). Lower only in benchmarks.
+# bcrypt_cost = {{v .Server.BcryptCost}}
+# Soft memory limit of "meshnode directory" in MiB (the GOMEMLIMIT
+# environment variable overrides it); 0 turns it off. Raise it for
+# directories well beyond 100k nodes.
+# memory_limit_mib = {{v .Server.MemoryLimitMiB}}
 # TLS certificate and key (PEM). Outside dev mode the directory always
 # serves HTTPS: without these it uses a self-signed certificate kept in the
 # state directory (nodes then need directory.ca_file).

@@ -76,6 +76,9 @@ func (a adminBackend) Status(ctx context.Context) admin.Status {
 	if pid, err := d.id.PeerID(); err == nil {
 		st.PeerID = pid.String()
 	}
+	for _, rs := range d.reads {
+		st.DirectoryReads = append(st.DirectoryReads, admin.DirectoryReads{Seed: rs.URL(), Directories: rs.Status()})
+	}
 	for _, s := range d.sessions {
 		ds := s.Status()
 		st.Directories = append(st.Directories, ds)
@@ -186,8 +189,8 @@ func (d *daemon) newRouter() (*route.Router, error) {
 		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
 			route.WithLocal(localTransport{d}, d.localValue))
 	}
-	for _, c := range d.clients {
-		finders = append(finders, route.DirectoryFinder{C: c})
+	for _, rs := range d.reads {
+		finders = append(finders, route.DirectoryFinder{C: rs})
 	}
 	if len(d.clients) == 0 {
 		opts = append(opts, route.WithFallback(localTransport{d}))
@@ -288,6 +291,9 @@ func (d *daemon) consumerToken(ctx context.Context, target, intent string, singl
 func (d *daemon) localValue(call *wire.Call) (float64, bool) {
 	if d.nodeToken() == "" {
 		return 0, false // the engine would refuse its own caller: not registered yet
+	}
+	if !d.backendUp.Load() {
+		return 0, false // a backend that does not answer: never "best"
 	}
 	s := d.engine.Stats()
 	return d.mesh.SelfValue(call, s.Load, s.ActiveJobs, s.MaxConcurrent)

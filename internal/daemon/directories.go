@@ -178,7 +178,12 @@ func (d *daemon) setupSessions() error {
 		if err != nil {
 			return err
 		}
+		rs, err := d.newReadSet(c, len(d.clients) == 0)
+		if err != nil {
+			return err
+		}
 		d.clients = append(d.clients, c)
+		d.reads = append(d.reads, rs)
 		d.sessions = append(d.sessions, s)
 	}
 	// Sessions key tokens by the normalised client URL.
@@ -186,6 +191,23 @@ func (d *daemon) setupSessions() error {
 		d.dirURLs[i] = c.URL()
 	}
 	return nil
+}
+
+// newReadSet is where c's federation is read from: directory.replicas
+// (for the first directory) and, unless turned off, the replicas c lists in
+// /.well-known/iicp-replicas.json. The embedded dev directory has none.
+func (d *daemon) newReadSet(c *dirclient.Client, first bool) (*dirclient.ReadSet, error) {
+	var replicas []string
+	if first {
+		replicas = d.cfg.Directory.Replicas
+	}
+	return dirclient.NewReadSet(dirclient.ReadSetConfig{
+		Seed: c, Replicas: replicas,
+		WellKnown:     d.cfg.Directory.DiscoverReplicas && d.dirMode != dirEmbedded,
+		ProbeInterval: d.cfg.Directory.ReplicaProbeInterval.D(),
+		ProbeTimeout:  min(d.cfg.Directory.RequestTimeout.D(), 3*time.Second),
+		Logger:        d.o.Logs.For("dirclient"),
+	})
 }
 
 func decodeKey(h string) (ed25519.PublicKey, error) {
@@ -229,7 +251,7 @@ func (d *daemon) refreshPeers(ctx context.Context) {
 	self := d.host.ID()
 	seen := map[peer.ID]bool{}
 	var infos []peer.AddrInfo
-	for _, c := range d.clients {
+	for _, c := range d.reads {
 		for intent := range intents {
 			qctx, cancel := context.WithTimeout(ctx, d.cfg.Directory.RequestTimeout.D())
 			nl, err := c.Discover(qctx, dirclient.Query{Intent: intent, Limit: discoverPeersLimit})

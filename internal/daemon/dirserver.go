@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +79,7 @@ func RunDirectory(ctx context.Context, o DirectoryOptions) error {
 	if o.registry, err = newProcessRegistry(o.Version); err != nil {
 		return err
 	}
+	applyMemoryLimit(o)
 	dc := directoryConfig(o)
 	if err := os.MkdirAll(dc.StateDir, 0o700); err != nil {
 		return fmt.Errorf("directory state: %w", err)
@@ -161,6 +163,8 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
 		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
 		MembershipTTL:       s.MembershipTTL.D(),
+		RegisterRateLimit:   s.RegisterRateLimit,
+		BcryptCost:          s.BcryptCost,
 		Version:             o.Version,
 	}
 }
@@ -181,6 +185,14 @@ func probationAge(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// applyMemoryLimit sets directory_server.memory_limit_mib as the runtime's
+// soft memory limit unless GOMEMLIMIT already set one.
+func applyMemoryLimit(o DirectoryOptions) {
+	if mib := o.Config.Server.MemoryLimitMiB; mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(mib) << 20)
+	}
 }
 
 // plainDirectory adapts directory.Server to dirServer.

@@ -57,7 +57,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer d.closeAll()
 	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopInfra()
-	infra := newGroup(12)
+	infra := newGroup(12 + len(d.reads))
 	infra.start(infraCtx, service{"backend monitor", d.monitor.Serve})
 	infra.start(infraCtx, service{"http bridge", d.bridge.Serve})
 	if d.openai != nil {
@@ -70,6 +70,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	infra.start(infraCtx, service{"cx key ring", d.cxRing.Serve})
 	if d.embedded != nil {
 		infra.start(infraCtx, service{"embedded directory", d.embedded.Serve})
+	}
+	if d.dirMode != dirEmbedded {
+		// The embedded dev directory has no replicas: nothing to choose
+		// between, so no probes (and no half-dialled connection left for
+		// its shutdown to wait on).
+		for _, rs := range d.reads {
+			infra.start(infraCtx, service{"directory reads", rs.Run})
+		}
 	}
 	if d.mesh != nil {
 		infra.start(infraCtx, service{"mesh", d.mesh.Serve})

@@ -78,7 +78,10 @@ type daemon struct {
 	dirMode     string
 	dirURLs     []string
 	clients     []*dirclient.Client
-	sessions    []*dirclient.Session
+	// reads[i] is where reads of clients[i]'s federation go (its nearest
+	// healthy replica, else the seed).
+	reads    []*dirclient.ReadSet
+	sessions []*dirclient.Session
 
 	host host.Host
 	mesh *mesh.Mesh

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,16 +25,27 @@ import (
 // started with --no-mcp, serves no MCP endpoint.
 func TestE2E_MCPToolCallOverMesh(t *testing.T) {
 	bin := buildBinary(t)
+	// Node A's own backend does not answer (closed at once), so A is
+	// unavailable and never the best node for the call: routing local-first
+	// would otherwise serve it on A. Its configured model list lets it start.
 	backendA, callsA := testBackend(t)
+	backendA.Close()
 	backendB, callsB := testBackend(t)
 	base := t.TempDir()
 	dirHome, homeA, homeB := filepath.Join(base, "dir"), filepath.Join(base, "a"), filepath.Join(base, "b")
-	for _, h := range []string{dirHome, homeA, homeB} {
+	for _, h := range []string{dirHome, homeB} {
 		writeTestConfig(t, h)
+	}
+	if err := os.MkdirAll(homeA, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgA := fmt.Sprintf("version = 1\nprofile = \"test\"\n[backend]\nurl = %q\nmodels = [\"e2e-model\"]\n", backendA.URL+"/v1")
+	if err := os.WriteFile(filepath.Join(homeA, "config.toml"), []byte(cfgA), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--listen", "127.0.0.1:0", "--no-seed-log")
 	dirURL := directoryURL(t, dir)
-	nodeA := start(t, "node A", bin, "--home", homeA, "up", "--dev", "--directory", dirURL, "--backend", backendA.URL,
+	nodeA := start(t, "node A", bin, "--home", homeA, "up", "--dev", "--directory", dirURL,
 		"--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1", "--mcp-listen", "127.0.0.1:0")
 	nodeB := start(t, "node B", bin, "--home", homeB, "up", "--dev", "--directory", dirURL, "--backend", backendB.URL,
 		"--http", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/udp/0/quic-v1", "--no-mcp")

@@ -43,8 +43,13 @@ type Status struct {
 	HTTPURL   string    `json:"http_url"`
 	Endpoint  string    `json:"endpoint"`
 	// DirectoryMode is "embedded", "external" or "disabled".
-	DirectoryMode string             `json:"directory_mode"`
-	Directories   []dirclient.Status `json:"directories"`
+	DirectoryMode string `json:"directory_mode"`
+	// Directories are the registrations: where this node writes
+	// (register, heartbeat, deregister), one per seed.
+	Directories []dirclient.Status `json:"directories"`
+	// DirectoryReads says, per seed, which directories serve discover
+	// reads: the nearest healthy replica, else the seed.
+	DirectoryReads []DirectoryReads `json:"directory_reads,omitempty"`
 	// ObservedSourceIP is the most recent IP a directory observed
 	// (iicp-core.md §11.2: status MUST show it).
 	ObservedSourceIP string      `json:"observed_source_ip,omitempty"`
@@ -67,6 +72,12 @@ type OperatorStatus struct {
 	Fingerprint string    `json:"operator_fingerprint,omitempty"`
 	NotAfter    time.Time `json:"not_after,omitzero"`
 	Problem     string    `json:"problem,omitempty"`
+}
+
+// DirectoryReads is one federation's read side.
+type DirectoryReads struct {
+	Seed        string              `json:"seed"`
+	Directories []dirclient.ReadStatus `json:"directories"`
 }
 
 // CXStatus summarises IICP-CX on the serving side.
