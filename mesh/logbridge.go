@@ -100,13 +100,16 @@ func zapLevel(l slog.Level) zapcore.Level {
 	}
 }
 
-// shutdownNoise demotes to debug what libp2p logs at error level when a
-// host closes its own listeners (swarm: "listener closed"): a normal stop,
-// or a start that failed on another port, is not an operator's error.
+// shutdownNoise demotes to debug what libp2p reports as a problem but is
+// the normal life of a home node: the swarm's "listener closed" error when
+// a host closes its own listeners (a normal stop, or a start that failed on
+// another port), and the DHT's warning that a refresh found no peer in its
+// routing table (a node that has not met anyone yet).
 type shutdownNoise struct{ slog.Handler }
 
 func (h shutdownNoise) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError && closedListener(r) {
+	if (r.Level >= slog.LevelError && closedListener(r)) ||
+		(r.Level >= slog.LevelWarn && strings.Contains(r.Message, "failed to find any peer in table")) {
 		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}

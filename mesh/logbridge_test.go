@@ -57,6 +57,10 @@ func TestShutdownNoiseDemoted(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Fatalf("listener-closed error still logged: %s", buf.String())
 	}
+	l.Warn("failed when refreshing routing tablefailed to query for self, err=failed to find any peer in table")
+	if buf.Len() != 0 {
+		t.Fatalf("empty-routing-table refresh warning still logged: %s", buf.String())
+	}
 	l.Error("swarm listener accept error", "err", "too many open files")
 	if !strings.Contains(buf.String(), "too many open files") {
 		t.Fatalf("a real accept error was dropped: %q", buf.String())
