@@ -44,8 +44,8 @@ var layers = map[string]layer{
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/dirclient", "dirbridge/httpapi", "internal/breaker", "internal/retry"}},
 	// MCP over Streamable HTTP: tools are intents, every call goes through route.
-	"route/mcp":             {may: []string{"wire", "route", "mesh", "dirbridge/dirclient"}},
-	"route/openai":          {may: []string{"wire", "route"}},
+	"route/mcp":             {may: []string{"wire", "route", "mesh", "dirbridge/dirclient", "internal/httpx"}},
+	"route/openai":          {may: []string{"wire", "route", "internal/httpx"}},
 	"internal/daemon":       {may: []string{anyPkg}},
 	"internal/daemon/admin": {may: []string{"wire", "dirbridge/dirclient", "route", "internal/httpx", "internal/paths"}},
 	"internal/config":       {},

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/route"
 )
 
@@ -141,20 +142,16 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Handler serves the endpoint at Path behind the guard.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				// The panic value may hold task data: never logged.
-				s.log.Error("mcp handler panicked")
-				writeError(w, nil, newErr(http.StatusInternalServerError, CodeInternalError, "internal error"))
-			}
-		}()
+	// httpx logs a panic without its value (it may hold task data).
+	return httpx.RecovererAnswering(s.log, func(w http.ResponseWriter) {
+		writeError(w, nil, newErr(http.StatusInternalServerError, CodeInternalError, "internal error"))
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := s.guard(w, r); e != nil {
 			writeError(w, nil, e)
 			return
 		}
 		s.serveRPC(w, r)
-	})
+	}))
 }
 
 // guard admits a request: right path and method, then the trust rules

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/route"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -107,21 +108,12 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 	})
 }
 
-// recoverer turns a handler panic into a 500 in OpenAI's shape; the panic
-// value may hold request text, so it is not logged.
+// recoverer turns a handler panic into a 500 in OpenAI's shape (httpx:
+// logged without the panic value, which may hold request text).
 func (s *Server) recoverer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.log.Error("openai handler panicked", "path", r.URL.Path)
-				writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
-			}
-		}()
-		next.ServeHTTP(w, r)
-	})
+	return httpx.RecovererAnswering(s.log, func(w http.ResponseWriter) {
+		writeError(w, wire.NewError(wire.CodeInternal, "internal error"))
+	}, next)
 }
 
 // Listen binds the address; Serve calls it when needed.
