@@ -19,15 +19,8 @@ import (
 // by this directory's key for MembershipTTL. Mesh peers verify it offline,
 // so the mesh keeps working while this directory is unreachable.
 func (s *Server) handleMembership(w http.ResponseWriter, r *http.Request) {
-	caller := s.tokens.verify(s.store.idx, bearer(r))
-	if caller == nil {
-		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
-		return
-	}
-	now := s.now()
-	if ok, wait := s.memberLimit.Allow(caller.rec.NodeID, now); !ok {
-		s.metrics.rateLimited.WithLabelValues("membership").Inc()
-		httpx.RateLimited(w, "too many membership requests", wait)
+	caller, now, ok := s.nodeRequest(w, r, s.memberLimit, "membership")
+	if !ok {
 		return
 	}
 	rec := caller.rec

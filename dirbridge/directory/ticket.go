@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/meshnode/meshnode/internal/httpx"
 	"github.com/meshnode/meshnode/wire"
@@ -174,15 +175,8 @@ func (s *Server) handleDirectoryKey(w http.ResponseWriter, r *http.Request) {
 // handleConsumerToken is POST /v1/consumer-token: a node (Bearer node
 // token) obtains a short-lived token for calling target_node_id.
 func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
-	caller := s.tokens.verify(s.store.idx, bearer(r))
-	if caller == nil {
-		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
-		return
-	}
-	now := s.now()
-	if ok, wait := s.ctLimit.Allow(caller.rec.NodeID, now); !ok {
-		s.metrics.rateLimited.WithLabelValues("consumer_token").Inc()
-		httpx.RateLimited(w, "too many consumer-token requests", wait)
+	caller, now, ok := s.nodeRequest(w, r, s.ctLimit, "consumer_token")
+	if !ok {
 		return
 	}
 	var body struct {
@@ -235,4 +229,22 @@ func (s *Server) handleConsumerToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": c.Exp,
 		"caller_node_id": c.Sub, "target_node_id": c.Aud, "intent": c.Intent, "single_use": c.JTI != ""})
+}
+
+// nodeRequest admits a request a registered node makes for itself (Bearer
+// node token): the caller's entry, or 401; then the caller's per-node
+// budget in limit, or 429 counted under label. ok false: answered.
+func (s *Server) nodeRequest(w http.ResponseWriter, r *http.Request, limit *httpx.Limiter, label string) (caller *entry, now time.Time, ok bool) {
+	caller = s.tokens.verify(s.store.idx, bearer(r))
+	if caller == nil {
+		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "missing or invalid node token"))
+		return nil, now, false
+	}
+	now = s.now()
+	if allowed, wait := limit.Allow(caller.rec.NodeID, now); !allowed {
+		s.metrics.rateLimited.WithLabelValues(label).Inc()
+		httpx.RateLimited(w, "too many "+strings.ReplaceAll(label, "_", "-")+" requests", wait)
+		return nil, now, false
+	}
+	return caller, now, true
 }
