@@ -97,21 +97,11 @@ func (d *ReplicaDirectory) Listen(ctx context.Context) error {
 	if d.rep != nil {
 		return nil
 	}
-	if err := d.dir.Listen(); err != nil {
-		return err
-	}
 	cfg := d.cfg.Replica
-	if d.gossip != nil {
-		if err := d.gossip.Start(); err != nil {
-			return err
-		}
-		cfg.PubSub = d.gossip.PubSub()
-	}
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = listenerURL(d.dir)
-	}
-	if cfg.DBPath == "" {
-		cfg.DBPath = stateFile(d.cfg.Directory, "federation-replica.db")
+	var err error
+	if cfg.PubSub, cfg.PublicURL, cfg.DBPath, err = bindDirectory(d.dir, d.gossip, cfg.PubSub, cfg.PublicURL,
+		cfg.DBPath, stateFile(d.cfg.Directory, "federation-replica.db")); err != nil {
+		return err
 	}
 	cfg.Sink = dirSink{s: d.dir}
 	rep, err := NewReplica(ctx, cfg)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/meshnode/meshnode/dirbridge/directory"
 )
 
@@ -96,21 +97,11 @@ func (d *SeedDirectory) Listen(ctx context.Context) error {
 	if d.seed != nil {
 		return nil
 	}
-	if err := d.dir.Listen(); err != nil {
-		return err
-	}
 	cfg := d.cfg.Seed
-	if d.gossip != nil {
-		if err := d.gossip.Start(); err != nil {
-			return err
-		}
-		cfg.PubSub = d.gossip.PubSub()
-	}
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = listenerURL(d.dir)
-	}
-	if cfg.DBPath == "" {
-		cfg.DBPath = stateFile(d.cfg.Directory, "federation-seed.db")
+	var err error
+	if cfg.PubSub, cfg.PublicURL, cfg.DBPath, err = bindDirectory(d.dir, d.gossip, cfg.PubSub, cfg.PublicURL,
+		cfg.DBPath, stateFile(d.cfg.Directory, "federation-seed.db")); err != nil {
+		return err
 	}
 	cfg.Live = dirLive{s: d.dir}
 	seed, err := NewSeed(ctx, cfg)
@@ -122,6 +113,30 @@ func (d *SeedDirectory) Listen(ctx context.Context) error {
 }
 
 // listenerURL is the directory's own base URL (scheme from its TLS mode).
+// bindDirectory is the binding step SeedDirectory and ReplicaDirectory
+// share: the directory's listener, then the gossip host when there is one.
+// It fills what the federation side needs from them: the gossip PubSub,
+// the public URL (the bound one unless configured) and the state file
+// (dbPath, else defaultDB).
+func bindDirectory(dir *directory.Server, gossip *GossipHost, ps *pubsub.PubSub, publicURL, dbPath, defaultDB string) (*pubsub.PubSub, string, string, error) {
+	if err := dir.Listen(); err != nil {
+		return nil, "", "", err
+	}
+	if gossip != nil {
+		if err := gossip.Start(); err != nil {
+			return nil, "", "", err
+		}
+		ps = gossip.PubSub()
+	}
+	if publicURL == "" {
+		publicURL = listenerURL(dir)
+	}
+	if dbPath == "" {
+		dbPath = defaultDB
+	}
+	return ps, publicURL, dbPath, nil
+}
+
 func listenerURL(dir *directory.Server) string {
 	if dir.Addr() == nil {
 		return ""
