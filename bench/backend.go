@@ -144,8 +144,14 @@ func nodeTransport() *http.Transport {
 // backend client does, and checks the answer: the in-process baseline.
 func directPath(be *llmBackend) (*path, func()) {
 	client := &http.Client{Transport: nodeTransport()}
-	p := &path{name: "direct"}
-	target := be.url() + "/v1/chat/completions"
+	p := chatPath("direct", "backend", client, be.url()+"/v1/chat/completions")
+	return p, client.CloseIdleConnections
+}
+
+// chatPath is a path posting one OpenAI chat completion per call to target
+// and checking the answer echoes the prompt; who names the peer in errors.
+func chatPath(name, who string, client *http.Client, target string) *path {
+	p := &path{name: name}
 	p.do = func(ctx context.Context, seq int64) error {
 		want := prompt(p.name, seq)
 		body, err := json.Marshal(chatRequest{Model: benchModel, Messages: []chatMessage{{Role: "user", Content: want}}})
@@ -157,11 +163,11 @@ func directPath(be *llmBackend) (*path, func()) {
 			return err
 		}
 		if status != http.StatusOK {
-			return fmt.Errorf("backend answered HTTP %d", status)
+			return fmt.Errorf("%s answered HTTP %d", who, status)
 		}
 		return checkChat(raw, want)
 	}
-	return p, client.CloseIdleConnections
+	return p
 }
 
 // postJSON POSTs a JSON body and reads at most 1 MiB of the answer: the

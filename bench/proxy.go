@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -30,23 +27,7 @@ func proxyPath(be *llmBackend) (*path, func(), error) {
 	rp.BufferPool = &copyBuffers{}
 	srv := httptest.NewServer(rp)
 	client := &http.Client{Transport: nodeTransport()}
-	p := &path{name: "proxy"}
-	target := srv.URL + "/v1/chat/completions"
-	p.do = func(ctx context.Context, seq int64) error {
-		want := prompt(p.name, seq)
-		body, err := json.Marshal(chatRequest{Model: benchModel, Messages: []chatMessage{{Role: "user", Content: want}}})
-		if err != nil {
-			return err
-		}
-		status, raw, err := postJSON(ctx, client, target, body)
-		if err != nil {
-			return err
-		}
-		if status != http.StatusOK {
-			return fmt.Errorf("proxy answered HTTP %d", status)
-		}
-		return checkChat(raw, want)
-	}
+	p := chatPath("proxy", "proxy", client, srv.URL+"/v1/chat/completions")
 	closeAll := func() {
 		client.CloseIdleConnections()
 		srv.Close()
