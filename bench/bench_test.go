@@ -300,3 +300,18 @@ func TestDirScaleSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeListCount: the discover pacer's cheap check reads the count of a
+// real NODELIST prefix and refuses anything else.
+func TestNodeListCount(t *testing.T) {
+	for in, want := range map[string]int{`{"count":12,"data_class":"x"}`: 12, `{"count":0,"nodes":[]}`: 0} {
+		if n, ok := nodeListCount([]byte(in)); !ok || n != want {
+			t.Errorf("%s: %d %v, want %d", in, n, ok, want)
+		}
+	}
+	for _, in := range []string{``, `{"error":{"code":"x"}}`, `{"count":"3"}`, `{"count":12345678}`} {
+		if _, ok := nodeListCount([]byte(in)); ok {
+			t.Errorf("%s accepted", in)
+		}
+	}
+}

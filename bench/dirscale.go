@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/testutil"
 )
 
 // Scenario "dirscale" (issue 17 item 5): a seed directory and a replica run
@@ -52,6 +54,11 @@ type DirScale struct {
 	SeedCPUus    float64 `json:"seed_cpu_us_per_request"`
 	SeedCPUShare float64 `json:"seed_cpu_cores"`
 	ReplicaCPUs  float64 `json:"replica_cpu_s"`
+	// GenCPUus and GenCPUShare are the load generator's own CPU (this
+	// process: pacers, HTTP clients, lag probe) per request and in cores:
+	// on a shared 2-core host it competes with the seed for the same CPUs.
+	GenCPUus    float64 `json:"generator_cpu_us_per_request"`
+	GenCPUShare float64 `json:"generator_cpu_cores"`
 	// SeedGoSysMiB and SeedHeapMiB are the seed's runtime.MemStats Sys and
 	// HeapAlloc at the end of the load (its /metrics).
 	SeedGoSysMiB float64 `json:"seed_memstats_sys_mib"`
@@ -186,6 +193,7 @@ func (f *dirFixture) load(ctx context.Context, ds *DirScale, o options, repURL, 
 	t0 := time.Now()
 	ds.HostLoad[0] = loadAvg()
 	cpu0 := [2]float64{procs[0].cpuSeconds(), procs[1].cpuSeconds()}
+	gen0 := testutil.ProcessCPU()
 	peaks := make([]int64, len(procs))
 	tick := time.NewTicker(time.Second)
 	for time.Since(t0) < o.scaleDuration && ctx.Err() == nil {
@@ -202,6 +210,8 @@ func (f *dirFixture) load(ctx context.Context, ds *DirScale, o options, repURL, 
 	cancel()
 	wg.Wait()
 	ds.LoadSeconds = time.Since(t0).Seconds()
+	genCPU := (testutil.ProcessCPU() - gen0).Seconds()
+	ds.GenCPUShare = genCPU / ds.LoadSeconds
 	ds.HostLoad[1] = loadAvg()
 	seedCPU := procs[0].cpuSeconds() - cpu0[0]
 	ds.ReplicaCPUs = procs[1].cpuSeconds() - cpu0[1]
@@ -209,6 +219,7 @@ func (f *dirFixture) load(ctx context.Context, ds *DirScale, o options, repURL, 
 	ds.Heartbeat, ds.Discover, ds.Lag = hb.result(), disc.result(), lag
 	if n := ds.Heartbeat.OK + ds.Heartbeat.Failed + ds.Discover.OK + ds.Discover.Failed; n > 0 {
 		ds.SeedCPUus = seedCPU * 1e6 / float64(n)
+		ds.GenCPUus = genCPU * 1e6 / float64(n)
 	}
 	sys, heap := goMem(ctx, f.base)
 	ds.SeedGoSysMiB, ds.SeedHeapMiB = sys/(1<<20), heap/(1<<20)
@@ -386,8 +397,8 @@ func (r *Report) writeDirScale(w io.Writer) {
 	fmt.Fprintf(w, "  memory        seed VmRSS %.0f MiB (peak %.0f), replica VmRSS %.0f MiB (peak %.0f)\n",
 		d.SeedRSSMiB, d.SeedPeakRSSMiB, d.ReplicaRSSMiB, d.ReplicaPeakMiB)
 	fmt.Fprintf(w, "  seed Go heap  MemStats Sys %.0f MiB, HeapAlloc %.0f MiB\n", d.SeedGoSysMiB, d.SeedHeapMiB)
-	fmt.Fprintf(w, "  CPU           seed %.0f µs per request (%.2f cores busy), replica %.1f s over the load\n",
-		d.SeedCPUus, d.SeedCPUShare, d.ReplicaCPUs)
+	fmt.Fprintf(w, "  CPU           seed %.0f µs per request (%.2f cores busy), replica %.1f s over the load, load generator %.0f µs per request (%.2f cores)\n",
+		d.SeedCPUus, d.SeedCPUShare, d.ReplicaCPUs, d.GenCPUus, d.GenCPUShare)
 	fmt.Fprintf(w, "  SQLite        seed %s; replica %s\n", fileSizes(d.SeedFiles), fileSizes(d.ReplicaFiles))
 	fmt.Fprintf(w, "  load          %.0fs measured after one heartbeat interval of warm-up; host load average %.1f → %.1f on %d CPUs\n",
 		d.LoadSeconds, d.HostLoad[0], d.HostLoad[1], r.Machine.NumCPU)
