@@ -42,6 +42,7 @@ type dirFixture struct {
 	srv     *directory.Server
 	base    string
 	client  *http.Client
+	raw     *rawPool // dirscale's pacers (nil: net/http)
 	intents []string
 	ids     []string // nodes that can heartbeat (hold a token)
 	toks    []string // LOG-FORBIDDEN
@@ -219,6 +220,9 @@ func (f *dirFixture) discoverPath() *path {
 	p := &path{name: "discover"}
 	p.do = func(ctx context.Context, seq int64) error {
 		intent := f.intents[int(seq)%len(f.intents)]
+		if f.raw != nil {
+			return f.rawDiscover(ctx, intent)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/v1/discover?intent="+intent+"&region=eu-central", nil)
 		if err != nil {
 			return err
@@ -316,4 +320,19 @@ func nodeListCount(b []byte) (int, bool) {
 		n, digits = n*10+int(c-'0'), digits+1
 	}
 	return n, digits > 0 && digits < 7
+}
+
+// rawDiscover is one discover through the lean client (dirscale).
+func (f *dirFixture) rawDiscover(ctx context.Context, intent string) error {
+	buf := answerBufs.Get().(*bytes.Buffer)
+	defer answerBufs.Put(buf)
+	status, err := f.raw.do(ctx, http.MethodGet, "/v1/discover?intent="+intent+"&region=eu-central", "", nil, buf)
+	if err != nil {
+		return err
+	}
+	n, ok := nodeListCount(buf.Bytes())
+	if status != http.StatusOK || !ok || n == 0 {
+		return fmt.Errorf("HTTP %d with %d nodes", status, n)
+	}
+	return nil
 }

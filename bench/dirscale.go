@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,6 +131,9 @@ func runDirScale(ctx context.Context, env *benchEnv, rep *Report) error {
 	rep.DirScale = ds
 	f := newScaleClient(seedURL, o.scaleIntents)
 	defer f.client.CloseIdleConnections()
+	if f.raw != nil {
+		defer f.raw.close()
+	}
 	t0 := time.Now()
 	if err := f.registerAll(ctx, o.scaleNodes, health.URL); err != nil {
 		return fmt.Errorf("registering: %w (seed log: %s)", err, seed.logTail())
@@ -347,6 +351,7 @@ func scaleChecks(ds *DirScale) []Check {
 func newScaleClient(base string, intents int) *dirFixture {
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256, IdleConnTimeout: 90 * time.Second}
 	f := &dirFixture{base: base, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	f.raw, _ = newRawPool(base, heartbeatWorkers+discoverWorkers) // nil (net/http) for a base it cannot serve
 	for i := range intents {
 		f.intents = append(f.intents, fmt.Sprintf("urn:iicp:intent:bench:task%02d:v1", i))
 	}
@@ -357,12 +362,24 @@ func newScaleClient(base string, intents int) *dirFixture {
 func (f *dirFixture) heartbeatNode(ctx context.Context, seq int64) error {
 	i := int(seq % int64(len(f.ids)))
 	body := fmt.Sprintf(`{"node_id":%q,"load":%.1f,"active_jobs":%d}`, f.ids[i], float64(seq%10)/10, seq%4)
-	raw, status, err := f.post(ctx, "/v1/heartbeat", []byte(body), f.toks[i])
+	if f.raw == nil {
+		raw, status, err := f.post(ctx, "/v1/heartbeat", []byte(body), f.toks[i])
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("HTTP %d: %s", status, errCode(raw))
+		}
+		return nil
+	}
+	buf := answerBufs.Get().(*bytes.Buffer)
+	defer answerBufs.Put(buf)
+	status, err := f.raw.do(ctx, http.MethodPost, "/v1/heartbeat", f.toks[i], []byte(body), buf)
 	if err != nil {
 		return err
 	}
 	if status != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %s", status, errCode(raw))
+		return fmt.Errorf("HTTP %d: %s", status, errCode(buf.Bytes()))
 	}
 	return nil
 }

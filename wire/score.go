@@ -55,20 +55,61 @@ func CapacityRatio(maxConcurrent int) float64 {
 	return math.Min(1, math.Log2(1+float64(maxConcurrent))/math.Log2(1+capacityRef))
 }
 
-// RegionMatch is region_match: 1 for no preference or an exact
-// (case-insensitive) match, 0.5 for the same leading label ("eu-west" and
-// "eu-central"), else 0. It allocates nothing: directories call it for
+// RegionMatch is region_match: 1 for no preference or an exact match, 0.5
+// for the same leading label ("eu-west" and "eu-central"), else 0. Region
+// labels are ASCII codes, compared without regard to ASCII case (other
+// bytes compare exactly). It allocates nothing: directories call it for
 // every candidate of every discover.
 func RegionMatch(want, have string) float64 {
-	if want == "" || strings.EqualFold(want, have) {
+	if want == "" || asciiEqualFold(want, have) {
 		return 1
 	}
-	w, _, _ := strings.Cut(want, "-")
-	h, _, _ := strings.Cut(have, "-")
-	if w != "" && strings.EqualFold(w, h) {
+	if w := RegionHead(want); w != "" && asciiEqualFold(w, RegionHead(have)) {
 		return 0.5
 	}
 	return 0
+}
+
+// RegionHead is a region's leading label: "eu" of "eu-west".
+func RegionHead(region string) string {
+	h, _, _ := strings.Cut(region, "-")
+	return h
+}
+
+// RegionKey is the form two regions share exactly when RegionMatch finds
+// them equal (ASCII lower case), for callers that index regions.
+func RegionKey(region string) string {
+	for i := 0; i < len(region); i++ {
+		if c := region[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(region)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return region
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Clamp01 clamps a score factor to [0,1]; NaN counts as 0.

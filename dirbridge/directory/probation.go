@@ -127,14 +127,24 @@ func (s *Server) candidates(q *query, now time.Time, k int, skip func(*entry) bo
 		return nil
 	}
 	r.graduate(now)
+	rq := s.store.idx.policy.regions.query(q.region)
+	// A walked item is never inactive (rank.go), so eligible's first row
+	// reduces to liveness and reputation, read from the item; the rarer
+	// filters take the full check.
+	liveFrom := s.liveCutoff(now)
+	full := q.modality != "" || q.cipCapable || q.maxMultiplier > 0
 	eval := func(it *rankItem) (float64, bool) {
-		if !s.eligible(q, it.e, it.st, now) || (skip != nil && skip(it.e)) {
+		switch {
+		case it.lastSeen < liveFrom || it.rep < q.minReputation:
+			return 0, false
+		case full && !s.eligible(q, it.e, it.st, now):
+			return 0, false
+		case skip != nil && skip(it.e):
+			return 0, false
+		case q.qos == wire.QoSRealtime && !s.passesRealtime(it.st):
 			return 0, false
 		}
-		if q.qos == wire.QoSRealtime && !s.passesRealtime(it.st) {
-			return 0, false
-		}
-		sc := it.score(q.region, now)
+		sc := it.score(&rq, now)
 		return sc, sc >= minScore && sc >= q.minScore
 	}
 	switch q.qos {

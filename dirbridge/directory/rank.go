@@ -66,6 +66,11 @@ type rankItem struct {
 	// network groups nodes by observed source network (/24, /48) for the
 	// per-network cap on probationary nodes.
 	network string
+	// region, lastSeen (unix ns) and rep copy what every walk reads of the
+	// record and the state into the item itself (regions.go).
+	region   itemRegion
+	lastSeen int64
+	rep      float64
 	// frags caches the node's JSON per view and region-match class; a node
 	// object is a pure function of (rec, st, intent, score) and the
 	// operator display names, so it stays valid for the item's life and is
@@ -87,6 +92,8 @@ type rankPolicy struct {
 	// graduatesAt returns when a node at this state leaves probation
 	// (zero: never at this state).
 	graduatesAt func(*NodeRecord, *nodeState) time.Time
+	// regions interns the items' regions (nil: compared by string).
+	regions *regionTable
 }
 
 func newRanking() *ranking {
@@ -102,7 +109,12 @@ func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankIt
 	top := in
 	top.Region = 1 // wire.Score is monotone: region 1 bounds every query
 	it := &rankItem{e: e, st: st, bound: wire.RoundScore(wire.Score(top)), windows: len(e.rec.Availability) > 0,
-		in: in, class: classProbation}
+		in: in, class: classProbation, lastSeen: st.LastSeen.UnixNano(), rep: st.Reputation}
+	if p != nil && p.regions != nil {
+		it.region = p.regions.itemRegion(e.rec.Region)
+	} else {
+		it.region = itemRegion{id: regionOverflow, head: regionOverflow}
+	}
 	if prev != nil && prev.e.rec == e.rec && prev.st.ObservedIP == st.ObservedIP {
 		it.network = prev.network
 	} else {
@@ -122,12 +134,12 @@ func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankIt
 
 // score is the item's exact score for a query region at now; identical to
 // score(rec, st, region, now) because it feeds wire.Score the same factors.
-func (it *rankItem) score(region string, now time.Time) float64 {
+func (it *rankItem) score(rq *regionQuery, now time.Time) float64 {
 	in := it.in
 	if it.windows {
 		in.Availability = availabilityFactor(it.e.rec.Availability, now)
 	}
-	in.Region = wire.RegionMatch(region, it.e.rec.Region)
+	in.Region = rq.match(it)
 	return wire.RoundScore(wire.Score(in))
 }
 
@@ -249,7 +261,7 @@ func (r *ranking) graduate(now time.Time) {
 	for _, it := range due {
 		r.deleteLocked(it)
 		r.insertLocked(&rankItem{e: it.e, st: it.st, bound: it.bound, class: classGraduated, graduatesAt: it.graduatesAt,
-			in: it.in, windows: it.windows, network: it.network})
+			in: it.in, windows: it.windows, network: it.network, region: it.region, lastSeen: it.lastSeen, rep: it.rep})
 	}
 	r.nextGrad.Store(next)
 }

@@ -282,9 +282,10 @@ func TestDIR_DISC_02_DormantNodesAreNotWalked(t *testing.T) {
 	walked := func() (n int, got []string) {
 		r := f.s.store.idx.ranking(chat)
 		now := f.clock.Now()
+		rq := f.s.store.idx.policy.regions.query("")
 		out := r.top(topSpec{k: 5, lists: []int{classGraduated, classProbation}, eval: func(it *rankItem) (float64, bool) {
 			n++
-			return it.score("", now), f.s.eligible(&query{intent: chat}, it.e, it.st, now)
+			return it.score(&rq, now), f.s.eligible(&query{intent: chat}, it.e, it.st, now)
 		}})
 		for _, c := range out {
 			got = append(got, c.e.rec.NodeID)

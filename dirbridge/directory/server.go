@@ -168,7 +168,7 @@ func (s *Server) openState(ctx context.Context) error {
 		st.close()
 		return fmt.Errorf("directory: %w", err)
 	}
-	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt}
+	st.idx.policy = &rankPolicy{now: s.now, graduatesAt: s.graduatesAt, regions: newRegionTable()}
 	n, err := st.load(ctx)
 	if err != nil {
 		st.close()
@@ -406,6 +406,15 @@ func (s *Server) markDormant(now time.Time) {
 				"last_seen", old.LastSeen.UTC().Format(time.RFC3339), "stale_after", s.cfg.StaleAfter)
 		}
 	}
+}
+
+// liveCutoff is the oldest last_seen (unix ns) live at now: live(st, now)
+// is st.LastSeen.UnixNano() >= liveCutoff(now).
+func (s *Server) liveCutoff(now time.Time) int64 {
+	if s.liveNow != nil {
+		now = s.liveNow()
+	}
+	return now.Add(-s.cfg.StaleAfter).UnixNano()
 }
 
 // live reports whether a node was heard from within the liveness window.
