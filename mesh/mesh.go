@@ -61,6 +61,7 @@ type Mesh struct {
 	calls    *inflight // outbound task streams per peer
 	stats    stats
 	members  membership
+	operator operatorTrust
 	rates    successRates
 
 	bootMu    sync.Mutex
@@ -223,6 +224,9 @@ func (m *Mesh) Serve(ctx context.Context) error {
 			defer m.wg.Done()
 			f(ctx)
 		}()
+	}
+	if stopMDNS := m.startMDNS(); stopMDNS != nil {
+		defer stopMDNS()
 	}
 	<-ctx.Done()
 	return m.Close()

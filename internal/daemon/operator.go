@@ -70,3 +70,16 @@ func (d *daemon) operatorStatus() *admin.OperatorStatus {
 	s := *d.operator.status
 	return &s
 }
+
+// applyOperator gives the mesh this node's delegation (nil: none or not
+// valid now): it sends it on its task streams and adverts, and serves the
+// nodes its operator delegated (docs/spec-decisions.md "Home mesh"). Called
+// at start-up and when `meshnode operator delegate` tells the running node.
+func (d *daemon) applyOperator() {
+	if d.mesh == nil {
+		return
+	}
+	if err := d.mesh.SetOperator(d.delegation()); err != nil {
+		d.log.Warn("operator delegation not used on the mesh", "error", err)
+	}
+}
