@@ -83,3 +83,15 @@ func (d *daemon) applyOperator() {
 		d.log.Warn("operator delegation not used on the mesh", "error", err)
 	}
 }
+
+// lanLine is the start-up block's mDNS line ("" when mDNS is off): which
+// LAN peers this node serves and sends tasks to.
+func (d *daemon) lanLine() string {
+	if d.mesh == nil || !d.cfg.Mesh.MDNS {
+		return ""
+	}
+	if st := d.operatorStatus(); st != nil && st.Problem == "" && st.Fingerprint != "" {
+		return "mDNS on; nodes of operator " + st.Fingerprint + " are served and sent tasks"
+	}
+	return "mDNS on; no operator delegation: LAN nodes are trusted only through a directory (meshnode operator delegate)"
+}

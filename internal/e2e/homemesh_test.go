@@ -63,6 +63,9 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 	}
 	for _, n := range nodes {
 		n.rt = runtimeOf(t, n.p, n.home)
+		eventually(t, 10*time.Second, n.name+" start-up block naming mDNS and its operator", func() bool {
+			return strings.Contains(n.p.stdout(), "mDNS on; nodes of operator")
+		})
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	eventually(t, 30*time.Second, "every node to find the others by mDNS and learn their adverts", func() bool {
