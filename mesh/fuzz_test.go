@@ -17,6 +17,12 @@ func FuzzDecodeAdvert(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	withOp := validAdvert(randomPeer(f), 2, time.Unix(1_700_000_000, 0))
+	withOp.Operator = &delegationMsg{NodeID: withOp.NodeID, OperatorPub: "AAAA", NotAfter: 1, Sig: "AAAA"}
+	if b, err = encodeAdvert(withOp); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte{0xa0})
 	f.Add([]byte{0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,7 +116,10 @@ func (a adminBackend) Peers(context.Context) []admin.Peer {
 		ap := admin.Peer{PeerID: p.PeerID.String(), NodeID: p.NodeID, Region: p.Region, Intents: []string{},
 			Load: p.Load, ActiveJobs: p.ActiveJobs, MaxConcurrent: p.MaxConcurrent, Available: p.Available,
 			Addrs: p.Addrs, RTTMs: float64(p.RTT.Microseconds()) / 1000, LastSeen: p.LastSeen,
-			FromDHT: p.FromDHT, Breaker: p.Breaker}
+			FromDHT: p.FromDHT, Breaker: p.Breaker, SameOperator: a.d.mesh.SameOperator(p)}
+		if raw, err := base64.StdEncoding.DecodeString(p.Operator); err == nil && len(raw) == ed25519.PublicKeySize {
+			ap.Operator = wire.OperatorFingerprint(raw)
+		}
 		for _, c := range p.Caps {
 			ap.Intents = append(ap.Intents, c.Intent)
 			for _, m := range c.Models {

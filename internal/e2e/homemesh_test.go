@@ -71,13 +71,19 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 	eventually(t, 30*time.Second, "every node to find the others by mDNS and learn their adverts", func() bool {
 		for _, a := range nodes {
 			for _, b := range nodes {
-				if a != b && !l.knows(t, bin, a, b.rt.NodeID) {
+				if p, ok := l.peerOf(t, bin, a, b.rt.NodeID); a != b && (!ok || len(p.Intents) == 0 || p.Operator == "") {
 					return false
 				}
 			}
 		}
 		return true
 	})
+	// The adverts proved each node's operator: 1 and 2 share one, 3 has its own.
+	p2, _ := l.peerOf(t, bin, n1, n2.rt.NodeID)
+	p3, _ := l.peerOf(t, bin, n1, n3.rt.NodeID)
+	if !p2.SameOperator || p3.SameOperator || p3.Operator == p2.Operator {
+		t.Fatalf("operators as node 1 sees them: node 2 %+v, node 3 %+v", p2, p3)
+	}
 	for _, pair := range [][2]*homeNode{{n1, n2}, {n2, n1}} {
 		for i := range 5 {
 			o := l.call(t, bin, pair[0], fmt.Sprintf("hello %d from %s", i, pair[0].name))
@@ -181,15 +187,19 @@ advert_interval = "2s"
 	}
 }
 
-// knows reports whether a's peer table holds an advert of nodeID.
-func (l *lan) knows(t *testing.T, bin string, a *homeNode, nodeID string) bool {
+// peerOf returns the advert-backed entry for nodeID in a's peer table.
+func (l *lan) peerOf(t *testing.T, bin string, a *homeNode, nodeID string) (admin.Peer, bool) {
 	t.Helper()
 	out, _, code := l.exec(t, a.ns, 10*time.Second, bin, "--home", a.home, "peers", "--json")
 	var ps []admin.Peer
 	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil {
-		return false
+		return admin.Peer{}, false
 	}
-	return slices.ContainsFunc(ps, func(p admin.Peer) bool { return p.NodeID == nodeID && len(p.Intents) > 0 && !p.FromDHT })
+	i := slices.IndexFunc(ps, func(p admin.Peer) bool { return p.NodeID == nodeID && !p.FromDHT })
+	if i < 0 {
+		return admin.Peer{}, false
+	}
+	return ps[i], true
 }
 
 // call runs `meshnode call --json --remote` on n.
