@@ -158,3 +158,33 @@ func TestOperator_AdvertProvesOperator(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOperator_MemberSkipsDelegationCheck: a caller a membership credential
+// admits is not also checked against its delegation (no Ed25519 work, no
+// operator_* count), even when the delegation is another operator's.
+func TestOperator_MemberSkipsDelegationCheck(t *testing.T) {
+	_, dirKey, _ := ed25519.GenerateKey(nil)
+	_, opA, _ := ed25519.GenerateKey(nil)
+	_, opB, _ := ed25519.GenerateKey(nil)
+	server := startEngineNode(t)
+	server.m.SetDirectoryKeys(dirKey.Public().(ed25519.PublicKey))
+	sd := delegationFor(server.h, opA, time.Now().Add(time.Hour))
+	if err := server.m.SetOperator(&sd); err != nil {
+		t.Fatal(err)
+	}
+	client := startNode(t, newTestHost(t, false), testConfig("client", false))
+	client.h.Peerstore().AddAddrs(server.h.ID(), server.h.Addrs(), time.Minute)
+	client.m.SetMembership(credentialFor(t, dirKey, client.h, time.Now(), time.Hour))
+	cd := delegationFor(client.h, opB, time.Now().Add(time.Hour))
+	if err := client.m.SetOperator(&cd); err != nil {
+		t.Fatal(err)
+	}
+	if resp := callPinned(t, client, server.h.ID()); resp.Status != wire.StatusSuccess {
+		t.Fatalf("member refused: %+v", resp.Error)
+	}
+	for ev, n := range server.m.Stats() {
+		if strings.HasPrefix(ev, "operator_") {
+			t.Fatalf("a member's delegation was checked: %s=%d", ev, n)
+		}
+	}
+}

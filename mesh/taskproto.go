@@ -189,16 +189,21 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 }
 
 // callerOf is what the stream proves about its caller: the authenticated
-// peer, and the verdicts on the credentials its HEADERS presented. A
-// membership refusal is reported before an operator one.
+// peer, and the verdicts on the credentials its HEADERS presented (the
+// operator delegation is checked only when no membership credential
+// admitted the caller). A membership refusal is reported before an
+// operator one.
 func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
 	remote := s.Conn().RemotePeer()
 	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
 	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
-	var opRefusal *wire.Error
-	caller.SameOperator, opRefusal = m.checkOperator(remote, hm.Operator)
-	if caller.MemberRefusal == nil {
-		caller.MemberRefusal = opRefusal
+	if !caller.Member {
+		// A member needs nothing more: no signature check, no count.
+		var opRefusal *wire.Error
+		caller.SameOperator, opRefusal = m.checkOperator(remote, hm.Operator)
+		if caller.MemberRefusal == nil {
+			caller.MemberRefusal = opRefusal
+		}
 	}
 	// The secure channel authenticated the peer's key, so its node_id is
 	// proven: the engine checks a consumer token's sub against it.
