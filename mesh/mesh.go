@@ -214,9 +214,13 @@ func (m *Mesh) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(m.ctx, cancel) // Close also ends Serve
 	defer stop()
-	for _, f := range []func(context.Context){
+	loops := []func(context.Context){
 		m.bootstrapLoop, m.readAdverts, m.watchJoins, m.advertLoop, m.provideLoop, m.maintainLoop,
-	} {
+	}
+	if m.cfg.MDNS {
+		loops = append(loops, m.mdnsLoop)
+	}
+	for _, f := range loops {
 		if !m.track() {
 			break
 		}
@@ -224,9 +228,6 @@ func (m *Mesh) Serve(ctx context.Context) error {
 			defer m.wg.Done()
 			f(ctx)
 		}()
-	}
-	if stopMDNS := m.startMDNS(); stopMDNS != nil {
-		defer stopMDNS()
 	}
 	<-ctx.Done()
 	return m.Close()

@@ -68,6 +68,7 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 		})
 	}
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	up := time.Now()
 	eventually(t, 30*time.Second, "every node to find the others by mDNS and learn their adverts", func() bool {
 		for _, a := range nodes {
 			for _, b := range nodes {
@@ -78,6 +79,7 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("every node found the others by mDNS and verified their adverts %v after all were up", time.Since(up).Round(time.Millisecond))
 	// The adverts proved each node's operator: 1 and 2 share one, 3 has its own.
 	p2, _ := l.peerOf(t, bin, n1, n2.rt.NodeID)
 	p3, _ := l.peerOf(t, bin, n1, n3.rt.NodeID)
