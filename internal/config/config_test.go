@@ -125,6 +125,21 @@ func TestParse(t *testing.T) {
 					t.Fatalf("got %v", c.Directory.BackoffMax.D())
 				}
 			}},
+		// mDNS: on for home, off for server and test; the file overrides it.
+		{name: "mdns by profile", doc: "version = 1\n",
+			check: func(t *testing.T, c *Config) {
+				srv, _ := Defaults(ProfileServer)
+				tst, _ := Defaults(ProfileTest)
+				if !c.Mesh.MDNS || srv.Mesh.MDNS || tst.Mesh.MDNS {
+					t.Fatalf("home %v server %v test %v", c.Mesh.MDNS, srv.Mesh.MDNS, tst.Mesh.MDNS)
+				}
+			}},
+		{name: "mdns off", doc: "version = 1\n[mesh]\nmdns = false\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Mesh.MDNS {
+					t.Fatal("mesh.mdns = false ignored")
+				}
+			}},
 		// A missing version is refused: the file must say which schema it is.
 		{name: "no version", doc: "profile = \"home\"\n", wantErr: "missing `version"},
 		// A future version is refused rather than half-understood.
