@@ -125,21 +125,6 @@ func TestParse(t *testing.T) {
 					t.Fatalf("got %v", c.Directory.BackoffMax.D())
 				}
 			}},
-		// mDNS: on for home, off for server and test; the file overrides it.
-		{name: "mdns by profile", doc: "version = 1\n",
-			check: func(t *testing.T, c *Config) {
-				srv, _ := Defaults(ProfileServer)
-				tst, _ := Defaults(ProfileTest)
-				if !c.Mesh.MDNS || srv.Mesh.MDNS || tst.Mesh.MDNS {
-					t.Fatalf("home %v server %v test %v", c.Mesh.MDNS, srv.Mesh.MDNS, tst.Mesh.MDNS)
-				}
-			}},
-		{name: "mdns off", doc: "version = 1\n[mesh]\nmdns = false\n",
-			check: func(t *testing.T, c *Config) {
-				if c.Mesh.MDNS {
-					t.Fatal("mesh.mdns = false ignored")
-				}
-			}},
 		// A missing version is refused: the file must say which schema it is.
 		{name: "no version", doc: "profile = \"home\"\n", wantErr: "missing `version"},
 		// A future version is refused rather than half-understood.
@@ -232,5 +217,19 @@ func TestDurationText(t *testing.T) {
 	b, _ := Duration(24 * time.Hour).MarshalText()
 	if string(b) != "24h" {
 		t.Fatalf("24h rendered as %q", b)
+	}
+}
+
+// mesh.mdns: on for home, off for server and test; the file overrides it.
+func TestMDNSByProfile(t *testing.T) {
+	for profile, want := range map[string]bool{ProfileHome: true, ProfileServer: false, ProfileTest: false} {
+		c, err := Parse([]byte("version = 1\nprofile = \"" + profile + "\"\n"))
+		if err != nil || c.Mesh.MDNS != want {
+			t.Errorf("%s: mdns %v, want %v (%v)", profile, c != nil && c.Mesh.MDNS, want, err)
+		}
+	}
+	c, err := Parse([]byte("version = 1\n[mesh]\nmdns = false\n"))
+	if err != nil || c.Mesh.MDNS {
+		t.Fatalf("mesh.mdns = false ignored (%v)", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 // homeNode is one `meshnode up` in its own network namespace.
 type homeNode struct {
 	name, ns, home string
+	key            string // the operator key that delegates it
 	p              *proc
 	rt             admin.Runtime
 }
@@ -26,8 +27,8 @@ type homeNode struct {
 // processes with the home profile, each in its own network namespace on
 // one bridged LAN (192.0.2.0/24), each with its own fake OpenAI-compatible
 // backend inside its namespace, and no directory anywhere
-// (directory.disabled). Nodes 1 and 2 are delegated by operator key A,
-// node 3 by operator key B. Nodes 1 and 2 find each other by mDNS and
+// (directory.disabled). Nodes 1 and 2 are delegated by operator key A
+// (node 1 while it runs), node 3 by operator key B. Nodes 1 and 2 find each other by mDNS and
 // `meshnode call --remote` on each is answered by the other over the mesh.
 // Node 3 is found too, but 1 and 2 never send it their tasks (it belongs
 // to another operator; once node 2 is stopped node 1's call fails rather
@@ -39,34 +40,7 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 	requireNetns(t)
 	bin := buildBinary(t)
 	l := newLAN(t, 3)
-	base := t.TempDir()
-	keys := []string{filepath.Join(base, "opA.key"), filepath.Join(base, "opB.key")}
-	for _, k := range keys {
-		if out, code := run(t, bin, 30*time.Second, "operator", "init", "--key", k); code != 0 {
-			t.Fatalf("operator init: %d %s", code, out)
-		}
-	}
-	nodes := make([]*homeNode, 3)
-	for i := range nodes {
-		n := &homeNode{name: fmt.Sprintf("n%d", i+1), ns: l.nodes[i], home: filepath.Join(base, fmt.Sprintf("n%d", i+1))}
-		_, backendURL := l.startHelper(t, n.name+"-backend", n.ns, "backend")
-		writeHomeConfig(t, n.home, backendURL)
-		key := keys[0]
-		if i == 2 {
-			key = keys[1]
-		}
-		if out, code := run(t, bin, 30*time.Second, "--home", n.home, "operator", "delegate", "--key", key); code != 0 {
-			t.Fatalf("operator delegate %s: %d %s", n.name, code, out)
-		}
-		n.p = startEnv(t, n.name, nil, "ip", "netns", "exec", n.ns, bin, "--home", n.home, "up")
-		nodes[i] = n
-	}
-	for _, n := range nodes {
-		n.rt = runtimeOf(t, n.p, n.home)
-		eventually(t, 10*time.Second, n.name+" start-up block naming mDNS and its operator", func() bool {
-			return strings.Contains(n.p.stdout(), "mDNS on; nodes of operator")
-		})
-	}
+	nodes := startHomeNodes(t, l, bin)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	up := time.Now()
 	eventually(t, 30*time.Second, "every node to find the others by mDNS and learn their adverts", func() bool {
@@ -110,6 +84,51 @@ func TestE2E_HomeMeshMDNS(t *testing.T) {
 			t.Errorf("%s exited %d", n.name, code)
 		}
 	}
+}
+
+// startHomeNodes makes operator keys A and B and starts one node per
+// namespace with its own backend: nodes 1 and 2 delegated by A, node 3 by
+// B. Node 2 and 3 are delegated before `up`; node 1 starts undelegated and
+// is delegated while it runs (the CLI tells the node, which presents the
+// delegation at once, no directory involved).
+func startHomeNodes(t *testing.T, l *lan, bin string) []*homeNode {
+	t.Helper()
+	base := t.TempDir()
+	keys := []string{filepath.Join(base, "opA.key"), filepath.Join(base, "opB.key")}
+	for _, k := range keys {
+		if out, code := run(t, bin, 30*time.Second, "operator", "init", "--key", k); code != 0 {
+			t.Fatalf("operator init: %d %s", code, out)
+		}
+	}
+	nodes := make([]*homeNode, 3)
+	for i := range nodes {
+		n := &homeNode{name: fmt.Sprintf("n%d", i+1), ns: l.nodes[i], home: filepath.Join(base, fmt.Sprintf("n%d", i+1))}
+		_, backendURL := l.startHelper(t, n.name+"-backend", n.ns, "backend")
+		writeHomeConfig(t, n.home, backendURL)
+		n.key = keys[min(i/2, 1)]
+		if i > 0 {
+			if out, code := run(t, bin, 30*time.Second, "--home", n.home, "operator", "delegate", "--key", n.key); code != 0 {
+				t.Fatalf("operator delegate %s: %d %s", n.name, code, out)
+			}
+		}
+		n.p = startEnv(t, n.name, nil, "ip", "netns", "exec", n.ns, bin, "--home", n.home, "up")
+		nodes[i] = n
+	}
+	for i, n := range nodes {
+		n.rt = runtimeOf(t, n.p, n.home)
+		want := "mDNS on; nodes of operator"
+		if i == 0 {
+			want = "mDNS on; no operator delegation"
+		}
+		eventually(t, 10*time.Second, n.name+" start-up block naming mDNS and its operator", func() bool {
+			return strings.Contains(n.p.stdout(), want)
+		})
+	}
+	out, errOut, code := l.exec(t, nodes[0].ns, 30*time.Second, bin, "--home", nodes[0].home, "operator", "delegate", "--key", nodes[0].key)
+	if code != 0 || !strings.Contains(out, "presents it on the mesh now") {
+		t.Fatalf("live delegation of n1: %d %s %s", code, out, errOut)
+	}
+	return nodes
 }
 
 // checkStrangerNode: node 3 (operator B) gets unauthorized for its own
