@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -55,6 +56,12 @@ type Advert struct {
 	TimestampMs int64  `cbor:"10,keyasint"`
 	Region      string `cbor:"11,keyasint,omitempty"`
 	Available   bool   `cbor:"12,keyasint"`
+	// Operator is the node's operator delegation (operator.go): a claim
+	// the validator verifies against NodeID, dropping it when it fails.
+	Operator *delegationMsg `cbor:"13,keyasint,omitempty"`
+	// operatorKey is the operator key Operator proved (standard base64),
+	// set by the validator; never encoded.
+	operatorKey string
 }
 
 // AdvertCap is one advertised capability: an intent and its models.
@@ -135,6 +142,8 @@ func (a *Advert) check() error {
 		return bad("max_concurrent")
 	case a.Seq == 0 || a.TimestampMs <= 0:
 		return bad("seq or timestamp")
+	case a.Operator != nil && a.Operator.tooLong():
+		return bad("operator delegation length")
 	}
 	if _, err := peer.Decode(a.PeerID); err != nil {
 		return bad("peer_id")
@@ -158,6 +167,24 @@ func (a *Advert) check() error {
 		}
 	}
 	return nil
+}
+
+// checkOperator keeps the advert's operator delegation only when it
+// verifies for the advert's node_id (already bound to the signer's key):
+// then the peer is known to belong to that operator. A failing one is
+// dropped and counted, the advert itself stays (the delegation may have
+// just expired).
+func (v *advertValidator) checkOperator(a *Advert, now time.Time) {
+	if a.Operator == nil {
+		return
+	}
+	key, err := wire.VerifyDelegation(a.Operator.wire(), a.NodeID, now.Unix())
+	if err != nil {
+		v.stats.count("advert_operator_invalid")
+		a.Operator = nil
+		return
+	}
+	a.operatorKey = base64.StdEncoding.EncodeToString(key)
 }
 
 // Reject and ignore reasons, counted in Stats.
@@ -232,5 +259,6 @@ func (v *advertValidator) check(msg *pubsub.Message) (*Advert, string, pubsub.Va
 	if seq, ok := v.table.advertSeq(origin); ok && a.Seq <= seq {
 		return nil, reasonStale, pubsub.ValidationIgnore
 	}
+	v.checkOperator(a, now)
 	return a, "", pubsub.ValidationAccept
 }

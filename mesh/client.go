@@ -384,7 +384,7 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	own, hb := m.ownHeaders()
 	if token != "" {
 		var err error
-		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own}); err != nil {
+		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own, Operator: m.ownOperator()}); err != nil {
 			return nil, fmt.Errorf("encoding headers: %w", err)
 		}
 	}

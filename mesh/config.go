@@ -106,6 +106,11 @@ type Config struct {
 	// BootstrapPeers are static bootstrap peers from configuration. The IPFS
 	// bootstrap peers are never used.
 	BootstrapPeers []peer.AddrInfo
+	// MDNS announces the node on the LAN and dials the meshnode peers found
+	// there (mdns.go); MDNSService is the service name, default
+	// DefaultMDNSService.
+	MDNS        bool
+	MDNSService string
 
 	AdvertInterval      time.Duration
 	MinAdvertGap        time.Duration
@@ -146,6 +151,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DHTMode == "" {
 		c.DHTMode = DHTServer
+	}
+	if c.MDNSService == "" {
+		c.MDNSService = DefaultMDNSService
 	}
 	setDur(&c.AdvertInterval, DefaultAdvertInterval)
 	setDur(&c.MinAdvertGap, DefaultMinAdvertGap)

@@ -21,7 +21,10 @@
 // # Finding peers
 //
 // Bootstrap peers come from configuration and from the meshnode.p2p
-// extension of directory results, never from the IPFS defaults. The DHT
+// extension of directory results, never from the IPFS defaults. With
+// Config.MDNS the node also announces itself on the LAN (mDNS service
+// _meshnode._udp) and dials the meshnode peers found there (mdns.go); a
+// peer found that way is trusted no more than any other. The DHT
 // speaks /meshnode/kad/1.0.0; every served intent is provided under
 // IntentCID(intent) and re-provided hourly. Every node publishes an Advert
 // on the gossip topic /meshnode/adverts/1.0.0 every AdvertInterval (after
@@ -36,6 +39,11 @@
 // signer's key derives to, NodeIDOf) and ignores stale, replayed,
 // future-dated and rate-limited ones. The PeerTable merges adverts by
 // (peer, seq), newest wins, and forgets peers silent for PeerTTL (90 s).
+// An advert may carry the node's operator delegation (key 13): it is kept,
+// as PeerInfo.Operator, only when it verifies for the advert's node_id.
+// Task streams carry the caller's delegation in HEADERS (key 3); a caller
+// delegated by this node's own operator key (SetOperator) is admitted
+// without a directory (operator.go).
 //
 // # Task protocol
 //

@@ -1,9 +1,12 @@
 package mesh
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // FuzzDecodeAdvert: any bytes either decode to an advert that passes its
@@ -11,6 +14,12 @@ import (
 func FuzzDecodeAdvert(f *testing.F) {
 	b, err := encodeAdvert(validAdvert(randomPeer(f), 1, time.Unix(1_700_000_000, 0)))
 	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	withOp := validAdvert(randomPeer(f), 2, time.Unix(1_700_000_000, 0))
+	withOp.Operator = &delegationMsg{NodeID: withOp.NodeID, OperatorPub: "AAAA", NotAfter: 1, Sig: "AAAA"}
+	if b, err = encodeAdvert(withOp); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(b)
@@ -44,6 +53,46 @@ func FuzzParseP2PExtension(f *testing.F) {
 		}
 		if _, err := ParseP2PExtension(own, json.RawMessage(data)); err != nil && own != "" {
 			t.Fatalf("own node_id refused: %v", err)
+		}
+	})
+}
+
+// FuzzOperatorHeaders: any HEADERS payload either fails to decode or, with
+// an operator delegation, gets a verdict: never a panic, and only a
+// delegation by the serving node's operator key for the caller's node_id
+// is accepted.
+func FuzzOperatorHeaders(f *testing.F) {
+	_, opKey, _ := ed25519.GenerateKey(nil)
+	caller := randomPeer(f)
+	callerID, _ := NodeIDOf(caller)
+	good := wire.SignDelegation(opKey, callerID, 4_000_000_000)
+	for _, hm := range []headersMsg{
+		{Operator: newDelegationMsg(&good)},
+		{Membership: "x", Operator: &delegationMsg{NodeID: callerID, OperatorPub: "AAAA", NotAfter: 1, Sig: "!!"}},
+		{ConsumerToken: "t"},
+	} {
+		b, err := cborEnc.Marshal(hm)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xa1, 0x03, 0xf6})
+	m := &Mesh{now: time.Now}
+	m.operator.key = opKey.Public().(ed25519.PublicKey)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var hm headersMsg
+		if cborDec.Unmarshal(data, &hm) != nil || hm.Operator == nil {
+			return
+		}
+		same, refusal := m.checkOperator(caller, hm.Operator)
+		if same == (refusal != nil) {
+			t.Fatalf("verdict %v with refusal %v", same, refusal)
+		}
+		if same {
+			if _, err := wire.VerifyDelegation(hm.Operator.wire(), callerID, time.Now().Unix()); err != nil {
+				t.Fatalf("accepted a delegation that does not verify: %v", err)
+			}
 		}
 	})
 }

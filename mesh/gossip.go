@@ -95,6 +95,7 @@ func (m *Mesh) buildAdvert(load float64, jobs int) *Advert {
 		Available: (m.cfg.MaxConcurrent <= 0 || jobs < m.cfg.MaxConcurrent) && m.backendAvailable(),
 	}
 	a.Caps = advertCaps(m.cfg.Capabilities)
+	a.Operator = m.ownOperator()
 	for _, addr := range m.h.Addrs() {
 		if len(a.Addrs) == maxAdvertAddrs {
 			break

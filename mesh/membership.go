@@ -36,6 +36,7 @@ type memberEntry struct {
 // membership holds this node's own credential (sent) and what it needs to
 // verify others' (directory keys, verdict cache, revoked node_ids).
 type membership struct {
+	hdrMu   sync.Mutex // serialises rebuildHeaders
 	mu      sync.RWMutex
 	keys    []ed25519.PublicKey
 	own     string           // LOG-FORBIDDEN
@@ -58,14 +59,27 @@ func (m *Mesh) SetDirectoryKeys(keys ...ed25519.PublicKey) {
 // SetMembership sets this node's own credential, sent on every outbound
 // task stream ("" sends none).
 func (m *Mesh) SetMembership(cred string) {
-	var hb []byte
-	if cred != "" {
-		hb, _ = cborEnc.Marshal(headersMsg{Membership: cred})
-	}
 	ms := &m.members
 	ms.mu.Lock()
+	ms.own = cred
+	ms.mu.Unlock()
+	m.rebuildHeaders()
+}
+
+// rebuildHeaders encodes the HEADERS payload every outbound task stream
+// without a consumer token sends: the membership credential and the
+// operator delegation, whichever this node holds.
+func (m *Mesh) rebuildHeaders() {
+	ms := &m.members
+	ms.hdrMu.Lock()
+	defer ms.hdrMu.Unlock()
+	op := m.ownOperator()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.own, ms.headers = cred, hb
+	ms.headers = nil
+	if ms.own != "" || op != nil {
+		ms.headers, _ = cborEnc.Marshal(headersMsg{Membership: ms.own, Operator: op})
+	}
 }
 
 // SetRevoked replaces the revocation list: node_id → when the node
@@ -83,7 +97,8 @@ func (m *Mesh) SetRevoked(revoked map[string]int64) {
 	ms.revoked = r
 }
 
-// ownHeaders returns this node's credential and its encoded HEADERS.
+// ownHeaders returns this node's credential and the encoded HEADERS of
+// its credential and operator delegation.
 func (m *Mesh) ownHeaders() (string, []byte) {
 	ms := &m.members
 	ms.mu.RLock()

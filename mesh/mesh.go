@@ -61,6 +61,7 @@ type Mesh struct {
 	calls    *inflight // outbound task streams per peer
 	stats    stats
 	members  membership
+	operator operatorTrust
 	rates    successRates
 
 	bootMu    sync.Mutex
@@ -213,9 +214,13 @@ func (m *Mesh) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(m.ctx, cancel) // Close also ends Serve
 	defer stop()
-	for _, f := range []func(context.Context){
+	loops := []func(context.Context){
 		m.bootstrapLoop, m.readAdverts, m.watchJoins, m.advertLoop, m.provideLoop, m.maintainLoop,
-	} {
+	}
+	if m.cfg.MDNS {
+		loops = append(loops, m.mdnsLoop)
+	}
+	for _, f := range loops {
 		if !m.track() {
 			break
 		}

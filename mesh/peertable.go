@@ -40,6 +40,9 @@ type PeerInfo struct {
 	FromDHT bool
 	// Breaker is the circuit state for the peer ("closed", "open", "half-open").
 	Breaker string
+	// Operator is the operator key (standard base64) of the delegation the
+	// peer's advert carried and this node verified ("" when none did).
+	Operator string
 }
 
 // Serves reports whether the peer advertises intent (and model, if set;
@@ -103,6 +106,7 @@ func (t *PeerTable) upsertAdvert(a *Advert, now time.Time) (added bool) {
 	e.AdvertAt = time.UnixMilli(a.TimestampMs)
 	e.LastSeen = now
 	e.FromDHT = false
+	e.Operator = a.operatorKey
 	return !ok
 }
 

@@ -93,6 +93,8 @@ type headersMsg struct {
 	ConsumerToken string `cbor:"1,keyasint,omitempty"`
 	// Membership is the caller's membership credential (membership.go).
 	Membership string `cbor:"2,keyasint,omitempty"`
+	// Operator is the caller's operator delegation (operator.go).
+	Operator *delegationMsg `cbor:"3,keyasint,omitempty"`
 }
 
 // refusal says why an inbound stream is not executed and how to answer.
@@ -160,17 +162,13 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 			cancel()
 		}
 	}()
-	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
-	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
-	// The secure channel authenticated the peer's key, so its node_id is
-	// proven: the engine checks a consumer token's sub against it.
-	caller.PeerNodeID, _ = NodeIDOf(remote)
-	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
-		caller.RemoteIP = ip.String()
-	}
+	caller := m.callerOf(s, hm)
 	resp := m.execute(ctx, s, c, call, caller)
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
+	}
+	if resp.Error != nil && resp.Error.Code == wire.CodeUnauthorized {
+		m.stats.count("task_unauthorized")
 	}
 	// Free the stream as soon as the RESPONSE is out: CloseWrite puts the
 	// FIN on the response's own STREAM frame, Close drops our read side
@@ -188,6 +186,32 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	_ = s.SetReadDeadline(time.Now())
 	<-watchDone
 	m.stats.count("task_served")
+}
+
+// callerOf is what the stream proves about its caller: the authenticated
+// peer, and the verdicts on the credentials its HEADERS presented (the
+// operator delegation is checked only when no membership credential
+// admitted the caller). A membership refusal is reported before an
+// operator one.
+func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
+	remote := s.Conn().RemotePeer()
+	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
+	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
+	if !caller.Member {
+		// A member needs nothing more: no signature check, no count.
+		var opRefusal *wire.Error
+		caller.SameOperator, opRefusal = m.checkOperator(remote, hm.Operator)
+		if caller.MemberRefusal == nil {
+			caller.MemberRefusal = opRefusal
+		}
+	}
+	// The secure channel authenticated the peer's key, so its node_id is
+	// proven: the engine checks a consumer token's sub against it.
+	caller.PeerNodeID, _ = NodeIDOf(remote)
+	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
+		caller.RemoteIP = ip.String()
+	}
+	return caller
 }
 
 // readRequest reads the optional HEADERS frame and the CALL.

@@ -15,7 +15,9 @@ import (
 //  1. open mode (explicit operator choice; off by default);
 //  2. an allowlisted, transport-authenticated libp2p peer ID, or a peer
 //     whose directory-issued membership credential the transport verified
-//     (wire.Caller.Member; mesh, docs/spec-decisions.md);
+//     (wire.Caller.Member; mesh, docs/spec-decisions.md), or a peer whose
+//     operator delegation names this node's operator key
+//     (wire.Caller.SameOperator; mesh, "Home mesh");
 //  3. a valid X-IICP-Consumer-Token, when directory keys are configured
 //     (without keys the node falls back to node_token, iicp-dir.md §3.12):
 //     aud is this node, sub the transport-authenticated caller where there
@@ -40,6 +42,7 @@ const (
 	authOpen      authResult = "open"
 	authPeer      authResult = "peer"
 	authMember    authResult = "membership"
+	authOperator  authResult = "operator"
 	authConsumer  authResult = "consumer_token"
 	authNodeToken authResult = "node_token"
 	authDenied    authResult = "denied"
@@ -88,6 +91,9 @@ func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Tim
 	}
 	if caller.Member {
 		return authMember, nil, nil
+	}
+	if caller.SameOperator {
+		return authOperator, nil, nil
 	}
 	var tokenErr error
 	if caller.ConsumerToken != "" && a.consumer.HasKeys() {

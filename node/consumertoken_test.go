@@ -111,3 +111,22 @@ func TestTASK_1_ConsumerTokenAttacksRefused(t *testing.T) {
 		}
 	}
 }
+
+// TASK-1, operator trust (docs/spec-decisions.md "Home mesh"): a caller
+// the transport proved to be of this node's operator is authorised with no
+// token, even when it also presented a refused membership credential; a
+// refusal the transport reports is the answer when nothing authorises.
+func TestTASK_1_SameOperatorAuthorizes(t *testing.T) {
+	f := newFixture(t, 2)
+	refused := wire.NewError(wire.CodeUnauthorized, "operator delegation refused: the calling node belongs to another operator")
+	same := wire.Caller{Transport: "quic", PeerID: "p", SameOperator: true,
+		MemberRefusal: wire.NewError(wire.CodeUnauthorized, "membership credential expired")}
+	if r := f.eng.Execute(context.Background(), tokenCall(), same); r.Error != nil {
+		t.Fatalf("same-operator caller refused: %+v", r.Error)
+	}
+	r := f.eng.Execute(context.Background(), tokenCall(), wire.Caller{Transport: "quic", PeerID: "p", MemberRefusal: refused})
+	wantError(t, r, wire.CodeUnauthorized, wire.StatusError)
+	if r.Error.Message != refused.Message {
+		t.Fatalf("refusal %q, want the transport's", r.Error.Message)
+	}
+}

@@ -28,6 +28,10 @@ type run struct {
 	delivered bool
 	// lastErr is the last attempt's transport failure (no RESPONSE).
 	lastErr error
+	// credErr is an IICP error the credential hook gave for a skipped
+	// target (why this node may not send there), reported when no target
+	// was tried at all.
+	credErr *wire.Error
 	// echo holds echo-only targets, tried after every other (wire.EchoModel).
 	echo []Target
 	// fallingBack: the fallback transport is being tried (its answer is final).
@@ -48,12 +52,15 @@ type run struct {
 //     its *wire.Error, so a 401 is a Go error, never a silent nil;
 //   - no candidate at all: the finders' error (IICP-E064 when every node is
 //     keyless, the directory's error when it is unreachable), else IICP-E033;
+//   - candidates but none tried because the credential hook refused them
+//     with an IICP error: that error;
 //   - candidates but no final answer: no_available_node, with the last
 //     RESPONSE (if any) in Result.Response;
 //   - the context ended: its error.
 //
 // The fallback transport (WithFallback) serves when no candidate gave a
-// final answer, before any of these errors.
+// final answer, before any of these errors, unless Query.Remote keeps the
+// call off this node.
 func (r *Router) Call(ctx context.Context, call *wire.Call, q Query) (*Result, error) {
 	return r.call(ctx, call, q, nil)
 }
@@ -156,7 +163,7 @@ func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
 		st.res.Response = st.last
 		return st.res, err
 	}
-	if r.s.fallback != nil {
+	if r.s.fallback != nil && !st.q.Remote {
 		st.fallingBack = true
 		done, err := r.try(ctx, st, Target{Path: PathLocal})
 		if done || err != nil {
@@ -172,6 +179,8 @@ func (r *Router) finish(ctx context.Context, st *run) (*Result, error) {
 		return st.res, wire.Errorf(wire.CodeE033, "no mesh peer serves %s, and no directory could be asked (%v)", st.q.Intent, st.findErr)
 	case st.candidates == 0:
 		return st.res, wire.Errorf(wire.CodeE033, "no node serves %s", st.q.Intent)
+	case st.res.Attempts == 0 && st.credErr != nil:
+		return st.res, st.credErr
 	}
 	last := "no answer"
 	switch {
@@ -236,6 +245,10 @@ func (r *Router) try(ctx context.Context, st *run, t Target) (done bool, err err
 		if cred, err = r.s.credential(ctx, t, st.call.Intent); err != nil {
 			r.breakers.Release(key)
 			r.s.logger.Debug("no credential for target", "path", t.Path, "node_id", t.NodeID, "error", err)
+			var werr *wire.Error
+			if errors.As(err, &werr) {
+				st.credErr = werr
+			}
 			return false, ctx.Err()
 		}
 	}

@@ -68,7 +68,8 @@ type Query struct {
 	Region string
 	// AllowPlaintext lets finders offer nodes without an IICP-CX key.
 	AllowPlaintext bool
-	// Remote keeps the call off this node (WithLocal): only other nodes.
+	// Remote keeps the call off this node (WithLocal and the fallback):
+	// only other nodes.
 	Remote bool
 }
 

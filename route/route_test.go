@@ -214,6 +214,28 @@ func TestFallbackServesWhenNoCandidate(t *testing.T) {
 	}
 }
 
+// Query.Remote keeps the call off this node on every path: the fallback
+// does not serve it. A credential hook that refuses every candidate with an
+// IICP error (a node with no directory facing only other operators' peers)
+// is what the caller learns, and no target is sent the task.
+func TestRemoteSkipsFallbackAndCredentialRefusalIsNamed(t *testing.T) {
+	stranger := newTaskNode(t, ok)
+	local := transportFunc(func(_ context.Context, tg Target, c *wire.Call, _ string) (*wire.Response, Sent, error) {
+		return &wire.Response{TaskID: c.TaskID, Status: wire.StatusSuccess, NodeID: "me"}, Sent{}, nil
+	})
+	refusal := wire.NewError(wire.CodeUnauthorized, "another operator")
+	cred := WithCredential(func(context.Context, Target, string) (string, error) { return "", refusal })
+	r := newRouter(t, []Finder{finder(stranger.target("stranger"))}, WithFallback(local), cred)
+	_, err := r.Call(context.Background(), testCall(), Query{Remote: true})
+	var werr *wire.Error
+	if !errors.As(err, &werr) || werr.Code != wire.CodeUnauthorized || stranger.count() != 0 {
+		t.Fatalf("err %v, stranger called %d times", err, stranger.count())
+	}
+	if res, err := r.Call(context.Background(), testCall(), Query{}); err != nil || res.Path != PathLocal {
+		t.Fatalf("without Remote the fallback serves: %+v %v", res, err)
+	}
+}
+
 // transportFunc adapts a function to Transport (the local fallback in the
 // daemon is this node's engine; here a function stands in for it).
 type transportFunc func(context.Context, Target, *wire.Call, string) (*wire.Response, Sent, error)

@@ -154,9 +154,15 @@ type Caller struct {
 	// membership credential for the authenticated peer (mesh): the caller
 	// is a registered member of the mesh (docs/spec-decisions.md).
 	Member bool
-	// MemberRefusal is why a membership credential the caller presented
-	// was refused (expired, forged, revoked); the engine answers with it
-	// when no other credential authorises the call.
+	// SameOperator reports that the transport verified the caller's
+	// operator delegation for the authenticated peer and that it names the
+	// serving node's own operator key (mesh; docs/spec-decisions.md "Home
+	// mesh").
+	SameOperator bool
+	// MemberRefusal is why a membership credential or operator delegation
+	// the caller presented was refused (expired, forged, revoked, another
+	// operator); the engine answers with it when no other credential
+	// authorises the call.
 	MemberRefusal *Error
 }
 

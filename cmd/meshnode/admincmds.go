@@ -240,11 +240,23 @@ func newPeersCmd(e *env, g *globals) *cobra.Command {
 	return cmd
 }
 
+// peerOperator is the OPERATOR column: the proven operator's fingerprint,
+// "(yours)" when it is this node's own operator, "-" when none was proven.
+func peerOperator(p admin.Peer) string {
+	switch {
+	case p.Operator == "":
+		return "-"
+	case p.SameOperator:
+		return p.Operator + " (yours)"
+	}
+	return p.Operator
+}
+
 // printPeers writes the peer table to w; an empty table gets a note on
 // stderr, so stdout stays a table for scripts.
 func printPeers(w, stderr io.Writer, ps []admin.Peer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER")
+	fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER\tOPERATOR")
 	for _, p := range ps {
 		id := p.PeerID
 		if len(id) > 16 {
@@ -254,8 +266,8 @@ func printPeers(w, stderr io.Writer, ps []admin.Peer) {
 		if len(node) > 8 {
 			node = node[:8]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
-			ago(p.LastSeen), shortIntents(p.Intents), p.Breaker)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
+			ago(p.LastSeen), shortIntents(p.Intents), p.Breaker, peerOperator(p))
 	}
 	tw.Flush()
 	if len(ps) == 0 {

@@ -267,6 +267,8 @@ func tellRunningNode(e *env, g *globals) {
 	defer cancel()
 	if n, err := c.Reregister(ctx); err != nil {
 		fmt.Fprintln(e.stdout, "meshnode up sends it in REGISTER when the node starts")
+	} else if n == 0 {
+		fmt.Fprintln(e.stdout, "the running node presents it on the mesh now (no directory to re-register with)")
 	} else {
 		fmt.Fprintf(e.stdout, "the running node sends it now (re-registering with %d directories)\n", n)
 	}

@@ -24,6 +24,7 @@ type upFlags struct {
 	dev           bool
 	p2p           []string
 	noMesh        bool
+	mdns          bool
 	openai        string
 	openaiKeyEnv  string
 	noOpenAI      bool
@@ -84,6 +85,7 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl.BoolVar(&f.noDirectory, "no-directory", false, "run without any directory; accept a local operator token")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private endpoints allowed")
 	fl.StringSliceVar(&f.p2p, "p2p", nil, "libp2p listen multiaddr (repeatable; replaces mesh.listen)")
+	fl.BoolVar(&f.mdns, "mdns", false, "find meshnode nodes on the LAN by mDNS (mesh.mdns; on in the home profile, --mdns=false turns it off)")
 	fl.BoolVar(&f.noMesh, "no-mesh", false, "run without the libp2p mesh (HTTP bridge and directory only; mesh.enabled = false)")
 	fl.StringVar(&f.openai, "openai", "", "OpenAI-compatible API listen address host:port (openai.listen; non-loopback needs an API key)")
 	fl.StringVar(&f.openaiKeyEnv, "openai-api-key-env", "", "environment variable holding the OpenAI API key clients must send (openai.api_key_env)")
@@ -133,6 +135,9 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 			return usageErr("--no-mesh and --p2p contradict each other")
 		}
 		cfg.Mesh.Listen = f.p2p
+	}
+	if fl.Changed("mdns") {
+		cfg.Mesh.MDNS = f.mdns
 	}
 	if f.noMesh {
 		cfg.Mesh.Enabled = false

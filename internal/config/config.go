@@ -213,6 +213,10 @@ type Mesh struct {
 	// capabilities, addresses); it trades gossip traffic for how soon new
 	// peers learn the node. Peers expire after 90 s (iicp-semantics.md §9).
 	AdvertInterval Duration `toml:"advert_interval"`
+	// MDNS announces the node on the local network by mDNS and dials the
+	// meshnode nodes found there: a home mesh needs no directory and no
+	// configured address. On in the home profile, off in server and test.
+	MDNS bool `toml:"mdns"`
 }
 
 // Admin is the loopback admin endpoint the CLI talks to.

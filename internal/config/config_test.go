@@ -219,3 +219,17 @@ func TestDurationText(t *testing.T) {
 		t.Fatalf("24h rendered as %q", b)
 	}
 }
+
+// mesh.mdns: on for home, off for server and test; the file overrides it.
+func TestMDNSByProfile(t *testing.T) {
+	for profile, want := range map[string]bool{ProfileHome: true, ProfileServer: false, ProfileTest: false} {
+		c, err := Parse([]byte("version = 1\nprofile = \"" + profile + "\"\n"))
+		if err != nil || c.Mesh.MDNS != want {
+			t.Errorf("%s: mdns %v, want %v (%v)", profile, c != nil && c.Mesh.MDNS, want, err)
+		}
+	}
+	c, err := Parse([]byte("version = 1\n[mesh]\nmdns = false\n"))
+	if err != nil || c.Mesh.MDNS {
+		t.Fatalf("mesh.mdns = false ignored (%v)", err)
+	}
+}

@@ -77,6 +77,8 @@ func base() Config {
 			ConnsLow:       32,
 			ConnsHigh:      96,
 			AdvertInterval: Duration(20 * time.Second),
+			// Home meshes find each other on the LAN (docs/spec-decisions.md "Home mesh").
+			MDNS: true,
 		},
 		Admin: Admin{Listen: "127.0.0.1:0"},
 		MCP:   MCP{Enabled: true, Listen: DefaultMCPListen},
@@ -94,6 +96,8 @@ var profiles = map[string]func(*Config){
 		c.Server.Listen = "0.0.0.0:8443"
 		c.Mesh.ConnsLow = 128
 		c.Mesh.ConnsHigh = 512
+		// A server announces nothing on its network; peers come from directories.
+		c.Mesh.MDNS = false
 		c.Log.Format = "json"
 	},
 	// test: loopback only, free ports, short timers, so an end-to-end test
@@ -119,6 +123,8 @@ var profiles = map[string]func(*Config){
 		c.Mesh.ConnsLow = 8
 		c.Mesh.ConnsHigh = 32
 		c.Mesh.AdvertInterval = Duration(2 * time.Second)
+		// Hermetic: tests never announce on, or dial, the machine's LAN.
+		c.Mesh.MDNS = false
 		c.MCP.Listen = "127.0.0.1:0"
 	},
 }

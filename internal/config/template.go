@@ -165,6 +165,9 @@ profile = {{v .Profile}}
 # conns_high = {{v .Mesh.ConnsHigh}}
 # How often the node re-gossips its advert (1s-30s).
 # advert_interval = {{v .Mesh.AdvertInterval}}
+# Find meshnode nodes on the local network by mDNS (no directory needed);
+# they are served only when delegated by this node's operator key.
+# mdns = {{v .Mesh.MDNS}}
 
 [admin]
 # Loopback endpoint for "meshnode status/peers/call/token"; port 0 picks a

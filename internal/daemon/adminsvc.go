@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +52,10 @@ type adminBackend struct {
 func (a adminBackend) NodeToken() string { return a.d.nodeToken() }
 
 // Reregister refreshes every directory registration now, so a delegation
-// `meshnode operator delegate` just wrote is sent without a restart.
+// `meshnode operator delegate` just wrote is sent without a restart; the
+// mesh presents it at once.
 func (a adminBackend) Reregister() int {
+	a.d.applyOperator()
 	for _, s := range a.d.sessions {
 		s.Refresh()
 	}
@@ -112,7 +116,10 @@ func (a adminBackend) Peers(context.Context) []admin.Peer {
 		ap := admin.Peer{PeerID: p.PeerID.String(), NodeID: p.NodeID, Region: p.Region, Intents: []string{},
 			Load: p.Load, ActiveJobs: p.ActiveJobs, MaxConcurrent: p.MaxConcurrent, Available: p.Available,
 			Addrs: p.Addrs, RTTMs: float64(p.RTT.Microseconds()) / 1000, LastSeen: p.LastSeen,
-			FromDHT: p.FromDHT, Breaker: p.Breaker}
+			FromDHT: p.FromDHT, Breaker: p.Breaker, SameOperator: a.d.mesh.SameOperator(p)}
+		if raw, err := base64.StdEncoding.DecodeString(p.Operator); err == nil && len(raw) == ed25519.PublicKeySize {
+			ap.Operator = wire.OperatorFingerprint(raw)
+		}
 		for _, c := range p.Caps {
 			ap.Intents = append(ap.Intents, c.Intent)
 			for _, m := range c.Models {
@@ -202,18 +209,31 @@ func (d *daemon) newRouter() (*route.Router, error) {
 // which would refuse a tokenless call.
 var errNoCredential = errors.New("no consumer token for the target")
 
+// errNotOurOperator: a node without any directory sends its tasks only to
+// peers its own operator delegated; the router reports it when no other
+// target was tried.
+var errNotOurOperator = wire.NewError(wire.CodeUnauthorized,
+	"no directory vouches for this node and the mesh peers serving the intent belong to another operator (or prove none): "+
+		"delegate the nodes with one operator key (meshnode operator delegate) or configure a directory")
+
 // credential is the router's per-target credential. On the mesh, a node
 // holding a membership credential needs none: the mesh sends the
 // membership credential on every stream and the peer verifies it offline
 // (even an expired one is sent, so the peer's refusal names the expiry).
-// Without one, a reusable consumer token per target, cached until shortly
-// before it expires, is fetched from a directory; a peer without either is
-// skipped. An HTTP node gets a single-use consumer token per attempt (the
-// directory is on that path anyway) or the CALL without one.
+// Neither does a peer whose advert proved this node's own operator: the
+// mesh sends the operator delegation. Otherwise a reusable consumer token
+// per target, cached until shortly before it expires, is fetched from a
+// directory; a peer without any is skipped, so a node with no directory
+// never sends a task to a LAN stranger. An HTTP node gets a single-use
+// consumer token per attempt (the directory is on that path anyway) or
+// the CALL without one.
 func (d *daemon) credential(ctx context.Context, t route.Target, intent string) (string, error) {
 	if t.Path == route.PathMesh {
-		if d.hasMembership() {
+		if d.mesh.SameOperator(t.Peer) || d.hasMembership() {
 			return "", nil
+		}
+		if len(d.clients) == 0 {
+			return "", errNotOurOperator
 		}
 		tok := d.tokenCache.get(t.NodeID, intent, time.Now(), func() (string, time.Time) {
 			return d.consumerToken(ctx, t.NodeID, intent, false)

@@ -53,6 +53,7 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		Available:      d.backendUp.Load,
 		DHTMode:        dhtMode,
 		BootstrapPeers: boot,
+		MDNS:           d.cfg.Mesh.MDNS,
 		Logger:         d.o.Logs.For("mesh"),
 	}, d.engine)
 	if err != nil {
@@ -62,6 +63,7 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 	if err := d.mesh.Start(); err != nil {
 		return fmt.Errorf("mesh: %w", err)
 	}
+	d.applyOperator()
 	// meshnode_mesh_events_total: advert rejections (node_id_mismatch…)
 	// and forged responses show on /metrics, not only in `meshnode status`.
 	if err := reg.Register(d.mesh.Collector()); err != nil {

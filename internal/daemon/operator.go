@@ -70,3 +70,28 @@ func (d *daemon) operatorStatus() *admin.OperatorStatus {
 	s := *d.operator.status
 	return &s
 }
+
+// applyOperator gives the mesh this node's delegation (nil: none or not
+// valid now): it sends it on its task streams and adverts, and serves the
+// nodes its operator delegated (docs/spec-decisions.md "Home mesh"). Called
+// at start-up and when `meshnode operator delegate` tells the running node.
+func (d *daemon) applyOperator() {
+	if d.mesh == nil {
+		return
+	}
+	if err := d.mesh.SetOperator(d.delegation()); err != nil {
+		d.log.Warn("operator delegation not used on the mesh", "error", err)
+	}
+}
+
+// lanLine is the start-up block's mDNS line ("" when mDNS is off): which
+// LAN peers this node serves and sends tasks to.
+func (d *daemon) lanLine() string {
+	if d.mesh == nil || !d.cfg.Mesh.MDNS {
+		return ""
+	}
+	if st := d.operatorStatus(); st != nil && st.Problem == "" && st.Fingerprint != "" {
+		return "mDNS on; nodes of operator " + st.Fingerprint + " are served and sent tasks"
+	}
+	return "mDNS on; no operator delegation: LAN nodes are trusted only through a directory (meshnode operator delegate)"
+}

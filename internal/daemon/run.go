@@ -230,6 +230,9 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	for _, a := range rt.P2PAddrs {
 		fmt.Fprintf(&b, "  mesh         %s\n", a)
 	}
+	if l := d.lanLine(); l != "" {
+		fmt.Fprintf(&b, "  LAN          %s\n", l)
+	}
 	if rt.MCPURL != "" {
 		fmt.Fprintf(&b, "  MCP          %s  (tools: the mesh's intents)\n", rt.MCPURL)
 	}

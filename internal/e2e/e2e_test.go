@@ -19,7 +19,14 @@ import (
 // POST /v1/chat/completions answering "backend says: <prompt>".
 func testBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(backendHandler(&calls))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+// backendHandler is testBackend's handler, counting chat completions.
+func backendHandler(calls *atomic.Int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/v1/models":
@@ -46,9 +53,7 @@ func testBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		default:
 			http.NotFound(w, r)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &calls
+	}
 }
 
 // TestEndToEnd runs a directory and three nodes as real processes: a call is

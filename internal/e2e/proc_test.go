@@ -25,7 +25,14 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The test binary doubles as a helper process inside network
+	// namespaces (netns_test.go): then it runs the helper, not the tests.
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // buildBinary compiles cmd/meshnode into a temp dir once per test binary.
 func buildBinary(t *testing.T) string {
@@ -68,9 +75,15 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // start launches bin with args; the process is killed at test cleanup.
 func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, name, nil, bin, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "MESHNODE_HOME=")
+	p.cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET=", "MESHNODE_HOME="), env...)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.errb}
 	if err := p.cmd.Start(); err != nil {

@@ -76,7 +76,7 @@ type OperatorStatus struct {
 
 // DirectoryReads is one federation's read side.
 type DirectoryReads struct {
-	Seed        string              `json:"seed"`
+	Seed        string                 `json:"seed"`
 	Directories []dirclient.ReadStatus `json:"directories"`
 }
 
@@ -122,6 +122,12 @@ type Peer struct {
 	LastSeen      time.Time `json:"last_seen,omitzero"`
 	FromDHT       bool      `json:"from_dht,omitempty"`
 	Breaker       string    `json:"breaker,omitempty"`
+	// Operator is the fingerprint of the operator key the peer's advert
+	// proved (a verified delegation); SameOperator: it is this node's own
+	// operator, so the node serves the peer and sends it tasks without a
+	// directory.
+	Operator     string `json:"operator_fingerprint,omitempty"`
+	SameOperator bool   `json:"same_operator,omitempty"`
 }
 
 // CallRequest is POST /admin/v1/call. Payload is passed through to the
