@@ -256,12 +256,6 @@ func (s *Server) handleCredits(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteError(w, wire.NewError(wire.CodeUnavailable, "the credits extension is not enabled on this directory"))
 }
 
-// handleTelemetry is POST /v1/telemetry: it needs a proxy_token, which this
-// directory does not issue, so every call is IICP-E032 (DIR-TEL-01).
-func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
-	httpx.WriteError(w, wire.NewError(wire.CodeE032, "telemetry requires a valid proxy_token"))
-}
-
 // baseURL is the directory URL the caller used, without an /api suffix:
 // the ACK "directory" and the ticket/consumer-token "iss".
 func (s *Server) baseURL(r *http.Request) string {
