@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/testutil"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -130,5 +131,31 @@ func TestREP_07_REP_08_SYB_06_07_AuditGriefingCap(t *testing.T) {
 	var rows int
 	if err := h.s.evidence.db.QueryRow(`SELECT COUNT(*) FROM audit_reports`).Scan(&rows); err != nil || rows != 7 {
 		t.Fatalf("AUDIT_REPORT log rows %d (%v), want every acknowledged report (7)", rows, err)
+	}
+}
+
+// TestSEC_LOG_EvidenceRoutesLogNoSecrets: telemetry and audit traffic —
+// valid, forged and rotated tokens, bodies with a payload-like marker —
+// never puts a node token, a proxy token or body text in the log.
+func TestSEC_LOG_EvidenceRoutesLogNoSecrets(t *testing.T) {
+	var logs testutil.SyncBuffer
+	node := newHealthNode(t)
+	h := startWithLog(t, node, testConfig(t, node, t.TempDir()), newFakeClock(), &logs)
+	target := h.registerPeer("node1", "", nil)
+	p := h.registerPeer("node2", "", nil)
+	h.telemetry(p, target.id, 50)
+	h.audit(p, target.id)
+	h.do(http.MethodPost, "/v1/telemetry", `{"node_id":"SECRET-PAYLOAD","proxy_node_id":"`+p.id+`","latency_ms_observed":1,"status":"success"}`, bearerHdr(p.proxy))
+	h.do(http.MethodPost, "/v1/telemetry", `{}`, bearerHdr(p.token))
+	h.do(http.MethodPost, "/v1/audit-report", `{"target_node_id":"SECRET-PAYLOAD","finding":"declaration_divergence"}`, bearerHdr(p.token))
+	h.do(http.MethodPost, "/v1/audit-report", `{}`, bearerHdr(p.proxy))
+	out := logs.String()
+	for _, secret := range []string{p.token, p.proxy, target.token, target.proxy, "SECRET-PAYLOAD"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log contains %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "audit report") {
+		t.Fatalf("the audit report was not logged at all:\n%s", out)
 	}
 }

@@ -108,6 +108,7 @@ type evidenceBook struct {
 	latency   map[string]float64     // node_id → observed_latency_ms
 	integrity map[string][]time.Time // target → accepted findings (last 24 h)
 	applied   map[string]time.Time   // proxy|node → last EMA update
+	reporters map[string]int         // node_id → independent eligible reporters (last report)
 
 	// gen changes whenever a discover-visible value changes, invalidating
 	// cached discover fragments (rank.go).
@@ -130,7 +131,7 @@ func openEvidence(ctx context.Context, db *sql.DB, now time.Time) (*evidenceBook
 	}
 	b := &evidenceBook{
 		db: db, proxies: map[string]proxyCred{}, proxyOf: map[string]string{},
-		latency: map[string]float64{}, integrity: map[string][]time.Time{}, applied: map[string]time.Time{},
+		latency: map[string]float64{}, reporters: map[string]int{}, integrity: map[string][]time.Time{}, applied: map[string]time.Time{},
 		telemetryLimit: httpx.NewLimiter(telemetryPerMin, time.Minute, 0),
 		auditLimit:     httpx.NewLimiter(auditReportPerMin, time.Minute, 0),
 	}
@@ -236,9 +237,12 @@ type evidenceView struct {
 	// three independent eligible proxies reported.
 	ObservedLatencyMs *float64 `json:"observed_latency_ms"`
 	// LatencyEstimateMs and LatencyBasis follow DIR-EVIDENCE-02/03.
-	LatencyEstimateMs *int64         `json:"latency_estimate_ms"`
-	LatencyBasis      string         `json:"latency_estimate_basis"`
-	Integrity         *integrityView `json:"integrity_evidence,omitempty"`
+	LatencyEstimateMs *int64 `json:"latency_estimate_ms"`
+	LatencyBasis      string `json:"latency_estimate_basis"`
+	// LatencyReporters is the quorum count (distinct independent eligible
+	// proxies in the 7-day window) as of the node's latest report.
+	LatencyReporters int            `json:"latency_reporters"`
+	Integrity        *integrityView `json:"integrity_evidence,omitempty"`
 }
 
 // integrityView counts accepted (not suppressed) audit findings in the
@@ -251,7 +255,7 @@ type integrityView struct {
 func (b *evidenceBook) view(nodeID string, now time.Time) evidenceView {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	v := evidenceView{LatencyBasis: "none"}
+	v := evidenceView{LatencyBasis: "none", LatencyReporters: b.reporters[nodeID]}
 	if l, ok := b.latency[nodeID]; ok {
 		ms, est := roundRep(l), int64(l+0.5)
 		v.ObservedLatencyMs, v.LatencyEstimateMs, v.LatencyBasis = &ms, &est, "multi_proxy_ema"

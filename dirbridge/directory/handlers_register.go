@@ -18,9 +18,9 @@ import (
 
 // ack is the 201 body of REGISTER (iicp-core.md §2.2, iicp-dir.md §3.1).
 type ack struct {
-	MessageType      string  `json:"message_type"`
-	NodeID           string  `json:"node_id"`
-	NodeToken        string  `json:"node_token"` // returned once; LOG-FORBIDDEN
+	MessageType string `json:"message_type"`
+	NodeID      string `json:"node_id"`
+	NodeToken   string `json:"node_token"` // returned once; LOG-FORBIDDEN
 	// ProxyToken authenticates POST /v1/telemetry only (iicp-telemetry.md
 	// §3); returned once; LOG-FORBIDDEN.
 	ProxyToken       string  `json:"proxy_token,omitempty"`

@@ -203,7 +203,15 @@ func (s *Server) recordTelemetry(ctx context.Context, proxy, target *entry, b *t
 		return telemetryResult{}, fmt.Errorf("counting quorum: %w", err)
 	}
 	res.QuorumMet = res.DistinctProxies >= telemetryQuorum
-	if res.QuorumMet && eligible {
+	ev.mu.Lock()
+	if ev.reporters[target.rec.NodeID] != res.DistinctProxies {
+		ev.reporters[target.rec.NodeID] = res.DistinctProxies
+		ev.gen.Add(1)
+	}
+	ev.mu.Unlock()
+	// Only a completed task's latency is a latency observation; failures
+	// and timeouts count toward the quorum and are recorded.
+	if res.QuorumMet && eligible && b.Status == "success" {
 		if err := s.applyLatency(ctx, proxy.rec.NodeID, target.rec.NodeID, latency, weight, now); err != nil {
 			return telemetryResult{}, err
 		}
@@ -241,7 +249,7 @@ func (b *evidenceBook) outlierWeight(ctx context.Context, proxyID, nodeID string
 func (b *evidenceBook) medianLatency(ctx context.Context, nodeID string, now time.Time) (float64, bool, error) {
 	since := now.Add(-telemetryMedianWindow).UnixMilli()
 	var n int
-	if err := b.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM telemetry_reports WHERE node_id = ? AND eligible = 1 AND at >= ?`,
+	if err := b.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM telemetry_reports WHERE node_id = ? AND eligible = 1 AND status = 'success' AND at >= ?`,
 		nodeID, since).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("counting reports: %w", err)
 	}
@@ -250,7 +258,7 @@ func (b *evidenceBook) medianLatency(ctx context.Context, nodeID string, now tim
 	}
 	pick := func(off int) (float64, error) {
 		var v float64
-		err := b.db.QueryRowContext(ctx, `SELECT latency_ms FROM telemetry_reports WHERE node_id = ? AND eligible = 1 AND at >= ?
+		err := b.db.QueryRowContext(ctx, `SELECT latency_ms FROM telemetry_reports WHERE node_id = ? AND eligible = 1 AND status = 'success' AND at >= ?
 			ORDER BY latency_ms LIMIT 1 OFFSET ?`, nodeID, since, off).Scan(&v)
 		return v, err
 	}

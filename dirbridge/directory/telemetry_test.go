@@ -176,7 +176,7 @@ func TestTEL_QUORUM_01_02_REP_06_QuorumOfEligibleProxies(t *testing.T) {
 			t.Fatalf("TEL-QUORUM-01: two proxies moved the latency: %v", r)
 		}
 	}
-	if n := h.nodeEvidence(target); n["observed_latency_ms"] != nil || n["latency_estimate_basis"] != "none" {
+	if n := h.nodeEvidence(target); n["observed_latency_ms"] != nil || n["latency_estimate_basis"] != "none" || n["latency_reporters"] != 2.0 {
 		t.Fatalf("TEL-QUORUM-01: discover before quorum: %v", n)
 	}
 	r := h.telemetry(ps[2], target.id, 300).json(t)
@@ -190,8 +190,13 @@ func TestTEL_QUORUM_01_02_REP_06_QuorumOfEligibleProxies(t *testing.T) {
 	if r := h.telemetry(ps[0], target.id, 900).json(t); r["observed_latency_ms"] != 310.0 {
 		t.Fatalf("a proxy moved the EMA twice within %v: %v", telemetrySpacing, r)
 	}
+	failed := h.do(http.MethodPost, "/v1/telemetry", map[string]any{"node_id": target.id, "proxy_node_id": ps[1].id,
+		"latency_ms_observed": 5.0, "status": "failure"}, bearerHdr(ps[1].proxy)).json(t)
+	if failed["observed_latency_ms"] != 310.0 || failed["distinct_proxies"] != 3.0 {
+		t.Fatalf("a failure's latency moved the EMA: %v", failed)
+	}
 	n := h.nodeEvidence(target)
-	if n["observed_latency_ms"] != 310.0 || n["latency_estimate_ms"] != 310.0 || n["latency_estimate_basis"] != "multi_proxy_ema" {
+	if n["latency_reporters"] != 3.0 || n["observed_latency_ms"] != 310.0 || n["latency_estimate_ms"] != 310.0 || n["latency_estimate_basis"] != "multi_proxy_ema" {
 		t.Fatalf("discover after quorum: %v", n)
 	}
 	if n["reputation_score"] != 0.5 {
