@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -64,7 +66,7 @@ func callModel(t *testing.T, bin, home, model string) string {
 	return res.Response.NodeID
 }
 
-// TestTEL_QUORUM_EndToEnd: a `meshnode directory` (--dev, reporter_min_age
+// TestTEL_QUORUM_SYB_06_EvidenceEndToEnd: a `meshnode directory` (--dev, reporter_min_age
 // 0s so the test need not wait 3 days) and four `meshnode up` nodes. Three
 // reporters first earn reputation ≥ 0.55 by serving tasks (their own
 // heartbeat batches). Each then calls the target through `meshnode call`:
@@ -73,8 +75,8 @@ func callModel(t *testing.T, bin, home, model string) string {
 // second reporter the target's discover entry counts them
 // (latency_reporters) but keeps observed_latency_ms null (TEL-QUORUM-01);
 // the third makes the quorum and discover shows the observed latency with
-// basis multi_proxy_ema (TEL-QUORUM-02).
-func TestTEL_QUORUM_EndToEnd(t *testing.T) {
+// basis multi_proxy_ema (TEL-QUORUM-02). Then checkAuditReports.
+func TestTEL_QUORUM_SYB_06_EvidenceEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")
 	}
@@ -140,6 +142,7 @@ func TestTEL_QUORUM_EndToEnd(t *testing.T) {
 	if n["latency_reporters"] != 3.0 || n["latency_estimate_basis"] != "multi_proxy_ema" || n["latency_estimate_ms"] == nil {
 		t.Fatalf("discover after quorum: %v", n)
 	}
+	checkAuditReports(t, bin, dirURL, homes, target)
 	for i := len(procs) - 1; i >= 0; i-- {
 		if code := procs[i].stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 			t.Errorf("%s exited %d\n%s", procs[i].name, code, procs[i].stderr())
@@ -147,5 +150,103 @@ func TestTEL_QUORUM_EndToEnd(t *testing.T) {
 	}
 	if code := dir.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("directory exited %d\n%s", code, dir.stderr())
+	}
+}
+
+// fakeDivergentNode registers, as a real HTTP server would, a node that
+// declares model m-fake at REGISTER but whose /iicp/health lists none, and
+// keeps it live with heartbeats until the test ends. It returns its node_id.
+func fakeDivergentNode(t *testing.T, dirURL string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(wire.Health{Status: "ok", Load: 0, Available: true, MaxConcurrent: 4,
+			Models: []string{}, Intents: []string{wire.IntentChat}})
+	}))
+	t.Cleanup(srv.Close)
+	body, _ := json.Marshal(map[string]any{"endpoint": srv.URL, "region": "eu-central",
+		"capabilities": []map[string]any{{"intent": wire.IntentChat, "models": []string{"m-fake"}, "max_tokens": 1024}},
+		"limits":       map[string]any{"max_concurrent": 4, "tokens_per_min": 1000}})
+	resp, err := plainClient.Post(dirURL+"/v1/register", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ack wire.RegisterAck
+	err = json.NewDecoder(resp.Body).Decode(&ack)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("fake node register: %d %v", resp.StatusCode, err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				hb, _ := json.Marshal(map[string]any{"node_id": ack.NodeID})
+				req, _ := http.NewRequest(http.MethodPost, dirURL+"/v1/heartbeat", bytes.NewReader(hb))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+ack.NodeToken)
+				if r, err := plainClient.Do(req); err == nil {
+					r.Body.Close()
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return ack.NodeID
+}
+
+// auditJSON runs `meshnode audit --json` from home.
+func auditJSON(t *testing.T, bin, home string) map[string]map[string]any {
+	t.Helper()
+	out, code := run(t, bin, 60*time.Second, "--home", home, "audit", "--json")
+	var lines []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &lines) != nil {
+		t.Fatalf("meshnode audit from %s: exit %d %s", filepath.Base(home), code, out)
+	}
+	by := map[string]map[string]any{}
+	for _, l := range lines {
+		by[l["node_id"].(string)] = l
+	}
+	return by
+}
+
+// checkAuditReports: a node registered with a model its /iicp/health
+// omits is found by `meshnode audit` on each reporter (the consistent
+// target is not reported). The first two reports become integrity evidence
+// in discover, the third reporter is acknowledged but suppressed by the
+// per-target cap (SYB-06), a repeated audit is refused (429 rate_limited),
+// and the reported node's outcome-v2 reputation stays 0.5 (REP-08).
+func checkAuditReports(t *testing.T, bin, dirURL string, homes []string, consistent string) {
+	fake := fakeDivergentNode(t, dirURL)
+	eventually(t, 15*time.Second, "fake node listed", func() bool { return discoverEntry(t, dirURL, fake) != nil })
+	want := []string{"accepted", "accepted", "target_cap_reached"}
+	for i, h := range homes {
+		by := auditJSON(t, bin, h)
+		if l := by[consistent]; l == nil || l["reachable"] != true || l["missing_models"] != nil || l["report"] != nil {
+			t.Fatalf("consistent node audited as %v", l)
+		}
+		l := by[fake]
+		rep, _ := l["report"].(map[string]any)
+		got := "accepted"
+		if rep == nil || rep["integrity_evidence_accepted"] != true {
+			got, _ = rep["suppressed_reason"].(string)
+		}
+		if got != want[i] || fmt.Sprint(l["missing_models"]) != "[m-fake]" {
+			t.Fatalf("reporter %d on the divergent node: %v, want %s", i, l, want[i])
+		}
+	}
+	if l := auditJSON(t, bin, homes[0])[fake]; !strings.Contains(fmt.Sprint(l["error"]), "rate_limited") {
+		t.Fatalf("repeated report within 24 h: %v", l)
+	}
+	n := discoverEntry(t, dirURL, fake)
+	ev, _ := n["integrity_evidence"].(map[string]any)
+	if ev == nil || ev["declaration_divergence_24h"] != 2.0 || n["reputation_score"] != 0.5 {
+		t.Fatalf("discover of the reported node: %v", n)
 	}
 }
