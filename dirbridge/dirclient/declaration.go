@@ -50,10 +50,21 @@ func CheckDeclaration(ctx context.Context, hc *http.Client, n wire.NodeSummary) 
 		return d, httperr.Transport("node", err)
 	}
 	defer resp.Body.Close()
-	var h wire.Health
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxHealthBody))
-	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &h) != nil || h.Models == nil {
+	if err != nil || resp.StatusCode != http.StatusOK {
 		return d, nil
+	}
+	return compareDeclaration(n, raw), nil
+}
+
+// compareDeclaration reads a /iicp/health body (a peer's bytes: anything)
+// and lists n's registered models it omits. A body that is not a health
+// object with a models list makes the node unverifiable (not reachable).
+func compareDeclaration(n wire.NodeSummary, raw []byte) Declaration {
+	d := Declaration{NodeID: n.NodeID}
+	var h wire.Health
+	if json.Unmarshal(raw, &h) != nil || h.Models == nil {
+		return d
 	}
 	d.Reachable = true
 	for _, c := range n.Capabilities {
@@ -63,5 +74,5 @@ func CheckDeclaration(ctx context.Context, hc *http.Client, n wire.NodeSummary) 
 			}
 		}
 	}
-	return d, nil
+	return d
 }
