@@ -304,3 +304,13 @@ func (c *Config) validateEvidence() error {
 	}
 	return nil
 }
+
+// observed is the node's quorum-gated observed latency, nil without one.
+func (b *evidenceBook) observed(nodeID string) *float64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if l, ok := b.latency[nodeID]; ok {
+		return &l
+	}
+	return nil
+}

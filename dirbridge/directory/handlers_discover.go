@@ -277,7 +277,7 @@ type cipPolicy struct {
 
 func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 	live := s.live(c.st, now)
-	h := healthScore(c.st, live)
+	h := healthScore(c.st, live, s.evidence.observed(c.e.rec.NodeID))
 	var models []string
 	for _, cp := range c.e.rec.Capabilities {
 		if intent == "" || cp.Intent == intent {

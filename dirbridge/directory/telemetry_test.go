@@ -202,6 +202,15 @@ func TestTEL_QUORUM_01_02_REP_06_QuorumOfEligibleProxies(t *testing.T) {
 	if n["reputation_score"] != 0.5 {
 		t.Fatalf("telemetry moved outcome-v2 reputation: %v", n["reputation_score"])
 	}
+	// ADR-044 health: the observed latency replaces the missing declared
+	// one (0.70 + 0.30 × (500−310)/450 = 0.8267: degraded, no longer the
+	// no-evidence "healthy").
+	d := h.do(http.MethodGet, "/v1/node/"+target.id, nil, nil).json(t)
+	hl, _ := d["health"].(map[string]any)
+	lat, _ := hl["components"].(map[string]any)["latency"].(map[string]any)
+	if hl["latency_ms_basis"] != "multi_proxy_ema" || hl["score"] != 83.0 || lat["observed"] != true || d["health_label"] != "degraded" {
+		t.Fatalf("node detail health after quorum: %v (label %v)", hl, d["health_label"])
+	}
 	// The evidence survives a restart (SQLite).
 	h.stop()
 	h2 := startWith(t, h.node, h.cfg, h.clock)
