@@ -126,7 +126,7 @@ func (s *Server) recordAudit(ctx context.Context, reporter, target *entry, findi
 	}
 	indep := independenceKey(reporter.rec, now)
 	reason := ""
-	if ok, why := s.reporterEligible(reporter, now); !ok {
+	if ok, why := s.reporterEligible(reporter, target, now); !ok {
 		reason = why
 	} else if why, err := ev.auditCap(ctx, target.rec.NodeID, indep, since); err != nil {
 		return auditResult{}, s.auditStoreError(err)

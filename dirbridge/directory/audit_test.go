@@ -34,7 +34,7 @@ func auditVerdict(t *testing.T, r resp) (accepted bool, reason string) {
 
 // TestDIR_AUDIT_AuthAndShape: /v1/audit-report (and /api/v1) needs the
 // reporter's node token (401 without, with a forged one, with the
-// proxy_token); a self-report is 422 invalid_target, a malformed body
+// proxy_token, with a token rotated away); a self-report is 422 invalid_target, a malformed body
 // 422 validation_error, an unknown target 404.
 func TestDIR_AUDIT_AuthAndShape(t *testing.T) {
 	h := startHarness(t, nil)
@@ -63,6 +63,15 @@ func TestDIR_AUDIT_AuthAndShape(t *testing.T) {
 	}
 	if r := h.audit(p, "7c9e6679-7425-40de-944b-e07fc1f90aff"); r.status != http.StatusNotFound {
 		t.Errorf("unknown target: %d %s", r.status, r.body)
+	}
+	// A token rotated away by re-registration is dead ("expired").
+	b := h.regBody("node2")
+	b["node_id"], b["current_node_token"] = p.id, p.token
+	if r := h.do(http.MethodPost, "/v1/register", b, nil); r.status != http.StatusCreated {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	if r := h.audit(p, target.id); r.status != http.StatusUnauthorized {
+		t.Errorf("rotated-away node token: %d %s", r.status, r.body)
 	}
 }
 

@@ -282,9 +282,14 @@ func independenceKey(rec *NodeRecord, now time.Time) string {
 	return "node:" + rec.NodeID
 }
 
-// reporterEligible applies the §11.7/§11.8 gates: registered for the
-// minimum age (directory-observed) and reputation ≥ 0.55.
-func (s *Server) reporterEligible(e *entry, now time.Time) (bool, string) {
+// reporterEligible applies the §11.7/§11.8 gates — registered for the
+// minimum age (directory-observed) and reputation ≥ 0.55 — and refuses a
+// reporter bound to the target's own operator (its report would be the
+// §3 self-reporting attack by another node).
+func (s *Server) reporterEligible(e, target *entry, now time.Time) (bool, string) {
+	if k := e.rec.operatorAt(now); k != "" && k == target.rec.operatorAt(now) {
+		return false, "reporter_same_operator_as_target"
+	}
 	if s.cfg.ReporterMinAge > 0 && now.Sub(e.rec.RegisteredAt) < s.cfg.ReporterMinAge {
 		return false, "reporter_too_new"
 	}

@@ -183,7 +183,7 @@ func (s *Server) recordTelemetry(ctx context.Context, proxy, target *entry, b *t
 	ev := s.evidence
 	unlock := ev.locks.lock(target.rec.NodeID)
 	defer unlock()
-	eligible, _ := s.reporterEligible(proxy, now)
+	eligible, _ := s.reporterEligible(proxy, target, now)
 	latency := *b.LatencyMs
 	weight, err := ev.outlierWeight(ctx, proxy.rec.NodeID, target.rec.NodeID, latency, now)
 	if err != nil {

@@ -252,6 +252,18 @@ func TestSYB_05_SybilClusterCannotMakeQuorum(t *testing.T) {
 	if n := h.nodeEvidence(target); n["observed_latency_ms"] != nil {
 		t.Fatalf("a Sybil cluster set the latency: %v", n["observed_latency_ms"])
 	}
+	// Reports about a node of the reporters' own operator never count.
+	own := h.registerPeer("node6", ids[14][:len(ids[14])-2]+"ff", op)
+	for _, p := range sybils[:5] {
+		if r := h.telemetry(p, own.id, 5).json(t); r["counted_toward_quorum"] != false {
+			t.Fatalf("same-operator report counted: %v", r)
+		}
+	}
+	r := h.do(http.MethodPost, "/v1/audit-report", map[string]any{"target_node_id": own.id, "finding": "declaration_divergence"},
+		bearerHdr(sybils[0].token)).json(t)
+	if r["suppressed_reason"] != "reporter_same_operator_as_target" {
+		t.Fatalf("same-operator audit report: %v", r)
+	}
 }
 
 // TestTEL_OUTLIER_01_02_03_OutlierWeight: after quorum, a proxy with
