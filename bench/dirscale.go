@@ -110,7 +110,7 @@ func runDirScale(ctx context.Context, env *benchEnv, rep *Report) error {
 	// limit is raised by config for this run (the default stays 60/min).
 	cfg := fmt.Sprintf("version = 1\n\n[directory_server]\nregister_rate_limit = %d\nbcrypt_cost = %d\n",
 		2*o.scaleNodes+10_000, scaleBcryptCost)
-	seed, err := startDirectory(bin, "seed", filepath.Join(work, "seed"), cfg)
+	seed, err := startDirectory(bin, "seed", filepath.Join(work, "seed"), cfg, o.profileArgs("seed")...)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,8 @@ func runDirScale(ctx context.Context, env *benchEnv, rep *Report) error {
 	ds.RegisterPerSec = float64(o.scaleNodes) / ds.RegisterSeconds
 	fmt.Fprintf(env.progress, "bench: dirscale: %d nodes registered in %.1fs\n", o.scaleNodes, ds.RegisterSeconds)
 
-	replica, err := startDirectory(bin, "replica", filepath.Join(work, "replica"), cfg, "--seed", seedURL)
+	replica, err := startDirectory(bin, "replica", filepath.Join(work, "replica"), cfg,
+		append(o.profileArgs("replica"), "--seed", seedURL)...)
 	if err != nil {
 		return err
 	}
@@ -410,4 +411,13 @@ func fileSizes(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f MiB", n, float64(m[n])/(1<<20)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// profileArgs has a dirscale process write its CPU profile into
+// -profile-dir (nothing without it).
+func (o *options) profileArgs(name string) []string {
+	if o.profileDir == "" {
+		return nil
+	}
+	return []string{"--cpuprofile", filepath.Join(o.profileDir, name+".prof")}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,8 @@ type options struct {
 	scaleDiscoverRate float64
 	scaleDuration     time.Duration
 	meshnodeBin       string
+	cpuProfile        string
+	profileDir        string
 }
 
 // scenario is one measured area of the program.
@@ -81,7 +84,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
 	rep, err := measure(ctx, o, stderr)
+	err = errors.Join(err, stopProfile())
 	if rep != nil {
 		if o.json {
 			err = errors.Join(err, rep.writeJSON(stdout))
@@ -128,6 +137,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.scaleHBRate, "heartbeat-rate", 0, "dirscale: heartbeats per second (0: nodes / 30 s, every node at the default interval)")
 	fs.Float64Var(&o.scaleDiscoverRate, "discover-rate", 5000, "dirscale: discover requests per second")
 	fs.DurationVar(&o.scaleDuration, "scale-duration", time.Minute, "dirscale: how long heartbeat and discover load run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile to the file (go tool pprof); in-process scenarios profile the node or directory under test")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "dirscale: the seed and replica write CPU profiles (seed.prof, replica.prof) into this existing directory")
 	fs.StringVar(&o.meshnodeBin, "meshnode", "", "dirscale: meshnode binary to run (default: go build ./cmd/meshnode)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire,dirscale] [-json]")
@@ -305,4 +316,21 @@ func notes(o options, ran []string) []string {
 		n = append(n, "latency percentiles are over successful requests; req/s is successful requests over the path's measured time")
 	}
 	return n
+}
+
+// startCPUProfile profiles this process into path (empty: no profile); the
+// returned function stops it and closes the file.
+func startCPUProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }

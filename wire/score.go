@@ -57,14 +57,15 @@ func CapacityRatio(maxConcurrent int) float64 {
 
 // RegionMatch is region_match: 1 for no preference or an exact
 // (case-insensitive) match, 0.5 for the same leading label ("eu-west" and
-// "eu-central"), else 0.
+// "eu-central"), else 0. It allocates nothing: directories call it for
+// every candidate of every discover.
 func RegionMatch(want, have string) float64 {
 	if want == "" || strings.EqualFold(want, have) {
 		return 1
 	}
-	w, _, _ := strings.Cut(strings.ToLower(want), "-")
-	h, _, _ := strings.Cut(strings.ToLower(have), "-")
-	if w != "" && w == h {
+	w, _, _ := strings.Cut(want, "-")
+	h, _, _ := strings.Cut(have, "-")
+	if w != "" && strings.EqualFold(w, h) {
 		return 0.5
 	}
 	return 0

@@ -53,10 +53,13 @@ func TestRegionMatchAndCapacityRatio(t *testing.T) {
 	for _, c := range []struct {
 		want, have string
 		v          float64
-	}{{"", "x", 1}, {"EU-West", "eu-west", 1}, {"eu-west", "eu-central", 0.5}, {"eu", "eu-west", 0.5}, {"eu-west", "us-east", 0}, {"-x", "-y", 0}} {
+	}{{"", "x", 1}, {"EU-West", "eu-west", 1}, {"eu-west", "eu-central", 0.5}, {"eu", "eu-west", 0.5}, {"eu-west", "us-east", 0}, {"-x", "-y", 0}, {"EU-west", "eu-central", 0.5}, {"eu-west", "EU", 0.5}} {
 		if got := RegionMatch(c.want, c.have); got != c.v {
 			t.Errorf("RegionMatch(%q,%q) = %v, want %v", c.want, c.have, got, c.v)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { RegionMatch("EU-West", "eu-central") }); n != 0 {
+		t.Errorf("RegionMatch allocates %v times per call; discover calls it per candidate", n)
 	}
 	if CapacityRatio(0) != 0 || CapacityRatio(16) != 1 || CapacityRatio(1000) != 1 || CapacityRatio(1) >= CapacityRatio(4) {
 		t.Fatal("capacity ratio not monotone or not saturating at 16")

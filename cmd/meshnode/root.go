@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -70,6 +71,8 @@ type env struct {
 	stderr io.Writer
 	// ctx ends on the first SIGINT/SIGTERM (set by run).
 	ctx context.Context
+	// stopProfile ends --cpuprofile (nil without it); run calls it.
+	stopProfile func() error
 }
 
 // globals are the root's persistent flags.
@@ -77,6 +80,7 @@ type globals struct {
 	home     string
 	config   string
 	logLevel string
+	cpuProf  string
 }
 
 // run executes the CLI and returns the process exit code.
@@ -87,6 +91,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if e.stopProfile != nil {
+		err = errors.Join(err, e.stopProfile())
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -119,7 +126,10 @@ the command line wins over its environment twin.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd, e.get)
+			if err := applyEnv(cmd, e.get); err != nil {
+				return err
+			}
+			return e.startProfile(g.cpuProf)
 		},
 	}
 	root.SetIn(e.stdin)
@@ -130,6 +140,7 @@ the command line wins over its environment twin.`,
 	pf.StringVar(&g.home, "home", "", "put config and state in this one directory instead of the XDG paths")
 	pf.StringVar(&g.config, "config", "", "config file (default: config.toml in the config directory)")
 	pf.StringVar(&g.logLevel, "log-level", "", "override log.level: debug, info, warn or error")
+	pf.StringVar(&g.cpuProf, "cpuprofile", "", "write a CPU profile of this process to FILE until it exits (go tool pprof; for performance reports)")
 	root.AddCommand(newUpCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
 		newPeersCmd(e, g), newTokenCmd(e, g), newIDCmd(e, g), newPathsCmd(e, g), newVersionCmd(e), newOperatorCmd(e, g), newAuditCmd(e, g))
 	root.InitDefaultCompletionCmd() // now, so its flags get env twins too
@@ -241,3 +252,20 @@ func newLogs(e *env, cfg *config.Config) (*logging.Logs, error) {
 }
 
 func version() string { return buildinfo.Version }
+
+// startProfile starts --cpuprofile; run stops it after the command.
+func (e *env) startProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return withCode(exitConfig, fmt.Errorf("--cpuprofile: %w", err))
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return withCode(exitConfig, fmt.Errorf("--cpuprofile: %w", err))
+	}
+	e.stopProfile = func() error { pprof.StopCPUProfile(); return f.Close() }
+	return nil
+}

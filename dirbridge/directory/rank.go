@@ -22,12 +22,15 @@ import (
 //
 // Graduated nodes (out of probation, probation.go) and probationary nodes
 // sit in separate lists, so qos=interactive can pick from each without
-// walking the other. A node graduates by age alone, without an event, so
+// walking the other. Nodes no query can return — unavailable, dormant
+// (marked by the maintenance loop once stale) or unreachable by the active
+// probe — sit in a third list no walk reads: a directory where half the
+// registered nodes are offline answers as fast as one where all are up. A node graduates by age alone, without an event, so
 // the ranking remembers the earliest pending graduation and moves due
 // items before the next query reads it.
 type ranking struct {
 	mu    sync.RWMutex
-	lists [2][]*rankItem // [classGraduated], [classProbation]; each sorted by rankLess
+	lists [3][]*rankItem // [classGraduated], [classProbation], [classInactive]; each sorted by rankLess
 	byID  map[string]*rankItem
 	// nextGrad is the earliest graduatesAt in the probation list (unix ns,
 	// math.MaxInt64 when none); a lower bound, never late.
@@ -37,7 +40,14 @@ type ranking struct {
 const (
 	classGraduated = 0
 	classProbation = 1
+	classInactive  = 2
 )
+
+// inactive reports whether no discover can return a node at st, whatever
+// the query (the first row of eligible): such items are not walked.
+func inactive(st *nodeState) bool {
+	return !st.Available || st.DormantSince != nil || st.Reach.unreachable()
+}
 
 // rankItem is one node at one heartbeat state. It is immutable apart from
 // its encoding cache: a state change replaces the item.
@@ -103,6 +113,9 @@ func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankIt
 		if !it.graduatesAt.IsZero() && !it.graduatesAt.After(p.now()) {
 			it.class = classGraduated
 		}
+	}
+	if inactive(st) {
+		it.class = classInactive
 	}
 	return it
 }
@@ -264,7 +277,7 @@ func (r *ranking) top(sp topSpec) []scored {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var pos [2]int
+	var pos [3]int
 	for {
 		it := r.nextLocked(sp.lists, &pos)
 		if it == nil || (len(out) == sp.k && !better(scored{e: it.e, score: it.bound}, out[sp.k-1])) {
@@ -297,7 +310,7 @@ func (r *ranking) top(sp topSpec) []scored {
 }
 
 // nextLocked merges the chosen lists in rankLess order.
-func (r *ranking) nextLocked(lists []int, pos *[2]int) *rankItem {
+func (r *ranking) nextLocked(lists []int, pos *[3]int) *rankItem {
 	var best *rankItem
 	bi := -1
 	for _, l := range lists {

@@ -255,3 +255,57 @@ func TestDIR_DISC_08_CacheInvalidation(t *testing.T) {
 	}
 	want("deregistration")
 }
+
+// TestDIR_DISC_02_DormantNodesAreNotWalked: nodes no query can return
+// (dormant after stale_after, unavailable) leave the walked lists, so a
+// discover over a directory where most registered nodes are offline
+// evaluates only the live ones; a heartbeat brings a node back at once.
+func TestDIR_DISC_02_DormantNodesAreNotWalked(t *testing.T) {
+	f := newRankFixture(t, nil)
+	for range 200 {
+		f.register("", chat)
+	}
+	f.clock.Advance(f.s.cfg.StaleAfter + time.Second)
+	beat := func(id string) {
+		t.Helper()
+		e := f.s.store.idx.get(id)
+		load, avail := 0.25, true
+		if _, _, ok := f.s.applyHeartbeat(e, &heartbeatBody{NodeID: id, Load: &load, Available: &avail}, f.clock.Now(), "198.51.100.9"); !ok {
+			t.Fatal("heartbeat CAS exhausted without contention")
+		}
+	}
+	live := f.ids[:10]
+	for _, id := range live {
+		beat(id)
+	}
+	f.s.markDormant(f.clock.Now())
+	walked := func() (n int, got []string) {
+		r := f.s.store.idx.ranking(chat)
+		now := f.clock.Now()
+		out := r.top(topSpec{k: 5, lists: []int{classGraduated, classProbation}, eval: func(it *rankItem) (float64, bool) {
+			n++
+			return it.score("", now), f.s.eligible(&query{intent: chat}, it.e, it.st, now)
+		}})
+		for _, c := range out {
+			got = append(got, c.e.rec.NodeID)
+		}
+		return n, got
+	}
+	if n, got := walked(); n > len(live) || len(got) != 5 {
+		t.Fatalf("walked %d items for 5 answers with %d live nodes of 200 (answers %d)", n, len(live), len(got))
+	}
+	for _, c := range f.s.candidates(&query{intent: chat}, f.clock.Now(), 50, nil) {
+		if !slices.Contains(live, c.e.rec.NodeID) {
+			t.Fatalf("discover returned dormant node %s", c.e.rec.NodeID)
+		}
+	}
+	back := f.ids[150]
+	beat(back)
+	found := false
+	for _, c := range f.s.candidates(&query{intent: chat}, f.clock.Now(), 50, nil) {
+		found = found || c.e.rec.NodeID == back
+	}
+	if !found {
+		t.Fatal("a dormant node that heartbeats again is not discoverable at once")
+	}
+}

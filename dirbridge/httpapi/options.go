@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,7 @@ type settings struct {
 	rateKeys                int
 	connsPerIP              int
 	certFile                string
+	serverTLS               *tls.Config // a prepared config (ACME); wins over files
 	keyFile                 string
 	selfSignedDir           string
 	selfSignedSANs          []string
@@ -205,6 +207,19 @@ func WithTLSFiles(certFile, keyFile string) Option {
 			return errors.New("TLS needs both a certificate and a key file")
 		}
 		s.certFile, s.keyFile = certFile, keyFile
+		return nil
+	}
+}
+
+// WithServerTLS serves with a prepared TLS configuration, such as one whose
+// certificates come from an ACME CA (tlsutil.ServerConfig). Its minimum
+// version is raised to TLS 1.3 (SEC-TLS-01).
+func WithServerTLS(c *tls.Config) Option {
+	return func(s *settings) error {
+		if c == nil || (c.GetCertificate == nil && len(c.Certificates) == 0) {
+			return errors.New("server TLS configuration has no certificate source")
+		}
+		s.serverTLS = c
 		return nil
 	}
 }

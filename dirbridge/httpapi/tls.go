@@ -21,6 +21,10 @@ func tlsConfig(s *settings) (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error
 	switch {
+	case s.serverTLS != nil:
+		c := s.serverTLS.Clone()
+		c.MinVersion = tls.VersionTLS13
+		return c, nil
 	case s.certFile != "":
 		cert, err = tls.LoadX509KeyPair(s.certFile, s.keyFile)
 		if err != nil {

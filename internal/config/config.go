@@ -64,6 +64,15 @@ type HTTP struct {
 	// dev mode means a self-signed certificate kept in the state directory.
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// ACMEDomains get a publicly trusted certificate for the bridge from an
+	// ACME CA (TLS-ALPN-01 on the bridge's listener, cache <state>/acme);
+	// the first one names the registered endpoint when node.endpoint is
+	// empty. Replaces tls_cert/tls_key and the self-signed fallback.
+	ACMEDomains []string `toml:"acme_domains"`
+	// ACMEDirectory is the CA's ACME directory URL; empty: Let's Encrypt.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the ACME account contact (optional).
+	ACMEEmail string `toml:"acme_email"`
 }
 
 // OpenAI is the node's OpenAI-compatible API (route/openai): agents and

@@ -44,7 +44,7 @@ func TestDefaultFileParsesToDefaults(t *testing.T) {
 				if c.Log.Levels == nil {
 					c.Log.Levels = map[string]string{}
 				}
-				for _, s := range []*[]string{&c.Backend.Models, &c.Directory.URLs, &c.Mesh.Bootstrap, &c.Server.ACMEDomains} {
+				for _, s := range []*[]string{&c.Backend.Models, &c.Directory.URLs, &c.Mesh.Bootstrap, &c.Server.ACMEDomains, &c.HTTP.ACMEDomains} {
 					if len(*s) == 0 {
 						*s = nil
 					}

@@ -220,6 +220,12 @@ func (c *Config) validateNode(bad func(string, string, ...any)) {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert/tls_key", "set both or neither")
 	}
+	if len(c.HTTP.ACMEDomains) > 0 && c.HTTP.TLSCert != "" {
+		bad("http.acme_domains", "set either acme_domains or tls_cert/tls_key, not both")
+	}
+	if len(c.HTTP.ACMEDomains) > 0 && c.Node.Dev {
+		bad("http.acme_domains", "an ACME certificate is for a public node; drop node.dev / --dev (dev mode is plaintext loopback)")
+	}
 	if c.Backend.URL != "" {
 		// A backend is usually local plaintext (Ollama, vLLM): http is fine.
 		if err := checkURL(c.Backend.URL, true); err != nil {

@@ -45,6 +45,13 @@ profile = {{v .Profile}}
 # certificate generated in the state directory.
 # tls_cert = {{v .HTTP.TLSCert}}
 # tls_key = {{v .HTTP.TLSKey}}
+# Publicly trusted certificate from an ACME CA (Let's Encrypt by default) for
+# these DNS names: TLS-ALPN-01 on this listener (the CA must reach it on port
+# 443), cached in <state>/acme. Replaces tls_cert/tls_key; the first name is
+# the registered endpoint unless node.endpoint says otherwise.
+# acme_domains = {{v .HTTP.ACMEDomains}}
+# acme_directory = {{v .HTTP.ACMEDirectory}}
+# acme_email = {{v .HTTP.ACMEEmail}}
 
 [openai]
 # The OpenAI-compatible API (POST /v1/chat/completions, /v1/completions,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/internal/daemon/admin"
+	"github.com/meshnode/meshnode/internal/tlsutil"
 )
 
 // service is one long-running part.
@@ -86,6 +87,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			infra.start(infraCtx, service{"mesh membership", d.membershipLoop})
 		}
 	}
+	d.obtainCertificate(ctx)
 	sessCtx, stopSessions := context.WithCancel(ctx)
 	defer stopSessions()
 	sess := newGroup(len(d.sessions))
@@ -224,6 +226,10 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	if rt.Endpoint != rt.HTTPURL {
 		fmt.Fprintf(&b, "  endpoint     %s\n", rt.Endpoint)
 	}
+	if d.acme != nil {
+		fmt.Fprintf(&b, "  tls          ACME certificate for %s (cached in %s)\n",
+			strings.Join(d.cfg.HTTP.ACMEDomains, ", "), tlsutil.ACMECacheDir(d.o.Paths.StateDir))
+	}
 	for _, a := range rt.P2PAddrs {
 		fmt.Fprintf(&b, "  mesh         %s\n", a)
 	}
@@ -263,4 +269,30 @@ func (d *daemon) printBlock(rt admin.Runtime) {
 	fmt.Fprintf(&b, "  meshnode status%s           directory, peers, load\n", home)
 	fmt.Fprintf(&b, "  edit %s to change defaults (docs/config.md)\n", d.o.Paths.ConfigFile)
 	fmt.Fprint(d.o.Out, b.String())
+}
+
+// acmeWait bounds the start-up wait for the bridge's first ACME
+// certificate; autocert keeps trying on later handshakes.
+const acmeWait = 2 * time.Minute
+
+// obtainCertificate gets the bridge's ACME certificate before the node
+// registers, so the directory's liveness probe and the first callers meet a
+// publicly trusted certificate instead of waiting on issuance. A failure is
+// logged, not fatal: the node runs and autocert retries on the next
+// handshake (the CA may be briefly down or rate-limiting).
+func (d *daemon) obtainCertificate(ctx context.Context) {
+	if d.acme == nil {
+		return
+	}
+	domain := d.cfg.HTTP.ACMEDomains[0]
+	d.log.Info("obtaining the HTTP bridge's ACME certificate", "domain", domain, "ca", d.acme.Client.DirectoryURL)
+	wctx, cancel := context.WithTimeout(ctx, acmeWait)
+	defer cancel()
+	notAfter, err := tlsutil.Obtain(wctx, d.acme, domain)
+	if err != nil {
+		d.log.Warn("no ACME certificate yet; the bridge retries on the next TLS handshake",
+			"domain", domain, "err", err, "fix", "the CA must reach this listener on port 443 of the domain (TLS-ALPN-01)")
+		return
+	}
+	d.log.Info("ACME certificate ready", "domain", domain, "not_after", notAfter.UTC().Format(time.RFC3339))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/meshnode/meshnode/cx"
 	"github.com/meshnode/meshnode/dirbridge/dirclient"
@@ -32,6 +33,7 @@ import (
 	"github.com/meshnode/meshnode/internal/logging"
 	"github.com/meshnode/meshnode/internal/operator"
 	"github.com/meshnode/meshnode/internal/paths"
+	"github.com/meshnode/meshnode/internal/tlsutil"
 	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/node/backend"
@@ -72,6 +74,7 @@ type daemon struct {
 	engine   *node.Engine
 	bridge   *httpapi.Server
 	endpoint string
+	acme     *autocert.Manager // the bridge's ACME certificates; nil without http.acme_domains
 
 	embedded    *directory.Server
 	embeddedURL string
@@ -234,6 +237,17 @@ func (d *daemon) setupBridge(reg *prometheus.Registry) error {
 		httpapi.WithConfidential(d.cxProvider.Hook()),
 	}
 	switch {
+	case len(d.cfg.HTTP.ACMEDomains) > 0:
+		if d.dirMode == dirEmbedded {
+			return configErrorf("http.acme_domains: an ACME certificate is for a public node; configure directory.urls (--directory): the in-process directory is plaintext loopback")
+		}
+		a := &tlsutil.ACME{Domains: d.cfg.HTTP.ACMEDomains, DirectoryURL: d.cfg.HTTP.ACMEDirectory,
+			Email: d.cfg.HTTP.ACMEEmail, StateDir: d.o.Paths.StateDir}
+		if err := a.Validate(); err != nil {
+			return configErrorf("http.acme_domains: %v", err)
+		}
+		d.acme = a.Manager()
+		opts = append(opts, httpapi.WithServerTLS(tlsutil.ServerConfig(d.acme)))
 	case d.cfg.HTTP.TLSCert != "":
 		opts = append(opts, httpapi.WithTLSFiles(d.cfg.HTTP.TLSCert, d.cfg.HTTP.TLSKey))
 	case d.cfg.Node.Dev:
@@ -249,6 +263,11 @@ func (d *daemon) setupBridge(reg *prometheus.Registry) error {
 		return bindError("HTTP bridge", d.cfg.HTTP.Listen, "set --http or http.listen (127.0.0.1:0 picks a free port)", err)
 	}
 	d.endpoint = d.cfg.Node.Endpoint
+	if d.endpoint == "" && d.acme != nil {
+		// The certificate names the domain, not the bound IP.
+		_, port, _ := net.SplitHostPort(d.bridge.Addr().String())
+		d.endpoint = "https://" + net.JoinHostPort(d.cfg.HTTP.ACMEDomains[0], port)
+	}
 	if d.endpoint == "" {
 		d.endpoint = d.bridge.URL()
 		if u, err := url.Parse(d.endpoint); err == nil {

@@ -117,6 +117,9 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		{"bad p2p address", "", []string{"--p2p", "not-a-multiaddr"}, 3, []string{"mesh.listen", "not-a-multiaddr"}},
 		{"mcp port in use", "", []string{"--mcp-listen", taken}, 1, []string{"MCP server", taken, "in use", "--mcp-listen", "--no-mcp"}},
 		{"mcp off loopback without a key", "", []string{"--mcp-listen", "0.0.0.0:0"}, 3, []string{"mcp.listen", "mcp.api_key_file"}},
+		{"acme without a directory", "", []string{"--acme-domain", "node.example.net"}, 3, []string{"http.acme_domains", "--directory"}},
+		{"acme in dev mode", "", []string{"--dev", "--directory", "http://127.0.0.1:9", "--acme-domain", "node.example.net"}, 3, []string{"http.acme_domains", "--dev"}},
+		{"acme domain not a DNS name", "", []string{"--directory", "https://127.0.0.1:9", "--acme-domain", "localhost"}, 3, []string{"ACME domain", "localhost"}},
 		{"mcp key file readable by others", "[mcp]\napi_key_file = \"" + openKey + "\"\n", nil, 3, []string{"mcp.api_key_file"}},
 	}
 	for _, c := range cases {
