@@ -97,10 +97,12 @@ func (s *Server) handleAuditReport(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, e)
 		return
 	}
-	reason := ""
+	reason, result := "", "accepted"
 	if res.SuppressedReason != nil {
 		reason = *res.SuppressedReason
+		result = "suppressed_" + reason // a fixed set: evidence.go and audit.go reasons
 	}
+	s.metrics.evidence.WithLabelValues("audit_report", result).Inc()
 	s.log.Info("audit report", "target", target.rec.NodeID, "reporter", reporter.rec.NodeID, "finding", b.Finding,
 		"integrity_evidence_accepted", res.IntegrityEvidenceAccepted, "suppressed_reason", reason)
 	w.Header().Set("Cache-Control", "no-store")

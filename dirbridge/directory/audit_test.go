@@ -137,6 +137,15 @@ func TestREP_07_REP_08_SYB_06_07_AuditGriefingCap(t *testing.T) {
 	if ok, why := auditVerdict(t, h.audit(rs[3], target.id)); !ok {
 		t.Fatalf("after the window a new reporter contributes: %q", why)
 	}
+	metrics := string(h.do(http.MethodGet, "/metrics", nil, nil).body)
+	for _, want := range []string{
+		`meshnode_directory_evidence_reports_total{kind="audit_report",result="accepted"} 3`,
+		`meshnode_directory_evidence_reports_total{kind="audit_report",result="suppressed_target_cap_reached"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	var rows int
 	if err := h.s.evidence.db.QueryRow(`SELECT COUNT(*) FROM audit_reports`).Scan(&rows); err != nil || rows != 7 {
 		t.Fatalf("AUDIT_REPORT log rows %d (%v), want every acknowledged report (7)", rows, err)

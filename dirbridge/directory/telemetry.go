@@ -171,6 +171,11 @@ func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not record the telemetry report"))
 		return
 	}
+	result := "not_counted"
+	if res.Counted {
+		result = "counted"
+	}
+	s.metrics.evidence.WithLabelValues("telemetry", result).Inc()
 	s.log.Debug("telemetry recorded", "node", target.rec.NodeID, "proxy", proxy.rec.NodeID,
 		"counted", res.Counted, "quorum_met", res.QuorumMet, "distinct_proxies", res.DistinctProxies)
 	w.Header().Set("Cache-Control", "no-store")
