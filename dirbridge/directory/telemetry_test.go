@@ -3,12 +3,14 @@ package directory
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/spectest"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -302,5 +304,46 @@ func TestTEL_OUTLIER_01_02_03_OutlierWeight(t *testing.T) {
 	r = h.telemetry(ps[1], target.id, 290).json(t)
 	if r["outlier_weight"] != 1.0 {
 		t.Fatalf("TEL-OUTLIER-03: honest noisy report down-weighted: %v", r)
+	}
+}
+
+// TestDIR_EVIDENCE_02_03_LatencyEstimateFixture runs the discovery-evidence
+// fixture's latency cases through the discover view: an observed latency
+// of 142.5 ms is estimate 143 with basis multi_proxy_ema, none is null
+// with basis none.
+func TestDIR_EVIDENCE_02_03_LatencyEstimateFixture(t *testing.T) {
+	var fx struct {
+		Cases []struct {
+			ID    string `json:"id"`
+			Input struct {
+				Observed *float64 `json:"observed_latency_ms"`
+			} `json:"input"`
+			Expected struct {
+				Estimate *int64 `json:"estimate_ms"`
+				Basis    string `json:"basis"`
+			} `json:"expected"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(spectest.Read(t, "fixtures", "profiles", "discovery-evidence-v1.json"), &fx); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, c := range fx.Cases {
+		if c.ID != "DIR-EVIDENCE-02" && c.ID != "DIR-EVIDENCE-03" {
+			continue
+		}
+		b := &evidenceBook{latency: map[string]float64{}, reporters: map[string]int{}, integrity: map[string][]time.Time{}}
+		if c.Input.Observed != nil {
+			b.latency["n"] = *c.Input.Observed
+		}
+		v := b.view("n", time.Unix(1e9, 0))
+		if v.LatencyBasis != c.Expected.Basis || (v.LatencyEstimateMs == nil) != (c.Expected.Estimate == nil) ||
+			(v.LatencyEstimateMs != nil && *v.LatencyEstimateMs != *c.Expected.Estimate) {
+			t.Errorf("%s: %+v", c.ID, v)
+		}
+		ran++
+	}
+	if ran != 2 {
+		t.Fatalf("ran %d fixture cases", ran)
 	}
 }
