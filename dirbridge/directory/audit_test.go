@@ -177,3 +177,30 @@ func TestSEC_LOG_EvidenceRoutesLogNoSecrets(t *testing.T) {
 		t.Fatalf("the audit report was not logged at all:\n%s", out)
 	}
 }
+
+// TestREP_06_07_ReporterAgeGateOnlyLoweredInDev: a directory outside dev
+// mode refuses to start with a reporter age gate under the spec's 3 days;
+// a dev directory may lower it; telemetry_alpha stays within [0.05, 0.3].
+func TestREP_06_07_ReporterAgeGateOnlyLoweredInDev(t *testing.T) {
+	for _, c := range []struct {
+		cfg Config
+		ok  bool
+	}{
+		{Config{StateDir: t.TempDir(), ReporterMinAge: time.Hour}, false},
+		{Config{StateDir: t.TempDir(), ReporterMinAge: -1}, false},
+		{Config{StateDir: t.TempDir(), ReporterMinAge: -1, Dev: true}, true},
+		{Config{StateDir: t.TempDir(), TelemetryAlpha: 0.5}, false},
+		{Config{StateDir: t.TempDir(), TelemetryAlpha: 0.3}, true},
+	} {
+		s, err := New(c.cfg)
+		if (err == nil) != c.ok {
+			t.Errorf("%+v: %v", c.cfg, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "-1ns") {
+			t.Errorf("error shows the internal sentinel: %v", err)
+		}
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+}

@@ -302,7 +302,8 @@ func (s *Server) reporterEligible(e, target *entry, now time.Time) (bool, string
 // validateEvidence checks the reporter gate and the EMA factor.
 func (c *Config) validateEvidence() error {
 	if c.ReporterMinAge < defaultReporterMinAge && !c.Dev {
-		return fmt.Errorf("directory: reporter_min_age %v is below the 3 days iicp-semantics.md §11.7/§11.8 require (shorter only in dev mode)", c.ReporterMinAge)
+		return fmt.Errorf("directory: reporter_min_age %v is below the 72h iicp-semantics.md §11.7/§11.8 require; raise directory_server.reporter_min_age (shorter only with --dev)",
+			max(c.ReporterMinAge, 0))
 	}
 	if math.IsNaN(c.TelemetryAlpha) || c.TelemetryAlpha < minTelemetryAlpha || c.TelemetryAlpha > maxTelemetryAlpha {
 		return fmt.Errorf("directory: telemetry_alpha %v outside [%v, %v] (iicp-telemetry.md §T4.2)", c.TelemetryAlpha, minTelemetryAlpha, maxTelemetryAlpha)
