@@ -260,11 +260,14 @@ func (r *Router) try(ctx context.Context, st *run, t Target) (done bool, err err
 	}
 	attempt := *st.call
 	attempt.CallID = newUUID()
+	start := r.s.now()
 	if st.chunks == nil {
 		resp, sent, err := tr.Send(ctx, t, &attempt, cred)
+		r.observe(st, t, start, resp)
 		return r.judge(ctx, st, t, resp, sent, err)
 	}
 	resp, sent, err := st.sendStreamed(ctx, tr, t, &attempt, cred)
+	r.observe(st, t, start, resp)
 	if st.delivered {
 		return true, r.streamedFinal(ctx, st, t, resp, sent, err)
 	}

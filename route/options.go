@@ -48,6 +48,7 @@ type settings struct {
 	openFor    time.Duration
 	logger     *slog.Logger
 	now        func() time.Time
+	observer   func(Observation)
 }
 
 func defaults() settings {

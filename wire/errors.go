@@ -40,6 +40,9 @@ const (
 	// (iicp-semantics.md §1.3). Terminal, not retried; no status in the
 	// spec, 403 as a policy refusal.
 	CodePolicyRefused Code = "IICP-POLICY-001"
+	// CodeInvalidTarget: an audit report (iicp-dir.md §3.9) or telemetry
+	// report names its own sender as the target. 422.
+	CodeInvalidTarget Code = "invalid_target"
 )
 
 // Numbered codes in active use (iicp-core.md §7 and the sub-protocol specs
@@ -109,6 +112,7 @@ var codeStatus = map[Code]int{
 	CodeUnavailable:        503,
 	CodeNoAvailableNode:    503,
 	CodePolicyRefused:      403,
+	CodeInvalidTarget:      422,
 
 	CodeE020: 403,
 	CodeE021: 503,

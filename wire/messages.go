@@ -252,8 +252,10 @@ type RegisterRequest struct {
 
 // RegisterAck is ACK: the 201 body of POST /v1/register (iicp-core.md §2.2).
 type RegisterAck struct {
-	NodeID           string  `json:"node_id"`
-	NodeToken        string  `json:"node_token"`
+	NodeID    string `json:"node_id"`
+	NodeToken string `json:"node_token"`
+	// ProxyToken authenticates POST /v1/telemetry (iicp-telemetry.md §3).
+	ProxyToken       string  `json:"proxy_token,omitempty"`
 	ExpiresAt        *string `json:"expires_at"`
 	Directory        string  `json:"directory"`
 	ObservedSourceIP string  `json:"observed_source_ip"`

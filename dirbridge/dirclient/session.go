@@ -37,9 +37,11 @@ type Load struct {
 type Credentials struct {
 	NodeID string `json:"node_id"`
 	// NodeToken is LOG-FORBIDDEN.
-	NodeToken string     `json:"node_token,omitempty"`
-	IssuedAt  time.Time  `json:"issued_at"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	NodeToken string `json:"node_token,omitempty"`
+	// ProxyToken authenticates telemetry only; LOG-FORBIDDEN.
+	ProxyToken string     `json:"proxy_token,omitempty"`
+	IssuedAt   time.Time  `json:"issued_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	// PendingMetrics is a metrics batch with outcomes the directory has not
 	// acknowledged yet, kept so a restart resends it unchanged (iicp-dir.md
 	// §3.2: retain and retry until acknowledged).
@@ -283,7 +285,7 @@ func (s *Session) register(ctx context.Context) (time.Duration, action) {
 		return s.registerFailed(err)
 	}
 	now := time.Now()
-	c := Credentials{NodeID: ack.NodeID, NodeToken: ack.NodeToken, IssuedAt: now}
+	c := Credentials{NodeID: ack.NodeID, NodeToken: ack.NodeToken, ProxyToken: ack.ProxyToken, IssuedAt: now}
 	if ack.ExpiresAt != nil {
 		if t, perr := time.Parse(time.RFC3339, *ack.ExpiresAt); perr == nil {
 			c.ExpiresAt = &t
@@ -517,7 +519,7 @@ func (s *Session) deregister(ctx context.Context) {
 		s.log.Warn("deregister failed; the directory will expire the node", "error", err)
 		return
 	}
-	c.NodeToken = ""
+	c.NodeToken, c.ProxyToken = "", ""
 	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
 		s.log.Warn("saving credentials after deregister", "error", err)
 	}

@@ -113,6 +113,15 @@ type Config struct {
 	// registered at once; a further delegated node is refused (403).
 	// Negative: no cap.
 	MaxNodesPerOperator int
+	// ReporterMinAge is the age (since first registration) a node needs
+	// before its telemetry counts toward a quorum or its audit reports
+	// become integrity evidence (iicp-semantics.md §11.7/§11.8: 3 days).
+	// Only a --dev directory may lower it (negative: no age gate), for
+	// tests that cannot wait three days.
+	ReporterMinAge time.Duration
+	// TelemetryAlpha is the EMA factor of observed_latency_ms
+	// (iicp-telemetry.md §T4.2: 0.1, configurable in [0.05, 0.3]).
+	TelemetryAlpha float64
 	// AllowHighRisk lifts the public-mesh refusal of high_risk intents (a
 	// private compliance profile). Prohibited intents are always refused.
 	AllowHighRisk bool
@@ -140,6 +149,8 @@ var defaults = Config{
 	ProbationShare:          0.2,
 	ProbationPerNetwork:     1,
 	MaxNodesPerOperator:     100,
+	ReporterMinAge:          defaultReporterMinAge,
+	TelemetryAlpha:          defaultTelemetryAlpha,
 	Version:                 "dev",
 }
 
@@ -187,6 +198,10 @@ func (c *Config) applyDefaults() {
 	if c.Version == "" {
 		c.Version = defaults.Version
 	}
+	setDur(&c.ReporterMinAge, defaults.ReporterMinAge)
+	if c.TelemetryAlpha == 0 {
+		c.TelemetryAlpha = defaults.TelemetryAlpha
+	}
 }
 
 // validate checks the combination of settings; errors name the setting.
@@ -227,6 +242,9 @@ func (c *Config) validate() error {
 	if c.ReprobeInterval > 0 && c.ReprobeInterval < minReprobeInterval && !c.Dev {
 		return fmt.Errorf("directory: probe interval %v is below the %v iicp-dir.md §3.14 allows per endpoint; set directory_server.probe_interval to at least %v (shorter only in dev mode)",
 			c.ReprobeInterval, minReprobeInterval, minReprobeInterval)
+	}
+	if err := c.validateEvidence(); err != nil {
+		return err
 	}
 	if c.ReprobeConcurrency < 0 {
 		return errors.New("directory: ReprobeConcurrency must be >= 0")

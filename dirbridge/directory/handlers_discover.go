@@ -104,7 +104,7 @@ func (s *Server) appendNodeList(b []byte, q *query, cands []scored, now time.Tim
 	} else {
 		b = append(b, dispatchListHead...)
 	}
-	gen := s.operators.gen.Load() // before building: a rename meanwhile re-encodes next time
+	gen := s.operators.gen.Load() + s.evidence.gen.Load() // before building: a rename or new evidence meanwhile re-encodes next time
 	for i, c := range cands {
 		if i > 0 {
 			b = append(b, ',')
@@ -265,6 +265,7 @@ type publicNode struct {
 	RouteClass       string   `json:"route_class"`
 	RegisteredIntent string   `json:"intent,omitempty"`
 	operatorView
+	evidenceView
 }
 
 type cipPolicy struct {
@@ -276,7 +277,7 @@ type cipPolicy struct {
 
 func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 	live := s.live(c.st, now)
-	h := healthScore(c.st, live)
+	h := healthScore(c.st, live, s.evidence.observed(c.e.rec.NodeID))
 	var models []string
 	for _, cp := range c.e.rec.Capabilities {
 		if intent == "" || cp.Intent == intent {
@@ -297,7 +298,7 @@ func (s *Server) publicView(c scored, intent string, now time.Time) publicNode {
 		ReputationScore: c.st.Reputation, ReputationModel: reputationModel, ReputationTier: reputationTier(c.st.Reputation),
 		CIPLevel: c.e.rec.CIPLevel, HealthLabel: healthLabel(h, live), Models: nonNil(models),
 		InputModalities: nonNil(mods), RouteClass: routeClass(c.e.rec), RegisteredIntent: intent,
-		operatorView: s.operators.view(c.e.rec.operatorAt(now)),
+		operatorView: s.operators.view(c.e.rec.operatorAt(now)), evidenceView: s.evidence.view(c.e.rec.NodeID, now),
 	}
 }
 

@@ -62,7 +62,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	d := nodeDetail{
 		dispatchNode: s.dispatchView(c, "", now), Status: "active", DormantSince: st.DormantSince,
 		Probation: !s.graduated(e.rec, st, now), PublicKey: optional(e.rec.PublicKey),
-		Health: s.health(st, live, now),
+		Health: s.health(e.rec.NodeID, st, live, now),
 	}
 	if !live {
 		d.Status, d.Available = "dormant", false
@@ -71,14 +71,19 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) health(st *nodeState, live bool, now time.Time) healthInfo {
-	h := healthScore(st, live)
+func (s *Server) health(nodeID string, st *nodeState, live bool, now time.Time) healthInfo {
+	obs := s.evidence.observed(nodeID)
+	h := healthScore(st, live, obs)
 	reach, basis := 0.0, "none"
 	if live {
 		reach = 1
 	}
 	lat := map[string]any{"score": noLatencyEvidence, "observed": false}
-	if st.SLAP95Ms != nil {
+	switch {
+	case obs != nil:
+		basis = "multi_proxy_ema"
+		lat = map[string]any{"score": latencyCurve(*obs), "observed": true, "observed_latency_ms": *obs}
+	case st.SLAP95Ms != nil:
 		basis = "declared_sla_p95"
 		lat = map[string]any{"score": latencyCurve(float64(*st.SLAP95Ms)), "observed": false}
 	}
@@ -186,7 +191,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	s.store.idx.forAll(func(e *entry) {
 		st := e.state.Load()
 		live := s.live(st, now)
-		h := healthScore(st, live)
+		h := healthScore(st, live, s.evidence.observed(e.rec.NodeID))
 		dist[healthLabel(h, live)]++
 		if !live {
 			return
@@ -254,12 +259,6 @@ func (s *Server) handleCredits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteError(w, wire.NewError(wire.CodeUnavailable, "the credits extension is not enabled on this directory"))
-}
-
-// handleTelemetry is POST /v1/telemetry: it needs a proxy_token, which this
-// directory does not issue, so every call is IICP-E032 (DIR-TEL-01).
-func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
-	httpx.WriteError(w, wire.NewError(wire.CodeE032, "telemetry requires a valid proxy_token"))
 }
 
 // baseURL is the directory URL the caller used, without an /api suffix:

@@ -18,9 +18,12 @@ import (
 
 // ack is the 201 body of REGISTER (iicp-core.md §2.2, iicp-dir.md §3.1).
 type ack struct {
-	MessageType      string  `json:"message_type"`
-	NodeID           string  `json:"node_id"`
-	NodeToken        string  `json:"node_token"` // returned once; LOG-FORBIDDEN
+	MessageType string `json:"message_type"`
+	NodeID      string `json:"node_id"`
+	NodeToken   string `json:"node_token"` // returned once; LOG-FORBIDDEN
+	// ProxyToken authenticates POST /v1/telemetry only (iicp-telemetry.md
+	// §3); returned once; LOG-FORBIDDEN.
+	ProxyToken       string  `json:"proxy_token,omitempty"`
 	ExpiresAt        *string `json:"expires_at"`
 	Directory        string  `json:"directory"`
 	ObservedSourceIP string  `json:"observed_source_ip"`
@@ -79,6 +82,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.regFail(w, "error", wire.NewError(wire.CodeInternal, "could not store the registration"))
 		return
 	}
+	proxyTok, err := s.issueProxyToken(r.Context(), rec.NodeID)
+	if err != nil { // the registration stands; a re-registration issues another
+		s.log.Error("issuing proxy token", "node", rec.NodeID, "error", err)
+	}
 	result := "new"
 	if old != nil {
 		result = "refresh"
@@ -87,7 +94,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("node registered", "node", rec.NodeID, "result", result, "intents", len(rec.Capabilities))
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.WriteJSON(w, http.StatusCreated, ack{
-		MessageType: "ACK", NodeID: rec.NodeID, NodeToken: tok, Directory: s.baseURL(r),
+		MessageType: "ACK", NodeID: rec.NodeID, NodeToken: tok, ProxyToken: proxyTok, Directory: s.baseURL(r),
 		ObservedSourceIP: ip, NextHeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds(),
 	})
 }

@@ -23,6 +23,7 @@ type metrics struct {
 	tickets       *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	badTokens     *prometheus.CounterVec
+	evidence      *prometheus.CounterVec
 	flushErrors   prometheus.Counter
 	discoverMs    prometheus.Histogram
 	misses        prometheus.Counter
@@ -63,6 +64,10 @@ func newMetrics(s *Server) (*metrics, error) {
 	m.badTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshnode_directory_invalid_node_tokens_total", Help: "Requests presenting a wrong node token, by route.",
 	}, []string{"route"})
+	m.evidence = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshnode_directory_evidence_reports_total",
+		Help: "Acknowledged telemetry and audit reports (evidence.go) by kind and result: counted/not_counted, accepted/suppressed reason.",
+	}, []string{"kind", "result"})
 	m.flushErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "meshnode_directory_flush_errors_total", Help: "Failed heartbeat write-behind batches.",
 	})
@@ -81,7 +86,7 @@ func newMetrics(s *Server) (*metrics, error) {
 		Name: "iicp_heartbeat_misses_total", Help: "Nodes that went silent past stale_after (expired from discover).",
 	})
 	cs := []prometheus.Collector{m.requests, m.latency, m.registrations, m.heartbeats, m.probes,
-		m.reprobes, m.tickets, m.rateLimited, m.badTokens, m.flushErrors, nodes, active, m.discoverMs, m.misses}
+		m.reprobes, m.tickets, m.rateLimited, m.badTokens, m.evidence, m.flushErrors, nodes, active, m.discoverMs, m.misses}
 	cs = append(cs, listenerCounters(&s.lnStats)...)
 	if own {
 		// A registry of its own is the process's only one: add the runtime.

@@ -41,6 +41,7 @@ func (s *Server) routes() http.Handler {
 		"/v1/credits/award":        {http.MethodPost: s.handleCredits},
 		"/v1/telemetry":            {http.MethodPost: s.handleTelemetry},
 		"/v1/operator/rename":      {http.MethodPost: s.handleOperatorRename},
+		"/v1/audit-report":         {http.MethodPost: s.handleAuditReport},
 	}
 	for p, m := range v1 {
 		s.handle(mux, p, m)

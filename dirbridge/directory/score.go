@@ -88,13 +88,18 @@ const (
 	noLatencyEvidence = 0.5
 )
 
-// healthScore is in [0,1]; a stale node is offline (0).
-func healthScore(st *nodeState, live bool) float64 {
+// healthScore is in [0,1]; a stale node is offline (0). The latency
+// component prefers the quorum-gated proxy-observed latency (observedMs,
+// telemetry.go) over the node's self-declared sla_p95_ms.
+func healthScore(st *nodeState, live bool, observedMs *float64) float64 {
 	if !live {
 		return 0
 	}
 	lat := noLatencyEvidence
-	if st.SLAP95Ms != nil {
+	switch {
+	case observedMs != nil:
+		lat = latencyCurve(*observedMs)
+	case st.SLAP95Ms != nil:
 		lat = latencyCurve(float64(*st.SLAP95Ms))
 	}
 	return math.Round((wHealthReach+wHealthLatency*lat)*10000) / 10000

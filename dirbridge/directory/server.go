@@ -48,6 +48,8 @@ type Server struct {
 
 	// operators holds display names and the per-operator cap (operator.go).
 	operators *operatorBook
+	// evidence holds proxy tokens, telemetry and audit reports (evidence.go).
+	evidence *evidenceBook
 
 	// repEpoch identifies the outcome-v2 score epoch (reputation.go).
 	repEpoch string
@@ -165,6 +167,10 @@ func (s *Server) openState(ctx context.Context) error {
 	}
 	s.repEpoch = string(epoch)
 	if s.operators, err = openOperatorBook(ctx, st.db, s.cfg.MaxNodesPerOperator); err != nil {
+		st.close()
+		return fmt.Errorf("directory: %w", err)
+	}
+	if s.evidence, err = openEvidence(ctx, st.db, s.now()); err != nil {
 		st.close()
 		return fmt.Errorf("directory: %w", err)
 	}
@@ -372,6 +378,9 @@ func (s *Server) maintain(ctx context.Context) {
 		s.log.Warn("address history pruning failed", "error", err)
 	} else if n > 0 {
 		s.log.Debug("address history pruned", "rows", n)
+	}
+	if err := s.evidence.prune(ctx, now); err != nil {
+		s.log.Warn("evidence pruning failed", "error", err)
 	}
 	for _, l := range []*httpx.Limiter{s.regLimit, s.keyLimit, s.ctLimit, s.memberLimit, s.revokedLimit, s.probeLimit, s.peerLimit, s.badTokenLimit} {
 		l.Sweep(now)

@@ -195,6 +195,14 @@ type Server struct {
 	// MaxNodesPerOperator caps the nodes one verified operator key may have
 	// registered at once (ADR-045 per-operator limit); 0 = no cap.
 	MaxNodesPerOperator int `toml:"max_nodes_per_operator"`
+	// ReporterMinAge is how long a node must have been registered before
+	// its telemetry counts toward a quorum and its audit reports become
+	// integrity evidence (iicp-semantics.md §11.7/§11.8: 3 days). Lower
+	// only with --dev (0: none).
+	ReporterMinAge Duration `toml:"reporter_min_age"`
+	// TelemetryAlpha is the EMA factor of proxy-observed latency
+	// (iicp-telemetry.md §T4.2: 0.1, within [0.05, 0.3]).
+	TelemetryAlpha float64 `toml:"telemetry_alpha"`
 }
 
 // Mesh is the libp2p side.

@@ -59,6 +59,8 @@ func base() Config {
 			ProbationMinTasks:   100,
 			ProbationMinAge:     Duration(time.Hour),
 			MaxNodesPerOperator: 100,
+			ReporterMinAge:      Duration(72 * time.Hour),
+			TelemetryAlpha:      0.1,
 			MembershipTTL:       Duration(6 * time.Hour),
 			RegisterRateLimit:   60,
 			BcryptCost:          10,
@@ -313,6 +315,9 @@ func (c *Config) validateServer(bad func(string, string, ...any)) {
 	}
 	if s.ProbationMinTasks < 1 || s.ProbationMinAge < 0 {
 		bad("directory_server.probation_min_tasks/probation_min_age", "need at least 1 task and an age >= 0")
+	}
+	if s.ReporterMinAge < 0 || s.TelemetryAlpha < 0.05 || s.TelemetryAlpha > 0.3 {
+		bad("directory_server.reporter_min_age/telemetry_alpha", "need an age >= 0 (below 72h only with --dev) and an alpha in [0.05, 0.3]")
 	}
 	if s.MaxNodesPerOperator < 0 {
 		bad("directory_server.max_nodes_per_operator", "must be >= 0 (0 = no cap)")

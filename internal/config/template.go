@@ -129,6 +129,11 @@ profile = {{v .Profile}}
 # probation_min_age = {{v .Server.ProbationMinAge}}
 # Nodes one verified operator key may have registered at once (0 = no cap).
 # max_nodes_per_operator = {{v .Server.MaxNodesPerOperator}}
+# Telemetry and audit reports count only from nodes registered this long
+# (iicp-semantics.md §11.7/§11.8: 72h; shorter only with --dev, 0s = none)
+# with reputation >= 0.55; observed latency moves by an EMA with this alpha.
+# reporter_min_age = {{v .Server.ReporterMinAge}}
+# telemetry_alpha = {{v .Server.TelemetryAlpha}}
 # Lifetime of the mesh membership credentials nodes present to each other
 # (they renew at half-life; the mesh keeps working this long without the
 # directory). 2s..24h.

@@ -191,6 +191,7 @@ func (d *daemon) newRouter() (*route.Router, error) {
 	var finders []route.Finder
 	opts := []route.Option{route.WithCredential(d.credential), route.WithLogger(d.log),
 		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
+	opts = append(opts, d.observerOption()...)
 	if d.mesh != nil {
 		finders = append(finders, route.MeshFinder{M: d.mesh})
 		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),

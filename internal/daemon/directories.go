@@ -93,6 +93,8 @@ func (d *daemon) newEmbedded(listen string) (*directory.Server, error) {
 		ProbationMinTasks:   d.cfg.Server.ProbationMinTasks,
 		ProbationMinAge:     probationAge(d.cfg.Server.ProbationMinAge.D()),
 		MaxNodesPerOperator: operatorCap(d.cfg.Server.MaxNodesPerOperator),
+		ReporterMinAge:      probationAge(d.cfg.Server.ReporterMinAge.D()),
+		TelemetryAlpha:      d.cfg.Server.TelemetryAlpha,
 		MembershipTTL:       d.cfg.Server.MembershipTTL.D(),
 		Version:             d.o.Version,
 	}, directory.WithLogger(d.o.Logs.For("directory")), directory.WithRegistry(d.reg))
@@ -186,6 +188,7 @@ func (d *daemon) setupSessions() error {
 		d.reads = append(d.reads, rs)
 		d.sessions = append(d.sessions, s)
 	}
+	d.telemetry = newTelemetryQueue(d.sessions, d.o.Logs.For("dirclient"))
 	// Sessions key tokens by the normalised client URL.
 	for i, c := range d.clients {
 		d.dirURLs[i] = c.URL()

@@ -162,6 +162,8 @@ func directoryConfig(o DirectoryOptions) directory.Config {
 		ProbationMinTasks:   s.ProbationMinTasks,
 		ProbationMinAge:     probationAge(s.ProbationMinAge.D()),
 		MaxNodesPerOperator: operatorCap(s.MaxNodesPerOperator),
+		ReporterMinAge:      probationAge(s.ReporterMinAge.D()),
+		TelemetryAlpha:      s.TelemetryAlpha,
 		MembershipTTL:       s.MembershipTTL.D(),
 		RegisterRateLimit:   s.RegisterRateLimit,
 		BcryptCost:          s.BcryptCost,

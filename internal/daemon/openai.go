@@ -65,6 +65,7 @@ func (d *daemon) gatewayFinders() ([]route.Finder, []route.Offerer) {
 func (d *daemon) gatewayRouteOptions() []route.Option {
 	opts := []route.Option{route.WithCredential(d.credential), route.WithLogger(d.log),
 		route.WithTransport(route.PathHTTP, route.HTTPTransport{HTTP: d.taskClient})}
+	opts = append(opts, d.observerOption()...)
 	if d.mesh != nil {
 		opts = append(opts, route.WithTransport(route.PathMesh, route.MeshTransport{M: d.mesh}),
 			route.WithLocal(localTransport{d}, d.localValue))

@@ -94,6 +94,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	for _, s := range d.sessions {
 		sess.start(sessCtx, service{"directory session", s.Serve})
 	}
+	if d.telemetry != nil {
+		sess.start(sessCtx, service{"telemetry", d.telemetry.serve})
+	}
 
 	select {
 	case err = <-infra.errc:

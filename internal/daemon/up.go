@@ -85,6 +85,9 @@ type daemon struct {
 	// healthy replica, else the seed).
 	reads    []*dirclient.ReadSet
 	sessions []*dirclient.Session
+	// telemetry reports what the routers observe of other nodes (nil
+	// without directory sessions).
+	telemetry *telemetryQueue
 
 	host host.Host
 	mesh *mesh.Mesh
