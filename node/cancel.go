@@ -17,6 +17,7 @@ import (
 // outcome that won the race) returned once it ends or ctx does; a task that
 // had already ended answers its terminal RESPONSE unchanged (LIFECYCLE-14:
 // a late cancel is a no-op, a completed task is never reported cancelled).
+// The answer never carries the result.
 // Before acceptance the task ends rejected (a failed event at sequence 0).
 func (e *Engine) Cancel(ctx context.Context, cc *wire.CancelControl, auth *wire.Auth, caller wire.Caller) *wire.Response {
 	if cc == nil {
@@ -44,14 +45,24 @@ func (e *Engine) Cancel(ctx context.Context, cc *wire.CancelControl, auth *wire.
 	}
 	if term := rec.requestCancel(); term != nil {
 		e.met.cancels.WithLabelValues("already_terminal").Inc()
-		return term
+		return ack(term)
 	}
 	e.met.cancels.WithLabelValues("cancelled").Inc()
 	e.log.Debug("task cancel requested", "task_id", cc.TaskID, "transport", caller.Transport)
 	if term := rec.awaitEnd(ctx); term != nil {
-		return term
+		return ack(term)
 	}
 	return cancelFailure(cc.TaskID, wire.NewError(wire.CodeUnavailable, "cancellation requested; the task has not ended yet"))
+}
+
+// ack is the cancel answer for a task's terminal RESPONSE: its outcome
+// and envelope without the result, which never travels outside the task's
+// own stream (where IICP-CX seals it).
+func ack(term *wire.Response) *wire.Response {
+	if term.Error == nil {
+		term.Result = nil
+	}
+	return term
 }
 
 func cancelFailure(taskID string, werr *wire.Error) *wire.Response {

@@ -138,6 +138,9 @@ type Result struct {
 	// Attempts counts the attempts spent (entries of Tried that reached a
 	// node).
 	Attempts int
+	// Resumes counts the resumptions of a streamed answer whose stream
+	// broke after output (stream.go); 0 for every other call.
+	Resumes int
 }
 
 // Router runs tasks over every path it has finders for: one attempt loop

@@ -199,3 +199,22 @@ func TestRequiredProfilesNative(t *testing.T) {
 		t.Fatalf("profiles lost: %+v", got.Constraints)
 	}
 }
+
+// TestResumeLifecycleReceiver: a resumed stream continues the sequence of
+// the broken one; a replayed event the caller already has is a duplicate.
+func TestResumeLifecycleReceiver(t *testing.T) {
+	r := ResumeLifecycleReceiver("t", 3)
+	if got := r.Accept(EventPartial, 3, false); got != LifecycleDuplicate {
+		t.Fatalf("seen event: %q", got)
+	}
+	if got := r.Accept(EventPartial, 5, false); got != LifecycleSequenceGap {
+		t.Fatalf("gap: %q", got)
+	}
+	if r.Accept(EventPartial, 4, false) != LifecycleOK || r.Accept(EventCompleted, 5, true) != LifecycleOK || !r.Done() {
+		t.Fatalf("resumed stream refused, state %s", r.State())
+	}
+	r = ResumeLifecycleReceiver("t", 0)
+	if r.Accept(EventCompleted, 1, true) != LifecycleOK || r.Next() != 2 {
+		t.Fatalf("resume after accepted: state %s next %d", r.State(), r.Next())
+	}
+}
