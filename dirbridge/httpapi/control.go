@@ -22,9 +22,9 @@ import (
 // (Authorization: Bearer <node token> or X-IICP-Consumer-Token) and must be
 // the principal that submitted it. The answer is the task's terminal
 // RESPONSE — `cancelled`, or the outcome it had already reached (a late
-// cancel changes nothing, LIFECYCLE-14) — with 200, its result left out;
-// or 404 not_found for a task that is unknown or another caller's, 401,
-// 422 for a malformed body.
+// cancel changes nothing, LIFECYCLE-14) — with 200 whatever outcome it
+// names, its result left out; or 404 not_found for a task that is unknown
+// or another caller's, 401, 422 for a malformed body.
 
 // CancelEngine is implemented by engines that cancel tasks on request
 // (node.Engine).
@@ -84,7 +84,18 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 		// own stream).
 		resp.Result = nil
 	}
-	s.writeResponse(w, resp, false, encodeResponse)
+	if resp.Lifecycle == nil {
+		s.writeResponse(w, resp, false, encodeResponse) // refused: its error status
+		return
+	}
+	// The cancel was served: 200 with the task's terminal event, whatever
+	// outcome it names.
+	body, err := encodeResponse(resp)
+	if err != nil {
+		writeError(w, wire.NewError(wire.CodeInternal, "encoding the response failed"), false)
+		return
+	}
+	writeBody(w, http.StatusOK, mediaJSON, body)
 }
 
 // maxCancelAnswer bounds the answer to a cancellation (a RESPONSE without
@@ -94,9 +105,9 @@ const maxCancelAnswer = 64 << 10
 // CancelTask asks node to cancel the streamed task taskID (POST
 // /v1/control), authorized by consumerToken (a token minted for node, or
 // "" on a node that needs none). It returns the node's answer: the task's
-// terminal RESPONSE (cancelled, or the outcome it had already reached),
-// or a failure RESPONSE together with its *wire.Error (not_found,
-// unauthorized…).
+// terminal RESPONSE, whose Lifecycle names the outcome (cancelled, or the
+// one it had already reached), with a nil error; or a refusal RESPONSE
+// together with its *wire.Error (not_found, unauthorized…).
 func CancelTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, taskID, reason, consumerToken string) (*wire.Response, error) {
 	if hc == nil {
 		hc = http.DefaultClient
@@ -134,7 +145,7 @@ func CancelTask(ctx context.Context, hc *http.Client, node wire.NodeSummary, tas
 		return nil, fmt.Errorf("node answered the cancel with HTTP %d and no RESPONSE", resp.StatusCode)
 	}
 	r.TaskID = taskID
-	if r.Error != nil {
+	if r.Lifecycle == nil && r.Error != nil {
 		return r, r.Error
 	}
 	return r, nil
