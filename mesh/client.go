@@ -338,7 +338,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 	if err != nil {
 		return nil, fmt.Errorf("opening task stream: %w", err)
 	}
-	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c == nativeCodec}
+	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams}
 	stop := context.AfterFunc(ctx, cs.abort)
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
@@ -359,6 +359,9 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 		return nil, err
 	}
 	_ = s.Close()
+	if c.gateway {
+		return resp, nil // a gateway answers for other nodes (gateway.go)
+	}
 	if err := m.checkAnswerer(s.Conn().RemotePeer(), resp); err != nil {
 		return nil, err
 	}
@@ -419,8 +422,11 @@ func (m *Mesh) exchange(cs *callStream, payload []byte, token string, c *taskCod
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
 	if cs.streamed {
-		return readStreamed(fr, taskID, opts.ResumeAfter, opts.OnEvent,
-			func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) })
+		answerer := func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) }
+		if c.gateway {
+			answerer = func(*wire.Response) error { return nil }
+		}
+		return readStreamed(fr, taskID, opts.ResumeAfter, opts.OnEvent, answerer)
 	}
 	h, b, err := fr.ReadFrame()
 	if err != nil {

@@ -60,6 +60,12 @@ type taskCodec struct {
 	// as iicp-framing.md §9.6 requires of native CBOR; the JSON protocol
 	// answers with an error RESPONSE instead.
 	closeOnBody bool
+	// streams: the protocol carries the service-lifecycle profile and
+	// cancellation CONTROL frames (native CBOR only).
+	streams bool
+	// gateway: served by the gateway engine, answered for other nodes
+	// (gateway.go).
+	gateway bool
 }
 
 var jsonCodec = &taskCodec{
@@ -79,6 +85,7 @@ var nativeCodec = &taskCodec{
 	encodeResp:  wire.EncodeResponseNative,
 	decodeResp:  wire.DecodeResponseNative,
 	closeOnBody: true,
+	streams:     true,
 }
 
 // taskCodecs lists the served encodings, default first.
@@ -146,7 +153,7 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	}
 	caller := m.callerOf(s, hm)
 	if cc != nil {
-		m.serveCancel(s, cc, caller)
+		m.serveCancel(s, c, cc, caller)
 		return
 	}
 	// Only executing tasks count as load; a stream still sending its CALL does not.
@@ -236,7 +243,7 @@ func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersM
 				return nil, hm, nil, &refusal{resp: werr}
 			}
 			return call, hm, nil, nil
-		case h.Type == wire.TypeControl && c == nativeCodec:
+		case h.Type == wire.TypeControl && c.streams:
 			cc, werr := wire.DecodeCancelNative(payload)
 			if werr != nil {
 				return nil, hm, nil, &refusal{close: werr.CloseReason(), resp: werr}

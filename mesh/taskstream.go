@@ -67,9 +67,10 @@ const maxStreamedBytes = wire.MaxFramePayload
 // execute runs call on the engine, streamed when negotiated and possible,
 // resumed when the HEADERS asked for it.
 func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call *wire.Call, caller wire.Caller, resumeAfter *uint64) *wire.Response {
-	se, ok := m.engine.(StreamEngine)
-	if !ok || c != nativeCodec || !call.Negotiates(wire.ProfileServiceLifecycle) {
-		return m.engine.Execute(ctx, call, caller)
+	eng := m.engineFor(c)
+	se, ok := eng.(StreamEngine)
+	if !ok || !c.streams || !call.Negotiates(wire.ProfileServiceLifecycle) {
+		return eng.Execute(ctx, call, caller)
 	}
 	fw := wire.NewFrameWriter(s)
 	emit := func(l wire.Lifecycle, chunk json.RawMessage) error {
@@ -90,7 +91,7 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 		return fw.WriteFrame(wire.TypeResponse, 0, b)
 	}
 	if resumeAfter != nil {
-		re, ok := m.engine.(ResumeEngine)
+		re, ok := eng.(ResumeEngine)
 		if !ok {
 			return errorResponse(call.TaskID, wire.NewError(wire.CodeResumeUnavailable, "this node does not resume streams"))
 		}
@@ -134,8 +135,8 @@ const cancelAnswerGrace = 5 * time.Second
 
 // serveCancel answers a cancellation CONTROL sent on its own stream: the
 // task's terminal RESPONSE (key 13) once it ends, or an error RESPONSE.
-func (m *Mesh) serveCancel(s network.Stream, cc *wire.CancelControl, caller wire.Caller) {
-	ce, ok := m.engine.(CancelEngine)
+func (m *Mesh) serveCancel(s network.Stream, c *taskCodec, cc *wire.CancelControl, caller wire.Caller) {
+	ce, ok := m.engineFor(c).(CancelEngine)
 	var resp *wire.Response
 	if ok {
 		ctx, cancel := context.WithTimeout(m.ctx, cancelAnswerGrace)
