@@ -79,10 +79,10 @@ type GatewayClient struct {
 	own  host.Host // closed by Close when the client opened it
 }
 
-// DialGateway opens a libp2p host of its own (a fresh key, dial only) for
+// DialGateway opens a libp2p host of its own (a fresh key) for
 // a program that runs no node and readies calls to the gateway node at
-// addr, a multiaddr ending in /p2p/<peer id> (`meshnode status` prints a
-// node's). Close releases the host.
+// addr, a multiaddr ending in /p2p/<peer id> (the `mesh` line `meshnode
+// up` prints). Close releases the host.
 func DialGateway(ctx context.Context, addr string, logger *slog.Logger) (*GatewayClient, error) {
 	ai, err := parseGatewayAddr(addr)
 	if err != nil {

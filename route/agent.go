@@ -20,8 +20,8 @@ type AgentConfig struct {
 	// Bootstrap is required.
 	Directory string
 	// Bootstrap is a meshnode node to reach the mesh through, as a
-	// libp2p multiaddr ending in /p2p/<peer id> (`meshnode status` prints
-	// the node's). The program opens a libp2p host of its own and sends
+	// libp2p multiaddr ending in /p2p/<peer id> (the `mesh` line
+	// `meshnode up` prints). The program opens a libp2p host of its own and sends
 	// every task to that node (the gateway protocol), which routes it —
 	// itself, its mesh peers, its directories — with its own credentials.
 	// NodeToken must then be that node's token (`meshnode token` on it):

@@ -5,7 +5,7 @@
 //	go run ./examples/gocall -directory https://dir.example "What is IICP?"
 //	MESHNODE_NODE_TOKEN="$(meshnode token)" go run ./examples/gocall -directory http://127.0.0.1:8010 "hi"
 //	MESHNODE_NODE_TOKEN="$(meshnode token)" go run ./examples/gocall -stream \
-//	    -bootstrap /ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooW… "hi"
+//	    -bootstrap /ip4/127.0.0.1/udp/9501/quic-v1/p2p/12D3KooW… "hi"
 //
 // With -directory, routes come from the directory's dispatch tickets
 // (verified against its signing key); the task goes straight to the chosen
@@ -17,8 +17,8 @@
 // node's). Without it only nodes that take tasks without credentials
 // answer.
 //
-// With -bootstrap (a meshnode node's libp2p multiaddr, as `meshnode status`
-// prints it), the program opens a libp2p host of its own and sends the
+// With -bootstrap (a meshnode node's libp2p multiaddr: the `mesh` line
+// `meshnode up` prints), the program opens a libp2p host of its own and sends the
 // task to that node, which routes it — itself, its mesh peers, its
 // directories — with its own credentials. The node does that only for its
 // operator's programs: MESHNODE_NODE_TOKEN must be that node's token.
