@@ -226,3 +226,28 @@ func TestCancelControlOverHTTPBridge(t *testing.T) {
 		t.Fatalf("malformed cancel: %d %s", hr.StatusCode, body)
 	}
 }
+
+// TestForAgentBootstrapConfig: a bootstrap agent needs the node's token
+// and a multiaddr naming the peer; Directory and Bootstrap exclude each
+// other. Each refusal is one line saying what to fix.
+func TestForAgentBootstrapConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg  AgentConfig
+		want string
+	}{
+		{AgentConfig{}, "needs a Directory"},
+		{AgentConfig{Directory: "http://127.0.0.1:1", Bootstrap: "/ip4/127.0.0.1/udp/1/quic-v1"}, "not both"},
+		{AgentConfig{Bootstrap: "/ip4/127.0.0.1/udp/1/quic-v1/p2p/12D3KooWNttHiUj2Gq41xq85AYUpQjmvnD66FM5ZJiU8eVM66RSy"}, "needs NodeToken"},
+		{AgentConfig{Bootstrap: "not-a-multiaddr", NodeToken: "t"}, "is not a multiaddr"},
+		{AgentConfig{Bootstrap: "/ip4/127.0.0.1/udp/1/quic-v1", NodeToken: "t"}, "must end in /p2p/"},
+	} {
+		r, err := ForAgent(ctx, tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			if r != nil {
+				_ = r.Close()
+			}
+			t.Fatalf("%+v: err %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}

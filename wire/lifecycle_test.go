@@ -58,10 +58,9 @@ func TestLifecycleTransitionsMatchFixture(t *testing.T) {
 
 // TestLifecycleVectors runs the event-sequence vectors (valid, invalid,
 // duplicate, alias) through the receiver; privacy vectors check that the
-// envelope has none of the forbidden fields. Retry, late-cancel and
-// disconnect vectors are engine behaviour (node tests); resume vectors
-// need stream resumption, which the profile text (§4) leaves out and
-// meshnode does not offer.
+// envelope has none of the forbidden fields. Resume, retry, disconnect
+// and late-cancel vectors are engine behaviour: node
+// TestLifecycleEngineVectors.
 func TestLifecycleVectors(t *testing.T) {
 	f := loadLifecycleFixture(t)
 	ran := 0
