@@ -287,6 +287,7 @@ func TestCancelControlRunningTask(t *testing.T) {
 	unknown := &wire.CancelControl{Action: wire.ActionCancel, TaskID: newUUID()}
 	wantError(t, f.eng.Cancel(context.Background(), unknown, &wire.Auth{NodeToken: testToken}, httpCaller), wire.CodeNotFound, wire.StatusError)
 
+	cc.Reason = "reason-never-logged"
 	resp := f.eng.Cancel(context.Background(), cc, &wire.Auth{NodeToken: testToken}, httpCaller)
 	if resp.Lifecycle == nil || resp.Lifecycle.Event != wire.EventCancelled {
 		t.Fatalf("cancel answered %+v %+v", resp.Lifecycle, resp.Error)
@@ -295,7 +296,7 @@ func TestCancelControlRunningTask(t *testing.T) {
 		t.Fatalf("the caller's stream ended %+v", r.Lifecycle)
 	}
 	waitFor(t, "backend request cancelled", func() bool { return llm.Cancelled() == 1 })
-	if logs := f.logs.String(); strings.Contains(logs, "hi\"") {
-		t.Fatal("the payload reached the log")
+	if logs := f.logs.String(); strings.Contains(logs, "hi\"") || strings.Contains(logs, "reason-never-logged") {
+		t.Fatal("the payload or the cancel reason reached the log")
 	}
 }
