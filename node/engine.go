@@ -165,7 +165,7 @@ func (e *Engine) execute(ctx context.Context, call *wire.Call, caller wire.Calle
 	if _, out, ok := e.gate(call, caller, start); !ok {
 		return "", out
 	}
-	return e.executeValid(ctx, call, start, false)
+	return e.executeValid(ctx, call, start)
 }
 
 // gate authorizes and validates call; ok=false carries the refusal. The
@@ -185,9 +185,8 @@ func (e *Engine) gate(call *wire.Call, caller wire.Caller, start time.Time) (str
 }
 
 // executeValid runs an authorized, valid call: CX check, routing,
-// idempotency, admission, backend. resuming marks a resume request whose
-// task is unknown: a remembered task_id then means its events expired.
-func (e *Engine) executeValid(ctx context.Context, call *wire.Call, start time.Time, resuming bool) (string, outcome) {
+// idempotency, admission, backend.
+func (e *Engine) executeValid(ctx context.Context, call *wire.Call, start time.Time) (string, outcome) {
 	qos := call.Constraints.QoS
 	if qos == "" {
 		qos = DefaultQoS
@@ -211,16 +210,8 @@ func (e *Engine) executeValid(ctx context.Context, call *wire.Call, start time.T
 	defer cancel()
 
 	gen, fresh := e.idem.reserve(call.TaskID, start)
-	switch {
-	case !fresh && resuming:
-		return qos, failure(errResumeUnavailable())
-	case !fresh:
+	if !fresh {
 		return qos, failure(wire.NewError(wire.CodeConflict, "duplicate task_id"))
-	case resuming:
-		// Never seen: nothing to resume, and a resume request must not
-		// start an execution the caller did not ask for.
-		e.idem.cancel(call.TaskID, gen)
-		return qos, failure(errResumeUnavailable())
 	}
 	if out, ok := e.admitCall(ctx, call, qos, budget, start); !ok {
 		// The task never ran: forget its task_id so the caller may retry it.

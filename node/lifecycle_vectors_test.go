@@ -300,3 +300,31 @@ func TestCancelControlRunningTask(t *testing.T) {
 		t.Fatal("the payload or the cancel reason reached the log")
 	}
 }
+
+// TestFollowRequiresSamePrincipal: another caller who knows the task_id,
+// the idempotency key and even the prompt cannot follow or resume the
+// task: conflict, no event, no execution. The owner can.
+func TestFollowRequiresSamePrincipal(t *testing.T) {
+	f, llm := slowFixture(t, 20, 5*time.Millisecond, WithOpenMode())
+	owner := wire.Caller{Transport: "quic", PeerID: "12D3KooWowner"}
+	thief := wire.Caller{Transport: "quic", PeerID: "12D3KooWthief"}
+	call := lifecycleCall()
+	var first recorded
+	done := make(chan *wire.Response, 1)
+	go func() { done <- f.eng.ExecuteStream(context.Background(), call, owner, first.emit) }()
+	waitFor(t, "the task streams", func() bool { first.mu.Lock(); defer first.mu.Unlock(); return len(first.events) >= 2 })
+	var stolen recorded
+	wantError(t, f.eng.ResumeStream(context.Background(), call, thief, 0, stolen.emit), wire.CodeConflict, wire.StatusError)
+	wantError(t, f.eng.ExecuteStream(context.Background(), call, thief, stolen.emit), wire.CodeConflict, wire.StatusError)
+	if len(stolen.events) != 0 {
+		t.Fatalf("another principal got %d events", len(stolen.events))
+	}
+	var mine recorded
+	if resp := f.eng.ResumeStream(context.Background(), call, owner, 0, mine.emit); resp.Lifecycle.Event != wire.EventCompleted {
+		t.Fatalf("owner resume: %+v %+v", resp.Lifecycle, resp.Error)
+	}
+	<-done
+	if llm.Started() != 1 {
+		t.Fatalf("backend ran %d times", llm.Started())
+	}
+}

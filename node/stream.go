@@ -65,11 +65,21 @@ func (e *Engine) stream(ctx context.Context, call *wire.Call, caller wire.Caller
 	if !ok {
 		return rejectedEnvelope(e.finish(call, caller, start, "", out), call.TaskID)
 	}
-	rec, existing := e.tasks.open(call, principal, start)
-	if existing {
+	if after != nil {
+		// A resume never starts an execution: a task this node does not
+		// log (never did, or no longer) is unavailable, answered without
+		// an envelope (it is no event of the task).
+		rec := e.tasks.lookup(call.TaskID, start)
+		if rec == nil {
+			return e.finish(call, caller, start, "", failure(errResumeUnavailable()))
+		}
 		return e.followTask(ctx, rec, call, caller, principal, after, emit, start)
 	}
-	return e.runStream(ctx, call, caller, rec, after != nil, emit, start)
+	rec, existing := e.tasks.open(call, principal, start)
+	if existing {
+		return e.followTask(ctx, rec, call, caller, principal, nil, emit, start)
+	}
+	return e.runStream(ctx, call, caller, rec, emit, start)
 }
 
 // rejectedEnvelope marks a refusal before acceptance: a failed event at
@@ -103,7 +113,7 @@ func (e *Engine) followTask(ctx context.Context, rec *taskRec, call *wire.Call, 
 
 // runStream executes a new streamed task. Its context outlives the
 // caller's by the resume grace when the caller's stream breaks.
-func (e *Engine) runStream(ctx context.Context, call *wire.Call, caller wire.Caller, rec *taskRec, resuming bool,
+func (e *Engine) runStream(ctx context.Context, call *wire.Call, caller wire.Caller, rec *taskRec,
 	emit Emit, start time.Time) *wire.Response {
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
@@ -113,7 +123,7 @@ func (e *Engine) runStream(ctx context.Context, call *wire.Call, caller wire.Cal
 	}
 	stop := context.AfterFunc(ctx, func() { st.callerDone(context.Cause(ctx)) })
 	defer stop()
-	qos, out := e.executeValid(backend.WithSink(runCtx, st), call, start, resuming)
+	qos, out := e.executeValid(backend.WithSink(runCtx, st), call, start)
 	resp := e.finish(call, caller, start, qos, out)
 	st.close()
 	resp = st.terminal(resp, context.Cause(runCtx))

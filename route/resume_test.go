@@ -251,3 +251,36 @@ func TestForAgentBootstrapConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLIFECYCLE_10_ResumeUnavailableOnTransports: resuming a task whose
+// events the node no longer has (here: never had) is resume_unavailable
+// on both transports — 410 on the HTTP bridge — and executes nothing.
+func TestLIFECYCLE_10_ResumeUnavailableOnTransports(t *testing.T) {
+	tg, llm := httpStreamingNode(t, 5, time.Millisecond)
+	call := testCall()
+	call.Constraints.RequiredProfiles = []string{wire.ProfileServiceLifecycle}
+	none := func(wire.Lifecycle, json.RawMessage) error { t.Error("an event was replayed"); return nil }
+	resp, st, err := httpapi.ResumeTaskStream(context.Background(), nil, tg.Node, call, "", false, 3, none)
+	if st.HTTPStatus != http.StatusGone || resp == nil || resp.Error == nil || resp.Error.Code != wire.CodeResumeUnavailable {
+		t.Fatalf("http: status %d, %+v, %v", st.HTTPStatus, resp, err)
+	}
+
+	id, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, mllm := slowEngine(t, id.NodeID(), 5, time.Millisecond)
+	server := startMeshAs(t, id, eng, []wire.Capability{{Intent: wire.IntentChat}})
+	caller := startMesh(t, nil)
+	if err := caller.m.Host().Connect(context.Background(), server.peer); err != nil {
+		t.Fatal(err)
+	}
+	after := uint64(3)
+	mresp, _, err := caller.m.Call(context.Background(), call, mesh.CallOptions{Peer: server.peer.ID, OnEvent: none, ResumeAfter: &after})
+	if err != nil || mresp.Error == nil || mresp.Error.Code != wire.CodeResumeUnavailable {
+		t.Fatalf("mesh: %+v %v", mresp, err)
+	}
+	if llm.Started()+mllm.Started() != 0 {
+		t.Fatal("a resume request executed the task")
+	}
+}
