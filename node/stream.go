@@ -96,7 +96,11 @@ func (e *Engine) followTask(ctx context.Context, rec *taskRec, call *wire.Call, 
 	after *uint64, emit Emit, start time.Time) *wire.Response {
 	if rec.digest != requestDigest(call) || rec.principal != principal {
 		out := failure(wire.NewError(wire.CodeConflict, "task_id already used for a different request"))
-		return rejectedEnvelope(e.finish(call, caller, start, "", out), call.TaskID)
+		resp := e.finish(call, caller, start, "", out)
+		if after != nil {
+			return resp // a resume: no event of the task, no envelope
+		}
+		return rejectedEnvelope(resp, call.TaskID)
 	}
 	e.met.resumed.Inc()
 	rec.attach()

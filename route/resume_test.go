@@ -283,4 +283,13 @@ func TestLIFECYCLE_10_ResumeUnavailableOnTransports(t *testing.T) {
 	if llm.Started()+mllm.Started() != 0 {
 		t.Fatal("a resume request executed the task")
 	}
+	// Another peer resuming a task it does not own: conflict, nothing replayed.
+	if resp := eng.ExecuteStream(context.Background(), call, wire.Caller{Transport: "quic", PeerID: "12D3KooWowner"},
+		func(wire.Lifecycle, json.RawMessage) error { return nil }); resp.Error != nil {
+		t.Fatalf("owner's task: %+v", resp.Error)
+	}
+	mresp, _, err = caller.m.Call(context.Background(), call, mesh.CallOptions{Peer: server.peer.ID, OnEvent: none, ResumeAfter: &after})
+	if err != nil || mresp.Error == nil || mresp.Error.Code != wire.CodeConflict {
+		t.Fatalf("mesh resume by another peer: %+v %v", mresp, err)
+	}
 }
