@@ -328,3 +328,17 @@ func TestFollowRequiresSamePrincipal(t *testing.T) {
 		t.Fatalf("backend ran %d times", llm.Started())
 	}
 }
+
+// TestTaskLogBoundsTerminalResult: a buffered result larger than the
+// per-task bound is not kept; following that task is resume_unavailable,
+// never a terminal event without its output.
+func TestTaskLogBoundsTerminalResult(t *testing.T) {
+	win := DefaultResumeWindow
+	win.Bytes = 16
+	f := newFixture(t, 2, WithResumeWindow(win)) // a backend that answers in one piece
+	call := lifecycleCall()
+	if resp := f.eng.ExecuteStream(context.Background(), call, httpCaller, (&recorded{}).emit); resp.Status != wire.StatusSuccess || len(resp.Result) <= 16 {
+		t.Fatalf("task: %+v %+v", resp.Error, resp.Lifecycle)
+	}
+	wantError(t, f.eng.ExecuteStream(context.Background(), call, httpCaller, (&recorded{}).emit), wire.CodeResumeUnavailable, wire.StatusError)
+}

@@ -60,6 +60,7 @@ type taskRec struct {
 	id, intent, principal string
 	digest                [sha256.Size]byte
 	grace                 time.Duration
+	maxBytes              int // ResumeWindow.Bytes
 
 	mu       sync.Mutex
 	events   []logEvent
@@ -67,6 +68,7 @@ type taskRec struct {
 	next     uint64 // sequence of the next event
 	bytes    int
 	terminal *wire.Response
+	lostTail bool // the terminal result exceeded maxBytes and was not kept
 	endedAt  time.Time
 	wake     chan struct{} // closed and replaced when an event is added or the task ends
 	cancel   context.CancelCauseFunc
@@ -120,7 +122,7 @@ func (tl *taskLog) open(call *wire.Call, principal string, now time.Time) (rec *
 		return nil, false
 	}
 	rec = &taskRec{id: call.TaskID, intent: call.Intent, principal: principal, digest: requestDigest(call),
-		grace: tl.win.Grace, wake: make(chan struct{}), subs: 1}
+		grace: tl.win.Grace, maxBytes: tl.win.Bytes, wake: make(chan struct{}), subs: 1}
 	tl.tasks[call.TaskID] = rec
 	return rec, false
 }
@@ -201,6 +203,11 @@ func (r *taskRec) finish(resp *wire.Response, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := *resp
+	if len(t.Result) > r.maxBytes {
+		// A whole buffered answer (a backend that does not stream) beyond
+		// the per-task bound is not kept: followers get resume_unavailable.
+		t.Result, r.lostTail = nil, true
+	}
 	r.terminal, r.endedAt = &t, now
 	if r.timer != nil {
 		r.timer.Stop()
@@ -285,7 +292,7 @@ func (r *taskRec) follow(ctx context.Context, after *uint64, emit Emit) (*wire.R
 	for {
 		r.mu.Lock()
 		term, wake, next := r.terminal, r.wake, r.next
-		if cursor < r.first {
+		if cursor < r.first || (term != nil && r.lostTail) {
 			r.mu.Unlock()
 			return nil, errResumeUnavailable()
 		}
