@@ -53,7 +53,8 @@ type CancelEngine interface {
 
 // EventFunc receives a streamed call's non-terminal events in order:
 // accepted (chunk nil), then partials with their incremental result. An
-// error aborts the call (the stream is reset, which cancels the backend).
+// error aborts the call: a CONTROL cancel goes to the peer, which stops
+// the backend request.
 type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
 
 // errEventAbort wraps an EventFunc's error: the caller stopped listening.

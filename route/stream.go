@@ -24,8 +24,8 @@ import (
 // output.
 
 // Chunks receives the incremental result chunks of a streamed answer, in
-// order. An error stops the call (the stream is reset, which cancels the
-// backend request on the serving node).
+// order. An error stops the call and cancels the task on the serving node
+// (a CONTROL cancel on the mesh stream, POST /v1/control on HTTP).
 type Chunks func(chunk json.RawMessage) error
 
 // StreamTransport is a Transport that can carry the lifecycle profile:

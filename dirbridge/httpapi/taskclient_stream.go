@@ -23,8 +23,9 @@ const maxEventBytes = maxTaskResponse
 
 // EventFunc receives a streamed task's non-terminal lifecycle events in
 // order: accepted (chunk nil), then partials with their result chunk. An
-// error stops reading; the caller's context then closes the connection,
-// which cancels the task on the node.
+// error stops reading and closes the connection, which the node treats as
+// a lost caller (it keeps the task for its resume grace): cancel with
+// CancelTask to stop it at once (route does).
 type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
 
 // ErrEventAbort wraps an EventFunc's error.
