@@ -34,8 +34,13 @@ type CallOptions struct {
 	// wire.ProfileServiceLifecycle in constraints.required_profiles, and
 	// OnEvent gets the accepted and partial events as they arrive. A
 	// streamed call makes one attempt: once output has reached the caller,
-	// another peer cannot take over.
+	// another peer cannot take over. An OnEvent error or the end of ctx
+	// cancels the task on the peer (a CONTROL cancel, taskstream.go).
 	OnEvent EventFunc
+	// ResumeAfter (with OnEvent and Peer) resumes a streamed task whose
+	// stream broke: the call (same task_id and request) gets the events
+	// after this sequence, then the terminal RESPONSE.
+	ResumeAfter *uint64
 }
 
 // FixedCredential is a CallOptions.Credential that gives every peer the
@@ -147,7 +152,7 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 		info.Tried = append(info.Tried, p)
 		attempt := *call
 		attempt.CallID = newUUID()
-		resp, err := m.callPeer(ctx, p, &attempt, token, codec, opts.OnEvent)
+		resp, err := m.callPeer(ctx, p, &attempt, token, codec, opts)
 		last = m.judge(p, resp, err)
 		m.stats.count("call_attempt")
 		switch last {
@@ -315,7 +320,7 @@ func isResourceLimit(err error) bool {
 }
 
 // callPeer runs one attempt on one stream to p.
-func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec, onEvent EventFunc) (*wire.Response, error) {
+func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
 	payload, err := c.encodeCall(call)
 	if err != nil {
 		return nil, wire.NewError(wire.CodeValidationError, "call could not be encoded")
@@ -333,20 +338,30 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 	if err != nil {
 		return nil, fmt.Errorf("opening task stream: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams}
+	stop := context.AfterFunc(ctx, cs.abort)
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	resp, err := m.exchange(s, call.TaskID, payload, token, c, onEvent)
+	resp, err := m.exchange(cs, payload, token, c, opts)
 	if err != nil {
-		_ = s.Reset()
+		if errors.Is(err, errEventAbort) {
+			cs.abort()
+		} else {
+			// A broken stream is not a cancel: the peer keeps a streamed
+			// task for its resume grace.
+			cs.reset()
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("task stream: %w", ctx.Err())
 		}
 		return nil, err
 	}
 	_ = s.Close()
+	if c.gateway {
+		return resp, nil // a gateway answers for other nodes (gateway.go)
+	}
 	if err := m.checkAnswerer(s.Conn().RemotePeer(), resp); err != nil {
 		return nil, err
 	}
@@ -375,16 +390,17 @@ func (m *Mesh) checkAnswerer(p peer.ID, resp *wire.Response) error {
 }
 
 // exchange writes the request frames and reads the answer.
-func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token string, c *taskCodec, onEvent EventFunc) (*wire.Response, error) {
+func (m *Mesh) exchange(cs *callStream, payload []byte, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
 	// One Write for every request frame: with lazy protocol negotiation
 	// the multistream header leaves in the same flush, so the whole
 	// request is one STREAM frame and no round trip waits on the
 	// protocol ack.
+	s, taskID := cs.s, cs.taskID
 	var req []byte
 	own, hb := m.ownHeaders()
-	if token != "" {
+	if token != "" || opts.ResumeAfter != nil {
 		var err error
-		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own, Operator: m.ownOperator()}); err != nil {
+		if hb, err = cborEnc.Marshal(headersMsg{ConsumerToken: token, Membership: own, Operator: m.ownOperator(), ResumeAfter: opts.ResumeAfter}); err != nil {
 			return nil, fmt.Errorf("encoding headers: %w", err)
 		}
 	}
@@ -398,15 +414,19 @@ func (m *Mesh) exchange(s network.Stream, taskID string, payload []byte, token s
 	if err != nil {
 		return nil, fmt.Errorf("framing call: %w", err)
 	}
-	if _, err := s.Write(req); err != nil {
+	if err := cs.write(req); err != nil {
 		return nil, fmt.Errorf("writing call: %w", err)
 	}
 	// The write side stays open until the answer is in: the server watches
 	// it, and a Reset (the caller giving up) then cancels the engine.
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
-	if onEvent != nil && c == nativeCodec {
-		return readStreamed(fr, taskID, onEvent, func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) })
+	if cs.streamed {
+		answerer := func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) }
+		if c.gateway {
+			answerer = func(*wire.Response) error { return nil }
+		}
+		return readStreamed(fr, taskID, opts.ResumeAfter, opts.OnEvent, answerer)
 	}
 	h, b, err := fr.ReadFrame()
 	if err != nil {

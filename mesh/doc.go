@@ -63,7 +63,13 @@
 // the `accepted` envelope, RESPONSE frames with status "partial" and
 // is_final=false, then the terminal RESPONSE, all with the key-13 envelope
 // (taskstream.go); CallOptions.OnEvent receives the events in order after
-// the receiver's checks (sequence, finality, the answerer's node_id).
+// the receiver's checks (sequence, finality, the answerer's node_id). A
+// CONTROL cancel frame after the CALL (or on its own stream, Mesh.Cancel)
+// cancels the task; a new stream whose HEADERS carry resume_after resumes
+// it (CallOptions.ResumeAfter); a broken stream is a lost caller, whose
+// task the engine keeps for a resume grace. The gateway protocol
+// (gateway.go, /meshnode/gateway/1.0.0) carries tasks from programs that
+// run no node to a node that routes them (ServeGateway, DialGateway).
 // Frame-level faults follow the §9.6 disposition table. Decisions are in
 // docs/spec-decisions.md, section "mesh".
 //

@@ -42,11 +42,12 @@ func WithClock(now func() time.Time) Option {
 // table, the task protocol server and the direct-call client. Build it
 // with New, run it with Serve; the caller owns and closes the host.
 type Mesh struct {
-	h      host.Host
-	cfg    Config
-	engine TaskEngine
-	log    *slog.Logger
-	now    func() time.Time
+	h       host.Host
+	cfg     Config
+	engine  TaskEngine
+	gateway atomic.Pointer[gatewayEngine] // ServeGateway (gateway.go)
+	log     *slog.Logger
+	now     func() time.Time
 
 	ctx    context.Context // lives until Close; parents pubsub and handlers
 	cancel context.CancelFunc
@@ -244,6 +245,7 @@ func (m *Mesh) Close() error {
 		for _, c := range taskCodecs {
 			m.h.RemoveStreamHandler(c.proto)
 		}
+		m.h.RemoveStreamHandler(GatewayProtocol)
 		// Cancelling the context ends pubsub (subscription and topic with
 		// it) and every loop; Topic.Close is not called because it races
 		// with TopicEventHandler.Cancel inside go-libp2p-pubsub v0.19.0.

@@ -60,6 +60,12 @@ type taskCodec struct {
 	// as iicp-framing.md §9.6 requires of native CBOR; the JSON protocol
 	// answers with an error RESPONSE instead.
 	closeOnBody bool
+	// streams: the protocol carries the service-lifecycle profile and
+	// cancellation CONTROL frames (native CBOR only).
+	streams bool
+	// gateway: served by the gateway engine, answered for other nodes
+	// (gateway.go).
+	gateway bool
 }
 
 var jsonCodec = &taskCodec{
@@ -79,6 +85,7 @@ var nativeCodec = &taskCodec{
 	encodeResp:  wire.EncodeResponseNative,
 	decodeResp:  wire.DecodeResponseNative,
 	closeOnBody: true,
+	streams:     true,
 }
 
 // taskCodecs lists the served encodings, default first.
@@ -95,6 +102,9 @@ type headersMsg struct {
 	Membership string `cbor:"2,keyasint,omitempty"`
 	// Operator is the caller's operator delegation (operator.go).
 	Operator *delegationMsg `cbor:"3,keyasint,omitempty"`
+	// ResumeAfter asks to resume a streamed task after this sequence
+	// (taskstream.go).
+	ResumeAfter *uint64 `cbor:"4,keyasint,omitempty"`
 }
 
 // refusal says why an inbound stream is not executed and how to answer.
@@ -136,34 +146,38 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	remote := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(callReadTimeout))
-	call, hm, ref := m.readRequest(s, c)
+	call, hm, cc, ref := m.readRequest(s, c)
 	if ref != nil {
 		m.stats.count("task_refused_" + ref.name())
 		m.log.Warn("task stream refused", "peer", logPeer(remote), "reason", ref.name())
 		m.refuse(s, c, ref)
 		return
 	}
+	caller := m.callerOf(s, hm)
+	if cc != nil {
+		m.serveCancel(s, c, cc, caller)
+		return
+	}
 	// Only executing tasks count as load; a stream still sending its CALL does not.
 	m.active.Add(1)
 	defer m.active.Add(-1)
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
-	ctx, cancel := context.WithTimeout(m.ctx, timeout+execGrace)
+	base, cancelCause := context.WithCancelCause(m.ctx)
+	defer cancelCause(nil)
+	ctx, cancel := context.WithTimeout(base, timeout+execGrace)
 	defer cancel()
 	// The watcher below needs no read deadline (and so no timer): the
 	// handler ends its Read by closing the stream.
 	_ = s.SetWriteDeadline(time.Now().Add(timeout + execGrace + writeGrace))
 	_ = s.SetReadDeadline(time.Time{})
-	// A caller that gives up resets the stream: stop the engine then.
+	// A caller that sends a cancel or resets the stream stops the engine
+	// (taskstream.go watchCaller).
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		var b [1]byte
-		if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) {
-			cancel()
-		}
+		watchCaller(s, call.TaskID, cancelCause)
 	}()
-	caller := m.callerOf(s, hm)
-	resp := m.execute(ctx, s, c, call, caller)
+	resp := m.execute(ctx, s, c, call, caller, hm.ResumeAfter)
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
 	}
@@ -214,42 +228,49 @@ func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
 	return caller
 }
 
-// readRequest reads the optional HEADERS frame and the CALL.
-func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersMsg, *refusal) {
+// readRequest reads the optional HEADERS frame and the CALL, or on the
+// native protocol a cancellation CONTROL (taskstream.go).
+func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersMsg, *wire.CancelControl, *refusal) {
 	fr := wire.NewFrameReader(s)
 	fr.SetMaxPayload(m.cfg.MaxCallBytes)
 	var hm headersMsg
 	for i := 0; i < 2; i++ {
 		h, payload, ref := readFrame(fr)
 		if ref != nil {
-			return nil, hm, ref
+			return nil, hm, nil, ref
 		}
 		switch {
 		case h.Type == typeHeaders && i == 0:
 			if len(payload) > maxHeadersBytes {
-				return nil, hm, &refusal{close: wire.CloseFrameTooLarge}
+				return nil, hm, nil, &refusal{close: wire.CloseFrameTooLarge}
 			}
 			if err := cborDec.Unmarshal(payload, &hm); err != nil {
-				return nil, headersMsg{}, &refusal{close: wire.CloseCBORDecodeError}
+				return nil, headersMsg{}, nil, &refusal{close: wire.CloseCBORDecodeError}
 			}
 		case h.Type == wire.TypeCall:
 			if h.Flags&wire.FlagCompressed != 0 {
 				// Compression is not offered on this protocol.
-				return nil, hm, &refusal{close: wire.CloseUnsupportedExtension}
+				return nil, hm, nil, &refusal{close: wire.CloseUnsupportedExtension}
 			}
 			call, werr := c.decodeCall(payload)
 			if werr != nil && c.closeOnBody {
-				return nil, hm, &refusal{close: werr.CloseReason(), resp: werr}
+				return nil, hm, nil, &refusal{close: werr.CloseReason(), resp: werr}
 			}
 			if werr != nil {
-				return nil, hm, &refusal{resp: werr}
+				return nil, hm, nil, &refusal{resp: werr}
 			}
-			return call, hm, nil
+			return call, hm, nil, nil
+		case h.Type == wire.TypeControl && c.streams:
+			cc, werr := wire.DecodeCancelNative(payload)
+			if werr != nil {
+				return nil, hm, nil, &refusal{close: werr.CloseReason(), resp: werr}
+			}
+			return nil, hm, cc, nil
 		default:
-			return nil, hm, &refusal{close: wire.CloseProtocolError}
+			return nil, hm, nil, &refusal{close: wire.CloseProtocolError}
 		}
 	}
-	return nil, hm, &refusal{close: wire.CloseProtocolError}
+	return nil, hm, nil, &refusal{close: wire.CloseProtocolError}
 }
 
 // readFrame reads one frame and applies the §9.6 header dispositions.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -17,9 +19,17 @@ import (
 // key 21) gets, on the same stream: an OBSERVE frame carrying the
 // `accepted` envelope, one RESPONSE frame per partial (status "partial",
 // is_final=false, key 13), and exactly one terminal RESPONSE (is_final=true,
-// key 13); then the server closes. A caller that resets the stream cancels
-// the backend request. Only the native protocol streams; a CALL on the JSON
-// protocol that requires the profile is refused (unsupported_profile).
+// key 13); then the server closes. Only the native protocol streams; a CALL
+// on the JSON protocol that requires the profile is refused
+// (unsupported_profile).
+//
+// Cancellation and resumption (profile §5; docs/spec-decisions.md): a
+// caller cancels by writing a CONTROL frame (wire.CancelControl) on the
+// task's stream, or on a new stream to the same node when it lost the
+// first; a stream that breaks without one leaves the task running for the
+// engine's resume grace. A caller that lost its stream resumes with the
+// same CALL on a new stream whose HEADERS frame carries resume_after (key
+// 3): the events after that sequence follow, then the terminal RESPONSE.
 
 // StreamEngine is implemented by engines that serve the lifecycle profile
 // (node.Engine.ExecuteStream).
@@ -28,9 +38,23 @@ type StreamEngine interface {
 		emit func(l wire.Lifecycle, chunk json.RawMessage) error) *wire.Response
 }
 
+// ResumeEngine is implemented by engines that resume streamed tasks
+// (node.Engine.ResumeStream).
+type ResumeEngine interface {
+	ResumeStream(ctx context.Context, call *wire.Call, caller wire.Caller, after uint64,
+		emit func(l wire.Lifecycle, chunk json.RawMessage) error) *wire.Response
+}
+
+// CancelEngine is implemented by engines that cancel tasks on request
+// (node.Engine.Cancel).
+type CancelEngine interface {
+	Cancel(ctx context.Context, cc *wire.CancelControl, auth *wire.Auth, caller wire.Caller) *wire.Response
+}
+
 // EventFunc receives a streamed call's non-terminal events in order:
 // accepted (chunk nil), then partials with their incremental result. An
-// error aborts the call (the stream is reset, which cancels the backend).
+// error aborts the call: a CONTROL cancel goes to the peer, which stops
+// the backend request.
 type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
 
 // errEventAbort wraps an EventFunc's error: the caller stopped listening.
@@ -41,11 +65,13 @@ var errEventAbort = errors.New("mesh: event consumer stopped")
 // flooding its caller.
 const maxStreamedBytes = wire.MaxFramePayload
 
-// execute runs call on the engine, streamed when negotiated and possible.
-func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call *wire.Call, caller wire.Caller) *wire.Response {
-	se, ok := m.engine.(StreamEngine)
-	if !ok || c != nativeCodec || !call.Negotiates(wire.ProfileServiceLifecycle) {
-		return m.engine.Execute(ctx, call, caller)
+// execute runs call on the engine, streamed when negotiated and possible,
+// resumed when the HEADERS asked for it.
+func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call *wire.Call, caller wire.Caller, resumeAfter *uint64) *wire.Response {
+	eng := m.engineFor(c)
+	se, ok := eng.(StreamEngine)
+	if !ok || !c.streams || !call.Negotiates(wire.ProfileServiceLifecycle) {
+		return eng.Execute(ctx, call, caller)
 	}
 	fw := wire.NewFrameWriter(s)
 	emit := func(l wire.Lifecycle, chunk json.RawMessage) error {
@@ -65,7 +91,68 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 		m.stats.count("task_partial")
 		return fw.WriteFrame(wire.TypeResponse, 0, b)
 	}
+	if resumeAfter != nil {
+		re, ok := eng.(ResumeEngine)
+		if !ok {
+			return errorResponse(call.TaskID, wire.NewError(wire.CodeResumeUnavailable, "this node does not resume streams"))
+		}
+		m.stats.count("task_resume")
+		return re.ResumeStream(ctx, call, caller, *resumeAfter, emit)
+	}
 	return se.ExecuteStream(ctx, call, caller, emit)
+}
+
+// maxControlBytes bounds a frame a caller sends after its CALL: only a
+// cancellation CONTROL is expected there.
+const maxControlBytes = 1 << 10
+
+// watchCaller reads what the caller sends after its CALL until the stream
+// ends: its FIN changes nothing; a cancellation CONTROL for this task
+// cancels it (wire.ErrCancelRequested); a reset, a broken connection or
+// any other frame is a lost caller (wire.ErrCallerLost: a streamed task
+// then runs on for the engine's resume grace, a buffered one stops).
+func watchCaller(s network.Stream, taskID string, cancel context.CancelCauseFunc) {
+	fr := wire.NewFrameReader(s)
+	fr.SetMaxPayload(maxControlBytes)
+	for {
+		h, b, err := fr.ReadFrame()
+		switch {
+		case errors.Is(err, io.EOF):
+			return
+		case err == nil && h.Type == wire.TypeControl:
+			if cc, werr := wire.DecodeCancelNative(b); werr == nil && cc.TaskID == taskID {
+				cancel(wire.ErrCancelRequested)
+				continue
+			}
+		}
+		cancel(wire.ErrCallerLost)
+		return
+	}
+}
+
+// cancelAnswerGrace bounds how long a cancel stream waits for the task's
+// terminal event.
+const cancelAnswerGrace = 5 * time.Second
+
+// serveCancel answers a cancellation CONTROL sent on its own stream: the
+// task's terminal RESPONSE (key 13) once it ends, or an error RESPONSE.
+func (m *Mesh) serveCancel(s network.Stream, c *taskCodec, cc *wire.CancelControl, caller wire.Caller) {
+	ce, ok := m.engineFor(c).(CancelEngine)
+	var resp *wire.Response
+	if ok {
+		ctx, cancel := context.WithTimeout(m.ctx, cancelAnswerGrace)
+		resp = ce.Cancel(ctx, cc, nil, caller)
+		cancel()
+	} else {
+		resp = errorResponse(cc.TaskID, wire.NewError(wire.CodeNotFound, "no such task on this node"))
+	}
+	m.stats.count("task_cancel")
+	_ = s.SetWriteDeadline(time.Now().Add(writeGrace))
+	if err := m.writeResponse(s, nativeCodec, resp); err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = s.Close()
 }
 
 // readStreamed reads a lifecycle answer: the accepted OBSERVE and partial
@@ -75,8 +162,11 @@ func (m *Mesh) execute(ctx context.Context, s network.Stream, c *taskCodec, call
 // RESPONSE: output is bound to its sender before anyone sees it); the
 // terminal RESPONSE is returned. A base RESPONSE (a peer that ignored the
 // profile) is terminal too.
-func readStreamed(fr *wire.FrameReader, taskID string, onEvent EventFunc, answerer func(*wire.Response) error) (*wire.Response, error) {
+func readStreamed(fr *wire.FrameReader, taskID string, after *uint64, onEvent EventFunc, answerer func(*wire.Response) error) (*wire.Response, error) {
 	recv := wire.NewLifecycleReceiver(taskID)
+	if after != nil {
+		recv = wire.ResumeLifecycleReceiver(taskID, *after)
+	}
 	total := 0
 	for {
 		h, b, err := fr.ReadFrame()

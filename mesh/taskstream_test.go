@@ -64,7 +64,7 @@ func TestReadStreamedChecksEveryEvent(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			n := 0
-			resp, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, tc.events...))), id,
+			resp, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, tc.events...))), id, nil,
 				func(wire.Lifecycle, json.RawMessage) error { n++; return nil }, func(*wire.Response) error { return nil })
 			if n != tc.delivered {
 				t.Fatalf("delivered %d events, want %d", n, tc.delivered)
@@ -88,7 +88,7 @@ func TestReadStreamedChecksTheAnswerer(t *testing.T) {
 	const id = "0b7e3f5a-1d2c-4e8f-9a6b-3c5d7e9f1a2b"
 	events := []wire.Lifecycle{{TaskID: id, Event: wire.EventAccepted}, {TaskID: id, Sequence: 1, Event: wire.EventPartial}}
 	n := 0
-	_, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, events...))), id,
+	_, err := readStreamed(wire.NewFrameReader(bytes.NewReader(frames(t, id, events...))), id, nil,
 		func(wire.Lifecycle, json.RawMessage) error { n++; return nil },
 		func(*wire.Response) error { return ErrForgedResponse })
 	if !errors.Is(err, ErrForgedResponse) || n != 1 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // authorizer decides whether a CALL may run (TASK-1, iicp-core.md §3.1
@@ -78,39 +79,64 @@ func (a *authorizer) getNodeID() string {
 
 // authorize returns how call from caller is authorized, or a 401 error. The
 // error message never says which credential was wrong or echoes any of it.
-func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Time) (authResult, *wire.Error, error) {
+// The principal names who was authorized, as far as a credential proves
+// it: the owner of a streamed task (tasks.go), never logged.
+func (a *authorizer) authorize(call *wire.Call, caller wire.Caller, now time.Time) (authResult, string, *wire.Error, error) {
+	how, sub, authErr, why := a.check(call, caller, now)
+	return how, principalOf(how, caller, sub), authErr, why
+}
+
+// principalOf is the owner key of a task: the transport-authenticated peer
+// where there is one (mesh), else the directory-attested requester of a
+// consumer token, the node's own token, or, in open mode, anyone.
+func principalOf(how authResult, caller wire.Caller, sub string) string {
+	switch {
+	case how == authDenied:
+		return ""
+	case caller.PeerID != "":
+		return "peer:" + caller.PeerID
+	case how == authConsumer:
+		return "consumer:" + sub
+	case how == authNodeToken:
+		return "node-token"
+	}
+	return "open"
+}
+
+func (a *authorizer) check(call *wire.Call, caller wire.Caller, now time.Time) (authResult, string, *wire.Error, error) {
 	if a.open {
-		return authOpen, nil, nil
+		return authOpen, "", nil, nil
 	}
 	if caller.PeerID != "" {
 		if m := a.peers.Load(); m != nil {
 			if _, ok := (*m)[caller.PeerID]; ok {
-				return authPeer, nil, nil
+				return authPeer, "", nil, nil
 			}
 		}
 	}
 	if caller.Member {
-		return authMember, nil, nil
+		return authMember, "", nil, nil
 	}
 	if caller.SameOperator {
-		return authOperator, nil, nil
+		return authOperator, "", nil, nil
 	}
 	var tokenErr error
 	if caller.ConsumerToken != "" && a.consumer.HasKeys() {
-		_, tokenErr = a.consumer.Verify(caller.ConsumerToken, a.getNodeID(), caller.PeerNodeID, call.Intent, now)
+		var c *token.Consumer
+		c, tokenErr = a.consumer.Verify(caller.ConsumerToken, a.getNodeID(), caller.PeerNodeID, call.Intent, now)
 		if tokenErr == nil {
-			return authConsumer, nil, nil
+			return authConsumer, c.Iss + "/" + c.Sub, nil, nil
 		}
 	}
 	if call.Auth != nil && a.tokenMatches(call.Auth.NodeToken) {
-		return authNodeToken, nil, nil
+		return authNodeToken, "", nil, nil
 	}
 	if caller.MemberRefusal != nil {
 		// The one refusal that can name its cause to the caller: the
 		// credential's expiry is no secret, and it says what to fix.
-		return authDenied, caller.MemberRefusal, tokenErr
+		return authDenied, "", caller.MemberRefusal, tokenErr
 	}
-	return authDenied, wire.NewError(wire.CodeUnauthorized, "missing or invalid credentials"), tokenErr
+	return authDenied, "", wire.NewError(wire.CodeUnauthorized, "missing or invalid credentials"), tokenErr
 }
 
 // tokenMatches compares SHA-256 digests in constant time, so neither the

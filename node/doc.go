@@ -8,11 +8,18 @@
 //
 //	Execute(ctx, *wire.Call, wire.Caller) *wire.Response  // never nil
 //	ExecuteStream(ctx, call, caller, emit) *wire.Response // service-lifecycle profile
+//	ResumeStream(ctx, call, caller, after, emit) *wire.Response
+//	Cancel(ctx, *wire.CancelControl, auth, caller) *wire.Response
 //
 // ExecuteStream applies the same rules and reports accepted (the slot is
 // held), one partial per chunk the backend produces (node/backend.Sink)
 // and exactly one terminal event on the returned RESPONSE; Execute refuses
-// a CALL that requires the profile (unsupported_profile).
+// a CALL that requires the profile (unsupported_profile). Streamed tasks
+// keep a bounded event log (tasks.go): ResumeStream replays it after a
+// sequence, the same CALL sent again follows the task instead of running
+// it twice, Cancel stops it (or answers its outcome once it has ended),
+// and a caller whose stream broke (wire.ErrCallerLost) leaves it running
+// for a resume grace.
 //
 // On failure Response.Status is "error" or "timeout", Result is null and
 // Error carries the IICP code; the HTTP status is Response.Error.Status().

@@ -37,6 +37,7 @@ type Engine struct {
 	auth     *authorizer
 	admit    *admission
 	idem     *idempotency
+	tasks    *taskLog
 	met      *metrics
 	intents  map[string]struct{} // served intents: the only intent label values
 	started  time.Time
@@ -73,6 +74,7 @@ func New(cfg Config, resolver Resolver, opts ...Option) (*Engine, error) {
 		resolver: resolver,
 		admit:    newAdmission(cfg.MaxConcurrent),
 		idem:     newIdempotency(set.idemTTL, set.idemCap),
+		tasks:    newTaskLog(set.resume),
 		intents:  make(map[string]struct{}),
 		started:  set.now(),
 	}
@@ -160,16 +162,31 @@ func failure(err *wire.Error) outcome { return outcome{err: err} }
 // unauthenticated caller learns nothing about validation or capacity, and
 // can never reserve (poison) a task_id.
 func (e *Engine) execute(ctx context.Context, call *wire.Call, caller wire.Caller, start time.Time) (string, outcome) {
-	how, authErr, why := e.auth.authorize(call, caller, start)
+	if _, out, ok := e.gate(call, caller, start); !ok {
+		return "", out
+	}
+	return e.executeValid(ctx, call, start)
+}
+
+// gate authorizes and validates call; ok=false carries the refusal. The
+// principal is who was authorized (auth.go principalOf).
+func (e *Engine) gate(call *wire.Call, caller wire.Caller, start time.Time) (string, outcome, bool) {
+	how, principal, authErr, why := e.auth.authorize(call, caller, start)
 	e.met.authResults.WithLabelValues(string(how)).Inc()
 	if authErr != nil {
 		// why is a sentinel; it names the check that failed, never the token.
 		e.log.Info("task refused", "code", authErr.Code, "transport", caller.Transport, "token_check", errString(why))
-		return "", failure(authErr)
+		return "", failure(authErr), false
 	}
 	if verr := validateCall(call); verr != nil {
-		return "", failure(verr)
+		return "", failure(verr), false
 	}
+	return principal, outcome{}, true
+}
+
+// executeValid runs an authorized, valid call: CX check, routing,
+// idempotency, admission, backend.
+func (e *Engine) executeValid(ctx context.Context, call *wire.Call, start time.Time) (string, outcome) {
 	qos := call.Constraints.QoS
 	if qos == "" {
 		qos = DefaultQoS

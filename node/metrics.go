@@ -30,7 +30,9 @@ type metrics struct {
 	maxConc     prometheus.Gauge         // meshnode_max_concurrent
 	admitWait   *prometheus.HistogramVec // meshnode_admission_wait_seconds{qos}
 	rejected    *prometheus.CounterVec   // meshnode_capacity_rejections_total{qos}
-	authResults *prometheus.CounterVec   // meshnode_task_auth_total{method}
+	authResults *prometheus.CounterVec
+	resumed     prometheus.Counter     // meshnode_task_follows_total
+	cancels     *prometheus.CounterVec // meshnode_task_cancels_total{result}   // meshnode_task_auth_total{method}
 }
 
 func newMetrics(reg prometheus.Registerer, idemSize func() float64) (*metrics, error) {
@@ -64,6 +66,12 @@ func newMetrics(reg prometheus.Registerer, idemSize func() float64) (*metrics, e
 		authResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshnode_task_auth_total", Help: "Task authorization decisions by method (or denied).",
 		}, []string{"method"}),
+		resumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshnode_task_follows_total", Help: "Streamed-task requests answered from the task's event log (resume or repeated CALL).",
+		}),
+		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshnode_task_cancels_total", Help: "Task cancellation requests by result (cancelled, already_terminal, not_found, denied).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -72,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, idemSize func() float64) (*metrics, e
 		Name: "meshnode_idempotency_entries", Help: "task_ids currently remembered for duplicate detection.",
 	}, idemSize)
 	for _, c := range []prometheus.Collector{
-		m.tasks, m.latency, m.tokens, m.outcomes, m.active, m.maxConc, m.admitWait, m.rejected, m.authResults, idem,
+		m.tasks, m.latency, m.tokens, m.outcomes, m.active, m.maxConc, m.admitWait, m.rejected, m.authResults, m.resumed, m.cancels, idem,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering engine metrics: %w", err)

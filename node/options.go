@@ -44,6 +44,7 @@ type settings struct {
 	allowPeers []string
 	openMode   bool
 	healthTTL  time.Duration
+	resume     ResumeWindow
 }
 
 func defaultSettings() settings {
@@ -59,6 +60,7 @@ func defaultSettings() settings {
 		idemTTL:   DefaultIdempotencyTTL,
 		idemCap:   DefaultIdempotencyCap,
 		healthTTL: DefaultHealthCacheTTL,
+		resume:    DefaultResumeWindow,
 	}
 }
 
@@ -158,6 +160,18 @@ func WithHealthCacheTTL(d time.Duration) Option {
 			return errors.New("negative health cache ttl")
 		}
 		s.healthTTL = d
+		return nil
+	}
+}
+
+// WithResumeWindow bounds what the engine keeps of streamed tasks for
+// resumption, repeated CALLs and late cancels (tasks.go).
+func WithResumeWindow(w ResumeWindow) Option {
+	return func(s *settings) error {
+		if w.Tasks < 1 || w.Events < 1 || w.Bytes < 1 || w.TTL <= 0 || w.Grace <= 0 {
+			return fmt.Errorf("resume window %+v: every bound must be positive", w)
+		}
+		s.resume = w
 		return nil
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // slowFixture serves llm:chat:v1 on a SlowLLM backend (model "test-model").
-func slowFixture(t *testing.T, n int, every time.Duration) (*fixture, *testutil.SlowLLM) {
+func slowFixture(t *testing.T, n int, every time.Duration, opts ...Option) (*fixture, *testutil.SlowLLM) {
 	t.Helper()
 	llm := testutil.NewSlowLLM("test-model", n, every)
 	srv := httptest.NewServer(llm.Handler())
@@ -24,7 +24,7 @@ func slowFixture(t *testing.T, n int, every time.Duration) (*fixture, *testutil.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureWith(t, 2, nil, be), llm
+	return newFixtureWith(t, 2, nil, be, opts...), llm
 }
 
 type recorded struct {

@@ -9,15 +9,25 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/dirclient"
+	"github.com/meshnode/meshnode/mesh"
 	"github.com/meshnode/meshnode/wire"
 )
 
 // AgentConfig is what a Go program that runs no node needs to run tasks on
 // the mesh (ForAgent).
 type AgentConfig struct {
-	// Directory is the directory's base URL (required).
+	// Directory is the directory's base URL. Exactly one of Directory and
+	// Bootstrap is required.
 	Directory string
-	// NodeToken, when set, is the node token of a node registered with
+	// Bootstrap is a meshnode node to reach the mesh through, as a
+	// libp2p multiaddr ending in /p2p/<peer id> (the `mesh` line
+	// `meshnode up` prints). The program opens a libp2p host of its own and sends
+	// every task to that node (the gateway protocol), which routes it —
+	// itself, its mesh peers, its directories — with its own credentials.
+	// NodeToken must then be that node's token (`meshnode token` on it):
+	// a node spends its credentials only for its operator's programs.
+	Bootstrap string
+	// NodeToken, with Directory, is the node token of a node registered with
 	// Directory (`meshnode token` prints a running node's): the directory
 	// then issues a consumer token for each target node (iicp-dir.md
 	// §3.12), which is how a caller is authorized by nodes it does not
@@ -32,10 +42,16 @@ type AgentConfig struct {
 	UserAgent string
 }
 
-// ForAgent builds the Router a Go program without a node uses: routes from
-// the directory's dispatch tickets (TicketFinder; discover on directories
-// without tickets), tasks sent with POST /v1/task sealed to each node's
-// IICP-CX key, a consumer token per target when cfg.NodeToken is set.
+// ForAgent builds the Router a Go program without a node uses.
+//
+// With a Bootstrap peer, every task goes through that node (the gateway
+// protocol, authorized by cfg.NodeToken); Close the Router to release the
+// libp2p host it opened.
+//
+// With a Directory, routes come from the directory's dispatch tickets
+// (TicketFinder; discover on directories without tickets), tasks are sent
+// with POST /v1/task sealed to each node's IICP-CX key, with a consumer
+// token per target when cfg.NodeToken is set.
 // With a NodeToken, the directory is asked once (GET /v1/me) whether it
 // accepts it, so a wrong token is an error here and not a silent refusal
 // on every call.
@@ -44,8 +60,13 @@ type AgentConfig struct {
 // validation_error, backend_error…) comes back as its *wire.Error, never
 // as err == nil.
 func ForAgent(ctx context.Context, cfg AgentConfig, opts ...Option) (*Router, error) {
-	if cfg.Directory == "" {
-		return nil, errors.New("route: AgentConfig.Directory is required (a directory URL such as https://dir.example)")
+	switch {
+	case cfg.Directory != "" && cfg.Bootstrap != "":
+		return nil, errors.New("route: set AgentConfig.Directory or AgentConfig.Bootstrap, not both")
+	case cfg.Bootstrap != "":
+		return forBootstrap(ctx, cfg, opts...)
+	case cfg.Directory == "":
+		return nil, errors.New("route: AgentConfig needs a Directory (a directory URL such as https://dir.example) or a Bootstrap peer (a meshnode node's multiaddr)")
 	}
 	copts := []dirclient.Option{}
 	if cfg.UserAgent != "" {
@@ -66,6 +87,25 @@ func ForAgent(ctx context.Context, cfg AgentConfig, opts ...Option) (*Router, er
 		base = append(base, WithCredential(ConsumerTokens(dc, cfg.NodeToken)))
 	}
 	return New([]Finder{&TicketFinder{C: dc}}, append(base, opts...)...)
+}
+
+// forBootstrap is ForAgent through a bootstrap node's gateway.
+func forBootstrap(ctx context.Context, cfg AgentConfig, opts ...Option) (*Router, error) {
+	if cfg.NodeToken == "" {
+		return nil, errors.New("route: AgentConfig.Bootstrap needs NodeToken, the bootstrap node's token (`meshnode token` on that node): it routes tasks only for its operator's programs")
+	}
+	g, err := mesh.DialGateway(ctx, cfg.Bootstrap, nil)
+	if err != nil {
+		return nil, fmt.Errorf("route: %w", err)
+	}
+	base := []Option{WithTransport(PathGateway, GatewayTransport{G: g, NodeToken: cfg.NodeToken})}
+	r, err := New([]Finder{GatewayFinder{G: g}}, append(base, opts...)...)
+	if err != nil {
+		_ = g.Close()
+		return nil, err
+	}
+	r.closers = append(r.closers, g.Close)
+	return r, nil
 }
 
 // ConsumerTokens is a CredentialFunc that asks dc, authenticated by

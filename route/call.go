@@ -26,6 +26,8 @@ type run struct {
 	// reports that a chunk reached it.
 	chunks    Chunks
 	delivered bool
+	// stream is the resume state of a streamed attempt (stream.go).
+	stream streamState
 	// lastErr is the last attempt's transport failure (no RESPONSE).
 	lastErr error
 	// credErr is an IICP error the credential hook gave for a skipped
@@ -267,6 +269,12 @@ func (r *Router) try(ctx context.Context, st *run, t Target) (done bool, err err
 		return r.judge(ctx, st, t, resp, sent, err)
 	}
 	resp, sent, err := st.sendStreamed(ctx, tr, t, &attempt, cred)
+	if st.delivered && err != nil {
+		resp, sent, err = r.resumeStreamed(ctx, st, tr, t, &attempt, sent, err)
+	}
+	if err != nil {
+		r.cancelAbandoned(ctx, st, tr, t)
+	}
 	r.observe(st, t, start, resp)
 	if st.delivered {
 		return true, r.streamedFinal(ctx, st, t, resp, sent, err)

@@ -25,11 +25,16 @@
 // daemon's local engine) is asked for accepted/partial/terminal events and
 // the partial result chunks reach the caller as they are generated; once a
 // chunk has been delivered the attempt is final (ErrStreamBroken, never a
-// retry that would repeat output). LocalOffer lists this node's models
+// retry that would repeat output) — but a stream that breaks is first
+// resumed on the same node from the last event seen (ResumeTransport),
+// and an attempt the caller abandons is cancelled (CancelTransport, or the
+// mesh's in-stream CONTROL). LocalOffer lists this node's models
 // beside the finders', and Models merges what finders offer into the model
 // catalogue (route/openai's GET /v1/models).
 //
-// A Go program with only a directory uses route.ForDirectory. The HTTP
+// A Go program with only a directory uses route.ForDirectory; one that
+// runs no node uses ForAgent, with a directory or a bootstrap node as its
+// gateway (gateway.go). The HTTP
 // path seals payloads with IICP-CX and reads every deployed SDK dialect
 // (dirbridge/dirclient.PostTask); the mesh path rides the libp2p secure
 // channel.

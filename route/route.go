@@ -20,6 +20,9 @@ const (
 	PathMesh  Path = "mesh"  // a libp2p task stream (/iicp/task/1.0.0)
 	PathHTTP  Path = "http"  // POST /v1/task, sealed with IICP-CX
 	PathLocal Path = "local" // this node's own engine (the §8 fallback)
+	// PathGateway: a meshnode node that routes the task for a program
+	// that runs no node (/meshnode/gateway/1.0.0, gateway.go).
+	PathGateway Path = "gateway"
 )
 
 // Target is one candidate node and how to reach it. Finders fill what
@@ -139,6 +142,9 @@ type Result struct {
 	// Attempts counts the attempts spent (entries of Tried that reached a
 	// node).
 	Attempts int
+	// Resumes counts the resumptions of a streamed answer whose stream
+	// broke after output (stream.go); 0 for every other call.
+	Resumes int
 }
 
 // Router runs tasks over every path it has finders for: one attempt loop
@@ -151,6 +157,19 @@ type Router struct {
 	finders  []Finder
 	s        settings
 	breakers *breaker.Set[string]
+	closers  []func() error // what ForAgent opened (Close)
+}
+
+// Close releases what the Router's constructor opened (ForAgent with a
+// bootstrap peer: its libp2p host). A Router from New owns nothing: Close
+// is a no-op. Calls in flight fail once Close returns.
+func (r *Router) Close() error {
+	var errs []error
+	for _, c := range r.closers {
+		errs = append(errs, c())
+	}
+	r.closers = nil
+	return errors.Join(errs...)
 }
 
 // New builds a Router over finders, asked in order (the first finder's

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/meshnode/meshnode/dirbridge/httpapi"
 	"github.com/meshnode/meshnode/mesh"
@@ -23,8 +24,8 @@ import (
 // output.
 
 // Chunks receives the incremental result chunks of a streamed answer, in
-// order. An error stops the call (the stream is reset, which cancels the
-// backend request on the serving node).
+// order. An error stops the call and cancels the task on the serving node
+// (a CONTROL cancel on the mesh stream, POST /v1/control on HTTP).
 type Chunks func(chunk json.RawMessage) error
 
 // StreamTransport is a Transport that can carry the lifecycle profile:
@@ -33,6 +34,43 @@ type Chunks func(chunk json.RawMessage) error
 // RESPONSE.
 type StreamTransport interface {
 	SendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc) (*wire.Response, Sent, error)
+}
+
+// ResumeTransport is a StreamTransport that can resume a streamed task
+// whose stream broke: ResumeStream sends the same CALL asking for the
+// events after sequence after.
+type ResumeTransport interface {
+	ResumeStream(ctx context.Context, t Target, call *wire.Call, credential string, after uint64, ev mesh.EventFunc) (*wire.Response, Sent, error)
+}
+
+// Resumption (docs/spec-decisions.md ## service-lifecycle profile): a
+// stream that breaks after output is resumed on the same node, at most
+// maxResumes times, from the last sequence the caller saw; the node
+// replays the rest once (LIFECYCLE-09). A consumer that stopped reading,
+// an ended context, or a node that answers (resume_unavailable, any
+// terminal event) ends it.
+const (
+	maxResumes  = 3
+	resumePause = 100 * time.Millisecond
+)
+
+// CancelTransport is a transport whose streamed task must be cancelled by
+// a separate request when the caller gives up (the HTTP bridge: closing
+// the connection only starts the node's resume grace). The mesh cancels
+// on the task's own stream and needs none.
+type CancelTransport interface {
+	Cancel(ctx context.Context, t Target, taskID, reason, credential string) error
+}
+
+// cancelGrace bounds the cancel request sent after the caller gave up.
+const cancelGrace = 3 * time.Second
+
+// streamState is what a streamed attempt has seen.
+type streamState struct {
+	ev       mesh.EventFunc
+	lastSeq  uint64
+	seen     bool // lastSeq is set
+	consumer bool // the caller's Chunks returned an error
 }
 
 // ErrStreamBroken: the answer stopped after some output reached the
@@ -60,14 +98,82 @@ func (st *run) sendStreamed(ctx context.Context, tr Transport, t Target, attempt
 		return tr.Send(ctx, t, attempt, cred)
 	}
 	attempt.Constraints.RequiredProfiles = append(slices.Clone(attempt.Constraints.RequiredProfiles), wire.ProfileServiceLifecycle)
-	ev := func(l wire.Lifecycle, chunk json.RawMessage) error {
-		if l.Event != wire.EventPartial || len(chunk) == 0 {
-			return nil
+	st.stream = streamState{}
+	st.stream.ev = func(l wire.Lifecycle, chunk json.RawMessage) error {
+		if l.Event == wire.EventPartial && len(chunk) > 0 {
+			st.delivered = true
+			if err := st.chunks(chunk); err != nil {
+				st.stream.consumer = true
+				return err
+			}
 		}
-		st.delivered = true
-		return st.chunks(chunk)
+		st.stream.lastSeq, st.stream.seen = l.Sequence, true
+		return nil
 	}
-	return stt.SendStream(ctx, t, attempt, cred, ev)
+	return stt.SendStream(ctx, t, attempt, cred, st.stream.ev)
+}
+
+// resumeStreamed resumes a streamed attempt that broke after output.
+func (r *Router) resumeStreamed(ctx context.Context, st *run, tr Transport, t Target, attempt *wire.Call, sent Sent, err error) (*wire.Response, Sent, error) {
+	rt, ok := tr.(ResumeTransport)
+	var resp *wire.Response
+	for i := 0; ok && err != nil && i < maxResumes && st.stream.seen && !st.stream.consumer; i++ {
+		if perr := sleepCtx(ctx, resumePause*time.Duration(i+1)); perr != nil {
+			return nil, sent, err
+		}
+		var cred string
+		if r.s.credential != nil {
+			if cred, err = r.s.credential(ctx, t, st.call.Intent); err != nil {
+				return nil, sent, err
+			}
+		}
+		again := *attempt
+		again.CallID = newUUID()
+		r.s.logger.Debug("resuming a broken stream", "path", t.Path, "node_id", t.NodeID, "after", st.stream.lastSeq)
+		resp, sent, err = rt.ResumeStream(ctx, t, &again, cred, st.stream.lastSeq, st.stream.ev)
+		st.res.Resumes++
+	}
+	return resp, sent, err
+}
+
+// cancelAbandoned cancels a streamed attempt the caller gave up on (its
+// Chunks failed or its context ended) on transports that need a request
+// for it, so the serving node stops generating at once.
+func (r *Router) cancelAbandoned(ctx context.Context, st *run, tr Transport, t Target) {
+	ct, ok := tr.(CancelTransport)
+	if !ok || !st.stream.seen || (!st.stream.consumer && ctx.Err() == nil) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelGrace)
+	defer cancel()
+	var cred string
+	if r.s.credential != nil {
+		var err error
+		if cred, err = r.s.credential(cctx, t, st.call.Intent); err != nil {
+			r.s.logger.Debug("no credential to cancel an abandoned stream", "path", t.Path, "node_id", t.NodeID, "error", err)
+			return
+		}
+	}
+	if err := ct.Cancel(cctx, t, st.call.TaskID, "caller stopped reading", cred); err != nil {
+		r.s.logger.Debug("cancelling an abandoned stream failed", "path", t.Path, "node_id", t.NodeID, "error", err)
+	}
+}
+
+// Cancel implements CancelTransport (POST /v1/control).
+func (tr HTTPTransport) Cancel(ctx context.Context, t Target, taskID, reason, credential string) error {
+	_, err := httpapi.CancelTask(ctx, tr.HTTP, t.Node, taskID, reason, credential)
+	return err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // streamedFinal ends a call whose attempt already delivered output: its
@@ -100,7 +206,20 @@ func (tr MeshTransport) SendStream(ctx context.Context, t Target, call *wire.Cal
 	if t.Peer.PeerID == "" {
 		return nil, Sent{}, NotSent(errors.New("mesh target without a peer"))
 	}
-	opts := mesh.CallOptions{Peer: t.Peer.PeerID, MaxAttempts: 1, Credential: mesh.FixedCredential(credential), OnEvent: ev}
+	return tr.sendStream(ctx, t, call, credential, ev, nil)
+}
+
+// ResumeStream implements ResumeTransport: the same CALL on a new task
+// stream whose HEADERS carry resume_after.
+func (tr MeshTransport) ResumeStream(ctx context.Context, t Target, call *wire.Call, credential string, after uint64, ev mesh.EventFunc) (*wire.Response, Sent, error) {
+	if t.Peer.PeerID == "" {
+		return nil, Sent{}, NotSent(errors.New("mesh target without a peer"))
+	}
+	return tr.sendStream(ctx, t, call, credential, ev, &after)
+}
+
+func (tr MeshTransport) sendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc, after *uint64) (*wire.Response, Sent, error) {
+	opts := mesh.CallOptions{Peer: t.Peer.PeerID, MaxAttempts: 1, Credential: mesh.FixedCredential(credential), OnEvent: ev, ResumeAfter: after}
 	resp, _, err := tr.M.Call(ctx, call, opts)
 	switch {
 	case err == nil:
@@ -114,7 +233,24 @@ func (tr MeshTransport) SendStream(ctx context.Context, t Target, call *wire.Cal
 // SendStream implements StreamTransport over POST /v1/task's lifecycle
 // event stream (httpapi.PostTaskStream), sealed with IICP-CX as Send is.
 func (tr HTTPTransport) SendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc) (*wire.Response, Sent, error) {
-	resp, st, err := httpapi.PostTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, httpapi.EventFunc(ev))
+	return tr.sendStream(ctx, t, call, credential, ev, nil)
+}
+
+// ResumeStream implements ResumeTransport: the same CALL with
+// Last-Event-ID (httpapi.ResumeTaskStream).
+func (tr HTTPTransport) ResumeStream(ctx context.Context, t Target, call *wire.Call, credential string, after uint64, ev mesh.EventFunc) (*wire.Response, Sent, error) {
+	return tr.sendStream(ctx, t, call, credential, ev, &after)
+}
+
+func (tr HTTPTransport) sendStream(ctx context.Context, t Target, call *wire.Call, credential string, ev mesh.EventFunc, after *uint64) (*wire.Response, Sent, error) {
+	var resp *wire.Response
+	var st httpapi.PostStatus
+	var err error
+	if after != nil {
+		resp, st, err = httpapi.ResumeTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, *after, httpapi.EventFunc(ev))
+	} else {
+		resp, st, err = httpapi.PostTaskStream(ctx, tr.HTTP, t.Node, call, credential, t.Plaintext, httpapi.EventFunc(ev))
+	}
 	sent := Sent{HTTPStatus: st.HTTPStatus, Encrypted: st.Encrypted}
 	var werr *wire.Error
 	if err != nil && errors.As(err, &werr) && resp == nil && st.HTTPStatus == 0 {

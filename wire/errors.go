@@ -32,6 +32,9 @@ const (
 	// CodeUnsupportedProfile: a required profile is not served
 	// (iicp-service-lifecycle-profile.md §2).
 	CodeUnsupportedProfile Code = "unsupported_profile"
+	// CodeResumeUnavailable: the events a caller asked to resume from are
+	// no longer retained (fixture service-lifecycle-v1.json LIFECYCLE-10).
+	CodeResumeUnavailable Code = "resume_unavailable"
 	// CodeNoAvailableNode: discover returned candidates but every routing
 	// attempt failed (PROXY-ERR-02; distinct from IICP-E033). No status in
 	// the spec; 503 as for E033.
@@ -95,6 +98,7 @@ var codeStatus = map[Code]int{
 	CodeNotFound:           404,
 	CodeConflict:           409,
 	CodeUnsupportedProfile: 422,
+	CodeResumeUnavailable:  410,
 	CodeRateLimited:        429,
 	CodeCapacityExceeded:   429,
 	CodeTaskTimeout:        504,

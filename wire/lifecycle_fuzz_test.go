@@ -47,3 +47,34 @@ func FuzzDecodeLifecycle(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeCancel: the cancellation CONTROL decoders (native CONTROL
+// frame, POST /v1/control JSON) never panic, accept only a checked
+// cancellation, and what they accept round-trips.
+func FuzzDecodeCancel(f *testing.F) {
+	cc := &CancelControl{Action: ActionCancel, TaskID: "0b7e3f5a-1d2c-4e8f-9a6b-3c5d7e9f1a2b", Reason: "user stopped"}
+	nb, _ := EncodeCancelNative(cc)
+	jb, _ := json.Marshal(cc)
+	f.Add(nb)
+	f.Add(jb)
+	f.Add([]byte(`{"action":"pause","task_id":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, werr := DecodeCancelNative(b); werr == nil {
+			if c.Check() != nil {
+				t.Fatalf("native accepted an unchecked cancel %+v", c)
+			}
+			re, err := EncodeCancelNative(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2, werr := DecodeCancelNative(re); werr != nil || *c2 != *c {
+				t.Fatalf("native round trip: %+v %v", c2, werr)
+			}
+		} else if werr.Code == "" {
+			t.Fatal("empty error code")
+		}
+		if c, werr := DecodeCancelJSON(b); werr == nil && c.Check() != nil {
+			t.Fatalf("JSON accepted an unchecked cancel %+v", c)
+		}
+	})
+}

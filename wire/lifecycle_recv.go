@@ -85,6 +85,21 @@ func NewLifecycleReceiver(taskID string) *LifecycleReceiver {
 	return &LifecycleReceiver{taskID: taskID, state: StateSubmitted}
 }
 
+// ResumeLifecycleReceiver follows taskID on a resumed stream whose caller
+// already accepted every event up to sequence after: the next event must
+// be after+1. after 0 is the accepted event; later ones were partials.
+func ResumeLifecycleReceiver(taskID string, after uint64) *LifecycleReceiver {
+	state := StateStreaming
+	if after == 0 {
+		state = StateAccepted
+	}
+	return &LifecycleReceiver{taskID: taskID, state: state, next: after + 1}
+}
+
+// Next is the sequence the next new event must carry: the last accepted
+// one plus one (0 before any).
+func (r *LifecycleReceiver) Next() uint64 { return r.next }
+
 // State is the state reached so far.
 func (r *LifecycleReceiver) State() string { return r.state }
 

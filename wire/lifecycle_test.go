@@ -58,10 +58,9 @@ func TestLifecycleTransitionsMatchFixture(t *testing.T) {
 
 // TestLifecycleVectors runs the event-sequence vectors (valid, invalid,
 // duplicate, alias) through the receiver; privacy vectors check that the
-// envelope has none of the forbidden fields. Retry, late-cancel and
-// disconnect vectors are engine behaviour (node tests); resume vectors
-// need stream resumption, which the profile text (§4) leaves out and
-// meshnode does not offer.
+// envelope has none of the forbidden fields. Resume, retry, disconnect
+// and late-cancel vectors are engine behaviour: node
+// TestLifecycleEngineVectors.
 func TestLifecycleVectors(t *testing.T) {
 	f := loadLifecycleFixture(t)
 	ran := 0
@@ -197,5 +196,24 @@ func TestRequiredProfilesNative(t *testing.T) {
 	}
 	if !got.Negotiates(ProfileServiceLifecycle) {
 		t.Fatalf("profiles lost: %+v", got.Constraints)
+	}
+}
+
+// TestResumeLifecycleReceiver: a resumed stream continues the sequence of
+// the broken one; a replayed event the caller already has is a duplicate.
+func TestResumeLifecycleReceiver(t *testing.T) {
+	r := ResumeLifecycleReceiver("t", 3)
+	if got := r.Accept(EventPartial, 3, false); got != LifecycleDuplicate {
+		t.Fatalf("seen event: %q", got)
+	}
+	if got := r.Accept(EventPartial, 5, false); got != LifecycleSequenceGap {
+		t.Fatalf("gap: %q", got)
+	}
+	if r.Accept(EventPartial, 4, false) != LifecycleOK || r.Accept(EventCompleted, 5, true) != LifecycleOK || !r.Done() {
+		t.Fatalf("resumed stream refused, state %s", r.State())
+	}
+	r = ResumeLifecycleReceiver("t", 0)
+	if r.Accept(EventCompleted, 1, true) != LifecycleOK || r.Next() != 2 {
+		t.Fatalf("resume after accepted: state %s next %d", r.State(), r.Next())
 	}
 }

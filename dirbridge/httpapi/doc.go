@@ -10,6 +10,9 @@
 //	                       (401, 409, 422, 429 + Retry-After, 502, 504, …) with
 //	                       the RESPONSE as body (error and top-level code set).
 //	OPTIONS /v1/task       CORS preflight (any origin; iicp-core.md §3.1 note).
+//	POST    /v1/control    cancel a streamed task: {"action":"cancel","task_id",
+//	                       "reason"}, the same credentials; 200 with the task's
+//	                       terminal event (control.go).
 //	GET     /iicp/health   {"status":"ok"|"degraded","load","active_jobs",
 //	                       "models","intents",…} (NODE-HEALTH-01..03).
 //	GET     /metrics       Prometheus text exposition (METRICS-01/03/04).
@@ -24,9 +27,10 @@
 // A JSON CALL that requires the service-lifecycle profile
 // (constraints.required_profiles) is answered with 200 text/event-stream:
 // one server-sent event per lifecycle event (accepted, partial…, and the
-// terminal RESPONSE), partials sealed with IICP-CX like results; closing
-// the connection cancels the task (stream.go). PostTaskStream is the
-// client side.
+// terminal RESPONSE), partials sealed with IICP-CX like results; the same
+// CALL with Last-Event-ID resumes it, closing the connection leaves it
+// running for the engine's resume grace (stream.go). PostTaskStream,
+// ResumeTaskStream and CancelTask are the client side.
 //
 // POST /v1/task is rate limited per request Origin and per source IP
 // (iicp-core.md §3.1 "Per-origin rate-limit"); loopback callers are exempt

@@ -39,6 +39,7 @@ func (s *Server) routeTable() []route {
 	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return []route{
 		{pathTask, map[string]http.HandlerFunc{http.MethodPost: s.handleTask}},
+		{pathControl, map[string]http.HandlerFunc{http.MethodPost: s.handleControl}},
 		{pathHealth, map[string]http.HandlerFunc{http.MethodGet: s.handleHealth}},
 		{pathMetrics, map[string]http.HandlerFunc{http.MethodGet: metrics.ServeHTTP}},
 		{pathHealthz, map[string]http.HandlerFunc{http.MethodGet: handleHealthz}},
@@ -93,7 +94,7 @@ func methods(m map[string]http.HandlerFunc) http.Handler {
 // routeLabel is the metric/log label for r: a route path or "unmatched".
 func routeLabel(r *http.Request) string {
 	switch p := r.URL.Path; p {
-	case pathTask, pathHealth, pathMetrics, pathHealthz:
+	case pathTask, pathControl, pathHealth, pathMetrics, pathHealthz:
 		return p
 	}
 	return "unmatched"

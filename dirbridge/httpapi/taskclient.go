@@ -23,6 +23,9 @@ const (
 	// HeaderConsumerToken carries a directory-issued consumer token
 	// (iicp-core.md §3.1 errata v1.5.2).
 	HeaderConsumerToken = "X-IICP-Consumer-Token"
+	// HeaderLastEventID resumes a lifecycle event stream after the
+	// sequence it names (the Server-Sent Events reconnection header).
+	HeaderLastEventID = "Last-Event-ID"
 )
 
 // PostStatus says what happened on the wire for one POST /v1/task.

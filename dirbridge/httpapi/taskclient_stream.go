@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/meshnode/meshnode/cx"
 	"github.com/meshnode/meshnode/internal/httperr"
@@ -22,8 +23,9 @@ const maxEventBytes = maxTaskResponse
 
 // EventFunc receives a streamed task's non-terminal lifecycle events in
 // order: accepted (chunk nil), then partials with their result chunk. An
-// error stops reading; the caller's context then closes the connection,
-// which cancels the task on the node.
+// error stops reading and closes the connection, which the node treats as
+// a lost caller (it keeps the task for its resume grace): cancel with
+// CancelTask to stop it at once (route does).
 type EventFunc func(l wire.Lifecycle, chunk json.RawMessage) error
 
 // ErrEventAbort wraps an EventFunc's error.
@@ -38,12 +40,28 @@ var ErrEventAbort = errors.New("client: event consumer stopped")
 // body (it refused before accepting, or does not stream) is read as
 // PostTask reads it.
 func PostTaskStream(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool, ev EventFunc) (*wire.Response, PostStatus, error) {
+	return postTaskStream(ctx, hc, node, call, consumerToken, allowPlaintext, nil, ev)
+}
+
+// ResumeTaskStream is PostTaskStream for a caller whose event stream broke
+// after it saw sequence after: the same CALL (same task_id and request)
+// with Last-Event-ID, answered with the events after it and the terminal
+// RESPONSE (dirbridge/httpapi stream.go), or resume_unavailable (410).
+func ResumeTaskStream(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool, after uint64, ev EventFunc) (*wire.Response, PostStatus, error) {
+	return postTaskStream(ctx, hc, node, call, consumerToken, allowPlaintext, &after, ev)
+}
+
+func postTaskStream(ctx context.Context, hc *http.Client, node wire.NodeSummary, call *wire.Call, consumerToken string, allowPlaintext bool,
+	after *uint64, ev EventFunc) (*wire.Response, PostStatus, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	req, opener, st, err := newTaskRequest(ctx, node, call, consumerToken, allowPlaintext, "text/event-stream, application/json")
 	if err != nil {
 		return nil, st, err
+	}
+	if after != nil {
+		req.Header.Set(HeaderLastEventID, strconv.FormatUint(*after, 10))
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -55,13 +73,16 @@ func PostTaskStream(ctx context.Context, hc *http.Client, node wire.NodeSummary,
 		r, err := readAnswer(resp, opener, call.TaskID)
 		return r, st, err
 	}
-	r, err := readEvents(resp.Body, opener, call.TaskID, ev)
+	recv := wire.NewLifecycleReceiver(call.TaskID)
+	if after != nil {
+		recv = wire.ResumeLifecycleReceiver(call.TaskID, *after)
+	}
+	r, err := readEvents(resp.Body, opener, recv, call.TaskID, ev)
 	return r, st, err
 }
 
 // readEvents reads lifecycle events until the terminal one.
-func readEvents(body io.Reader, opener *cx.ResponseOpener, taskID string, ev EventFunc) (*wire.Response, error) {
-	recv := wire.NewLifecycleReceiver(taskID)
+func readEvents(body io.Reader, opener *cx.ResponseOpener, recv *wire.LifecycleReceiver, taskID string, ev EventFunc) (*wire.Response, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
 	var name string

@@ -20,7 +20,7 @@ func FuzzReadEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var last uint64
 		first := true
-		r, err := readEvents(bytes.NewReader(b), nil, "t", func(l wire.Lifecycle, _ json.RawMessage) error {
+		r, err := readEvents(bytes.NewReader(b), nil, wire.NewLifecycleReceiver("t"), "t", func(l wire.Lifecycle, _ json.RawMessage) error {
 			if !first && l.Sequence <= last {
 				t.Fatalf("event %d after %d", l.Sequence, last)
 			}

@@ -192,7 +192,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 	if d.cfg.Mesh.Enabled {
 		steps = append(steps, func() error { return d.setupMesh(ctx, reg) })
 	}
-	steps = append(steps, d.setupSessions, func() error { return d.registerNodeGauges(reg) }, d.setupAdmin, d.setupMCP, d.setupOpenAI)
+	steps = append(steps, d.setupSessions, func() error { return d.registerNodeGauges(reg) }, d.setupAdmin, d.setupMCP, d.setupOpenAI, d.setupGateway)
 	d.taskClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -15,7 +15,9 @@ import (
 
 // Sink receives incremental result chunks, in order. An error stops the
 // generation (the caller went away). Chunks are backend output, so they
-// are payload: a Sink never logs them.
+// are payload: a Sink never logs them. A chunk is the Sink's to keep (the
+// engine's task log retains it for resumption): a backend never reuses
+// its bytes.
 type Sink interface {
 	Chunk(chunk json.RawMessage) error
 }
