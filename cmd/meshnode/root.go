@@ -130,7 +130,7 @@ the command line wins over its environment twin.`,
 	pf.StringVar(&g.home, "home", "", "put config and state in this one directory instead of the XDG paths")
 	pf.StringVar(&g.config, "config", "", "config file (default: config.toml in the config directory)")
 	pf.StringVar(&g.logLevel, "log-level", "", "override log.level: debug, info, warn or error")
-	root.AddCommand(newUpCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
+	root.AddCommand(newUpCmd(e, g), newIdentityCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
 		newPeersCmd(e, g), newTokenCmd(e, g), newIDCmd(e, g), newPathsCmd(e, g), newVersionCmd(e), newOperatorCmd(e, g))
 	root.InitDefaultCompletionCmd() // now, so its flags get env twins too
 	annotateEnv(root)

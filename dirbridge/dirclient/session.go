@@ -517,10 +517,10 @@ func (s *Session) deregister(ctx context.Context) {
 		s.log.Warn("deregister failed; the directory will expire the node", "error", err)
 		return
 	}
-	c.NodeToken = ""
-	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
-		s.log.Warn("saving credentials after deregister", "error", err)
-	}
+	// The token is kept: a directory that retires a deregistered node's
+	// history (a meshnode directory keeps it for 30 days) gives it back to
+	// the next REGISTER that presents this token as current_node_token; a
+	// directory that does not answers 401 and the node registers afresh.
 	if s.cfg.OnToken != nil {
 		s.cfg.OnToken(c.NodeID, "")
 	}

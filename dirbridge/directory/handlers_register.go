@@ -42,7 +42,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	unlock := s.nodeLocks.lock(b.NodeID)
 	defer unlock()
 	old := s.store.idx.get(b.NodeID)
-	if e := s.checkOwnership(r.Context(), old, &b, key); e != nil {
+	own, e := s.proveOwnership(r.Context(), old, &b, key, now)
+	if e != nil {
 		s.regFail(w, "ownership", e)
 		return
 	}
@@ -65,6 +66,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ip := observedIP(r)
 	rec, st := buildRecord(&b, old, now, ip)
 	s.bindOperator(rec, old, b.OperatorDelegation, now)
+	oldKey := ""
+	if old != nil {
+		oldKey = old.rec.PublicKey
+	} else if own.prior != nil {
+		carryHistory(rec, st, &own.prior.rec, &own.prior.state)
+		oldKey = own.prior.rec.PublicKey
+	}
 	if rec.OperatorPubKey != "" {
 		s.operators.regMu.Lock()
 		defer s.operators.regMu.Unlock()
@@ -79,8 +87,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.regFail(w, "error", wire.NewError(wire.CodeInternal, "could not store the registration"))
 		return
 	}
+	s.afterRegister(r.Context(), own, &b, oldKey, now)
 	result := "new"
-	if old != nil {
+	if old != nil || own.prior != nil {
 		result = "refresh"
 	}
 	s.metrics.registrations.WithLabelValues(result).Inc()
