@@ -116,7 +116,7 @@ offline and show the operator's display name and key fingerprint in discovery.`,
   meshnode operator rename "Acme Labs" --directory https://dir.example`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newOperatorInitCmd(e), newOperatorShowCmd(e), newOperatorDelegateCmd(e, g), newOperatorRenameCmd(e), newOperatorRecoverCmd(e, g))
+	cmd.AddCommand(newOperatorInitCmd(e), newOperatorShowCmd(e), newOperatorDelegateCmd(e, g), newOperatorRenameCmd(e), newOperatorRecoverCmd(e, g), newOperatorRotateCmd(e, g))
 	return cmd
 }
 

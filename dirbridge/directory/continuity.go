@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -181,7 +182,8 @@ func (s *Server) bindingOwner(ctx context.Context, rec *NodeRecord, b *registerB
 	case wire.BindingSignerNode:
 		onRecord = rec.PublicKey
 	case wire.BindingSignerOperator:
-		onRecord = rec.OperatorPubKey
+		// A record from before an operator rotation names the old key.
+		onRecord, _ = s.operators.keys.current(rec.OperatorPubKey, math.MaxInt64, now)
 	}
 	if onRecord == "" || onRecord != base64.StdEncoding.EncodeToString(signerPub) {
 		return wire.NewError(wire.CodeE050, "node_key_binding is not signed by the "+kb.Signer+" key on record for this node_id").WithField("node_key_binding")

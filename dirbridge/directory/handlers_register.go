@@ -76,6 +76,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if rec.OperatorPubKey != "" {
 		s.operators.regMu.Lock()
 		defer s.operators.regMu.Unlock()
+		// A rotation may have landed since bindOperator: re-map.
+		rec.OperatorPubKey, rec.OperatorNotAfter = s.operators.keys.current(rec.OperatorPubKey, rec.OperatorNotAfter, now)
 		if e := s.capOperator(rec, old, now); e != nil {
 			s.regFail(w, "operator_cap", e)
 			return
@@ -144,14 +146,26 @@ func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
 // nothing (§3.1) and is logged with its reason, never its contents.
 func (s *Server) bindOperator(rec *NodeRecord, old *entry, d *wire.OperatorDelegation, now time.Time) {
 	key, err := verifiedOperator(d, rec.NodeID, now)
+	notAfter := int64(0)
+	if key != "" {
+		// A rotated key's delegation binds the successor during the
+		// overlap, nothing after it (operator_rotate.go). Only a node
+		// already linked to the successor may use one: a rotated key
+		// creates no new claims (§3.16).
+		mapped, na := s.operators.keys.current(key, d.NotAfter, now)
+		if mapped != key && (old == nil || old.rec.OperatorPubKey != mapped) {
+			mapped = ""
+		}
+		if key, notAfter = mapped, na; key == "" {
+			err = errRotatedOperator
+		}
+	}
 	if err != nil {
 		s.metrics.registrations.WithLabelValues("operator_unverified").Inc()
 		s.log.Info("operator_delegation not accepted; node stays operator-unverified", "node", rec.NodeID, "reason", err.Error())
 	}
-	rec.OperatorPubKey, rec.OperatorNotAfter = key, 0
-	if key != "" {
-		rec.OperatorNotAfter = d.NotAfter
-	} else if old != nil && old.rec.OperatorPubKey != "" {
+	rec.OperatorPubKey, rec.OperatorNotAfter = key, notAfter
+	if key == "" && old != nil && old.rec.OperatorPubKey != "" {
 		rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
 	}
 }

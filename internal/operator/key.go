@@ -82,36 +82,61 @@ func DefaultKeyPath(env paths.Env) (string, error) {
 // 0700). A non-empty passphrase seals the private key. It refuses to
 // overwrite an existing file unless force.
 func Create(path, displayName string, passphrase []byte, force bool, now time.Time) (*Key, error) {
+	k, err := Generate(displayName, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Save(path, passphrase, force); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Generate makes a fresh operator key in memory (Save writes it).
+func Generate(displayName string, now time.Time) (*Key, error) {
 	if displayName != "" {
 		if e := wire.ValidateDisplayName(displayName); e != nil {
 			return nil, fmt.Errorf("display name: %s", e.Message)
 		}
 	}
-	if _, err := os.Stat(path); err == nil && !force {
-		return nil, fmt.Errorf("%s: %w", path, ErrExists)
-	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating the operator key: %w", err)
 	}
-	k := &Key{priv: priv, DisplayName: displayName, CreatedAt: now.UTC().Truncate(time.Second), Encrypted: len(passphrase) > 0}
-	f := keyFile{Kind: keyKind, Version: keyVersion, PublicKey: k.PublicKeyB64(), DisplayName: displayName,
+	return &Key{priv: priv, DisplayName: displayName, CreatedAt: now.UTC().Truncate(time.Second)}, nil
+}
+
+// Save writes k to path (0600, directory 0700), sealed when passphrase is
+// non-empty, refusing to overwrite an existing file unless force.
+func (k *Key) Save(path string, passphrase []byte, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	k.Encrypted = len(passphrase) > 0
+	f := keyFile{Kind: keyKind, Version: keyVersion, PublicKey: k.PublicKeyB64(), DisplayName: k.DisplayName,
 		CreatedAt: k.CreatedAt.Format(time.RFC3339)}
 	if k.Encrypted {
-		if f.Sealed, err = seal(priv.Seed(), passphrase); err != nil {
-			return nil, err
+		var err error
+		if f.Sealed, err = seal(k.priv.Seed(), passphrase); err != nil {
+			return err
 		}
 	} else {
-		f.PrivateKey = base64.StdEncoding.EncodeToString(priv.Seed())
+		f.PrivateKey = base64.StdEncoding.EncodeToString(k.priv.Seed())
 	}
 	b, _ := json.MarshalIndent(f, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
 	if err := paths.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("writing the operator key: %w", err)
+		return fmt.Errorf("writing the operator key: %w", err)
 	}
-	return k, nil
+	return nil
+}
+
+// SignRotate signs the §3.16 rotation of k to next for a directory's
+// challenge nonce.
+func (k *Key) SignRotate(next *Key, nonce string, now time.Time) wire.OperatorKeyRotate {
+	return wire.SignOperatorKeyRotate(k.priv, next.priv, nonce, now.Unix())
 }
 
 // Load reads the key at path. The file must be 0600 (or stricter).
