@@ -286,3 +286,24 @@ func (s *Server) afterRegister(ctx context.Context, o ownership, b *registerBody
 		}
 	}
 }
+
+// keyBound reports whether node_id's latest recorded binding bound it to
+// pub: such a node gets a mesh membership credential for the key's own
+// node_id (membership.go).
+func (s *Server) keyBound(ctx context.Context, nodeID string, pub ed25519.PublicKey) bool {
+	var fp string
+	err := s.store.db.QueryRowContext(ctx, `SELECT new_key_fp FROM node_key_bindings WHERE node_id = ? ORDER BY issued_at DESC LIMIT 1`,
+		nodeID).Scan(&fp)
+	return err == nil && fp == wire.OperatorFingerprint(pub)
+}
+
+// revokeMembership puts a deregistered node's mesh names on the revocation
+// list: its node_id and, for a rotated or recovered node, its key's.
+func (s *Server) revokeMembership(rec *NodeRecord, at time.Time) {
+	s.revoked.add(rec.NodeID, at, s.cfg.MembershipTTL)
+	if raw, err := base64.StdEncoding.DecodeString(rec.PublicKey); err == nil && len(raw) == ed25519.PublicKeySize {
+		if derived := wire.NodeIDFromKey(raw); derived != rec.NodeID {
+			s.revoked.add(derived, at, s.cfg.MembershipTTL)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
+	"github.com/meshnode/meshnode/wire/token"
 )
 
 // keyedNode is a test node: its Ed25519 key and REGISTER body.
@@ -196,5 +197,53 @@ func TestDIR_OPID_Recovery_OperatorReDelegatesNewKey(t *testing.T) {
 	if r := h.do(http.MethodPost, "/v1/register", rekeyed(unbound, fresh,
 		wire.SignNodeKeyBinding(op, wire.BindingSignerOperator, ids[1], freshPub, now.Unix(), now.Add(time.Hour).Unix())), nil); r.status != http.StatusForbidden {
 		t.Fatalf("recovery of a node with no operator on record: %d %s", r.status, r.body)
+	}
+}
+
+// TestMembership_RotatedNodeUnderItsKey: after a recorded rotation the
+// node gets a mesh membership credential for its new key under the key's
+// own node_id (mesh peers derive node_id from the authenticated key); a
+// public_key changed with the token alone (no binding recorded) gets none;
+// on deregistration both names are revoked.
+func TestMembership_RotatedNodeUnderItsKey(t *testing.T) {
+	h := startHarness(t, func(c *Config) { c.MembershipTTL = time.Hour })
+	_, oldKey, _ := ed25519.GenerateKey(rand.Reader)
+	id := wire.NodeIDFromKey(oldKey.Public().(ed25519.PublicKey))
+	n := &keyedNode{id: id, priv: oldKey, body: h.regBody("node1", chat)}
+	n.body["node_id"], n.body["public_key"] = id, pubB64(oldKey)
+	_, tok := h.register(n.body)
+	_, next, _ := ed25519.GenerateKey(rand.Reader)
+	nextPub := next.Public().(ed25519.PublicKey)
+	// A token alone may change public_key, but earns no credential for it.
+	claim := rekeyed(n, next, wire.NodeKeyBinding{})
+	delete(claim, "node_key_binding")
+	claim["current_node_token"] = tok
+	_, tok = h.register(claim)
+	if r := h.do(http.MethodPost, "/v1/membership", nil, bearerHdr(tok)); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("membership for an unbound key: %d %s", r.status, r.body)
+	}
+	now := h.clock.Now()
+	n.body["public_key"] = pubB64(next) // the record's key is next now: sign as it
+	b := wire.SignNodeKeyBinding(next, wire.BindingSignerNode, id, nextPub, now.Unix(), now.Add(time.Hour).Unix())
+	n.priv = next
+	body := rekeyed(n, next, b)
+	body["current_node_token"] = tok
+	_, tok = h.register(body)
+	r := h.do(http.MethodPost, "/v1/membership", nil, bearerHdr(tok))
+	if r.status != http.StatusCreated {
+		t.Fatalf("membership after a recorded rotation: %d %s", r.status, r.body)
+	}
+	derived := wire.NodeIDFromKey(nextPub)
+	peerID, _ := token.PeerIDFromKey(nextPub)
+	if _, err := token.VerifyMembership([]ed25519.PublicKey{h.s.PublicKey()}, r.json(t)["credential"].(string),
+		token.MembershipCheck{PeerID: peerID, NodeID: derived}, h.clock.Now()); err != nil {
+		t.Fatalf("credential: %v", err)
+	}
+	if r := h.do(http.MethodPost, "/v1/deregister", nil, bearerHdr(tok)); r.status != http.StatusOK {
+		t.Fatalf("deregister: %d", r.status)
+	}
+	rev, _ := h.do(http.MethodGet, "/v1/membership/revoked", nil, nil).json(t)["revoked"].(map[string]any)
+	if rev[id] == nil || rev[derived] == nil {
+		t.Fatalf("revoked: %v", rev)
 	}
 }

@@ -346,7 +346,7 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
 		return
 	}
-	s.revoked.add(e.rec.NodeID, ev.At, s.cfg.MembershipTTL)
+	s.revokeMembership(e.rec, ev.At)
 	s.log.Info("node deregistered", "node", e.rec.NodeID)
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
 }
