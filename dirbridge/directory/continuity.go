@@ -248,8 +248,13 @@ type ownership struct {
 func (s *Server) proveOwnership(ctx context.Context, old *entry, b *registerBody, key string, now time.Time) (ownership, *wire.Error) {
 	if old == nil {
 		r, ok := s.retiredOwner(ctx, b, now)
+		if r != nil && !ok && b.CurrentNodeToken != "" {
+			s.badToken(key, "register", b.NodeID)
+		}
 		if !ok {
-			return ownership{}, nil
+			// A new node_id: a rotation binding signed by the key the
+			// node_id derives from needs no record to check against.
+			return ownership{bound: s.selfCertified(ctx, b, now)}, nil
 		}
 		return ownership{prior: r, bound: b.NodeKeyBinding != nil && s.bindingOwner(ctx, &r.rec, b, now) == nil}, nil
 	}
@@ -306,4 +311,21 @@ func (s *Server) revokeMembership(rec *NodeRecord, at time.Time) {
 			s.revoked.add(derived, at, s.cfg.MembershipTTL)
 		}
 	}
+}
+
+// selfCertified reports whether a REGISTER of an unknown node_id carries a
+// binding by the node key that node_id derives from (a node rotated before
+// it ever registered here): recorded like any other, so the node gets its
+// mesh credential.
+func (s *Server) selfCertified(ctx context.Context, b *registerBody, now time.Time) bool {
+	kb := b.NodeKeyBinding
+	if kb == nil || kb.Signer != wire.BindingSignerNode {
+		return false
+	}
+	_, signer, err := wire.VerifyNodeKeyBinding(kb, now.Unix())
+	if err != nil || wire.NodeIDFromKey(signer) != strings.ToLower(b.NodeID) {
+		return false
+	}
+	rec := &NodeRecord{NodeID: b.NodeID, PublicKey: base64.StdEncoding.EncodeToString(signer)}
+	return s.bindingOwner(ctx, rec, b, now) == nil
 }

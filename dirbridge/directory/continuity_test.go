@@ -247,3 +247,32 @@ func TestMembership_RotatedNodeUnderItsKey(t *testing.T) {
 		t.Fatalf("revoked: %v", rev)
 	}
 }
+
+// TestDIR_REG_Continuity_RotatedBeforeFirstRegistration: a node that
+// rotated its key before it ever registered here carries a binding signed
+// by the key its node_id derives from: registered under that node_id, the
+// binding recorded (so it gets its mesh credential); one signed by any
+// other key is not recorded.
+func TestDIR_REG_Continuity_RotatedBeforeFirstRegistration(t *testing.T) {
+	h := startHarness(t, nil)
+	_, first, _ := ed25519.GenerateKey(rand.Reader)
+	_, next, _ := ed25519.GenerateKey(rand.Reader)
+	_, mallory, _ := ed25519.GenerateKey(rand.Reader)
+	id := wire.NodeIDFromKey(first.Public().(ed25519.PublicKey))
+	now := h.clock.Now()
+	n := &keyedNode{id: id, priv: first, body: h.regBody("node1", chat)}
+	n.body["node_id"] = id
+	forged := rekeyed(n, next, wire.SignNodeKeyBinding(mallory, wire.BindingSignerNode, id, next.Public().(ed25519.PublicKey), now.Unix(), now.Add(time.Hour).Unix()))
+	_, tok := h.register(forged)
+	if rec, _ := h.s.KeyBindings(context.Background(), id); len(rec) != 0 {
+		t.Fatalf("a binding by an unrelated key was recorded: %+v", rec)
+	}
+	if r := h.do(http.MethodDelete, "/v1/register", nil, bearerHdr(tok)); r.status != http.StatusOK {
+		t.Fatalf("deregister: %d", r.status)
+	}
+	good := rekeyed(n, next, wire.SignNodeKeyBinding(first, wire.BindingSignerNode, id, next.Public().(ed25519.PublicKey), now.Unix(), now.Add(time.Hour).Unix()))
+	h.register(good)
+	if rec, _ := h.s.KeyBindings(context.Background(), id); len(rec) != 1 || rec[0].Signer != wire.BindingSignerNode {
+		t.Fatalf("self-certified binding not recorded: %+v", rec)
+	}
+}
