@@ -267,3 +267,56 @@ func checkReplayedRecovery(t *testing.T, bin, from, home string, nodeArgs []stri
 		t.Fatalf("replay node exit %d", code)
 	}
 }
+
+// TestIdentityRotatedNodeOnTheMesh: a mesh-enabled `meshnode up` node holds
+// a membership credential; after `identity rotate` it starts again with
+// the new key (new peer ID), keeps its node_id at the directory, and gets
+// a membership credential for the new key (on the mesh it goes by the
+// key's node_id).
+func TestIdentityRotatedNodeOnTheMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	backend, _ := testBackend(t)
+	base := t.TempDir()
+	dirHome, home := filepath.Join(base, "dir"), filepath.Join(base, "n1")
+	writeTestConfig(t, home)
+	dir := start(t, "directory", bin, "--home", dirHome, "directory", "--dev", "--no-seed-log", "--listen", "127.0.0.1:0")
+	dirURL := directoryURL(t, dir)
+	args := []string{"--home", home, "up", "--dev", "--directory", dirURL, "--backend", backend.URL, "--http", "127.0.0.1:0",
+		"--p2p", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	member := func(n *proc) *admin.Status {
+		var st *admin.Status
+		eventually(t, 20*time.Second, n.name+" holds a membership credential", func() bool {
+			st = status(t, bin, home)
+			return st != nil && st.Mesh.MembershipExpiresAt != nil
+		})
+		return st
+	}
+	n := start(t, "node", bin, args...)
+	id := runtimeOf(t, n, home).NodeID
+	before := member(n)
+	if code := n.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+		t.Fatalf("node exit %d", code)
+	}
+	if out, code := run(t, bin, 30*time.Second, "--home", home, "identity", "rotate"); code != 0 {
+		t.Fatalf("rotate: %d %s", code, out)
+	}
+	n2 := start(t, "node (rotated)", bin, args...)
+	if got := runtimeOf(t, n2, home).NodeID; got != id {
+		t.Fatalf("rotated node runs as %s, want %s", got, id)
+	}
+	after := member(n2)
+	if after.Mesh.PeerID == before.Mesh.PeerID || after.Mesh.PeerID == "" {
+		t.Fatalf("peer ID after rotation: %s (before %s)", after.Mesh.PeerID, before.Mesh.PeerID)
+	}
+	if !discover(t, dirURL)[id] {
+		t.Fatal("rotated node not discoverable under its node_id")
+	}
+	for _, p := range []*proc{n2, dir} {
+		if code := p.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
+			t.Errorf("%s exited %d\n%s", p.name, code, p.stderr())
+		}
+	}
+}
