@@ -265,7 +265,7 @@ func (s *Server) rotateOperator(ctx context.Context, old, succ string, now time.
 		return 0, wire.NewError(wire.CodeUnavailable, "storing the rotation failed")
 	}
 	for i, e := range linked {
-		s.store.idx.put(moved[i], e.state.Load(), e.cred, false)
+		s.store.idx.put(moved[i], nil, e.cred, false) // nil: the live state, read under the index lock
 	}
 	b.keys.mu.Lock()
 	b.keys.rotations[old] = rotation{successor: succ, overlapUntil: overlapUntil}
