@@ -154,7 +154,12 @@ func TestCancelControlOverMesh(t *testing.T) {
 	done := make(chan *wire.Response, 1)
 	go func() {
 		resp, _, _ := caller.m.Call(context.Background(), call, mesh.CallOptions{Peer: server.peer.ID,
-			OnEvent: func(l wire.Lifecycle, _ json.RawMessage) error { once.Do(func() { close(started) }); return nil }})
+			OnEvent: func(l wire.Lifecycle, _ json.RawMessage) error {
+				if l.Event == wire.EventPartial { // the backend is generating: its request is in flight
+					once.Do(func() { close(started) })
+				}
+				return nil
+			}})
 		done <- resp
 	}()
 	<-started
@@ -195,7 +200,12 @@ func TestCancelControlOverHTTPBridge(t *testing.T) {
 	done := make(chan *wire.Response, 1)
 	go func() {
 		resp, _, _ := httpapi.PostTaskStream(context.Background(), nil, tg.Node, call, "", false,
-			func(wire.Lifecycle, json.RawMessage) error { once.Do(func() { close(started) }); return nil })
+			func(l wire.Lifecycle, _ json.RawMessage) error {
+				if l.Event == wire.EventPartial { // the backend is generating: its request is in flight
+					once.Do(func() { close(started) })
+				}
+				return nil
+			})
 		done <- resp
 	}()
 	<-started

@@ -242,6 +242,9 @@ type RegisterRequest struct {
 	// OperatorDelegation binds the node to its operator's key (iicp-dir.md
 	// §3.1, ADR-045 Phase A); see operator.go.
 	OperatorDelegation *OperatorDelegation `json:"operator_delegation,omitempty"`
+	// NodeKeyBinding carries the node_id over to a rotated or recovered node
+	// key (a meshnode extension; see keybinding.go).
+	NodeKeyBinding *NodeKeyBinding `json:"node_key_binding,omitempty"`
 
 	SDKLanguage             string `json:"sdk_language,omitempty"`
 	SDKVersion              string `json:"sdk_version,omitempty"`

@@ -33,6 +33,9 @@ peer ID (the same key on the mesh). Reads the identity key; does not create it.`
 			if err != nil {
 				return withCode(exitFailure, err)
 			}
+			if b, ok, err := identity.ReadBinding(p.NodeKeyBinding); err == nil && ok {
+				_ = id.WithBinding(b) // a node_id carried over by rotation or recovery
+			}
 			pid, err := id.PeerID()
 			if err != nil {
 				return withCode(exitFailure, err)

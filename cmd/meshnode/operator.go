@@ -49,24 +49,32 @@ func (f *operatorFlags) keyPath(e *env) (string, error) {
 	return p, withCode(exitConfig, err)
 }
 
-// passphrase reads the passphrase: --passphrase-file, then the
-// environment, then a terminal prompt (twice when confirm).
+// passphrase reads the operator key's passphrase: --passphrase-file, then
+// the environment, then a terminal prompt (twice when confirm).
 func (f *operatorFlags) passphrase(e *env, confirm bool) ([]byte, error) {
-	if f.passphraseFile != "" {
-		b, err := os.ReadFile(f.passphraseFile)
+	return readPassphrase(e, f.passphraseFile, envOperatorPassphrase, "Operator key passphrase: ", confirm, operator.ErrNeedPassphrase)
+}
+
+// readPassphrase reads a passphrase from file, else the environment
+// variable envName, else a terminal prompt (twice when confirm); without
+// any of them it returns missing. Never a flag value: it would show in ps
+// and shell history.
+func readPassphrase(e *env, file, envName, prompt string, confirm bool, missing error) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, withCode(exitConfig, fmt.Errorf("reading --passphrase-file: %w", err))
 		}
 		return bytes.TrimRight(b, "\r\n"), nil
 	}
-	if v := e.get(envOperatorPassphrase); v != "" {
+	if v := e.get(envName); v != "" {
 		return []byte(v), nil
 	}
 	in, ok := e.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(in.Fd())) {
-		return nil, withCode(exitConfig, operator.ErrNeedPassphrase)
+		return nil, withCode(exitConfig, missing)
 	}
-	fmt.Fprint(e.stderr, "Operator key passphrase: ")
+	fmt.Fprint(e.stderr, prompt)
 	pw, err := term.ReadPassword(int(in.Fd()))
 	fmt.Fprintln(e.stderr)
 	if err != nil || !confirm {
@@ -108,7 +116,7 @@ offline and show the operator's display name and key fingerprint in discovery.`,
   meshnode operator rename "Acme Labs" --directory https://dir.example`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newOperatorInitCmd(e), newOperatorShowCmd(e), newOperatorDelegateCmd(e, g), newOperatorRenameCmd(e))
+	cmd.AddCommand(newOperatorInitCmd(e), newOperatorShowCmd(e), newOperatorDelegateCmd(e, g), newOperatorRenameCmd(e), newOperatorRecoverCmd(e, g), newOperatorRotateCmd(e, g))
 	return cmd
 }
 
@@ -213,7 +221,7 @@ expire (--ttl); sign a fresh one before then.`,
 				// The node's own key, created here on a fresh home exactly
 				// as `meshnode up` would, so the first start already sends
 				// the delegation.
-				id, created, err := identity.LoadOrCreate(p.IdentityKey)
+				id, created, err := identity.LoadNode(p)
 				if err != nil {
 					return withCode(exitFailure, fmt.Errorf("node identity at %s: %w", p.IdentityKey, err))
 				}

@@ -141,7 +141,7 @@ the command line wins over its environment twin.`,
 	pf.StringVar(&g.config, "config", "", "config file (default: config.toml in the config directory)")
 	pf.StringVar(&g.logLevel, "log-level", "", "override log.level: debug, info, warn or error")
 	pf.StringVar(&g.cpuProf, "cpuprofile", "", "write a CPU profile of this process to FILE until it exits (go tool pprof; for performance reports)")
-	root.AddCommand(newUpCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
+	root.AddCommand(newUpCmd(e, g), newIdentityCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
 		newPeersCmd(e, g), newTokenCmd(e, g), newIDCmd(e, g), newPathsCmd(e, g), newVersionCmd(e), newOperatorCmd(e, g), newAuditCmd(e, g))
 	root.InitDefaultCompletionCmd() // now, so its flags get env twins too
 	annotateEnv(root)

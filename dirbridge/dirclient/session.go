@@ -519,9 +519,16 @@ func (s *Session) deregister(ctx context.Context) {
 		s.log.Warn("deregister failed; the directory will expire the node", "error", err)
 		return
 	}
-	c.NodeToken, c.ProxyToken = "", ""
-	if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
-		s.log.Warn("saving credentials after deregister", "error", err)
+	// The token is kept: a directory that retires a deregistered node's
+	// history (a meshnode directory keeps it for 30 days) gives it back to
+	// the next REGISTER that presents this token as current_node_token; a
+	// directory that does not answers 401 and the node registers afresh.
+	// The proxy token is not: the next registration issues a new one.
+	if c.ProxyToken != "" {
+		c.ProxyToken = ""
+		if err := s.cfg.Store.Save(s.cfg.Client.URL(), c); err != nil {
+			s.log.Warn("saving credentials after deregister", "error", err)
+		}
 	}
 	if s.cfg.OnToken != nil {
 		s.cfg.OnToken(c.NodeID, "")

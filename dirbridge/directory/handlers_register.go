@@ -45,7 +45,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	unlock := s.nodeLocks.lock(b.NodeID)
 	defer unlock()
 	old := s.store.idx.get(b.NodeID)
-	if e := s.checkOwnership(r.Context(), old, &b, key); e != nil {
+	own, e := s.proveOwnership(r.Context(), old, &b, key, now)
+	if e != nil {
 		s.regFail(w, "ownership", e)
 		return
 	}
@@ -68,9 +69,18 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ip := observedIP(r)
 	rec, st := buildRecord(&b, old, now, ip)
 	s.bindOperator(rec, old, b.OperatorDelegation, now)
+	oldKey := ""
+	if old != nil {
+		oldKey = old.rec.PublicKey
+	} else if own.prior != nil {
+		carryHistory(rec, st, &own.prior.rec, &own.prior.state)
+		oldKey = own.prior.rec.PublicKey
+	}
 	if rec.OperatorPubKey != "" {
 		s.operators.regMu.Lock()
 		defer s.operators.regMu.Unlock()
+		// A rotation may have landed since bindOperator: re-map.
+		rec.OperatorPubKey, rec.OperatorNotAfter = s.operators.keys.current(rec.OperatorPubKey, rec.OperatorNotAfter, now)
 		if e := s.capOperator(rec, old, now); e != nil {
 			s.regFail(w, "operator_cap", e)
 			return
@@ -82,12 +92,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.regFail(w, "error", wire.NewError(wire.CodeInternal, "could not store the registration"))
 		return
 	}
+	s.afterRegister(r.Context(), own, &b, oldKey, now)
 	proxyTok, err := s.issueProxyToken(r.Context(), rec.NodeID)
 	if err != nil { // the registration stands; a re-registration issues another
 		s.log.Error("issuing proxy token", "node", rec.NodeID, "error", err)
 	}
 	result := "new"
-	if old != nil {
+	if old != nil || own.prior != nil {
 		result = "refresh"
 	}
 	s.metrics.registrations.WithLabelValues(result).Inc()
@@ -142,14 +153,26 @@ func (s *Server) regRateLimited(w http.ResponseWriter, wait time.Duration) {
 // nothing (§3.1) and is logged with its reason, never its contents.
 func (s *Server) bindOperator(rec *NodeRecord, old *entry, d *wire.OperatorDelegation, now time.Time) {
 	key, err := verifiedOperator(d, rec.NodeID, now)
+	notAfter := int64(0)
+	if key != "" {
+		// A rotated key's delegation binds the successor during the
+		// overlap, nothing after it (operator_rotate.go). Only a node
+		// already linked to the successor may use one: a rotated key
+		// creates no new claims (§3.16).
+		mapped, na := s.operators.keys.current(key, d.NotAfter, now)
+		if mapped != key && (old == nil || old.rec.OperatorPubKey != mapped) {
+			mapped = ""
+		}
+		if key, notAfter = mapped, na; key == "" {
+			err = errRotatedOperator
+		}
+	}
 	if err != nil {
 		s.metrics.registrations.WithLabelValues("operator_unverified").Inc()
 		s.log.Info("operator_delegation not accepted; node stays operator-unverified", "node", rec.NodeID, "reason", err.Error())
 	}
-	rec.OperatorPubKey, rec.OperatorNotAfter = key, 0
-	if key != "" {
-		rec.OperatorNotAfter = d.NotAfter
-	} else if old != nil && old.rec.OperatorPubKey != "" {
+	rec.OperatorPubKey, rec.OperatorNotAfter = key, notAfter
+	if key == "" && old != nil && old.rec.OperatorPubKey != "" {
 		rec.OperatorPubKey, rec.OperatorNotAfter = old.rec.OperatorPubKey, old.rec.OperatorNotAfter
 	}
 }
@@ -330,7 +353,7 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeInternal, "could not deregister"))
 		return
 	}
-	s.revoked.add(e.rec.NodeID, ev.At, s.cfg.MembershipTTL)
+	s.revokeMembership(e.rec, ev.At)
 	s.log.Info("node deregistered", "node", e.rec.NodeID)
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deregistered": true, "node_id": e.rec.NodeID})
 }

@@ -25,7 +25,9 @@ func (s *Server) handleMembership(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := caller.rec
 	pub, err := base64.StdEncoding.DecodeString(rec.PublicKey)
-	if err != nil || len(pub) != ed25519.PublicKeySize || wire.NodeIDFromKey(pub) != rec.NodeID {
+	// A rotated or recovered node (continuity.go) is on the mesh under its
+	// key's node_id: peers derive node_id from the authenticated key.
+	if err != nil || len(pub) != ed25519.PublicKeySize || (wire.NodeIDFromKey(pub) != rec.NodeID && !s.keyBound(r.Context(), rec.NodeID, pub)) {
 		httpx.WriteError(w, wire.NewError(wire.CodeValidationError,
 			"membership needs a registration whose public_key is the Ed25519 key the node_id derives from; re-register with it").WithField("public_key"))
 		return
@@ -35,7 +37,7 @@ func (s *Server) handleMembership(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, wire.NewError(wire.CodeValidationError, "public_key is not an Ed25519 key").WithField("public_key"))
 		return
 	}
-	m := token.Membership{V: 1, Iss: s.baseURL(r), Sub: rec.NodeID, PeerID: peerID, Intents: []string{},
+	m := token.Membership{V: 1, Iss: s.baseURL(r), Sub: wire.NodeIDFromKey(pub), PeerID: peerID, Intents: []string{},
 		IAT: now.Unix(), Exp: now.Add(s.cfg.MembershipTTL).Unix()}
 	for _, c := range rec.Capabilities {
 		m.Intents = append(m.Intents, c.Intent)

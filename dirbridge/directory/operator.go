@@ -53,6 +53,8 @@ type operatorBook struct {
 	// gen changes with every rename, invalidating cached discover
 	// fragments (rank.go).
 	gen atomic.Uint64
+	// keys is the rotation state of operator keys (operator_rotate.go).
+	keys *keyLifecycle
 }
 
 type operatorName struct {
@@ -65,6 +67,10 @@ func openOperatorBook(ctx context.Context, db *sql.DB, maxNodes int) (*operatorB
 		return nil, fmt.Errorf("operators table: %w", err)
 	}
 	b := &operatorBook{db: db, names: map[string]operatorName{}, maxNodes: maxNodes}
+	var err error
+	if b.keys, err = loadKeyLifecycle(ctx, db); err != nil {
+		return nil, err
+	}
 	rows, err := db.QueryContext(ctx, `SELECT operator_pubkey, display_name, renamed_ts FROM operators`)
 	if err != nil {
 		return nil, fmt.Errorf("loading operators: %w", err)

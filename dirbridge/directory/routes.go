@@ -42,6 +42,8 @@ func (s *Server) routes() http.Handler {
 		"/v1/telemetry":            {http.MethodPost: s.handleTelemetry},
 		"/v1/operator/rename":      {http.MethodPost: s.handleOperatorRename},
 		"/v1/audit-report":         {http.MethodPost: s.handleAuditReport},
+		"/v1/operator/challenge":   {http.MethodPost: s.handleOperatorChallenge},
+		"/v1/operator/key/rotate":  {http.MethodPost: s.handleOperatorKeyRotate},
 	}
 	for p, m := range v1 {
 		s.handle(mux, p, m)

@@ -77,7 +77,7 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+continuitySchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("applying schema: %w", err)
 	}
@@ -157,6 +157,9 @@ func (st *store) apply(ctx context.Context, ev ChangeEvent, state *nodeState) er
 			return err
 		}
 	case ChangeDeregister:
+		if err := st.retireTx(ctx, tx, ev.NodeID, ev.At); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE node_id = ?`, ev.NodeID); err != nil {
 			return fmt.Errorf("deleting node: %w", err)
 		}

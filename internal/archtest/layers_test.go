@@ -52,7 +52,11 @@ var layers = map[string]layer{
 	"internal/paths":        {},
 	"internal/identity":     {may: []string{"wire", "internal/paths"}},
 	// The operator key (kept apart from node keys) and the node's delegation file.
-	"internal/operator":  {may: []string{"wire", "internal/paths"}},
+	"internal/operator": {may: []string{"wire", "internal/paths", "internal/passbox"}},
+	// The one passphrase scheme (scrypt + XChaCha20-Poly1305).
+	"internal/passbox": {},
+	// The identity bundle: export / import of a node home's identity.
+	"internal/idbundle":  {may: []string{"wire", "internal/identity", "internal/passbox", "internal/paths"}},
 	"cx":                 {may: []string{"wire", "internal/paths"}},
 	"internal/logging":   {},
 	"internal/sdnotify":  {},
@@ -77,7 +81,7 @@ var layers = map[string]layer{
 	// Test helper: an in-process ACME CA (RFC 8555) for autocert tests.
 	"internal/acmetest": {},
 	"cmd/meshnode": {may: []string{"internal/daemon", "internal/daemon/admin", "internal/buildinfo",
-		"internal/config", "internal/identity", "internal/logging", "internal/operator", "internal/paths",
+		"internal/config", "internal/identity", "internal/idbundle", "internal/logging", "internal/operator", "internal/paths",
 		"internal/sdnotify", "dirbridge/dirclient", "route", "wire"}},
 	// The benchmark program assembles in-process engines, bridges and mesh
 	// hosts to measure them: a composition of its own, so it may use every

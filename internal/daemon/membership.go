@@ -209,7 +209,9 @@ func (d *daemon) fetchMembership(ctx context.Context, dir, nodeToken string) (me
 		return membershipFile{}, err
 	}
 	now := time.Now()
-	check := token.MembershipCheck{PeerID: d.host.ID().String(), NodeID: d.id.NodeID()}
+	// On the mesh the node goes by its key's node_id (a rotated or
+	// recovered node's directory node_id is an older one).
+	check := token.MembershipCheck{PeerID: d.host.ID().String(), NodeID: d.id.DerivedNodeID()}
 	if _, err := token.VerifyMembership([]ed25519.PublicKey{k}, cred, check, now); err != nil {
 		return membershipFile{}, fmt.Errorf("directory %s issued an unusable membership credential: %w", dir, err)
 	}

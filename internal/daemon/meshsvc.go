@@ -44,7 +44,10 @@ func (d *daemon) setupMesh(ctx context.Context, reg *prometheus.Registry) error 
 		dhtMode = mesh.DHTServer // loopback peers can always dial each other
 	}
 	d.mesh, err = mesh.New(h, mesh.Config{
-		NodeID:         d.id.NodeID(),
+		// The mesh names a node by its key (peers derive node_id from the
+		// authenticated libp2p key), so a rotated or recovered node is on
+		// the mesh under its key's node_id (docs/spec-decisions.md).
+		NodeID:         d.id.DerivedNodeID(),
 		Region:         d.cfg.Node.Region,
 		Capabilities:   d.be.router.Capabilities(),
 		MaxConcurrent:  d.cfg.Node.MaxConcurrent,

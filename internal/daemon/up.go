@@ -161,7 +161,7 @@ func (d *daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	var created bool
-	if d.id, created, err = identity.LoadOrCreate(o.Paths.IdentityKey); err != nil {
+	if d.id, created, err = identity.LoadNode(o.Paths); err != nil {
 		return err
 	}
 	d.firstRun = created || o.ConfigCreated
@@ -317,6 +317,10 @@ func (d *daemon) registration() wire.RegisterRequest {
 		SDKLanguage:        "go",
 		ImplementationName: "meshnode",
 		OperatorDelegation: d.delegation(),
+	}
+	if b, ok := d.id.Binding(); ok {
+		// A rotated or recovered key: the binding carries node_id over.
+		req.NodeKeyBinding = &b
 	}
 	if k := d.cxRing.PublicKey(); k.PublicKey != "" || k.Key != "" {
 		req.CXPublicKey = &k

@@ -22,6 +22,9 @@ const pemType = "PRIVATE KEY"
 // Identity is the node's key pair and the IDs derived from it.
 type Identity struct {
 	priv ed25519.PrivateKey
+	// binding, when set, carries node_id over from an earlier key
+	// (rotation or operator recovery); see binding.go.
+	binding *wire.NodeKeyBinding
 }
 
 // Generate makes a fresh identity from crypto/rand.
@@ -71,6 +74,12 @@ func Load(path string) (*Identity, error) {
 	if err := paths.CheckPrivate(path); err != nil {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
+	return Parse(data)
+}
+
+// Parse decodes a key file's content (PEM PKCS#8 Ed25519), as Load does
+// after reading it: the identity bundle checks a key before writing it.
+func Parse(data []byte) (*Identity, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != pemType {
 		return nil, errors.New("identity key: not a PEM \"PRIVATE KEY\" block")
@@ -124,6 +133,12 @@ func (id *Identity) PeerID() (peer.ID, error) {
 // It is stable for the key's lifetime, so a restarted node re-registers
 // under the same node_id, and a peer that authenticated the key (the libp2p
 // peer ID) can recompute it.
+//
+// A node whose key was rotated or recovered keeps its earlier node_id: its
+// binding (WithBinding) names it, and NodeID returns that instead.
 func (id *Identity) NodeID() string {
+	if id.binding != nil {
+		return id.binding.NodeID
+	}
 	return wire.NodeIDFromKey(id.Public())
 }

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,4 +62,11 @@ func ForNode(d wire.OperatorDelegation, nodeID string, now time.Time) error {
 		return fmt.Errorf("%w; run meshnode operator delegate --home <this node's home> to sign a fresh one", err)
 	}
 	return nil
+}
+
+// Recover signs a recovery statement: nodeID (delegated to this operator)
+// now goes by the node key newPub, accepted by a directory until ttl from
+// now (wire.NodeKeyBinding, signer "operator").
+func (k *Key) Recover(nodeID string, newPub ed25519.PublicKey, now time.Time, ttl time.Duration) wire.NodeKeyBinding {
+	return wire.SignNodeKeyBinding(k.priv, wire.BindingSignerOperator, nodeID, newPub, now.Unix(), now.Add(ttl).Unix())
 }

@@ -1,7 +1,6 @@
 package operator
 
 import (
-	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,9 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/scrypt"
-
+	"github.com/meshnode/meshnode/internal/passbox"
 	"github.com/meshnode/meshnode/internal/paths"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -24,9 +21,6 @@ import (
 const (
 	keyKind    = "meshnode-operator-key"
 	keyVersion = 1
-	// scrypt parameters (the 2017 interactive recommendation: ~100 ms).
-	scryptN, scryptR, scryptP = 1 << 15, 8, 1
-	saltSize                  = 16
 	// maxKeyFile bounds what Load reads.
 	maxKeyFile = 16 << 10
 	// DefaultTTL is how long a delegation is valid unless asked otherwise:
@@ -54,24 +48,13 @@ type Key struct {
 // keyFile is the on-disk JSON. PrivateKey (the 32-byte seed, base64) is
 // set only when unencrypted; Sealed only when encrypted.
 type keyFile struct {
-	Kind        string  `json:"kind"`
-	Version     int     `json:"version"`
-	PublicKey   string  `json:"public_key"`
-	DisplayName string  `json:"display_name,omitempty"`
-	CreatedAt   string  `json:"created_at"`
-	PrivateKey  string  `json:"private_key,omitempty"`
-	Sealed      *sealed `json:"encrypted,omitempty"`
-}
-
-type sealed struct {
-	KDF        string `json:"kdf"`
-	N          int    `json:"n"`
-	R          int    `json:"r"`
-	P          int    `json:"p"`
-	Salt       string `json:"salt"`
-	AEAD       string `json:"aead"`
-	Nonce      string `json:"nonce"`
-	Ciphertext string `json:"ciphertext"`
+	Kind        string       `json:"kind"`
+	Version     int          `json:"version"`
+	PublicKey   string       `json:"public_key"`
+	DisplayName string       `json:"display_name,omitempty"`
+	CreatedAt   string       `json:"created_at"`
+	PrivateKey  string       `json:"private_key,omitempty"`
+	Sealed      *passbox.Box `json:"encrypted,omitempty"`
 }
 
 // DefaultKeyPath is $XDG_CONFIG_HOME/meshnode-operator/operator.key
@@ -99,36 +82,61 @@ func DefaultKeyPath(env paths.Env) (string, error) {
 // 0700). A non-empty passphrase seals the private key. It refuses to
 // overwrite an existing file unless force.
 func Create(path, displayName string, passphrase []byte, force bool, now time.Time) (*Key, error) {
+	k, err := Generate(displayName, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Save(path, passphrase, force); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Generate makes a fresh operator key in memory (Save writes it).
+func Generate(displayName string, now time.Time) (*Key, error) {
 	if displayName != "" {
 		if e := wire.ValidateDisplayName(displayName); e != nil {
 			return nil, fmt.Errorf("display name: %s", e.Message)
 		}
 	}
-	if _, err := os.Stat(path); err == nil && !force {
-		return nil, fmt.Errorf("%s: %w", path, ErrExists)
-	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating the operator key: %w", err)
 	}
-	k := &Key{priv: priv, DisplayName: displayName, CreatedAt: now.UTC().Truncate(time.Second), Encrypted: len(passphrase) > 0}
-	f := keyFile{Kind: keyKind, Version: keyVersion, PublicKey: k.PublicKeyB64(), DisplayName: displayName,
+	return &Key{priv: priv, DisplayName: displayName, CreatedAt: now.UTC().Truncate(time.Second)}, nil
+}
+
+// Save writes k to path (0600, directory 0700), sealed when passphrase is
+// non-empty, refusing to overwrite an existing file unless force.
+func (k *Key) Save(path string, passphrase []byte, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s: %w", path, ErrExists)
+	}
+	k.Encrypted = len(passphrase) > 0
+	f := keyFile{Kind: keyKind, Version: keyVersion, PublicKey: k.PublicKeyB64(), DisplayName: k.DisplayName,
 		CreatedAt: k.CreatedAt.Format(time.RFC3339)}
 	if k.Encrypted {
-		if f.Sealed, err = seal(priv.Seed(), passphrase); err != nil {
-			return nil, err
+		var err error
+		if f.Sealed, err = seal(k.priv.Seed(), passphrase); err != nil {
+			return err
 		}
 	} else {
-		f.PrivateKey = base64.StdEncoding.EncodeToString(priv.Seed())
+		f.PrivateKey = base64.StdEncoding.EncodeToString(k.priv.Seed())
 	}
 	b, _ := json.MarshalIndent(f, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
 	if err := paths.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("writing the operator key: %w", err)
+		return fmt.Errorf("writing the operator key: %w", err)
 	}
-	return k, nil
+	return nil
+}
+
+// SignRotate signs the §3.16 rotation of k to next for a directory's
+// challenge nonce.
+func (k *Key) SignRotate(next *Key, nonce string, now time.Time) wire.OperatorKeyRotate {
+	return wire.SignOperatorKeyRotate(k.priv, next.priv, nonce, now.Unix())
 }
 
 // Load reads the key at path. The file must be 0600 (or stricter).
@@ -212,49 +220,22 @@ func (k *Key) Rename(name string, now time.Time) (wire.OperatorRename, error) {
 	return wire.SignRename(k.priv, name, now.Unix()), nil
 }
 
-func seal(seed, passphrase []byte) (*sealed, error) {
-	salt := make([]byte, saltSize)
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
-	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go ≥ 1.24)
-	_, _ = rand.Read(nonce)
-	aead, err := kdf(passphrase, salt, scryptN, scryptR, scryptP)
-	if err != nil {
-		return nil, err
-	}
-	ct := aead.Seal(nil, nonce, seed, []byte(keyKind))
-	return &sealed{KDF: "scrypt", N: scryptN, R: scryptR, P: scryptP, Salt: base64.StdEncoding.EncodeToString(salt),
-		AEAD: "xchacha20poly1305", Nonce: base64.StdEncoding.EncodeToString(nonce), Ciphertext: base64.StdEncoding.EncodeToString(ct)}, nil
+// seal and open wrap the one passphrase scheme (internal/passbox); the
+// key kind is the authenticated data, so a box cut from another kind of
+// file does not open here.
+func seal(seed, passphrase []byte) (*passbox.Box, error) {
+	return passbox.Seal(seed, passphrase, []byte(keyKind))
 }
 
-func open(s *sealed, passphrase []byte) ([]byte, error) {
-	// Bounded parameters: a tampered file must not make us allocate
-	// gigabytes or spin for hours.
-	if s.KDF != "scrypt" || s.AEAD != "xchacha20poly1305" || s.N < 2 || s.N > 1<<20 || s.R < 1 || s.R > 32 || s.P < 1 || s.P > 4 {
-		return nil, ErrBadKeyFile
-	}
-	salt, err1 := base64.StdEncoding.DecodeString(s.Salt)
-	nonce, err2 := base64.StdEncoding.DecodeString(s.Nonce)
-	ct, err3 := base64.StdEncoding.DecodeString(s.Ciphertext)
-	if err := errors.Join(err1, err2, err3); err != nil || len(nonce) != chacha20poly1305.NonceSizeX {
-		return nil, ErrBadKeyFile
-	}
-	aead, err := kdf(passphrase, salt, s.N, s.R, s.P)
-	if err != nil {
-		return nil, ErrBadKeyFile
-	}
-	seed, err := aead.Open(nil, nonce, ct, []byte(keyKind))
-	if err != nil {
+func open(b *passbox.Box, passphrase []byte) ([]byte, error) {
+	seed, err := passbox.Open(b, passphrase, []byte(keyKind))
+	switch {
+	case errors.Is(err, passbox.ErrWrongPassphrase):
 		return nil, ErrWrongPassphrase
+	case err != nil:
+		return nil, ErrBadKeyFile
 	}
 	return seed, nil
-}
-
-func kdf(passphrase, salt []byte, n, r, p int) (cipher.AEAD, error) {
-	k, err := scrypt.Key(passphrase, salt, n, r, p, chacha20poly1305.KeySize)
-	if err != nil {
-		return nil, fmt.Errorf("deriving the key-encryption key: %w", err)
-	}
-	return chacha20poly1305.NewX(k)
 }
 
 // limitedReader stops after n bytes with an error, so an oversize file is

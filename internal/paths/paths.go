@@ -39,6 +39,10 @@ type Paths struct {
 	// delegate` signed for this node (sent in REGISTER; never the operator
 	// key, which lives apart).
 	OperatorDelegation string `json:"operator_delegation"`
+	// NodeKeyBinding is the signed statement that binds this node's key to
+	// an older node_id (after `meshnode identity rotate` or `meshnode
+	// operator recover`); absent, the node_id derives from the key.
+	NodeKeyBinding string `json:"node_key_binding"`
 	// Runtime describes the running node: pid, admin URL, HTTP bridge URL,
 	// directory URLs and mesh addresses. Clients on the same machine read it
 	// to find the node; tests read it to learn the ports bound to :0.
@@ -109,6 +113,7 @@ func build(home, cfg, state string) Paths {
 		Membership:         filepath.Join(state, "membership.json"),
 		OperatorToken:      filepath.Join(state, "operator.token"),
 		OperatorDelegation: filepath.Join(state, "operator-delegation.json"),
+		NodeKeyBinding:     filepath.Join(state, "node-key-binding.json"),
 		Runtime:            filepath.Join(state, "runtime.json"),
 		AdminToken:         filepath.Join(state, "admin.token"),
 		DirectoryDB:        filepath.Join(state, "directory.db"),

@@ -3,6 +3,7 @@ package testutil
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -79,6 +80,10 @@ func (s *SlowLLM) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 		return
 	}
+	// Read the body to its end: only then does net/http watch the
+	// connection and cancel r.Context() when the client goes away (the
+	// decoder may stop before EOF, and pause would never see the hang-up).
+	_, _ = io.Copy(io.Discard, r.Body)
 	s.started.Add(1)
 	if !req.Stream {
 		s.buffered(w, r, chat)
