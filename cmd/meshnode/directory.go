@@ -15,9 +15,7 @@ type directoryFlags struct {
 	tlsKey  string
 	resolve []string
 
-	acmeDomains   []string
-	acmeDirectory string
-	acmeEmail     string
+	acme acmeFlags
 
 	seed        string
 	noSeedLog   bool
@@ -85,15 +83,7 @@ func (f *directoryFlags) run(cmd *cobra.Command, e *env, g *globals) error {
 	if fl.Changed("tls-cert") || fl.Changed("tls-key") {
 		cfg.Server.TLSCert, cfg.Server.TLSKey = f.tlsCert, f.tlsKey
 	}
-	if fl.Changed("acme-domain") {
-		cfg.Server.ACMEDomains = f.acmeDomains
-	}
-	if fl.Changed("acme-directory") {
-		cfg.Server.ACMEDirectory = f.acmeDirectory
-	}
-	if fl.Changed("acme-email") {
-		cfg.Server.ACMEEmail = f.acmeEmail
-	}
+	f.acme.apply(fl, &cfg.Server.ACMEDomains, &cfg.Server.ACMEDirectory, &cfg.Server.ACMEEmail)
 	if err := cfg.Validate(); err != nil {
 		return withCode(exitConfig, err)
 	}
@@ -124,9 +114,7 @@ func (f *directoryFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.dev, "dev", false, "development mode: plaintext HTTP on loopback, private node endpoints allowed")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
-	fl.StringSliceVar(&f.acmeDomains, "acme-domain", nil, "get a publicly trusted certificate for this DNS name from an ACME CA (repeatable; directory_server.acme_domains)")
-	fl.StringVar(&f.acmeDirectory, "acme-directory", "", "ACME directory URL (default: Let's Encrypt; directory_server.acme_directory)")
-	fl.StringVar(&f.acmeEmail, "acme-email", "", "ACME account contact e-mail (directory_server.acme_email)")
+	f.acme.register(fl, "directory_server", "the directory")
 	fl.StringSliceVar(&f.resolve, "resolve", nil, "HOST:PORT:ADDR pin for liveness probes, like curl --resolve (repeatable)")
 	fl.StringVar(&f.seed, "seed", "", "run as a replica of the Genesis Seed at this URL")
 	fl.BoolVar(&f.noSeedLog, "no-seed-log", false, "run a standalone directory without the signed federation log")

@@ -16,9 +16,7 @@ type upFlags struct {
 	directories   []string
 	http          string
 	backend       string
-	acmeDomains   []string
-	acmeDirectory string
-	acmeEmail     string
+	acme          acmeFlags
 	maxConcurrent int
 	noDirectory   bool
 	dev           bool
@@ -77,9 +75,7 @@ Flags override the config file for this run only; persistent changes go in the f
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.directories, "directory", nil, "directory URL to register with (repeatable; replaces directory.urls)")
 	fl.StringVar(&f.http, "http", "", "HTTP bridge listen address host:port (http.listen)")
-	fl.StringSliceVar(&f.acmeDomains, "acme-domain", nil, "get a publicly trusted certificate for the HTTP bridge from an ACME CA for this DNS name (repeatable; http.acme_domains)")
-	fl.StringVar(&f.acmeDirectory, "acme-directory", "", "ACME directory URL (default: Let's Encrypt; http.acme_directory)")
-	fl.StringVar(&f.acmeEmail, "acme-email", "", "ACME account contact e-mail (http.acme_email)")
+	f.acme.register(fl, "http", "the HTTP bridge")
 	fl.StringVar(&f.backend, "backend", "", "OpenAI-compatible backend base URL (backend.url)")
 	fl.IntVar(&f.maxConcurrent, "max-concurrent", 0, "tasks run at once (node.max_concurrent)")
 	fl.BoolVar(&f.noDirectory, "no-directory", false, "run without any directory; accept a local operator token")
@@ -108,15 +104,7 @@ func (f *upFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 	if fl.Changed("backend") {
 		cfg.Backend.URL = f.backend
 	}
-	if fl.Changed("acme-domain") {
-		cfg.HTTP.ACMEDomains = f.acmeDomains
-	}
-	if fl.Changed("acme-directory") {
-		cfg.HTTP.ACMEDirectory = f.acmeDirectory
-	}
-	if fl.Changed("acme-email") {
-		cfg.HTTP.ACMEEmail = f.acmeEmail
-	}
+	f.acme.apply(fl, &cfg.HTTP.ACMEDomains, &cfg.HTTP.ACMEDirectory, &cfg.HTTP.ACMEEmail)
 	if fl.Changed("max-concurrent") {
 		cfg.Node.MaxConcurrent = f.maxConcurrent
 	}
