@@ -46,6 +46,9 @@ type scored struct {
 	// item is the ranking item it came from (nil outside discover); it
 	// caches the node's encoding.
 	item *rankItem
+	// idKey is item's idKey (zero outside discover: better then compares
+	// the node IDs themselves).
+	idKey uint64
 }
 
 func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +213,25 @@ func better(a, b scored) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
+	if a.idKey != b.idKey { // both from ranking items: no pointer chase to the record
+		return a.idKey < b.idKey
+	}
 	return a.e.rec.NodeID < b.e.rec.NodeID
+}
+
+// idKey orders node IDs by their first 8 bytes (zero-padded), big-endian:
+// idKey(a) < idKey(b) implies a < b, and equal keys fall back to the
+// strings. Ranking items carry it so tie-breaks between equal scores do
+// not read each node's record.
+func idKey(id string) uint64 {
+	var k uint64
+	for i := 0; i < 8; i++ {
+		k <<= 8
+		if i < len(id) {
+			k |= uint64(id[i])
+		}
+	}
+	return k
 }
 
 // defaultMultiplier is every node's credit_cost_multiplier: no node declares

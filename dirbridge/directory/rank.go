@@ -71,6 +71,7 @@ type rankItem struct {
 	region   itemRegion
 	lastSeen int64
 	rep      float64
+	idKey    uint64 // idKey(node_id): list order and tie-breaks without the record
 	// frags caches the node's JSON per view and region-match class; a node
 	// object is a pure function of (rec, st, intent, score) and the
 	// operator display names, so it stays valid for the item's life and is
@@ -109,7 +110,7 @@ func newRankItem(e *entry, st *nodeState, p *rankPolicy, prev *rankItem) *rankIt
 	top := in
 	top.Region = 1 // wire.Score is monotone: region 1 bounds every query
 	it := &rankItem{e: e, st: st, bound: wire.RoundScore(wire.Score(top)), windows: len(e.rec.Availability) > 0,
-		in: in, class: classProbation, lastSeen: st.LastSeen.UnixNano(), rep: st.Reputation}
+		in: in, class: classProbation, lastSeen: st.LastSeen.UnixNano(), rep: st.Reputation, idKey: idKey(e.rec.NodeID)}
 	if p != nil && p.regions != nil {
 		it.region = p.regions.itemRegion(e.rec.Region)
 	} else {
@@ -147,6 +148,9 @@ func (it *rankItem) score(rq *regionQuery, now time.Time) float64 {
 func rankLess(a, b *rankItem) bool {
 	if a.bound != b.bound {
 		return a.bound > b.bound
+	}
+	if a.idKey != b.idKey {
+		return a.idKey < b.idKey
 	}
 	return a.e.rec.NodeID < b.e.rec.NodeID
 }
@@ -261,7 +265,7 @@ func (r *ranking) graduate(now time.Time) {
 	for _, it := range due {
 		r.deleteLocked(it)
 		r.insertLocked(&rankItem{e: it.e, st: it.st, bound: it.bound, class: classGraduated, graduatesAt: it.graduatesAt,
-			in: it.in, windows: it.windows, network: it.network, region: it.region, lastSeen: it.lastSeen, rep: it.rep})
+			in: it.in, windows: it.windows, network: it.network, region: it.region, lastSeen: it.lastSeen, rep: it.rep, idKey: it.idKey})
 	}
 	r.nextGrad.Store(next)
 }
@@ -292,7 +296,7 @@ func (r *ranking) top(sp topSpec) []scored {
 	var pos [3]int
 	for {
 		it := r.nextLocked(sp.lists, &pos)
-		if it == nil || (len(out) == sp.k && !better(scored{e: it.e, score: it.bound}, out[sp.k-1])) {
+		if it == nil || (len(out) == sp.k && !better(scored{e: it.e, score: it.bound, idKey: it.idKey}, out[sp.k-1])) {
 			// Items come in (bound desc, node_id asc) order, the order
 			// better imposes on scores; a score never exceeds its bound.
 			// So if even this bound cannot beat the k-th result, no later
@@ -303,7 +307,7 @@ func (r *ranking) top(sp topSpec) []scored {
 		if !ok {
 			continue
 		}
-		c := scored{e: it.e, st: it.st, score: sc, item: it}
+		c := scored{e: it.e, st: it.st, score: sc, item: it, idKey: it.idKey}
 		if seen != nil {
 			acc := seen[it.network]
 			if len(acc) == sp.perNetwork {

@@ -35,3 +35,18 @@ func TestDIR_DISC_02_RegionTableMatchesRegionMatch(t *testing.T) {
 		check(t, tab)
 	})
 }
+
+// TestDIR_DISC_02_IDKeyOrdersLikeStrings: the tie-break key never orders
+// two node IDs against their string order (equal keys fall back to it).
+func TestDIR_DISC_02_IDKeyOrdersLikeStrings(t *testing.T) {
+	ids := []string{"", "a", "a\x00", "a\x00\x00\x00\x00\x00\x00\x00b", "ab", "abcdefgh", "abcdefghi", "abcdefgg~", "b",
+		"0f1e2d3c-0000-4000-8000-000000000000", "0f1e2d3c-0000-4000-8000-000000000001", "0f1e2d3d-0000-4000-8000-000000000000"}
+	for _, a := range ids {
+		for _, b := range ids {
+			ka, kb := idKey(a), idKey(b)
+			if (ka < kb && !(a < b)) || (ka > kb && !(a > b)) {
+				t.Errorf("idKey orders %q against %q wrongly", a, b)
+			}
+		}
+	}
+}
