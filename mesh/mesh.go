@@ -59,11 +59,14 @@ type Mesh struct {
 
 	table    *PeerTable
 	breakers *breakers
-	calls    *inflight // outbound task streams per peer
-	stats    stats
-	members  membership
-	operator operatorTrust
-	rates    successRates
+	calls    *inflight  // outbound task streams per peer
+	pool     streamPool // idle persistent task streams (streampool.go)
+	// idleOverride (ns), when positive, replaces serverStreamIdle (tests).
+	idleOverride atomic.Int64
+	stats        stats
+	members      membership
+	operator     operatorTrust
+	rates        successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo
@@ -253,6 +256,7 @@ func (m *Mesh) Close() error {
 			m.cancel()
 		}
 		m.wg.Wait()
+		m.pool.close()
 		if m.dht != nil {
 			m.closeErr = m.dht.Close()
 		}

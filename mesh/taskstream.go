@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -110,15 +111,19 @@ const maxControlBytes = 1 << 10
 // ends: its FIN changes nothing; a cancellation CONTROL for this task
 // cancels it (wire.ErrCancelRequested); a reset, a broken connection or
 // any other frame is a lost caller (wire.ErrCallerLost: a streamed task
-// then runs on for the engine's resume grace, a buffered one stops).
-func watchCaller(s network.Stream, taskID string, cancel context.CancelCauseFunc) {
-	fr := wire.NewFrameReader(s)
-	fr.SetMaxPayload(maxControlBytes)
+// then runs on for the engine's resume grace, a buffered one stops). What
+// it reads once the RESPONSE is going out (responded) is no longer about
+// this task: the frame, or the error, is returned for the handler (on a
+// persistent stream, the next request's first frame).
+func watchCaller(fr *wire.FrameReader, taskID string, cancel context.CancelCauseFunc, responded *atomic.Bool) frameIn {
 	for {
 		h, b, err := fr.ReadFrame()
+		if responded.Load() {
+			return frameIn{h: h, b: b, err: err}
+		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return
+			return frameIn{err: err}
 		case err == nil && h.Type == wire.TypeControl:
 			if cc, werr := wire.DecodeCancelNative(b); werr == nil && cc.TaskID == taskID {
 				cancel(wire.ErrCancelRequested)
@@ -126,7 +131,10 @@ func watchCaller(s network.Stream, taskID string, cancel context.CancelCauseFunc
 			}
 		}
 		cancel(wire.ErrCallerLost)
-		return
+		if err == nil {
+			err = errProtocol // a frame before the RESPONSE: not a request to serve
+		}
+		return frameIn{err: err}
 	}
 }
 
