@@ -342,6 +342,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 		!call.Negotiates(wire.ProfileServiceLifecycle)
 	if reusable {
 		if s := m.pool.get(p, m.now()); s != nil {
+			m.stats.count("call_stream_reused")
 			resp, err := m.callOn(ctx, s, true, payload, call, token, c, opts)
 			if !errors.Is(err, errStaleStream) {
 				return resp, err

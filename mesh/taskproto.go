@@ -169,6 +169,9 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	for {
 		fr.SetMaxPayload(m.cfg.MaxCallBytes)
 		_ = s.SetDeadline(time.Now().Add(callReadTimeout))
+		if first != nil {
+			m.stats.count("task_stream_next")
+		}
 		next, ok := m.serveRequest(s, fr, c, first)
 		if !ok {
 			return
@@ -272,6 +275,9 @@ func (m *Mesh) awaitNext(s network.Stream, watchDone <-chan frameIn) (*frameIn, 
 	}
 	if next.err == nil {
 		return &next, true
+	}
+	if isTimeout(next.err) {
+		m.stats.count("task_stream_idle_closed")
 	}
 	if errors.Is(next.err, io.EOF) || isTimeout(next.err) || errors.Is(next.err, ErrClosed) {
 		_ = s.CloseWrite()
