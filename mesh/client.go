@@ -407,7 +407,7 @@ func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payloa
 // RESPONSE without node_id (a peer's CLOSE, or a terse error) is labelled
 // with the proven one.
 func (m *Mesh) checkAnswerer(p peer.ID, resp *wire.Response) error {
-	want, err := NodeIDOf(p)
+	want, err := m.nodeIDs.of(p)
 	if err != nil {
 		m.stats.count("response_node_id_mismatch")
 		return fmt.Errorf("%w: %w", ErrForgedResponse, err)

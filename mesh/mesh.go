@@ -61,6 +61,7 @@ type Mesh struct {
 	breakers *breakers
 	calls    *inflight  // outbound task streams per peer
 	pool     streamPool // idle persistent task streams (streampool.go)
+	nodeIDs  nodeIDMemo // answerers' proven node_ids
 	// idleOverride (ns), when positive, replaces serverStreamIdle (tests).
 	idleOverride atomic.Int64
 	stats        stats

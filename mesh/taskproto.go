@@ -165,6 +165,7 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 // request that ends the stream (streamed, cancel, refused) is served.
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	fr := wire.NewFrameReader(s)
+	base := streamCaller(s)
 	var first *frameIn
 	for {
 		fr.SetMaxPayload(m.cfg.MaxCallBytes)
@@ -172,7 +173,7 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 		if first != nil {
 			m.stats.count("task_stream_next")
 		}
-		next, ok := m.serveRequest(s, fr, c, first)
+		next, ok := m.serveRequest(s, fr, c, base, first)
 		if !ok {
 			return
 		}
@@ -191,7 +192,7 @@ type frameIn struct {
 // serveRequest serves one request whose first frame may already have been
 // read (first). It returns the next request's first frame and true when the
 // stream stays open for it.
-func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec, first *frameIn) (*frameIn, bool) {
+func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec, base wire.Caller, first *frameIn) (*frameIn, bool) {
 	remote := s.Conn().RemotePeer()
 	call, hm, cc, ref := m.readRequest(fr, c, first)
 	if ref != nil {
@@ -200,7 +201,7 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec
 		m.refuse(s, c, ref)
 		return nil, false
 	}
-	caller := m.callerOf(s, hm)
+	caller := m.callerOf(s, base, hm)
 	if cc != nil {
 		m.serveCancel(s, c, cc, caller)
 		return nil, false
@@ -209,9 +210,9 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec
 	m.active.Add(1)
 	defer m.active.Add(-1)
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
-	base, cancelCause := context.WithCancelCause(m.ctx)
+	cctx, cancelCause := context.WithCancelCause(m.ctx)
 	defer cancelCause(nil)
-	ctx, cancel := context.WithTimeout(base, timeout+execGrace)
+	ctx, cancel := context.WithTimeout(cctx, timeout+execGrace)
 	defer cancel()
 	// The watcher below needs no read deadline (and so no timer): the
 	// handler ends its Read by closing the stream, or on a persistent
@@ -288,14 +289,29 @@ func (m *Mesh) awaitNext(s network.Stream, watchDone <-chan frameIn) (*frameIn, 
 	return nil, false
 }
 
-// callerOf is what the stream proves about its caller: the authenticated
-// peer, and the verdicts on the credentials its HEADERS presented (the
-// operator delegation is checked only when no membership credential
-// admitted the caller). A membership refusal is reported before an
-// operator one.
-func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
+// streamCaller is what the stream's connection proves about its caller,
+// the same for every request on it: the authenticated peer, its node_id
+// (the secure channel authenticated the peer's key, so the node_id is
+// proven: the engine checks a consumer token's sub against it) and its IP.
+func streamCaller(s network.Stream) wire.Caller {
 	remote := s.Conn().RemotePeer()
-	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
+	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC}
+	caller.PeerNodeID, _ = NodeIDOf(remote)
+	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
+		caller.RemoteIP = ip.String()
+	}
+	return caller
+}
+
+// callerOf adds to base (streamCaller) the verdicts on the credentials one
+// request's HEADERS presented (the operator delegation is checked only
+// when no membership credential admitted the caller). A membership refusal
+// is reported before an operator one. Nothing carries over from an
+// earlier request on the stream.
+func (m *Mesh) callerOf(s network.Stream, base wire.Caller, hm headersMsg) wire.Caller {
+	remote := s.Conn().RemotePeer()
+	caller := base
+	caller.ConsumerToken = hm.ConsumerToken
 	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
 	if !caller.Member {
 		// A member needs nothing more: no signature check, no count.
@@ -304,12 +320,6 @@ func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
 		if caller.MemberRefusal == nil {
 			caller.MemberRefusal = opRefusal
 		}
-	}
-	// The secure channel authenticated the peer's key, so its node_id is
-	// proven: the engine checks a consumer token's sub against it.
-	caller.PeerNodeID, _ = NodeIDOf(remote)
-	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
-		caller.RemoteIP = ip.String()
 	}
 	return caller
 }
