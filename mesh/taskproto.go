@@ -166,6 +166,8 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	fr := wire.NewFrameReader(s)
 	base := streamCaller(s)
+	w := newWatcher(fr, c.persistent)
+	defer w.stop()
 	var first *frameIn
 	for {
 		fr.SetMaxPayload(m.cfg.MaxCallBytes)
@@ -173,7 +175,7 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 		if first != nil {
 			m.stats.count("task_stream_next")
 		}
-		next, ok := m.serveRequest(s, fr, c, base, first)
+		next, ok := m.serveRequest(s, fr, w, c, base, first)
 		if !ok {
 			return
 		}
@@ -192,7 +194,7 @@ type frameIn struct {
 // serveRequest serves one request whose first frame may already have been
 // read (first). It returns the next request's first frame and true when the
 // stream stays open for it.
-func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec, base wire.Caller, first *frameIn) (*frameIn, bool) {
+func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, c *taskCodec, base wire.Caller, first *frameIn) (*frameIn, bool) {
 	remote := s.Conn().RemotePeer()
 	call, hm, cc, ref := m.readRequest(fr, c, first)
 	if ref != nil {
@@ -226,8 +228,7 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, c *taskCodec
 	// A caller that sends a cancel or resets the stream stops the engine
 	// (taskstream.go watchCaller).
 	var responded atomic.Bool
-	watchDone := make(chan frameIn, 1)
-	go func() { watchDone <- watchCaller(fr, call.TaskID, cancelCause, &responded) }()
+	watchDone := w.watch(call.TaskID, cancelCause, &responded)
 	resp := m.execute(ctx, s, c, call, caller, hm.ResumeAfter)
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))

@@ -138,6 +138,56 @@ func watchCaller(fr *wire.FrameReader, taskID string, cancel context.CancelCause
 	}
 }
 
+// watcher runs watchCaller for each request on a stream: on a persistent
+// stream one goroutine serves them all (its stack, grown by the first
+// read, is kept from call to call); otherwise a goroutine per request.
+type watcher struct {
+	fr   *wire.FrameReader
+	req  chan watchReq // nil: one goroutine per request
+	res  chan frameIn
+	done chan struct{}
+}
+
+type watchReq struct {
+	taskID    string
+	cancel    context.CancelCauseFunc
+	responded *atomic.Bool
+}
+
+func newWatcher(fr *wire.FrameReader, persistent bool) *watcher {
+	w := &watcher{fr: fr}
+	if persistent {
+		w.req, w.res, w.done = make(chan watchReq), make(chan frameIn, 1), make(chan struct{})
+		go func() {
+			defer close(w.done)
+			for r := range w.req {
+				w.res <- watchCaller(w.fr, r.taskID, r.cancel, r.responded)
+			}
+		}()
+	}
+	return w
+}
+
+// watch starts watching for one request; the result arrives on the
+// returned channel, which the caller must receive from.
+func (w *watcher) watch(taskID string, cancel context.CancelCauseFunc, responded *atomic.Bool) <-chan frameIn {
+	if w.req == nil {
+		ch := make(chan frameIn, 1)
+		go func() { ch <- watchCaller(w.fr, taskID, cancel, responded) }()
+		return ch
+	}
+	w.req <- watchReq{taskID: taskID, cancel: cancel, responded: responded}
+	return w.res
+}
+
+// stop ends the persistent goroutine (every result received first).
+func (w *watcher) stop() {
+	if w.req != nil {
+		close(w.req)
+		<-w.done
+	}
+}
+
 // cancelAnswerGrace bounds how long a cancel stream waits for the task's
 // terminal event.
 const cancelAnswerGrace = 5 * time.Second
