@@ -64,10 +64,13 @@ type Mesh struct {
 	nodeIDs  nodeIDMemo // answerers' proven node_ids
 	// idleOverride (ns), when positive, replaces serverStreamIdle (tests).
 	idleOverride atomic.Int64
-	stats        stats
-	members      membership
-	operator     operatorTrust
-	rates        successRates
+	// idleServed counts served persistent streams waiting for a request;
+	// idleServedOverride, when not 0, replaces idleServedMax (tests; < 0: 0).
+	idleServed, idleServedOverride atomic.Int64
+	stats                          stats
+	members                        membership
+	operator                       operatorTrust
+	rates                          successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo

@@ -43,6 +43,10 @@ const (
 	idlePerPeer = 32
 	// idleTotal bounds the idle streams kept to all peers.
 	idleTotal = 512
+	// idleServedMax bounds the idle persistent streams a server keeps open
+	// (a quarter of its task stream budget); past it a stream is ended
+	// right after its RESPONSE.
+	idleServedMax = taskStreamsTotal / 4
 )
 
 // idleStream is a stream back in the pool since at.
@@ -139,4 +143,12 @@ func (m *Mesh) streamIdle() time.Duration {
 		return d
 	}
 	return serverStreamIdle
+}
+
+// maxIdleServed is idleServedMax, or the test override (negative: none).
+func (m *Mesh) maxIdleServed() int64 {
+	if n := m.idleServedOverride.Load(); n != 0 {
+		return max(n, 0)
+	}
+	return idleServedMax
 }

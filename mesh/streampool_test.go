@@ -217,3 +217,31 @@ func TestPersistentStream_AuthorisationPerCall(t *testing.T) {
 		t.Fatalf("the expired call did not travel on a reused stream: %v", member.m.Stats())
 	}
 }
+
+// TestPersistentStream_ServerShedsIdleStreamsPastItsCap: a server already
+// holding its cap of idle persistent streams ends a stream right after its
+// RESPONSE; callers reusing it go out on a fresh stream, every call is
+// answered, and none runs twice.
+func TestPersistentStream_ServerShedsIdleStreamsPastItsCap(t *testing.T) {
+	client := startNode(t, newTestHost(t, false), testConfig("client", false))
+	server := startNode(t, newTestHost(t, false), testConfig("server", true))
+	server.m.idleServedOverride.Store(-1) // cap 0: every stream is shed
+	connectNodes(t, client, server)
+	const n = 6
+	for i := range n {
+		payload := fmt.Sprintf(`{"n":%d}`, i)
+		resp, _, err := callPayload(t, client, server.h.ID(), payload, 1)
+		if err != nil || resp.Status != wire.StatusSuccess || !sameJSON(t, resp.Result, []byte(payload)) {
+			t.Fatalf("call %d: %v %+v", i, err, resp)
+		}
+	}
+	if got := server.engine.calls.Load(); got != n {
+		t.Fatalf("engine ran %d calls, want %d", got, n)
+	}
+	if got := server.m.Stats()["task_stream_shed"]; got != n {
+		t.Fatalf("shed %d streams, want %d: %v", got, n, server.m.Stats())
+	}
+	if got := server.m.Stats()["task_stream_next"]; got != 0 {
+		t.Fatalf("served %d follow-up requests on shed streams", got)
+	}
+}

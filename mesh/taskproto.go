@@ -264,21 +264,31 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, 
 // the stream with a FIN, never a reset: the caller then knows its next CALL
 // (if it raced the FIN) was never read, and sends it on a fresh stream.
 func (m *Mesh) awaitNext(s network.Stream, watchDone <-chan frameIn) (*frameIn, bool) {
-	_ = s.SetReadDeadline(time.Now().Add(m.streamIdle()))
+	// Idle streams hold resource-manager slots: past the cap a stream is
+	// ended at once (shed), and its caller opens a fresh one when needed.
+	shed := m.idleServed.Add(1) > m.maxIdleServed()
+	defer m.idleServed.Add(-1)
+	if shed {
+		m.stats.count("task_stream_shed")
+		_ = s.SetReadDeadline(time.Now())
+	} else {
+		_ = s.SetReadDeadline(time.Now().Add(m.streamIdle()))
+	}
 	var next frameIn
 	select {
 	case next = <-watchDone:
 	case <-m.ctx.Done():
 		_ = s.SetReadDeadline(time.Now())
 		next = <-watchDone
-		if next.err == nil {
-			next.err = ErrClosed // a request that raced the shutdown is not served
-		}
+		shed = true
+	}
+	if shed && next.err == nil {
+		next.err = ErrClosed // a request that raced the shed or shutdown is not served
 	}
 	if next.err == nil {
 		return &next, true
 	}
-	if isTimeout(next.err) {
+	if isTimeout(next.err) && !shed {
 		m.stats.count("task_stream_idle_closed")
 	}
 	if errors.Is(next.err, io.EOF) || isTimeout(next.err) || errors.Is(next.err, ErrClosed) {
