@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,8 @@ func TestPersistentStream_SequentialCallsOneStream(t *testing.T) {
 			if got := server.m.Stats()["task_stream_next"]; got != n-1 {
 				t.Fatalf("server read %d follow-up requests, want %d: %v", got, n-1, server.m.Stats())
 			}
+			// The idle stream waiting for a next request is no load.
+			waitFor(t, 10*time.Second, "no task counted as executing", func() bool { return server.m.active.Load() == 0 })
 		})
 	}
 }
@@ -243,5 +246,44 @@ func TestPersistentStream_ServerShedsIdleStreamsPastItsCap(t *testing.T) {
 	}
 	if got := server.m.Stats()["task_stream_next"]; got != 0 {
 		t.Fatalf("served %d follow-up requests on shed streams", got)
+	}
+}
+
+// TestPersistentStream_CallerGoneCancelsEngine: a caller that gives up on
+// a buffered call travelling on a reused stream resets that stream, and the
+// serving engine's context ends at once (the call does not run on to its
+// timeout); the stream is not reused afterwards.
+func TestPersistentStream_CallerGoneCancelsEngine(t *testing.T) {
+	client := startNode(t, newTestHost(t, false), testConfig("client", false))
+	server := startNode(t, newTestHost(t, false), testConfig("server", true))
+	server.engine.block = make(chan struct{}, 1)
+	server.engine.block <- struct{}{} // the first call passes
+	connectNodes(t, client, server)
+	if resp, _, err := callPayload(t, client, server.h.ID(), `{"n":1}`, 1); err != nil || resp.Status != wire.StatusSuccess {
+		t.Fatalf("first call: %v %+v", err, resp)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		call := testCall()
+		call.Constraints.TimeoutMs = 60000
+		_, _, err := client.m.Call(ctx, call, CallOptions{Peer: server.h.ID(), MaxAttempts: 1})
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "the second call to execute", func() bool { return server.m.active.Load() == 1 })
+	if got := client.m.Stats()["call_stream_reused"]; got != 1 {
+		t.Fatalf("the second call did not reuse the stream: %v", client.m.Stats())
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned call returned %v", err)
+	}
+	waitFor(t, 10*time.Second, "the engine to stop", func() bool { return server.m.active.Load() == 0 })
+	server.engine.block <- struct{}{}
+	if resp, _, err := callPayload(t, client, server.h.ID(), `{"n":3}`, 1); err != nil || resp.Status != wire.StatusSuccess {
+		t.Fatalf("call after the abandoned one: %v %+v", err, resp)
+	}
+	if got := client.m.Stats()["call_stream_reused"]; got != 1 {
+		t.Fatalf("the reset stream was reused: %v", client.m.Stats())
 	}
 }

@@ -210,7 +210,12 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, 
 	}
 	// Only executing tasks count as load; a stream still sending its CALL does not.
 	m.active.Add(1)
-	defer m.active.Add(-1)
+	counted := true
+	defer func() {
+		if counted {
+			m.active.Add(-1)
+		}
+	}()
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
 	cctx, cancelCause := context.WithCancelCause(m.ctx)
 	defer cancelCause(nil)
@@ -238,6 +243,8 @@ func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, 
 	}
 	responded.Store(true)
 	err := m.writeResponse(s, c, resp)
+	m.active.Add(-1) // an idle persistent stream is no load
+	counted = false
 	m.stats.count("task_served")
 	if keep && err == nil {
 		return m.awaitNext(s, watchDone)
