@@ -306,7 +306,7 @@ func notes(o options, ran []string) []string {
 			"vs proxy× = node-http req/s over proxy req/s in the same rounds (issue 11 item 9 asks ≥ 0.8 at c=32)")
 	}
 	if slices.Contains(ran, "mesh") {
-		n = append(n, fmt.Sprintf("mesh-quic: Mesh.Call pinned to the serving peer, %d attempt(s), native CBOR; "+
+		n = append(n, fmt.Sprintf("mesh-quic: Mesh.Call pinned to the serving peer, %d attempt(s), native CBOR on persistent task streams (/iicp/task/1.1.0, reused per peer); "+
 			"the serving host's resource manager admits 256 task streams per calling peer (mesh.NewHost)", o.meshAttempts))
 	}
 	if slices.Contains(ran, "directory") {

@@ -104,7 +104,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	paths := []*path{direct, plain, secure, ns.meshPath("mesh-quic", client.m, server.h.ID(), env.opts.meshAttempts)}
 	before := env.backend.calls.Load()
 	for _, c := range env.opts.concurrency {
-		rows, err := compare(ctx, "mesh", "/iicp/task/1.0.0", paths, c, env.opts.duration, env.opts.rounds)
+		rows, err := compare(ctx, "mesh", "/iicp/task/1.1.0", paths, c, env.opts.duration, env.opts.rounds)
 		if err != nil {
 			return err
 		}

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/meshnode/meshnode/internal/retry"
 	"github.com/meshnode/meshnode/wire"
@@ -319,7 +321,9 @@ func isResourceLimit(err error) bool {
 	return errors.Is(err, network.ErrResourceLimitExceeded)
 }
 
-// callPeer runs one attempt on one stream to p.
+// callPeer runs one attempt on one stream to p. A buffered native call
+// reuses an idle persistent stream to p when there is one (streampool.go);
+// a CALL such a stream's server never read goes out again on a fresh one.
 func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
 	payload, err := c.encodeCall(call)
 	if err != nil {
@@ -334,18 +338,41 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 		return nil, fmt.Errorf("%w: %w", errSlotWait, err)
 	}
 	defer m.calls.release(p)
-	s, err := m.h.NewStream(network.WithDialPeerTimeout(ctx, m.cfg.DialTimeout), p, c.proto)
+	reusable := c == nativeCodec && opts.OnEvent == nil && opts.ResumeAfter == nil &&
+		!call.Negotiates(wire.ProfileServiceLifecycle)
+	if reusable {
+		if s := m.pool.get(p, m.now()); s != nil {
+			m.stats.count("call_stream_reused")
+			resp, err := m.callOn(ctx, s, true, payload, call, token, c, opts)
+			if !errors.Is(err, errStaleStream) {
+				return resp, err
+			}
+			m.stats.count("call_stream_stale")
+		}
+	}
+	protos := []protocol.ID{c.proto}
+	if reusable {
+		// The peer's identify tells which it serves: no negotiation round trip.
+		protos = []protocol.ID{TaskProtocolPersist, TaskProtocol}
+	}
+	s, err := m.h.NewStream(network.WithDialPeerTimeout(ctx, m.cfg.DialTimeout), p, protos...)
 	if err != nil {
 		return nil, fmt.Errorf("opening task stream: %w", err)
 	}
-	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams}
+	return m.callOn(ctx, s, false, payload, call, token, c, opts)
+}
+
+// callOn runs one exchange on s (reused: taken from the pool) and returns
+// s to the pool, closes it, or resets it.
+func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payload []byte, call *wire.Call, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
+	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams, reused: reused}
 	stop := context.AfterFunc(ctx, cs.abort)
-	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	resp, err := m.exchange(cs, payload, token, c, opts)
+	resp, closed, err := m.exchange(cs, payload, token, c, opts)
 	if err != nil {
+		stop()
 		if errors.Is(err, errEventAbort) {
 			cs.abort()
 		} else {
@@ -358,11 +385,18 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 		}
 		return nil, err
 	}
-	_ = s.Close()
+	remote := s.Conn().RemotePeer()
+	// Back to the pool only if the context's abort can no longer touch it.
+	if stop() && !closed && !cs.streamed && s.Protocol() == TaskProtocolPersist {
+		_ = s.SetDeadline(time.Time{})
+		m.pool.put(remote, s, m.now())
+	} else {
+		_ = s.Close()
+	}
 	if c.gateway {
 		return resp, nil // a gateway answers for other nodes (gateway.go)
 	}
-	if err := m.checkAnswerer(s.Conn().RemotePeer(), resp); err != nil {
+	if err := m.checkAnswerer(remote, resp); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -373,7 +407,7 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 // RESPONSE without node_id (a peer's CLOSE, or a terse error) is labelled
 // with the proven one.
 func (m *Mesh) checkAnswerer(p peer.ID, resp *wire.Response) error {
-	want, err := NodeIDOf(p)
+	want, err := m.nodeIDs.of(p)
 	if err != nil {
 		m.stats.count("response_node_id_mismatch")
 		return fmt.Errorf("%w: %w", ErrForgedResponse, err)
@@ -390,12 +424,62 @@ func (m *Mesh) checkAnswerer(p peer.ID, resp *wire.Response) error {
 }
 
 // exchange writes the request frames and reads the answer.
-func (m *Mesh) exchange(cs *callStream, payload []byte, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
-	// One Write for every request frame: with lazy protocol negotiation
-	// the multistream header leaves in the same flush, so the whole
-	// request is one STREAM frame and no round trip waits on the
-	// protocol ack.
+// closed reports an answer that ends the stream (a CLOSE, or a streamed
+// answer). On a reused stream, errStaleStream wraps a write that failed or
+// a FIN before any answer byte: the server never read the CALL.
+func (m *Mesh) exchange(cs *callStream, payload []byte, token string, c *taskCodec, opts CallOptions) (*wire.Response, bool, error) {
 	s, taskID := cs.s, cs.taskID
+	req, err := m.requestFrames(payload, token, opts)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := cs.write(req); err != nil {
+		if cs.reused {
+			return nil, false, fmt.Errorf("%w: writing call: %w", errStaleStream, err)
+		}
+		return nil, false, fmt.Errorf("writing call: %w", err)
+	}
+	// The write side stays open until the answer is in: the server watches
+	// it, and a Reset (the caller giving up) then cancels the engine.
+	fr := wire.NewFrameReader(s)
+	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
+	if cs.streamed {
+		answerer := func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) }
+		if c.gateway {
+			answerer = func(*wire.Response) error { return nil }
+		}
+		resp, err := readStreamed(fr, taskID, opts.ResumeAfter, opts.OnEvent, answerer)
+		return resp, true, err
+	}
+	h, b, err := fr.ReadFrame()
+	if err != nil {
+		if cs.reused && errors.Is(err, io.EOF) {
+			return nil, false, fmt.Errorf("%w: %w", errStaleStream, err)
+		}
+		return nil, false, fmt.Errorf("reading response: %w", err)
+	}
+	switch h.Type {
+	case wire.TypeResponse:
+		resp, werr := c.decodeResp(b)
+		if werr != nil {
+			return nil, false, fmt.Errorf("%w: undecodable response", errProtocol)
+		}
+		// The native RESPONSE has no task_id key; it answers our CALL.
+		resp.TaskID = taskID
+		return resp, false, nil
+	case wire.TypeClose:
+		resp := closeResponse(decodeClose(b))
+		resp.TaskID = taskID
+		return resp, true, nil
+	}
+	return nil, false, fmt.Errorf("%w: frame type %s", errProtocol, h.Type)
+}
+
+// requestFrames frames the optional HEADERS and the CALL as one buffer: one
+// Write for every request frame, so with lazy protocol negotiation the
+// multistream header leaves in the same flush, the whole request is one
+// STREAM frame and no round trip waits on the protocol ack.
+func (m *Mesh) requestFrames(payload []byte, token string, opts CallOptions) ([]byte, error) {
 	var req []byte
 	own, hb := m.ownHeaders()
 	if token != "" || opts.ResumeAfter != nil {
@@ -414,39 +498,7 @@ func (m *Mesh) exchange(cs *callStream, payload []byte, token string, c *taskCod
 	if err != nil {
 		return nil, fmt.Errorf("framing call: %w", err)
 	}
-	if err := cs.write(req); err != nil {
-		return nil, fmt.Errorf("writing call: %w", err)
-	}
-	// The write side stays open until the answer is in: the server watches
-	// it, and a Reset (the caller giving up) then cancels the engine.
-	fr := wire.NewFrameReader(s)
-	fr.SetMaxPayload(m.cfg.MaxResponseBytes)
-	if cs.streamed {
-		answerer := func(r *wire.Response) error { return m.checkAnswerer(s.Conn().RemotePeer(), r) }
-		if c.gateway {
-			answerer = func(*wire.Response) error { return nil }
-		}
-		return readStreamed(fr, taskID, opts.ResumeAfter, opts.OnEvent, answerer)
-	}
-	h, b, err := fr.ReadFrame()
-	if err != nil {
-		return nil, fmt.Errorf("reading response: %w", err)
-	}
-	switch h.Type {
-	case wire.TypeResponse:
-		resp, werr := c.decodeResp(b)
-		if werr != nil {
-			return nil, fmt.Errorf("%w: undecodable response", errProtocol)
-		}
-		// The native RESPONSE has no task_id key; it answers our CALL.
-		resp.TaskID = taskID
-		return resp, nil
-	case wire.TypeClose:
-		resp := closeResponse(decodeClose(b))
-		resp.TaskID = taskID
-		return resp, nil
-	}
-	return nil, fmt.Errorf("%w: frame type %s", errProtocol, h.Type)
+	return req, nil
 }
 
 // closeResponse turns a peer's CLOSE into an error response. A CLOSE is the

@@ -57,6 +57,9 @@
 // allocating, derives its deadline from constraints.timeout_ms, runs the
 // engine with wire.Caller{PeerID, PeerNodeID, Transport: "quic", RemoteIP,
 // ConsumerToken}, answers one frame and closes; any I/O error resets.
+// /iicp/task/1.1.0 (streampool.go) is the native protocol on a stream that
+// outlives its task: after a buffered call's RESPONSE the server reads the
+// caller's next request on it, and callers keep idle streams per peer.
 //
 // A native CALL that requires the service-lifecycle profile (constraints
 // required_profiles in key 21) is answered with an OBSERVE frame carrying

@@ -59,11 +59,18 @@ type Mesh struct {
 
 	table    *PeerTable
 	breakers *breakers
-	calls    *inflight // outbound task streams per peer
-	stats    stats
-	members  membership
-	operator operatorTrust
-	rates    successRates
+	calls    *inflight  // outbound task streams per peer
+	pool     streamPool // idle persistent task streams (streampool.go)
+	nodeIDs  nodeIDMemo // answerers' proven node_ids
+	// idleOverride (ns), when positive, replaces serverStreamIdle (tests).
+	idleOverride atomic.Int64
+	// idleServed counts served persistent streams waiting for a request;
+	// idleServedOverride, when not 0, replaces idleServedMax (tests; < 0: 0).
+	idleServed, idleServedOverride atomic.Int64
+	stats                          stats
+	members                        membership
+	operator                       operatorTrust
+	rates                          successRates
 
 	bootMu    sync.Mutex
 	boot      map[peer.ID]peer.AddrInfo
@@ -253,6 +260,7 @@ func (m *Mesh) Close() error {
 			m.cancel()
 		}
 		m.wg.Wait()
+		m.pool.close()
 		if m.dht != nil {
 			m.closeErr = m.dht.Close()
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -45,4 +46,35 @@ func checkNodeID(id peer.ID, claimed string) error {
 		return ErrNodeIDMismatch
 	}
 	return nil
+}
+
+// maxNodeIDMemo bounds nodeIDMemo; past it the memo starts afresh.
+const maxNodeIDMemo = 4096
+
+// nodeIDMemo remembers NodeIDOf per peer: a pure function of the peer ID,
+// asked on every answer a caller checks.
+type nodeIDMemo struct {
+	mu sync.Mutex
+	m  map[peer.ID]string
+}
+
+// of is NodeIDOf(p), remembered.
+func (n *nodeIDMemo) of(p peer.ID) (string, error) {
+	n.mu.Lock()
+	id, ok := n.m[p]
+	n.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, err := NodeIDOf(p)
+	if err != nil {
+		return "", err
+	}
+	n.mu.Lock()
+	if n.m == nil || len(n.m) >= maxNodeIDMemo {
+		n.m = make(map[peer.ID]string)
+	}
+	n.m[p] = id
+	n.mu.Unlock()
+	return id, nil
 }

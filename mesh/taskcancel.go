@@ -27,6 +27,7 @@ type callStream struct {
 	s        network.Stream
 	taskID   string
 	streamed bool
+	reused   bool // taken from the idle pool (streampool.go)
 
 	mu          sync.Mutex
 	sent, ended bool

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,7 +17,7 @@ import (
 )
 
 // The task protocol (docs/spec-decisions.md, ## mesh). One libp2p stream
-// carries one task, following the QUIC stream mapping of iicp-framing.md
+// carries one task (on TaskProtocolPersist, one after another), following the QUIC stream mapping of iicp-framing.md
 // §10.4: the client opens the stream, optionally sends one HEADERS frame,
 // sends one CALL frame and waits; the server answers with
 // one RESPONSE frame, or a CLOSE frame for a frame-level violation
@@ -24,6 +26,10 @@ import (
 const (
 	// TaskProtocol carries integer-keyed native CBOR (iicp-framing.md §4).
 	TaskProtocol protocol.ID = "/iicp/task/1.0.0"
+	// TaskProtocolPersist is TaskProtocol on a stream that outlives its
+	// task: after the RESPONSE of a buffered call the stream stays open for
+	// the caller's next request (streampool.go).
+	TaskProtocolPersist protocol.ID = "/iicp/task/1.1.0"
 	// TaskProtocolJSON carries the JSON CALL/RESPONSE of iicp-core.md §3 in
 	// the same frames, for peers and tools without the native codec.
 	TaskProtocolJSON protocol.ID = "/iicp/task-json/1.0.0"
@@ -66,6 +72,9 @@ type taskCodec struct {
 	// gateway: served by the gateway engine, answered for other nodes
 	// (gateway.go).
 	gateway bool
+	// persistent: the stream carries one buffered request after another
+	// (TaskProtocolPersist).
+	persistent bool
 }
 
 var jsonCodec = &taskCodec{
@@ -88,11 +97,18 @@ var nativeCodec = &taskCodec{
 	streams:     true,
 }
 
+// persistCodec is nativeCodec on TaskProtocolPersist.
+var persistCodec = func() *taskCodec {
+	c := *nativeCodec
+	c.proto, c.persistent = TaskProtocolPersist, true
+	return &c
+}()
+
 // taskCodecs lists the served encodings, default first.
-var taskCodecs = []*taskCodec{nativeCodec, jsonCodec}
+var taskCodecs = []*taskCodec{nativeCodec, jsonCodec, persistCodec}
 
 // taskProtocols lists the task protocol IDs (resource manager limits).
-var taskProtocols = []protocol.ID{TaskProtocol, TaskProtocolJSON}
+var taskProtocols = []protocol.ID{TaskProtocol, TaskProtocolJSON, TaskProtocolPersist}
 
 // headersMsg is the HEADERS frame payload. LOG-FORBIDDEN: ConsumerToken,
 // Membership.
@@ -143,40 +159,81 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 	}
 }
 
+// serveTask serves one inbound task stream: one request on the 1.0.0
+// protocols; on TaskProtocolPersist (streampool.go) buffered requests one
+// after another, until the caller closes the stream, it idles out, or a
+// request that ends the stream (streamed, cancel, refused) is served.
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
+	fr := wire.NewFrameReader(s)
+	base := streamCaller(s)
+	w := newWatcher(fr, c.persistent)
+	defer w.stop()
+	var first *frameIn
+	for {
+		fr.SetMaxPayload(m.cfg.MaxCallBytes)
+		_ = s.SetDeadline(time.Now().Add(callReadTimeout))
+		if first != nil {
+			m.stats.count("task_stream_next")
+		}
+		next, ok := m.serveRequest(s, fr, w, c, base, first)
+		if !ok {
+			return
+		}
+		first = next
+	}
+}
+
+// frameIn is a frame (or the error reading it) the caller watcher read
+// after a RESPONSE: the start of the next request on a persistent stream.
+type frameIn struct {
+	h   wire.Header
+	b   []byte
+	err error
+}
+
+// serveRequest serves one request whose first frame may already have been
+// read (first). It returns the next request's first frame and true when the
+// stream stays open for it.
+func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, c *taskCodec, base wire.Caller, first *frameIn) (*frameIn, bool) {
 	remote := s.Conn().RemotePeer()
-	_ = s.SetDeadline(time.Now().Add(callReadTimeout))
-	call, hm, cc, ref := m.readRequest(s, c)
+	call, hm, cc, ref := m.readRequest(fr, c, first)
 	if ref != nil {
 		m.stats.count("task_refused_" + ref.name())
 		m.log.Warn("task stream refused", "peer", logPeer(remote), "reason", ref.name())
 		m.refuse(s, c, ref)
-		return
+		return nil, false
 	}
-	caller := m.callerOf(s, hm)
+	caller := m.callerOf(s, base, hm)
 	if cc != nil {
 		m.serveCancel(s, c, cc, caller)
-		return
+		return nil, false
 	}
 	// Only executing tasks count as load; a stream still sending its CALL does not.
 	m.active.Add(1)
-	defer m.active.Add(-1)
+	counted := true
+	defer func() {
+		if counted {
+			m.active.Add(-1)
+		}
+	}()
 	timeout := time.Duration(call.Constraints.TimeoutMs) * time.Millisecond
-	base, cancelCause := context.WithCancelCause(m.ctx)
+	cctx, cancelCause := context.WithCancelCause(m.ctx)
 	defer cancelCause(nil)
-	ctx, cancel := context.WithTimeout(base, timeout+execGrace)
+	ctx, cancel := context.WithTimeout(cctx, timeout+execGrace)
 	defer cancel()
 	// The watcher below needs no read deadline (and so no timer): the
-	// handler ends its Read by closing the stream.
+	// handler ends its Read by closing the stream, or on a persistent
+	// stream it reads the next request's first frame.
 	_ = s.SetWriteDeadline(time.Now().Add(timeout + execGrace + writeGrace))
 	_ = s.SetReadDeadline(time.Time{})
+	keep := c.persistent && hm.ResumeAfter == nil && !call.Negotiates(wire.ProfileServiceLifecycle)
+	if !keep {
+		fr.SetMaxPayload(maxControlBytes)
+	}
 	// A caller that sends a cancel or resets the stream stops the engine
 	// (taskstream.go watchCaller).
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		watchCaller(s, call.TaskID, cancelCause)
-	}()
+	var responded atomic.Bool
+	watchDone := w.watch(call.TaskID, cancelCause, &responded)
 	resp := m.execute(ctx, s, c, call, caller, hm.ResumeAfter)
 	if resp == nil {
 		resp = errorResponse(call.TaskID, wire.NewError(wire.CodeInternal, "engine returned no response"))
@@ -184,11 +241,18 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	if resp.Error != nil && resp.Error.Code == wire.CodeUnauthorized {
 		m.stats.count("task_unauthorized")
 	}
+	responded.Store(true)
+	err := m.writeResponse(s, c, resp)
+	m.active.Add(-1) // an idle persistent stream is no load
+	counted = false
+	m.stats.count("task_served")
+	if keep && err == nil {
+		return m.awaitNext(s, watchDone)
+	}
 	// Free the stream as soon as the RESPONSE is out: CloseWrite puts the
 	// FIN on the response's own STREAM frame, Close drops our read side
 	// without waiting for the caller's FIN, and returning ends the
 	// handler, which is when libp2p releases the stream's resource scope.
-	err := m.writeResponse(s, c, resp)
 	if err == nil {
 		err = s.CloseWrite()
 	}
@@ -199,17 +263,73 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	}
 	_ = s.SetReadDeadline(time.Now())
 	<-watchDone
-	m.stats.count("task_served")
+	return nil, false
 }
 
-// callerOf is what the stream proves about its caller: the authenticated
-// peer, and the verdicts on the credentials its HEADERS presented (the
-// operator delegation is checked only when no membership credential
-// admitted the caller). A membership refusal is reported before an
-// operator one.
-func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
+// awaitNext waits on a persistent stream for the caller's next request,
+// up to the idle timeout or the mesh's end. An idle or closing server ends
+// the stream with a FIN, never a reset: the caller then knows its next CALL
+// (if it raced the FIN) was never read, and sends it on a fresh stream.
+func (m *Mesh) awaitNext(s network.Stream, watchDone <-chan frameIn) (*frameIn, bool) {
+	// Idle streams hold resource-manager slots: past the cap a stream is
+	// ended at once (shed), and its caller opens a fresh one when needed.
+	shed := m.idleServed.Add(1) > m.maxIdleServed()
+	defer m.idleServed.Add(-1)
+	if shed {
+		m.stats.count("task_stream_shed")
+		_ = s.SetReadDeadline(time.Now())
+	} else {
+		_ = s.SetReadDeadline(time.Now().Add(m.streamIdle()))
+	}
+	var next frameIn
+	select {
+	case next = <-watchDone:
+	case <-m.ctx.Done():
+		_ = s.SetReadDeadline(time.Now())
+		next = <-watchDone
+		shed = true
+	}
+	if shed && next.err == nil {
+		next.err = ErrClosed // a request that raced the shed or shutdown is not served
+	}
+	if next.err == nil {
+		return &next, true
+	}
+	if isTimeout(next.err) && !shed {
+		m.stats.count("task_stream_idle_closed")
+	}
+	if errors.Is(next.err, io.EOF) || isTimeout(next.err) || errors.Is(next.err, ErrClosed) {
+		_ = s.CloseWrite()
+		_ = s.Close()
+	} else {
+		_ = s.Reset()
+	}
+	return nil, false
+}
+
+// streamCaller is what the stream's connection proves about its caller,
+// the same for every request on it: the authenticated peer, its node_id
+// (the secure channel authenticated the peer's key, so the node_id is
+// proven: the engine checks a consumer token's sub against it) and its IP.
+func streamCaller(s network.Stream) wire.Caller {
 	remote := s.Conn().RemotePeer()
-	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC, ConsumerToken: hm.ConsumerToken}
+	caller := wire.Caller{PeerID: remote.String(), Transport: transportQUIC}
+	caller.PeerNodeID, _ = NodeIDOf(remote)
+	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
+		caller.RemoteIP = ip.String()
+	}
+	return caller
+}
+
+// callerOf adds to base (streamCaller) the verdicts on the credentials one
+// request's HEADERS presented (the operator delegation is checked only
+// when no membership credential admitted the caller). A membership refusal
+// is reported before an operator one. Nothing carries over from an
+// earlier request on the stream.
+func (m *Mesh) callerOf(s network.Stream, base wire.Caller, hm headersMsg) wire.Caller {
+	remote := s.Conn().RemotePeer()
+	caller := base
+	caller.ConsumerToken = hm.ConsumerToken
 	caller.Member, caller.MemberRefusal = m.checkMember(remote, hm.Membership)
 	if !caller.Member {
 		// A member needs nothing more: no signature check, no count.
@@ -219,23 +339,23 @@ func (m *Mesh) callerOf(s network.Stream, hm headersMsg) wire.Caller {
 			caller.MemberRefusal = opRefusal
 		}
 	}
-	// The secure channel authenticated the peer's key, so its node_id is
-	// proven: the engine checks a consumer token's sub against it.
-	caller.PeerNodeID, _ = NodeIDOf(remote)
-	if ip, err := manet.ToIP(s.Conn().RemoteMultiaddr()); err == nil {
-		caller.RemoteIP = ip.String()
-	}
 	return caller
 }
 
 // readRequest reads the optional HEADERS frame and the CALL, or on the
-// native protocol a cancellation CONTROL (taskstream.go).
-func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersMsg, *wire.CancelControl, *refusal) {
-	fr := wire.NewFrameReader(s)
-	fr.SetMaxPayload(m.cfg.MaxCallBytes)
+// native protocol a cancellation CONTROL (taskstream.go). first, when set,
+// is the request's first frame, already read by the caller watcher.
+func (m *Mesh) readRequest(fr *wire.FrameReader, c *taskCodec, first *frameIn) (*wire.Call, headersMsg, *wire.CancelControl, *refusal) {
 	var hm headersMsg
 	for i := 0; i < 2; i++ {
-		h, payload, ref := readFrame(fr)
+		var h wire.Header
+		var payload []byte
+		var ref *refusal
+		if i == 0 && first != nil {
+			h, payload, ref = checkFrame(first.h, first.b, first.err)
+		} else {
+			h, payload, ref = checkFrame(fr.ReadFrame())
+		}
 		if ref != nil {
 			return nil, hm, nil, ref
 		}
@@ -273,9 +393,8 @@ func (m *Mesh) readRequest(s network.Stream, c *taskCodec) (*wire.Call, headersM
 	return nil, hm, nil, &refusal{close: wire.CloseProtocolError}
 }
 
-// readFrame reads one frame and applies the §9.6 header dispositions.
-func readFrame(fr *wire.FrameReader) (wire.Header, []byte, *refusal) {
-	h, payload, err := fr.ReadFrame()
+// checkFrame applies the §9.6 header dispositions to a frame read.
+func checkFrame(h wire.Header, payload []byte, err error) (wire.Header, []byte, *refusal) {
 	if err != nil {
 		var fe *wire.FrameError
 		if errors.As(err, &fe) && fe.Reason != "" {
@@ -333,6 +452,12 @@ func (m *Mesh) writeResponse(w io.Writer, c *taskCodec, resp *wire.Response) err
 		}
 	}
 	return wire.NewFrameWriter(w).WriteFrame(wire.TypeResponse, 0, b)
+}
+
+// isTimeout reports a read that hit its deadline.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
 }
 
 // errorResponse builds a failed RESPONSE for e.

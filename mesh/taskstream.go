@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -110,15 +111,19 @@ const maxControlBytes = 1 << 10
 // ends: its FIN changes nothing; a cancellation CONTROL for this task
 // cancels it (wire.ErrCancelRequested); a reset, a broken connection or
 // any other frame is a lost caller (wire.ErrCallerLost: a streamed task
-// then runs on for the engine's resume grace, a buffered one stops).
-func watchCaller(s network.Stream, taskID string, cancel context.CancelCauseFunc) {
-	fr := wire.NewFrameReader(s)
-	fr.SetMaxPayload(maxControlBytes)
+// then runs on for the engine's resume grace, a buffered one stops). What
+// it reads once the RESPONSE is going out (responded) is no longer about
+// this task: the frame, or the error, is returned for the handler (on a
+// persistent stream, the next request's first frame).
+func watchCaller(fr *wire.FrameReader, taskID string, cancel context.CancelCauseFunc, responded *atomic.Bool) frameIn {
 	for {
 		h, b, err := fr.ReadFrame()
+		if responded.Load() {
+			return frameIn{h: h, b: b, err: err}
+		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return
+			return frameIn{err: err}
 		case err == nil && h.Type == wire.TypeControl:
 			if cc, werr := wire.DecodeCancelNative(b); werr == nil && cc.TaskID == taskID {
 				cancel(wire.ErrCancelRequested)
@@ -126,7 +131,60 @@ func watchCaller(s network.Stream, taskID string, cancel context.CancelCauseFunc
 			}
 		}
 		cancel(wire.ErrCallerLost)
-		return
+		if err == nil {
+			err = errProtocol // a frame before the RESPONSE: not a request to serve
+		}
+		return frameIn{err: err}
+	}
+}
+
+// watcher runs watchCaller for each request on a stream: on a persistent
+// stream one goroutine serves them all (its stack, grown by the first
+// read, is kept from call to call); otherwise a goroutine per request.
+type watcher struct {
+	fr   *wire.FrameReader
+	req  chan watchReq // nil: one goroutine per request
+	res  chan frameIn
+	done chan struct{}
+}
+
+type watchReq struct {
+	taskID    string
+	cancel    context.CancelCauseFunc
+	responded *atomic.Bool
+}
+
+func newWatcher(fr *wire.FrameReader, persistent bool) *watcher {
+	w := &watcher{fr: fr}
+	if persistent {
+		w.req, w.res, w.done = make(chan watchReq), make(chan frameIn, 1), make(chan struct{})
+		go func() {
+			defer close(w.done)
+			for r := range w.req {
+				w.res <- watchCaller(w.fr, r.taskID, r.cancel, r.responded)
+			}
+		}()
+	}
+	return w
+}
+
+// watch starts watching for one request; the result arrives on the
+// returned channel, which the caller must receive from.
+func (w *watcher) watch(taskID string, cancel context.CancelCauseFunc, responded *atomic.Bool) <-chan frameIn {
+	if w.req == nil {
+		ch := make(chan frameIn, 1)
+		go func() { ch <- watchCaller(w.fr, taskID, cancel, responded) }()
+		return ch
+	}
+	w.req <- watchReq{taskID: taskID, cancel: cancel, responded: responded}
+	return w.res
+}
+
+// stop ends the persistent goroutine (every result received first).
+func (w *watcher) stop() {
+	if w.req != nil {
+		close(w.req)
+		<-w.done
 	}
 }
 

@@ -72,8 +72,18 @@ func cborErr(msg string) *Error {
 // ---- JSON <-> CBOR data-model transcoding ---------------------------------
 
 // jsonToCBOR converts one JSON value to deterministic CBOR. Integers stay
-// integers, other numbers become the shortest exact float.
+// integers, other numbers become the shortest exact float. The direct
+// transcoder (cbor_fast.go) serves plain documents; the rest, and every
+// error, is the reference's.
 func jsonToCBOR(raw []byte) ([]byte, error) {
+	if b, ok := fastJSONToCBOR(raw); ok {
+		return b, nil
+	}
+	return jsonToCBORRef(raw)
+}
+
+// jsonToCBORRef is the reference JSON → CBOR transcoder (via `any`).
+func jsonToCBORRef(raw []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -128,8 +138,18 @@ func numbersToCBOR(v any, depth int) (any, error) {
 // to JSON. Only the JSON data model is accepted: text-keyed maps, arrays,
 // text, numbers, booleans and null. Byte strings become base64 text, as
 // encoding/json renders []byte; tags, undefined, simple values and
-// non-finite floats are rejected because JSON cannot carry them.
+// non-finite floats are rejected because JSON cannot carry them. The
+// direct transcoder (cbor_fast.go) serves plain items; the rest, and every
+// error, is the reference's.
 func cborToJSON(item []byte) (json.RawMessage, error) {
+	if b, ok := fastCBORToJSON(item); ok {
+		return b, nil
+	}
+	return cborToJSONRef(item)
+}
+
+// cborToJSONRef is the reference CBOR → JSON transcoder (via `any`).
+func cborToJSONRef(item []byte) (json.RawMessage, error) {
 	var v any
 	if err := decMode.Unmarshal(item, &v); err != nil {
 		return nil, err
