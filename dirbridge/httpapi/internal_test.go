@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // newLimiter(60/min, burst 2) allows 2 requests in any 2 s: the node's
@@ -101,6 +104,21 @@ func TestBearer(t *testing.T) {
 	} {
 		if got, _ := bearer(h); got != want {
 			t.Errorf("bearer(%q) = %q want %q", h, got, want)
+		}
+	}
+}
+
+// TestIPKeyMatchesSourceKey: ipKey's one-parse path gives the key and the
+// loopback answer of httpx.SourceKey followed by netip.ParseAddr.
+func TestIPKeyMatchesSourceKey(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:5000", "10.1.2.3:80", "[::1]:9", "[2001:db8:1:2:3::4]:443",
+		"[::ffff:127.0.0.1]:1", "[::ffff:10.0.0.1]:1", "[fe80::1%eth0]:22", "[::1%lo]:1", "192.0.2.1", "::1",
+		"host:80", "", "garbage", "[::1]"} {
+		wantKey := httpx.SourceKey(addr)
+		a, err := netip.ParseAddr(wantKey)
+		wantLoop := err == nil && a.IsLoopback()
+		if key, loop := ipKey(addr); key != wantKey || loop != wantLoop {
+			t.Errorf("%q: got %q/%v, want %q/%v", addr, key, loop, wantKey, wantLoop)
 		}
 	}
 }
