@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,4 +122,42 @@ func TestIPKeyMatchesSourceKey(t *testing.T) {
 			t.Errorf("%q: got %q/%v, want %q/%v", addr, key, loop, wantKey, wantLoop)
 		}
 	}
+}
+
+// splitTraceparent is parseTraceparent's former strings.Split form, the
+// reference for FuzzParseTraceparent.
+func splitTraceparent(v string) (string, bool) {
+	parts := strings.Split(v, "-")
+	if len(parts) < 4 || len(parts[0]) != 2 || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
+		return "", false
+	}
+	if parts[0] == "ff" || (parts[0] == "00" && len(parts) != 4) {
+		return "", false
+	}
+	for _, p := range parts[:4] {
+		if !lowerHex(p) {
+			return "", false
+		}
+	}
+	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+		return "", false
+	}
+	return parts[1], true
+}
+
+// FuzzParseTraceparent: the index-based parser accepts exactly what the
+// split-based one accepted, with the same trace ID.
+func FuzzParseTraceparent(f *testing.F) {
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, s := range []string{"00-" + tid + "-00f067aa0ba902b7-01", "01-" + tid + "-00f067aa0ba902b7-01-", "01-" + tid + "-00f067aa0ba902b7-01--x",
+		"00-" + tid + "-00f067aa0ba902b7-01-", "0-0" + tid + "-00f067aa0ba902b7-01", "00-" + tid + "-00f067aa0ba902b7-0-1", "", "----"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		id, ok := parseTraceparent(v)
+		wid, wok := splitTraceparent(v)
+		if id != wid || ok != wok {
+			t.Fatalf("parseTraceparent(%q) = %q,%v; split form %q,%v", v, id, ok, wid, wok)
+		}
+	})
 }
