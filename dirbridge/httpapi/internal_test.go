@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/meshnode/meshnode/internal/httpx"
 )
 
@@ -160,4 +163,34 @@ func FuzzParseTraceparent(f *testing.F) {
 			t.Fatalf("parseTraceparent(%q) = %q,%v; split form %q,%v", v, id, ok, wid, wok)
 		}
 	})
+}
+
+// The memoised route children are the vectors' own: counts land on the
+// exported series, one miss per route and status, bounded.
+func TestRouteCacheIsTheVectorsChild(t *testing.T) {
+	m, err := newHTTPMetrics(nil, &httpx.ListenerStats{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m.observe(pathTask, 200, time.Millisecond)
+	}
+	m.observe(pathTask, 0, time.Millisecond) // nothing written: 200
+	m.observe(pathTask, 429, time.Millisecond)
+	var out dto.Metric
+	if err := m.requests.WithLabelValues(pathTask, "200").Write(&out); err != nil || out.GetCounter().GetValue() != 4 {
+		t.Fatalf("requests{200} = %v (%v), want 4", out.GetCounter().GetValue(), err)
+	}
+	if err := m.duration.WithLabelValues(pathTask).(prometheus.Histogram).Write(&out); err != nil || out.GetHistogram().GetSampleCount() != 5 {
+		t.Fatalf("duration count = %v (%v), want 5", out.GetHistogram().GetSampleCount(), err)
+	}
+	if n := len(*m.byRoute.c.Load()); n != 2 {
+		t.Fatalf("%d cached route/status pairs, want 2", n)
+	}
+	for i := range maxCachedRoutes + 5 {
+		m.observe("unmatched", 1000+i, time.Millisecond)
+	}
+	if n := len(*m.byRoute.c.Load()); n != maxCachedRoutes {
+		t.Fatalf("cache holds %d, bound %d", n, maxCachedRoutes)
+	}
 }
