@@ -172,7 +172,7 @@ func (e *Engine) execute(ctx context.Context, call *wire.Call, caller wire.Calle
 // principal is who was authorized (auth.go principalOf).
 func (e *Engine) gate(call *wire.Call, caller wire.Caller, start time.Time) (string, outcome, bool) {
 	how, principal, authErr, why := e.auth.authorize(call, caller, start)
-	e.met.authResults.WithLabelValues(string(how)).Inc()
+	e.met.authBy.get(string(how)).Inc()
 	if authErr != nil {
 		// why is a sentinel; it names the check that failed, never the token.
 		e.log.Info("task refused", "code", authErr.Code, "transport", caller.Transport, "token_check", errString(why))
@@ -233,7 +233,7 @@ func (e *Engine) admitCall(ctx context.Context, call *wire.Call, qos string, bud
 	err := e.admit.acquire(ctx, rankOf(call.Constraints.Priority, qos), wait)
 	if err == nil {
 		e.met.active.Inc()
-		e.met.admitWait.WithLabelValues(qosLabel(qos)).Observe(e.set.now().Sub(start).Seconds())
+		e.met.admitWaitBy.get(qosLabel(qos)).Observe(e.set.now().Sub(start).Seconds())
 		return outcome{}, true
 	}
 	if errors.Is(err, errNoSlot) {

@@ -33,6 +33,14 @@ type metrics struct {
 	authResults *prometheus.CounterVec
 	resumed     prometheus.Counter     // meshnode_task_follows_total
 	cancels     *prometheus.CounterVec // meshnode_task_cancels_total{result}   // meshnode_task_auth_total{method}
+
+	// The children the task path uses on every CALL, memoised (childCache).
+	tasksBy     *childCache[[2]string, prometheus.Counter] // tasks{intent,status}
+	latencyBy   *childCache[string, prometheus.Observer]   // latency{intent}
+	tokensBy    *childCache[string, prometheus.Counter]    // tokens{intent}
+	outcomesBy  *childCache[[3]string, prometheus.Counter] // outcomes{intent,outcome,transport}
+	admitWaitBy *childCache[string, prometheus.Observer]   // admitWait{qos}
+	authBy      *childCache[string, prometheus.Counter]    // authResults{method}
 }
 
 func newMetrics(reg prometheus.Registerer, idemSize func() float64) (*metrics, error) {
@@ -73,6 +81,12 @@ func newMetrics(reg prometheus.Registerer, idemSize func() float64) (*metrics, e
 			Name: "meshnode_task_cancels_total", Help: "Task cancellation requests by result (cancelled, already_terminal, not_found, denied).",
 		}, []string{"result"}),
 	}
+	m.tasksBy = newChildCache(func(k [2]string) prometheus.Counter { return m.tasks.WithLabelValues(k[0], k[1]) })
+	m.latencyBy = newChildCache(func(k string) prometheus.Observer { return m.latency.WithLabelValues(k) })
+	m.tokensBy = newChildCache(func(k string) prometheus.Counter { return m.tokens.WithLabelValues(k) })
+	m.outcomesBy = newChildCache(func(k [3]string) prometheus.Counter { return m.outcomes.WithLabelValues(k[0], k[1], k[2]) })
+	m.admitWaitBy = newChildCache(func(k string) prometheus.Observer { return m.admitWait.WithLabelValues(k) })
+	m.authBy = newChildCache(func(k string) prometheus.Counter { return m.authResults.WithLabelValues(k) })
 	if reg == nil {
 		return m, nil
 	}

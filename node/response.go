@@ -64,12 +64,12 @@ func (e *Engine) record(call *wire.Call, caller wire.Caller, qos string, r *wire
 		intent = call.Intent
 	}
 	outcome := outcomeLabel(r)
-	e.met.tasks.WithLabelValues(intent, r.Status).Inc()
-	e.met.latency.WithLabelValues(intent).Observe(float64(elapsed.Microseconds()) / 1000)
+	e.met.tasksBy.get([2]string{intent, r.Status}).Inc()
+	e.met.latencyBy.get(intent).Observe(float64(elapsed.Microseconds()) / 1000)
 	if r.Metrics.TokensUsed > 0 {
-		e.met.tokens.WithLabelValues(intent).Add(float64(r.Metrics.TokensUsed))
+		e.met.tokensBy.get(intent).Add(float64(r.Metrics.TokensUsed))
 	}
-	e.met.outcomes.WithLabelValues(intent, outcome, transportLabel(caller.Transport)).Inc()
+	e.met.outcomesBy.get([3]string{intent, outcome, transportLabel(caller.Transport)}).Inc()
 	e.countServed(outcome)
 	e.outcomes.add(r)
 

@@ -13,6 +13,8 @@
 //	intent.go, validate.go   intent URN grammar; ValidateCall/Register/Heartbeat
 //	json.go                  DecodeCallJSON & co: size cap, nesting bound,
 //	                         duplicate members rejected, unknown members ignored
+//	json_call.go             the CALL's common shape decoded without reflection;
+//	                         anything unusual falls back to encoding/json
 //	cbor.go, cbor_det.go     the one DecMode/EncMode, the RFC 8949 §4.2.1
 //	                         determinism check, string-keyed CBOR (application/iicp+cbor)
 //	cbor_native*.go          integer-keyed CALL/RESPONSE/INIT/ACK/PING/CLOSE

@@ -68,11 +68,11 @@ func ParseIntent(s string) (Intent, *Error) {
 	if strings.IndexByte(rest, '+') >= 0 {
 		return Intent{}, NewError(CodeE028, "intent modifiers (+suffix) are not supported; use a required profile").WithField("intent")
 	}
-	parts := strings.Split(rest, ":")
-	if len(parts) != 3 {
+	if strings.Count(rest, ":") != 2 {
 		return bad("must have the form urn:iicp:intent:<domain>:<action>:v<N>")
 	}
-	head, action, ver := parts[0], parts[1], parts[2]
+	head, tail, _ := strings.Cut(rest, ":")
+	action, ver, _ := strings.Cut(tail, ":")
 	var in Intent
 	if vendor, custom := strings.CutPrefix(head, "x."); custom {
 		if !validSegment(vendor) {

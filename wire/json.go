@@ -35,8 +35,23 @@ const (
 // DecodeCallJSON decodes a JSON CALL body (POST /v1/task) and validates it
 // with ValidateCall. Errors are validation_error (422) or payload_too_large
 // (413); messages never echo the input.
+// The common CALL shape is decoded by decodeCallFast; anything else by
+// encoding/json, with the same result (FuzzDecodeCallFast).
 func DecodeCallJSON(b []byte) (*Call, *Error) {
-	return decodeChecked(b, MaxCallBytes, ValidateCall)
+	if err := checkJSON(b, MaxCallBytes); err != nil {
+		return nil, err
+	}
+	c := new(Call)
+	if !decodeCallFast(b, c) {
+		*c = Call{}
+		if err := json.Unmarshal(b, c); err != nil {
+			return nil, jsonError(err)
+		}
+	}
+	if err := ValidateCall(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // DecodeRegisterJSON decodes and validates a REGISTER body (POST /v1/register).
@@ -96,16 +111,21 @@ func checkResponse(r *Response) *Error {
 // decodeJSON enforces the size cap, the nesting bound, duplicate-member
 // rejection and strict types, then unmarshals b into v.
 func decodeJSON(b []byte, maxBytes int, v any) *Error {
-	if len(b) > maxBytes {
-		return NewError(CodePayloadTooLarge, "request body exceeds the size limit")
-	}
-	if err := scanJSON(b, MaxNesting); err != nil {
+	if err := checkJSON(b, maxBytes); err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// checkJSON enforces the size cap and runs scanJSON.
+func checkJSON(b []byte, maxBytes int) *Error {
+	if len(b) > maxBytes {
+		return NewError(CodePayloadTooLarge, "request body exceeds the size limit")
+	}
+	return scanJSON(b, MaxNesting)
 }
 
 // jsonError maps an encoding/json error to a validation_error naming the

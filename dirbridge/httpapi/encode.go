@@ -33,7 +33,7 @@ var responseFields = []string{"task_id", "status", "result", "metrics", "model_u
 func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	// Lifecycle events (stream.go) are rare next to buffered answers: the
 	// general encoder writes them.
-	if r.Error != nil || r.Lifecycle != nil || len(r.Result) == 0 || bytes.ContainsAny(r.Result, "<>&\u2028\u2029") {
+	if r.Error != nil || r.Lifecycle != nil || len(r.Result) == 0 || needsHTMLEscape(r.Result) {
 		return nil, false
 	}
 	if b == nil {
@@ -72,6 +72,24 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 		b = appendString(append(b, `,"call_id":`...), r.CallID)
 	}
 	return append(b, '}'), true
+}
+
+// needsHTMLEscape reports whether json.Marshal would rewrite any byte of
+// raw for HTML safety: <, >, & or the UTF-8 of U+2028/U+2029 (E2 80 A8/A9).
+// One byte pass (bytes.ContainsAny decodes every rune once the set holds
+// non-ASCII characters).
+func needsHTMLEscape(raw []byte) bool {
+	for i, c := range raw {
+		switch c {
+		case '<', '>', '&':
+			return true
+		case 0xE2:
+			if i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // appendString appends s as json.Marshal encodes a string (HTML-safe

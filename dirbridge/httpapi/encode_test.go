@@ -78,3 +78,14 @@ func FuzzEncodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestNeedsHTMLEscapeMatchesContainsAny: the byte scan finds exactly what
+// bytes.ContainsAny(raw, "<>&\u2028\u2029") finds, invalid UTF-8 included.
+func TestNeedsHTMLEscapeMatchesContainsAny(t *testing.T) {
+	for _, s := range []string{"", "{}", `{"a":"b"}`, "<", ">", "&", "x\u2028", "\u2029y", "\u2027\u202a",
+		"\xe2\x80", "\xe2\x80\xa8", "\xe2\xe2\x80\xa9", "\x80\xa8", "\xe2\x80\xa7", "é\u00a8", "\xff\xe2\x80\xa8"} {
+		if got, want := needsHTMLEscape([]byte(s)), bytes.ContainsAny([]byte(s), "<>&\u2028\u2029"); got != want {
+			t.Errorf("%q: got %v, want %v", s, got, want)
+		}
+	}
+}

@@ -161,22 +161,21 @@ func tracing(next http.Handler) http.Handler {
 // (version-traceid-parentid-flags, lowercase hex, W3C Trace Context §3.2).
 // Version ff and all-zero IDs are invalid; future versions may append fields.
 func parseTraceparent(v string) (string, bool) {
-	parts := strings.Split(v, "-")
-	if len(parts) < 4 || len(parts[0]) != 2 || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
+	// 2+1+32+1+16+1+2 = 55 bytes; a later version may go on after a '-'.
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || len(v) > 55 && v[55] != '-' {
 		return "", false
 	}
-	if parts[0] == "ff" || (parts[0] == "00" && len(parts) != 4) {
+	ver, trace, parent, flags := v[:2], v[3:35], v[36:52], v[53:55]
+	if ver == "ff" || (ver == "00" && len(v) != 55) {
 		return "", false
 	}
-	for _, p := range parts[:4] {
-		if !lowerHex(p) {
-			return "", false
-		}
-	}
-	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+	if !lowerHex(ver) || !lowerHex(trace) || !lowerHex(parent) || !lowerHex(flags) {
 		return "", false
 	}
-	return parts[1], true
+	if strings.Trim(trace, "0") == "" || strings.Trim(parent, "0") == "" {
+		return "", false
+	}
+	return trace, true
 }
 
 func lowerHex(s string) bool {

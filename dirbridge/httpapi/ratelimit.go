@@ -21,7 +21,13 @@ func newLimiter(perMin, burst, maxKeys int) *httpx.Limiter {
 // ipKey is the rate-limit key for a source address (httpx.SourceKey: the
 // address for IPv4, the /64 for IPv6). loopback reports whether the caller
 // is on this host.
+// The usual "ip:port" is parsed once; anything else takes SourceKey's
+// general path.
 func ipKey(remoteAddr string) (key string, loopback bool) {
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		a := ap.Addr()
+		return httpx.AddrKey(a), a.Unmap().IsLoopback()
+	}
 	key = httpx.SourceKey(remoteAddr)
 	a, err := netip.ParseAddr(key)
 	return key, err == nil && a.IsLoopback()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +129,7 @@ type httpMetrics struct {
 	requests    *prometheus.CounterVec   // meshnode_http_requests_total{route,code}
 	duration    *prometheus.HistogramVec // meshnode_http_request_duration_seconds{route}
 	rateLimited *prometheus.CounterVec   // meshnode_http_rate_limited_total{scope}
+	byRoute     routeCache               // requests and duration children, memoised
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, ln *httpx.ListenerStats) (*httpMetrics, error) {
@@ -145,6 +145,7 @@ func newHTTPMetrics(reg prometheus.Registerer, ln *httpx.ListenerStats) (*httpMe
 			Name: "meshnode_http_rate_limited_total", Help: "POST /v1/task refused by the per-IP or per-Origin limit.",
 		}, []string{"scope"}),
 	}
+	m.byRoute.m = m
 	if reg == nil {
 		return m, nil
 	}
@@ -167,6 +168,7 @@ func (m *httpMetrics) observe(route string, status int, d time.Duration) {
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing answered 200
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	c := m.byRoute.get(route, status)
+	c.requests.Inc()
+	c.duration.Observe(d.Seconds())
 }

@@ -27,7 +27,8 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	replyCBOR := isCBOR && acceptsCBOR(r.Header.Get("Accept"))
-	if werr := s.rateLimit(r); werr != nil {
+	src, loopback := ipKey(r.RemoteAddr)
+	if werr := s.rateLimitFrom(r, src, loopback); werr != nil {
 		writeError(w, werr, replyCBOR)
 		return
 	}
@@ -53,7 +54,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	caller := s.prepare(w, r, call)
+	caller := s.prepare(w, r, call, src)
 	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
 	h.Set(hdrTraceID, call.Trace.TraceID)
 	if se, ok := s.streams(call, isCBOR); ok {
@@ -65,8 +66,9 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 }
 
 // prepare fills what the CALL may carry in headers instead of the body and
-// describes the caller. Body fields win over headers.
-func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call) wire.Caller {
+// describes the caller (src: ipKey of the remote address). Body fields win
+// over headers.
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call, src string) wire.Caller {
 	if call.Auth == nil || call.Auth.NodeToken == "" {
 		// iicp-core.md §3.1 shows the node token as "Authorization: Bearer".
 		if tok, ok := bearer(r.Header.Get("Authorization")); ok {
@@ -84,8 +86,7 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call
 	if len(ct) > maxConsumerTokenHeader {
 		ct = "" // oversize: treated as absent, the engine then requires node_token
 	}
-	ip, _ := ipKey(r.RemoteAddr)
-	return wire.Caller{ConsumerToken: ct, RemoteIP: ip, Origin: r.Header.Get("Origin"), Transport: "http"}
+	return wire.Caller{ConsumerToken: ct, RemoteIP: src, Origin: r.Header.Get("Origin"), Transport: "http"}
 }
 
 // writeResponse writes the RESPONSE: 200 on success, the error code's
@@ -188,6 +189,12 @@ func bearer(h string) (string, bool) {
 // Loopback callers (the operator's own proxy) skip the per-IP bucket; a
 // browser on this host still carries an Origin and is limited by it.
 func (s *Server) rateLimit(r *http.Request) *wire.Error {
+	key, loopback := ipKey(r.RemoteAddr)
+	return s.rateLimitFrom(r, key, loopback)
+}
+
+// rateLimitFrom is rateLimit with the source already keyed (ipKey).
+func (s *Server) rateLimitFrom(r *http.Request, key string, loopback bool) *wire.Error {
 	now := s.set.now()
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if len(origin) > maxOriginKey {
@@ -198,7 +205,6 @@ func (s *Server) rateLimit(r *http.Request) *wire.Error {
 			return rateLimited(wait)
 		}
 	}
-	key, loopback := ipKey(r.RemoteAddr)
 	if !loopback {
 		if ok, wait := s.ipLim.Allow(key, now); !ok {
 			s.met.rateLimited.WithLabelValues("ip").Inc()

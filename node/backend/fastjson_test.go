@@ -88,7 +88,8 @@ var walkSeeds = []string{
 	`{"messages":[{"ROLE":"user","Content":"x","role":"system"}]}`,
 	`{"messages":[{"r\u006fle":"assistant","content":{"a":[1,2]}}],"messages":[]}`,
 	`{"messages":[1]}`, `{"messages":{"role":"user"}}`, `{"messages":null}`, `{"messages":"x"}`,
-	`{"k\"ey":"v\\","\u00e9":true,"a":-1.5e3}`, "{\"\xff\":\"\xfe\"}", `[]`, `{}`, `null`, `{"a":1`,
+	`{"k\"ey":"v\\","\u00e9":true,"a":-1.5e3}`,
+	`{"max_tokens":64,"temperature":0.2,"t2":1e400,"t3":-0,"t4":"5","t5":null,"user":"user","stop":["\n"]}`, "{\"\xff\":\"\xfe\"}", `[]`, `{}`, `null`, `{"a":1`,
 	`{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`,
 	`{"choices":[{"text":"a\nb","index":2,"finish_reason":null}],"usage":{"total_tokens":1e2}}`,
 	`{"choices":[{"message":{}}],"choices":[{"message":{"x":1}}]}`,
@@ -123,6 +124,7 @@ func FuzzParseObject(f *testing.F) {
 			t.Fatalf("parseObject %q\nwant %q", obj, want)
 		}
 		for _, raw := range obj {
+			checkNumberAndIntern(t, raw)
 			items, ok := messageItems(raw)
 			var wantItems []struct {
 				Role    json.RawMessage `json:"role"`
@@ -142,6 +144,27 @@ func FuzzParseObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkNumberAndIntern: on a member of a valid payload, jsonNumber is
+// json.Unmarshal into a float64 plus "is a number", and internJSONString
+// is simpleJSONString.
+func checkNumberAndIntern(t *testing.T, raw json.RawMessage) {
+	t.Helper()
+	f, err := jsonNumber(raw)
+	var want float64
+	werr := json.Unmarshal(raw, &want)
+	if werr == nil && !isJSONNumber(raw) {
+		werr = errors.New("not a number")
+	}
+	if (err == nil) != (werr == nil) || err == nil && f != want {
+		t.Fatalf("jsonNumber(%s) = %v, %v; encoding/json %v, %v", raw, f, err, want, werr)
+	}
+	s, ok := internJSONString(raw)
+	ws, wok := simpleJSONString(raw)
+	if s != ws || ok != wok {
+		t.Fatalf("internJSONString(%s) = %q %v, want %q %v", raw, s, ok, ws, wok)
+	}
 }
 
 // FuzzDecodeGenerationFast: whatever the one-pass decoder accepts, the

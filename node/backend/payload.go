@@ -3,8 +3,10 @@ package backend
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +35,34 @@ var chatRoles = fieldSet("system", "user", "assistant", "tool")
 
 // summariseFormats is the format enum of llm-summarize-v1-input.json.
 var summariseFormats = fieldSet("bullets", "paragraph", "headline")
+
+// payloadNames are the member names and enum values the payload mappers
+// look up: parseObject and parseMessages reuse these strings instead of
+// allocating one per key (internJSONString).
+var payloadNames = func() map[string]string {
+	m := map[string]string{}
+	for _, set := range []map[string]bool{chatForward, completionForward, embeddingForward, chatRoles, summariseFormats} {
+		for n := range set {
+			m[n] = n
+		}
+	}
+	for _, n := range []string{"messages", "role", "content", "max_tokens", "stream", "prompt", "input",
+		"text", "format", "language", "max_length", "model", "stream_options"} {
+		m[n] = n
+	}
+	return m
+}()
+
+// internJSONString is simpleJSONString returning the shared copy of a
+// known name (no allocation); any other string decodes as before.
+func internJSONString(raw []byte) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		if s, ok := payloadNames[string(raw[1:len(raw)-1])]; ok {
+			return s, true
+		}
+	}
+	return simpleJSONString(raw)
+}
 
 func fieldSet(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))
@@ -117,7 +147,7 @@ func parseObject(payload json.RawMessage) (map[string]json.RawMessage, error) {
 	// writes to), a repeated name keeps its last value.
 	obj := make(map[string]json.RawMessage, 4)
 	eachMember(trimmed, func(key, val []byte) bool {
-		k, ok := simpleJSONString(key)
+		k, ok := internJSONString(key)
 		if !ok {
 			_ = json.Unmarshal(key, &k) // a key of a valid document always decodes
 		}
@@ -165,7 +195,7 @@ func parseMessages(raw json.RawMessage) ([]chatMessage, error) {
 	}
 	out := make([]chatMessage, len(items))
 	for i, it := range items {
-		role, ok := simpleJSONString(it.Role)
+		role, ok := internJSONString(it.Role)
 		if !ok {
 			if err := json.Unmarshal(it.Role, &role); err != nil || !isJSONString(it.Role) {
 				return nil, badPayload(fmt.Sprintf("messages[%d].role", i), "required string")
@@ -374,8 +404,8 @@ func checkSampling(obj map[string]json.RawMessage) error {
 		return err
 	}
 	if raw, ok := obj["temperature"]; ok {
-		var t float64
-		if err := json.Unmarshal(raw, &t); err != nil || !isJSONNumber(raw) {
+		t, err := jsonNumber(raw)
+		if err != nil {
 			return badPayload("temperature", "must be a number")
 		}
 		if t < 0 || t > 2 {
@@ -457,8 +487,8 @@ func optionalInt(obj map[string]json.RawMessage, field string, min int64) (int64
 	if !ok {
 		return 0, nil
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || !isJSONNumber(raw) {
+	f, err := jsonNumber(raw)
+	if err != nil {
 		return 0, badPayload(field, "must be an integer")
 	}
 	if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
@@ -469,6 +499,20 @@ func optionalInt(obj map[string]json.RawMessage, field string, min int64) (int64
 	}
 	return int64(f), nil
 }
+
+// jsonNumber is json.Unmarshal of raw into a float64 that also rejects
+// every non-number (null included). raw is a member of a payload json.Valid
+// accepted, so a value starting like a number is a JSON number, and
+// strconv.ParseFloat is what encoding/json runs on it.
+func jsonNumber(raw json.RawMessage) (float64, error) {
+	t := bytes.TrimSpace(raw)
+	if !isJSONNumber(t) {
+		return 0, errNotNumber
+	}
+	return strconv.ParseFloat(string(t), 64)
+}
+
+var errNotNumber = errors.New("not a JSON number")
 
 func isJSONString(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
