@@ -205,10 +205,19 @@ func (ix *index) ranking(intent string) *ranking {
 }
 
 // forAll calls fn for every node under the read lock.
+// forAll calls fn for every entry of a snapshot taken under the read lock;
+// fn runs without the lock. A walk over 100k entries (dormancy, probes,
+// operator counts) used to hold the read lock throughout, and a REGISTER
+// waiting for the write lock then stalled every heartbeat and discover
+// behind it (RWMutex admits no new reader while a writer waits).
 func (ix *index) forAll(fn func(*entry)) {
 	ix.mu.RLock()
-	defer ix.mu.RUnlock()
+	all := make([]*entry, 0, len(ix.byID))
 	for _, e := range ix.byID {
+		all = append(all, e)
+	}
+	ix.mu.RUnlock()
+	for _, e := range all {
 		fn(e)
 	}
 }

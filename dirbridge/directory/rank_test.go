@@ -310,3 +310,38 @@ func TestDIR_DISC_02_DormantNodesAreNotWalked(t *testing.T) {
 		t.Fatal("a dormant node that heartbeats again is not discoverable at once")
 	}
 }
+
+// TestDIR_REG_WalksDoNotBlockWriters: a walk over every node (dormancy,
+// probes, operator counts) does not hold the index lock while it runs, so
+// a REGISTER — and every heartbeat and discover queued behind a waiting
+// writer — never waits for it.
+func TestDIR_REG_WalksDoNotBlockWriters(t *testing.T) {
+	f := newRankFixture(t, nil)
+	for range 20 {
+		f.register("", chat)
+	}
+	inWalk, release := make(chan struct{}), make(chan struct{})
+	walked := make(chan struct{})
+	go func() {
+		defer close(walked)
+		first := true
+		f.s.store.idx.forAll(func(*entry) {
+			if first {
+				first = false
+				close(inWalk)
+				<-release
+			}
+		})
+	}()
+	<-inWalk
+	registered := make(chan struct{})
+	go func() { f.register("", chat); close(registered) }()
+	select {
+	case <-registered:
+	case <-time.After(10 * time.Second):
+		t.Error("REGISTER waited for a running walk")
+	}
+	close(release)
+	<-walked
+	<-registered
+}
