@@ -69,7 +69,7 @@ func New(eng TaskEngine, opts ...Option) (*Server, error) {
 	}
 	s.met = met
 	if set.plaintextDev {
-		if !isLoopbackAddr(set.addr) {
+		if !httpx.IsLoopbackAddr(set.addr) {
 			return nil, fmt.Errorf("httpapi: plaintext HTTP is only allowed on a loopback address, not %q (SEC-TLS-01); configure TLS or listen on 127.0.0.1", set.addr)
 		}
 		s.log.Warn("plaintext HTTP dev mode: no TLS on the node API", "addr", set.addr)
@@ -104,7 +104,7 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("httpapi: listening on %s: %w", s.set.addr, err)
 	}
-	if s.tlsConf == nil && !isLoopbackAddr(ln.Addr().String()) {
+	if s.tlsConf == nil && !httpx.IsLoopbackAddr(ln.Addr().String()) {
 		ln.Close()
 		return fmt.Errorf("httpapi: plaintext listener bound non-loopback %s", ln.Addr())
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/meshnode/meshnode/internal/tlsutil"
 )
@@ -45,18 +44,4 @@ func tlsConfig(s *settings) (*tls.Config, error) {
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2", "http/1.1"},
 	}, nil
-}
-
-// isLoopbackAddr reports whether a listen address binds only loopback:
-// "localhost:…" or a loopback IP. An empty host (all interfaces) is not.
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

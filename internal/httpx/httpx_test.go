@@ -243,3 +243,21 @@ func TestLogLimiterBoundsLines(t *testing.T) {
 		t.Fatalf("counted %d, logged %d lines", stats.TLSHandshakeErrors.Load(), strings.Count(buf.String(), "\n"))
 	}
 }
+
+// TestIsLoopbackHost: the one loopback rule for listen addresses and Host
+// headers.
+func TestIsLoopbackHost(t *testing.T) {
+	for in, want := range map[string]bool{
+		"localhost": true, "LOCALHOST:8090": true, "127.0.0.1": true, "127.0.0.2:1": true, "[::1]:8091": true, "::1": true,
+		"": false, "0.0.0.0": false, "192.0.2.1:80": false, "evil.example": false, "localhost.evil.example:80": false, "[::]:1": false,
+	} {
+		if got := IsLoopbackHost(in); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", in, got, want)
+		}
+	}
+	for in, want := range map[string]bool{"127.0.0.1:0": true, "localhost:1": true, ":8090": false, "127.0.0.1": false, "0.0.0.0:1": false} {
+		if got := IsLoopbackAddr(in); got != want {
+			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

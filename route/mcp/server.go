@@ -89,7 +89,7 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("mcp: listen address %q: %w", addr, err)
 	}
-	if !loopbackHost(host) && s.cfg.APIKey == "" {
+	if !httpx.IsLoopbackHost(host) && s.cfg.APIKey == "" {
 		return fmt.Errorf("mcp: %q is not a loopback address: set mcp.api_key_file to serve MCP on it", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -167,7 +167,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) *rpcError {
 		if ip := net.ParseIP(peerHost); ip == nil || !ip.IsLoopback() {
 			return newErr(http.StatusForbidden, CodeUnauthorized, "the MCP endpoint answers loopback clients only")
 		}
-		if !loopbackHost(hostOnly(r.Host)) {
+		if !httpx.IsLoopbackHost(hostOnly(r.Host)) {
 			return newErr(http.StatusForbidden, CodeUnauthorized, "the Host header must name a loopback address")
 		}
 		if o := r.Header.Get("Origin"); o != "" && !loopbackOrigin(o) {
@@ -298,17 +298,8 @@ func hostOnly(h string) string {
 	return strings.Trim(h, "[]")
 }
 
-// loopbackHost reports whether a host name or address is loopback.
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // loopbackOrigin reports whether an Origin header names a loopback host.
 func loopbackOrigin(o string) bool {
 	u, err := url.Parse(o)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && loopbackHost(u.Hostname())
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && httpx.IsLoopbackHost(u.Hostname())
 }

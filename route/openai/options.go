@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/meshnode/meshnode/internal/httpx"
 )
 
 // Defaults, listed once.
@@ -118,37 +120,10 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// isLoopback reports whether host:port names a loopback address.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // isJSON reports whether a Content-Type is application/json.
 func isJSON(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
-}
-
-// loopbackHost reports whether a Host header names this machine (a DNS
-// rebinding page sends its own name).
-func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // loopbackOrigin admits no Origin (not a browser, or same-origin GET) and
@@ -158,5 +133,5 @@ func loopbackOrigin(origin string) bool {
 		return true
 	}
 	u, err := url.Parse(origin)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && loopbackHost(u.Host)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && httpx.IsLoopbackHost(u.Host)
 }

@@ -50,7 +50,7 @@ func New(router Router, models Catalog, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	if set.apiKey == "" && !isLoopback(set.addr) {
+	if set.apiKey == "" && !httpx.IsLoopbackAddr(set.addr) {
 		return nil, fmt.Errorf("openai: %s is not a loopback address: set an API key (openai.api_key_env) or listen on 127.0.0.1", set.addr)
 	}
 	s := &Server{set: set, router: router, models: models, log: set.logger}
@@ -80,7 +80,7 @@ func (s *Server) guardBrowser(next http.Handler) http.Handler {
 			writeError(w, wire.NewErrorStatus(wire.CodeUnsupportedMedia, http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
 			return
 		}
-		if s.set.apiKey == "" && (!loopbackOrigin(r.Header.Get("Origin")) || !loopbackHost(r.Host)) {
+		if s.set.apiKey == "" && (!loopbackOrigin(r.Header.Get("Origin")) || !httpx.IsLoopbackHost(r.Host)) {
 			writeError(w, wire.NewErrorStatus(wire.CodeForbidden, http.StatusForbidden,
 				"requests from web pages or other hosts need an API key (openai.api_key_env)"))
 			return

@@ -62,11 +62,10 @@ type Server struct {
 // least 32 bytes) and builds its routes; it binds nothing. token is the
 // bearer every request must present (LOG-FORBIDDEN).
 func New(addr, token string, b Backend, log *slog.Logger) (*Server, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("admin: listen address %q: %w", addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !httpx.IsLoopbackAddr(addr) {
 		return nil, fmt.Errorf("admin: refusing non-loopback listen address %q", addr)
 	}
 	if len(token) < 32 {
