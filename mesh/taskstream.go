@@ -30,7 +30,7 @@ import (
 // first; a stream that breaks without one leaves the task running for the
 // engine's resume grace. A caller that lost its stream resumes with the
 // same CALL on a new stream whose HEADERS frame carries resume_after (key
-// 3): the events after that sequence follow, then the terminal RESPONSE.
+// 4): the events after that sequence follow, then the terminal RESPONSE.
 
 // StreamEngine is implemented by engines that serve the lifecycle profile
 // (node.Engine.ExecuteStream).

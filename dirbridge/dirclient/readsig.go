@@ -3,18 +3,16 @@ package dirclient
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/meshnode/meshnode/internal/httperr"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Replica response signing (iicp-federated-directory.md §6.5, DIR-FED-20):
@@ -43,21 +41,7 @@ func replicaVerifier(pub ed25519.PublicKey) func(*http.Request, http.Header, []b
 // verifyReplicaAnswer checks X-IICP-Replica-Sig: the hex Ed25519 signature
 // of SHA256(METHOD:path:query_canonical:snapshot_seq:SHA256_hex(body)).
 func verifyReplicaAnswer(pub ed25519.PublicKey, method, path, rawQuery, seqHeader, sigHex string, body []byte) error {
-	seq, err := strconv.ParseInt(seqHeader, 10, 64)
-	if err != nil || seq < 0 || len(pub) != ed25519.PublicKeySize {
-		return ErrReplicaSignature
-	}
-	sig, err := hex.DecodeString(sigHex)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return ErrReplicaSignature
-	}
-	q := rawQuery
-	if v, err := url.ParseQuery(rawQuery); err == nil {
-		q = v.Encode() // §6.5 query_canonical: sorted by name
-	}
-	bh := sha256.Sum256(body)
-	d := sha256.Sum256([]byte(strings.ToUpper(method) + ":" + path + ":" + q + ":" + strconv.FormatInt(seq, 10) + ":" + hex.EncodeToString(bh[:])))
-	if !ed25519.Verify(pub, d[:], sig) {
+	if !wire.VerifyReplicaResponse(pub, method, path, rawQuery, seqHeader, sigHex, body) {
 		return ErrReplicaSignature
 	}
 	return nil

@@ -2,12 +2,9 @@ package federation
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"strconv"
-	"strings"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Replica response signing headers (S.13 §6.5, DIR-FED-20).
@@ -17,30 +14,17 @@ const (
 	HeaderSnapshotSeq = "X-IICP-Snapshot-Seq"
 )
 
-// CanonicalQuery is §6.5 query_canonical: parameters sorted by name,
-// URL-encoded, no leading '?'. Values of a repeated name keep their order
-// (url.Values.Encode), so client and replica agree for any query a
-// client can send.
-func CanonicalQuery(rawQuery string) string {
-	v, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return rawQuery // unparseable: sign/verify the bytes as sent
-	}
-	return v.Encode()
-}
+// CanonicalQuery is §6.5 query_canonical (wire.CanonicalQuery).
+func CanonicalQuery(rawQuery string) string { return wire.CanonicalQuery(rawQuery) }
 
-// ResponseDigest is SHA256_bin(METHOD:path:query_canonical:snapshot_seq:SHA256_hex(body)).
+// ResponseDigest is the signed digest (wire.ReplicaResponseDigest).
 func ResponseDigest(method, path, rawQuery string, snapshotSeq int64, body []byte) [32]byte {
-	bh := sha256.Sum256(body)
-	in := strings.ToUpper(method) + ":" + path + ":" + CanonicalQuery(rawQuery) + ":" +
-		strconv.FormatInt(snapshotSeq, 10) + ":" + hex.EncodeToString(bh[:])
-	return sha256.Sum256([]byte(in))
+	return wire.ReplicaResponseDigest(method, path, rawQuery, snapshotSeq, body)
 }
 
 // SignResponse returns the hex X-IICP-Replica-Sig value.
 func SignResponse(key ed25519.PrivateKey, method, path, rawQuery string, snapshotSeq int64, body []byte) string {
-	d := ResponseDigest(method, path, rawQuery, snapshotSeq, body)
-	return hex.EncodeToString(ed25519.Sign(key, d[:]))
+	return wire.SignReplicaResponse(key, method, path, rawQuery, snapshotSeq, body)
 }
 
 // ErrReplicaSignature is IICP-SEC-REPLICA-01: the response is not what the
@@ -51,16 +35,7 @@ var ErrReplicaSignature = errors.New("IICP-SEC-REPLICA-01: replica response sign
 // DIR-FED-20): pub is the replica's DID key, seqHeader and sigHex the
 // received X-IICP-Snapshot-Seq and X-IICP-Replica-Sig.
 func VerifyResponse(pub ed25519.PublicKey, method, path, rawQuery, seqHeader, sigHex string, body []byte) error {
-	seq, err := strconv.ParseInt(seqHeader, 10, 64)
-	if err != nil || seq < 0 || len(pub) != ed25519.PublicKeySize {
-		return ErrReplicaSignature
-	}
-	sig, err := hex.DecodeString(sigHex)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return ErrReplicaSignature
-	}
-	d := ResponseDigest(method, path, rawQuery, seq, body)
-	if !ed25519.Verify(pub, d[:], sig) {
+	if !wire.VerifyReplicaResponse(pub, method, path, rawQuery, seqHeader, sigHex, body) {
 		return ErrReplicaSignature
 	}
 	return nil
