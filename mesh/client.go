@@ -367,8 +367,12 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payload []byte, call *wire.Call, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
 	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams, reused: reused}
 	stop := context.AfterFunc(ctx, cs.abort)
+	// The context's end aborts the exchange (cs.abort resets the stream,
+	// which ends a blocked Read), so reads need no deadline (one costs a
+	// timer per blocking Read). A write does: cs.write holds the lock that
+	// abort takes, so a write blocked on flow control must end by itself.
 	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
+		_ = s.SetWriteDeadline(dl)
 	}
 	resp, closed, err := m.exchange(cs, payload, token, c, opts)
 	if err != nil {
@@ -388,7 +392,7 @@ func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payloa
 	remote := s.Conn().RemotePeer()
 	// Back to the pool only if the context's abort can no longer touch it.
 	if stop() && !closed && !cs.streamed && s.Protocol() == TaskProtocolPersist {
-		_ = s.SetDeadline(time.Time{})
+		_ = s.SetWriteDeadline(time.Time{})
 		m.pool.put(remote, s, m.now())
 	} else {
 		_ = s.Close()
