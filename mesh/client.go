@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -131,7 +132,7 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 	last := outFinal
 	var lastErr error
 	var lastResp *wire.Response
-	retryable := map[peer.ID]bool{}
+	var retryable map[peer.ID]bool // made on the first failed attempt
 	var skipped []peer.ID
 	for info.Attempts < attempts {
 		if info.Attempts > 0 && last != outSwitch {
@@ -163,6 +164,9 @@ func (m *Mesh) Call(ctx context.Context, call *wire.Call, opts CallOptions) (*wi
 			return resp, info, nil
 		case outLocalError:
 			return nil, info, err
+		}
+		if retryable == nil {
+			retryable = map[peer.ID]bool{}
 		}
 		retryable[p] = last == outRetry
 		if resp != nil {
@@ -232,12 +236,9 @@ func (m *Mesh) eligiblePeers(req selectRequest) []PeerInfo {
 // all have been tried, a peer that failed transiently may be tried again.
 func (m *Mesh) nextPeer(cands []PeerInfo, tried []peer.ID, retryable map[peer.ID]bool) (peer.ID, bool) {
 	now := m.now()
-	seen := make(map[peer.ID]bool, len(tried))
-	for _, p := range tried {
-		seen[p] = true
-	}
 	for _, c := range cands {
-		if !seen[c.PeerID] && m.breakers.Allow(c.PeerID, now) {
+		// tried holds at most the call's attempts and skipped peers: a scan.
+		if !slices.Contains(tried, c.PeerID) && m.breakers.Allow(c.PeerID, now) {
 			return c.PeerID, true
 		}
 	}
@@ -367,8 +368,12 @@ func (m *Mesh) callPeer(ctx context.Context, p peer.ID, call *wire.Call, token s
 func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payload []byte, call *wire.Call, token string, c *taskCodec, opts CallOptions) (*wire.Response, error) {
 	cs := &callStream{s: s, taskID: call.TaskID, streamed: opts.OnEvent != nil && c.streams, reused: reused}
 	stop := context.AfterFunc(ctx, cs.abort)
+	// The context's end aborts the exchange (cs.abort resets the stream,
+	// which ends a blocked Read), so reads need no deadline (one costs a
+	// timer per blocking Read). A write does: cs.write holds the lock that
+	// abort takes, so a write blocked on flow control must end by itself.
 	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
+		_ = s.SetWriteDeadline(dl)
 	}
 	resp, closed, err := m.exchange(cs, payload, token, c, opts)
 	if err != nil {
@@ -388,7 +393,7 @@ func (m *Mesh) callOn(ctx context.Context, s network.Stream, reused bool, payloa
 	remote := s.Conn().RemotePeer()
 	// Back to the pool only if the context's abort can no longer touch it.
 	if stop() && !closed && !cs.streamed && s.Protocol() == TaskProtocolPersist {
-		_ = s.SetDeadline(time.Time{})
+		_ = s.SetWriteDeadline(time.Time{})
 		m.pool.put(remote, s, m.now())
 	} else {
 		_ = s.Close()

@@ -22,6 +22,10 @@ type inflight struct {
 
 	mu sync.Mutex
 	m  map[peer.ID]*peerSlots
+	// spare is the last dropped entry, kept for the next peer: one caller
+	// calling one peer at a time would otherwise make and drop an entry
+	// (and its semaphore) per call.
+	spare *peerSlots
 }
 
 type peerSlots struct {
@@ -39,7 +43,9 @@ func (f *inflight) acquire(ctx context.Context, p peer.ID) error {
 	f.mu.Lock()
 	ps, ok := f.m[p]
 	if !ok {
-		ps = &peerSlots{sem: make(chan struct{}, f.limit)}
+		if ps, f.spare = f.spare, nil; ps == nil {
+			ps = &peerSlots{sem: make(chan struct{}, f.limit)}
+		}
 		f.m[p] = ps
 	}
 	ps.users++
@@ -75,7 +81,9 @@ func (f *inflight) leave(p peer.ID, ps *peerSlots) {
 	defer f.mu.Unlock()
 	ps.users--
 	if ps.users == 0 {
+		// No holder and no waiter: the semaphore is empty, fit for reuse.
 		delete(f.m, p)
+		f.spare = ps
 	}
 }
 

@@ -221,6 +221,68 @@ func TestPersistentStream_AuthorisationPerCall(t *testing.T) {
 	}
 }
 
+// TestPersistentStream_CredentialChangeOnOneStream: the server memoises a
+// stream's HEADERS decoding, keyed by the exact bytes, so a credential
+// that changes between two requests on the same stream is judged anew:
+// valid, then forged (signed by a key the server does not trust), then
+// valid again, all on one reused stream.
+func TestPersistentStream_CredentialChangeOnOneStream(t *testing.T) {
+	_, dirKey, _ := ed25519.GenerateKey(nil)
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	server := startEngineNodeClock(t, &testClock{})
+	server.m.SetDirectoryKeys(dirKey.Public().(ed25519.PublicKey))
+	member := startNode(t, newTestHost(t, false), testConfig("member", false))
+	connectNodes(t, member, server)
+	valid := credentialFor(t, dirKey, member.h, time.Now(), time.Hour)
+	forged := credentialFor(t, otherKey, member.h, time.Now(), time.Hour)
+	for i, tc := range []struct {
+		cred string
+		ok   bool
+	}{{valid, true}, {valid, true}, {forged, false}, {valid, true}} {
+		member.m.SetMembership(tc.cred)
+		resp, _, err := callPayload(t, member, server.h.ID(), `{"messages":[{"role":"user","content":"hi"}]}`, 1)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if got := resp.Status == wire.StatusSuccess; got != tc.ok {
+			t.Fatalf("call %d (valid credential %v): %+v", i, tc.ok, resp)
+		}
+		if !tc.ok && (resp.Error == nil || resp.Error.Code != wire.CodeUnauthorized) {
+			t.Fatalf("call %d: forged credential answered %+v", i, resp)
+		}
+	}
+	if got := member.m.Stats()["call_stream_reused"]; got != 3 {
+		t.Fatalf("member reused %d streams, want 3 (one stream for all four calls)", got)
+	}
+	if got := server.m.Stats()["membership_forged"]; got != 1 {
+		t.Fatalf("membership_forged = %d, want 1: %v", got, server.m.Stats())
+	}
+}
+
+// TestHeadersMemoDecodesChangedBytes: the memo reuses a decoding only for
+// the same bytes; other bytes are decoded, and undecodable ones are an
+// error that leaves the memo as it was.
+func TestHeadersMemoDecodesChangedBytes(t *testing.T) {
+	var memo headersMemo
+	a, _ := cborEnc.Marshal(headersMsg{Membership: "a"})
+	b, _ := cborEnc.Marshal(headersMsg{Membership: "b", ConsumerToken: "t"})
+	for i, tc := range []struct {
+		in   []byte
+		want headersMsg
+	}{{a, headersMsg{Membership: "a"}}, {a, headersMsg{Membership: "a"}}, {b, headersMsg{Membership: "b", ConsumerToken: "t"}}, {a, headersMsg{Membership: "a"}}} {
+		got, err := memo.decode(tc.in)
+		if err != nil || got != tc.want {
+			t.Fatalf("decode %d: %+v, %v; want %+v", i, got, err, tc.want)
+		}
+	}
+	if _, err := memo.decode([]byte{0xff}); err == nil {
+		t.Fatal("undecodable HEADERS accepted")
+	}
+	if got, err := memo.decode(a); err != nil || got.Membership != "a" {
+		t.Fatalf("after an undecodable frame: %+v, %v", got, err)
+	}
+}
+
 // TestPersistentStream_ServerShedsIdleStreamsPastItsCap: a server already
 // holding its cap of idle persistent streams ends a stream right after its
 // RESPONSE; callers reusing it go out on a fresh stream, every call is
@@ -286,4 +348,39 @@ func TestPersistentStream_CallerGoneCancelsEngine(t *testing.T) {
 	if got := client.m.Stats()["call_stream_reused"]; got != 1 {
 		t.Fatalf("the reset stream was reused: %v", client.m.Stats())
 	}
+}
+
+// TestPersistentStream_CallerDeadlineEndsTheWait: the caller's read of the
+// answer has no stream deadline; the context's deadline ends it (the
+// stream is reset), on a reused stream whose server never answers.
+func TestPersistentStream_CallerDeadlineEndsTheWait(t *testing.T) {
+	client := startNode(t, newTestHost(t, false), testConfig("client", false))
+	server := startNode(t, newTestHost(t, false), testConfig("server", true))
+	server.engine.block = make(chan struct{}, 1)
+	server.engine.block <- struct{}{} // the first call passes
+	connectNodes(t, client, server)
+	if resp, _, err := callPayload(t, client, server.h.ID(), `{"n":1}`, 1); err != nil || resp.Status != wire.StatusSuccess {
+		t.Fatalf("first call: %v %+v", err, resp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	call := testCall()
+	call.Constraints.TimeoutMs = 60000
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := client.m.Call(ctx, call, CallOptions{Peer: server.h.ID(), MaxAttempts: 1})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call past its deadline returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the caller's deadline did not end the wait for the answer")
+	}
+	if got := client.m.Stats()["call_stream_reused"]; got != 1 {
+		t.Fatalf("the second call did not reuse the stream: %v", client.m.Stats())
+	}
+	waitFor(t, 10*time.Second, "the engine to stop", func() bool { return server.m.active.Load() == 0 })
 }

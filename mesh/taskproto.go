@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -165,9 +166,8 @@ func (m *Mesh) taskHandler(c *taskCodec) network.StreamHandler {
 // request that ends the stream (streamed, cancel, refused) is served.
 func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 	fr := wire.NewFrameReader(s)
-	base := streamCaller(s)
-	w := newWatcher(fr, c.persistent)
-	defer w.stop()
+	ss := &servedStream{s: s, fr: fr, c: c, base: streamCaller(s), w: newWatcher(fr, c.persistent)}
+	defer ss.w.stop()
 	var first *frameIn
 	for {
 		fr.SetMaxPayload(m.cfg.MaxCallBytes)
@@ -175,12 +175,43 @@ func (m *Mesh) serveTask(s network.Stream, c *taskCodec) {
 		if first != nil {
 			m.stats.count("task_stream_next")
 		}
-		next, ok := m.serveRequest(s, fr, w, c, base, first)
+		next, ok := m.serveRequest(ss, first)
 		if !ok {
 			return
 		}
 		first = next
 	}
+}
+
+// servedStream is the server's end of one task stream.
+type servedStream struct {
+	s    network.Stream
+	fr   *wire.FrameReader
+	c    *taskCodec
+	base wire.Caller // what the connection proves about the caller (streamCaller)
+	w    *watcher
+	hdr  headersMemo
+}
+
+// headersMemo is the last HEADERS payload a stream carried and its
+// decoding: a caller sends the same credentials with every request, so
+// later requests skip the decode. Only the decoding is reused; each
+// request's credentials are still judged on their own (callerOf).
+type headersMemo struct {
+	raw []byte
+	hm  headersMsg
+}
+
+func (hc *headersMemo) decode(payload []byte) (headersMsg, error) {
+	if hc.raw != nil && bytes.Equal(payload, hc.raw) {
+		return hc.hm, nil
+	}
+	var hm headersMsg
+	if err := cborDec.Unmarshal(payload, &hm); err != nil {
+		return headersMsg{}, err
+	}
+	hc.raw, hc.hm = append(hc.raw[:0], payload...), hm
+	return hm, nil
 }
 
 // frameIn is a frame (or the error reading it) the caller watcher read
@@ -194,16 +225,17 @@ type frameIn struct {
 // serveRequest serves one request whose first frame may already have been
 // read (first). It returns the next request's first frame and true when the
 // stream stays open for it.
-func (m *Mesh) serveRequest(s network.Stream, fr *wire.FrameReader, w *watcher, c *taskCodec, base wire.Caller, first *frameIn) (*frameIn, bool) {
+func (m *Mesh) serveRequest(ss *servedStream, first *frameIn) (*frameIn, bool) {
+	s, fr, w, c := ss.s, ss.fr, ss.w, ss.c
 	remote := s.Conn().RemotePeer()
-	call, hm, cc, ref := m.readRequest(fr, c, first)
+	call, hm, cc, ref := m.readRequest(ss, first)
 	if ref != nil {
 		m.stats.count("task_refused_" + ref.name())
 		m.log.Warn("task stream refused", "peer", logPeer(remote), "reason", ref.name())
 		m.refuse(s, c, ref)
 		return nil, false
 	}
-	caller := m.callerOf(s, base, hm)
+	caller := m.callerOf(s, ss.base, hm)
 	if cc != nil {
 		m.serveCancel(s, c, cc, caller)
 		return nil, false
@@ -275,19 +307,29 @@ func (m *Mesh) awaitNext(s network.Stream, watchDone <-chan frameIn) (*frameIn, 
 	// ended at once (shed), and its caller opens a fresh one when needed.
 	shed := m.idleServed.Add(1) > m.maxIdleServed()
 	defer m.idleServed.Add(-1)
+	var next frameIn
 	if shed {
 		m.stats.count("task_stream_shed")
 		_ = s.SetReadDeadline(time.Now())
-	} else {
-		_ = s.SetReadDeadline(time.Now().Add(m.streamIdle()))
-	}
-	var next frameIn
-	select {
-	case next = <-watchDone:
-	case <-m.ctx.Done():
-		_ = s.SetReadDeadline(time.Now())
 		next = <-watchDone
-		shed = true
+	} else {
+		// A timer, not a read deadline, bounds the wait: setting a deadline
+		// would wake the watcher blocked in Read right after the RESPONSE,
+		// and that goroutine would run before the one sending the RESPONSE.
+		idle := time.NewTimer(m.streamIdle())
+		select {
+		case next = <-watchDone:
+		case <-idle.C:
+			// The watcher's Read ends at the deadline, with the idle timeout;
+			// a request that won the race is served.
+			_ = s.SetReadDeadline(time.Now())
+			next = <-watchDone
+		case <-m.ctx.Done():
+			_ = s.SetReadDeadline(time.Now())
+			next = <-watchDone
+			shed = true
+		}
+		idle.Stop()
 	}
 	if shed && next.err == nil {
 		next.err = ErrClosed // a request that raced the shed or shutdown is not served
@@ -345,7 +387,8 @@ func (m *Mesh) callerOf(s network.Stream, base wire.Caller, hm headersMsg) wire.
 // readRequest reads the optional HEADERS frame and the CALL, or on the
 // native protocol a cancellation CONTROL (taskstream.go). first, when set,
 // is the request's first frame, already read by the caller watcher.
-func (m *Mesh) readRequest(fr *wire.FrameReader, c *taskCodec, first *frameIn) (*wire.Call, headersMsg, *wire.CancelControl, *refusal) {
+func (m *Mesh) readRequest(ss *servedStream, first *frameIn) (*wire.Call, headersMsg, *wire.CancelControl, *refusal) {
+	fr, c := ss.fr, ss.c
 	var hm headersMsg
 	for i := 0; i < 2; i++ {
 		var h wire.Header
@@ -364,7 +407,8 @@ func (m *Mesh) readRequest(fr *wire.FrameReader, c *taskCodec, first *frameIn) (
 			if len(payload) > maxHeadersBytes {
 				return nil, hm, nil, &refusal{close: wire.CloseFrameTooLarge}
 			}
-			if err := cborDec.Unmarshal(payload, &hm); err != nil {
+			var err error
+			if hm, err = ss.hdr.decode(payload); err != nil {
 				return nil, headersMsg{}, nil, &refusal{close: wire.CloseCBORDecodeError}
 			}
 		case h.Type == wire.TypeCall:

@@ -157,7 +157,7 @@ type watchReq struct {
 func newWatcher(fr *wire.FrameReader, persistent bool) *watcher {
 	w := &watcher{fr: fr}
 	if persistent {
-		w.req, w.res, w.done = make(chan watchReq), make(chan frameIn, 1), make(chan struct{})
+		w.req, w.res, w.done = make(chan watchReq, 1), make(chan frameIn, 1), make(chan struct{})
 		go func() {
 			defer close(w.done)
 			for r := range w.req {

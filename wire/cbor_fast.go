@@ -50,7 +50,8 @@ func sortMembers(out []byte, start int, spans []span, key func(s span) []byte) b
 			return false
 		}
 	}
-	tmp := make([]byte, 0, len(out)-start)
+	var buf [512]byte // small objects are reordered on the stack
+	tmp := buf[:0]
 	for _, s := range spans {
 		tmp = append(tmp, out[s.k0:s.end]...)
 	}
@@ -129,7 +130,8 @@ func (p *j2c) value(depth int) bool {
 func (p *j2c) object(depth int) bool {
 	p.pos++
 	start := len(p.out)
-	var spans []span
+	var spanBuf [8]span // small objects (most of them) sort on the stack
+	spans := spanBuf[:0]
 	p.ws()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++

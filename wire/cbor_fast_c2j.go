@@ -138,8 +138,13 @@ func (p *c2j) object(n uint64, depth int) bool {
 	}
 	p.out = append(p.out, '{')
 	start := len(p.out)
-	spans := make([]span, 0, n)
-	keys := make([][]byte, 0, n)
+	// Small objects (most of them) sort on the stack.
+	var spanBuf [8]span
+	var keyBuf [8][]byte
+	spans, keys := spanBuf[:0], keyBuf[:0]
+	if n > uint64(len(spanBuf)) {
+		spans, keys = make([]span, 0, n), make([][]byte, 0, n)
+	}
 	for i := uint64(0); i < n; i++ {
 		major, _, arg, ok := p.head()
 		if !ok || major != 3 {

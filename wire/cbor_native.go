@@ -84,18 +84,35 @@ func u64(v uint64) *uint64 { return &v }
 
 // EncodeCallNative renders c as the deterministic integer-keyed CBOR payload
 // of a CALL frame. c should already have passed ValidateCall.
+// The direct writer (cbor_native_fast.go) renders the map; the reflective
+// encoder is the reference it matches byte for byte.
 func EncodeCallNative(c *Call) ([]byte, error) {
+	n, err := nativeCallOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := appendNativeCall(nil, &n); ok {
+		return b, nil
+	}
+	return encodeNativeRef(&n)
+}
+
+// encodeNativeRef is the reflective reference encoder of the native maps.
+func encodeNativeRef(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// nativeCallOf maps c to the integer-keyed CALL map.
+func nativeCallOf(c *Call) (nativeCall, error) {
 	if len(c.Conf) > 0 {
-		return nil, errors.New("encoding native CALL: IICP-CX envelopes need the CONF_ENCRYPTED map form, not supported")
+		return nativeCall{}, errors.New("encoding native CALL: IICP-CX envelopes need the CONF_ENCRYPTED map form, not supported")
 	}
 	if !isJSONObject(c.Payload) {
-		return nil, errors.New("encoding native CALL: payload is not a JSON object")
+		return nativeCall{}, errors.New("encoding native CALL: payload is not a JSON object")
 	}
 	n := nativeCall{
 		ProtocolVersion: u64(uint64(FramingVersion)),
 		SessionID:       orDefault(c.SessionID, c.TaskID),
 		Intent:          c.Intent,
-		Payload:         bstr(c.Payload),
+		Payload:         appendHead(make([]byte, 0, len(c.Payload)+9), 2, uint64(len(c.Payload))),
 		Timeout:         u64(uint64((max(c.Constraints.TimeoutMs, 0) + 999) / 1000)),
 		CallID:          orDefault(c.CallID, c.TaskID),
 		IdempotencyKey:  c.IdempotencyKey,
@@ -133,7 +150,8 @@ func EncodeCallNative(c *Call) ([]byte, error) {
 	if len(md) > 0 {
 		n.Metadata = md
 	}
-	return encMode.Marshal(&n)
+	n.Payload = append(n.Payload, c.Payload...)
+	return n, nil
 }
 
 func orDefault(s, def string) string {
@@ -141,12 +159,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// bstr encodes raw bytes as a CBOR byte string item.
-func bstr(b []byte) cbor.RawMessage {
-	out, _ := encMode.Marshal(b) // []byte always encodes
-	return out
 }
 
 // DecodeCallNative decodes a strict (spec-form) native CALL payload:
@@ -195,6 +207,15 @@ func unmarshalNativeCall(b []byte) (*nativeCall, *Error) {
 	if len(b) == 0 || b[0]>>5 != 5 {
 		return nil, cborErr("CALL must be a CBOR map")
 	}
+	if n, ok := fastNativeCall(b); ok {
+		return n, nil
+	}
+	return unmarshalNativeCallRef(b)
+}
+
+// unmarshalNativeCallRef is the reflective reference decoder of the CALL
+// map (fastNativeCall serves plain maps).
+func unmarshalNativeCallRef(b []byte) (*nativeCall, *Error) {
 	var n nativeCall
 	if err := decMode.Unmarshal(b, &n); err != nil {
 		return nil, cborTypeError(err)
@@ -296,24 +317,26 @@ func firstNonEmpty(s ...string) string {
 // JSON. Compat additionally: a CBOR map, text holding JSON, or a bstr
 // holding a CBOR-encoded map.
 func nativePayload(raw cbor.RawMessage, compat bool) (json.RawMessage, *Error) {
-	bad := nativeInvalid("payload", "must be a JSON object")
+	bad := errPayloadObject
 	if len(raw) == 0 {
-		return nil, bad
+		return nil, bad()
 	}
 	switch raw[0] >> 5 {
 	case 2, 3: // bstr, tstr
 		var s []byte
-		if raw[0]>>5 == 2 {
+		if c, ok := bstrContent(raw); ok {
+			s = append(make([]byte, 0, len(c)), c...)
+		} else if raw[0]>>5 == 2 {
 			if err := decMode.Unmarshal(raw, &s); err != nil {
-				return nil, bad
+				return nil, bad()
 			}
 		} else {
 			if !compat {
-				return nil, bad
+				return nil, bad()
 			}
 			var t string
 			if err := decMode.Unmarshal(raw, &t); err != nil {
-				return nil, bad
+				return nil, bad()
 			}
 			s = []byte(t)
 		}
@@ -325,16 +348,16 @@ func nativePayload(raw cbor.RawMessage, compat bool) (json.RawMessage, *Error) {
 				return j, nil
 			}
 		}
-		return nil, bad
+		return nil, bad()
 	case 5:
 		if !compat {
-			return nil, bad
+			return nil, bad()
 		}
 		j, err := cborToJSON(raw)
 		if err != nil {
-			return nil, bad
+			return nil, bad()
 		}
 		return j, nil
 	}
-	return nil, bad
+	return nil, bad()
 }

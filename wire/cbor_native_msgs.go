@@ -42,7 +42,21 @@ type NativeError struct {
 // EncodeResponseNative renders r as a deterministic integer-keyed RESPONSE
 // payload. TaskID, model_used and the capacity hints have no native key and
 // are not carried; the caller correlates by session_id/call_id.
+// The direct writer (cbor_native_fast.go) renders the map; the reflective
+// encoder is the reference it matches byte for byte.
 func EncodeResponseNative(r *Response) ([]byte, error) {
+	n, err := nativeResponseOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := appendNativeResponse(nil, &n); ok {
+		return b, nil
+	}
+	return encodeNativeRef(&n)
+}
+
+// nativeResponseOf maps r to the integer-keyed RESPONSE map.
+func nativeResponseOf(r *Response) (nativeResponse, error) {
 	t := true
 	n := nativeResponse{
 		ProtocolVersion: u64(uint64(FramingVersion)),
@@ -61,18 +75,18 @@ func EncodeResponseNative(r *Response) ([]byte, error) {
 		// Profile-only key 13; key 12 mirrors the envelope (§4.4.2).
 		b, err := encMode.Marshal(l)
 		if err != nil {
-			return nil, err
+			return nativeResponse{}, err
 		}
 		n.Lifecycle, n.IsFinal = b, &l.IsFinal
 	}
 	if len(r.Result) > 0 && !isJSONNull(r.Result) {
 		res, err := jsonToCBOR(r.Result)
 		if err != nil {
-			return nil, err
+			return nativeResponse{}, err
 		}
 		n.Result = res
 	}
-	return encMode.Marshal(&n)
+	return n, nil
 }
 
 // DecodeResponseNative decodes a strict spec-form RESPONSE payload. TaskID is
@@ -109,9 +123,9 @@ func decodeResponseNative(b []byte, compat, lifecycle bool) (*Response, *Error) 
 	if len(b) == 0 || b[0]>>5 != 5 {
 		return nil, cborErr("RESPONSE must be a CBOR map")
 	}
-	var n nativeResponse
-	if err := decMode.Unmarshal(b, &n); err != nil {
-		return nil, cborTypeError(err)
+	n, werr := unmarshalNativeResponse(b)
+	if werr != nil {
+		return nil, werr
 	}
 	if len(n.Lifecycle) > 0 && !lifecycle {
 		return nil, nativeInvalid("lifecycle", "is profile-only and the profile was not negotiated")
@@ -145,7 +159,7 @@ func decodeResponseNative(b []byte, compat, lifecycle bool) (*Response, *Error) 
 		r.Error = &Error{Code: Code(n.Error.Code), Message: n.Error.Message}
 	}
 	if compat {
-		if err := applyLegacyResponse(&n, r); err != nil {
+		if err := applyLegacyResponse(n, r); err != nil {
 			return nil, err
 		}
 	}
@@ -164,6 +178,23 @@ func decodeResponseNative(b []byte, compat, lifecycle bool) (*Response, *Error) 
 		r.Code = r.Error.Code
 	}
 	return r, nil
+}
+
+// unmarshalNativeResponse reads the RESPONSE map: the direct reader for
+// plain maps, else the reflective reference (unmarshalNativeResponseRef).
+func unmarshalNativeResponse(b []byte) (*nativeResponse, *Error) {
+	if n, ok := fastNativeResponse(b); ok {
+		return n, nil
+	}
+	return unmarshalNativeResponseRef(b)
+}
+
+func unmarshalNativeResponseRef(b []byte) (*nativeResponse, *Error) {
+	var n nativeResponse
+	if err := decMode.Unmarshal(b, &n); err != nil {
+		return nil, cborTypeError(err)
+	}
+	return &n, nil
 }
 
 func clampInt64(v uint64) int64 {
@@ -223,17 +254,17 @@ func applyLegacyResponse(n *nativeResponse, r *Response) *Error {
 // holding JSON text or one encoded CBOR item (deployed nodes CBOR-encode the
 // result into a bstr).
 func nativeResult(raw cbor.RawMessage) (json.RawMessage, *Error) {
-	bad := nativeInvalid("result", "must be in the JSON data model")
+	bad := errResultModel
 	if raw[0]>>5 != 2 {
 		j, err := cborToJSON(raw)
 		if err != nil {
-			return nil, bad
+			return nil, bad()
 		}
 		return j, nil
 	}
 	var s []byte
 	if err := decMode.Unmarshal(raw, &s); err != nil {
-		return nil, bad
+		return nil, bad()
 	}
 	if t := bytes.TrimLeft(s, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(s) {
 		return s, nil
@@ -243,7 +274,7 @@ func nativeResult(raw cbor.RawMessage) (json.RawMessage, *Error) {
 			return j, nil
 		}
 	}
-	return nil, bad
+	return nil, bad()
 }
 
 // ---- session messages -------------------------------------------------------
@@ -339,3 +370,8 @@ func checkSessionMsg(v any) *Error {
 
 // String renders a native error code for logs (never the message body).
 func (e *NativeError) String() string { return "native error " + strconv.Quote(e.Code) }
+
+// errResultModel and errPayloadObject build their errors on demand: the
+// decoders' success path allocates none.
+func errResultModel() *Error   { return nativeInvalid("result", "must be in the JSON data model") }
+func errPayloadObject() *Error { return nativeInvalid("payload", "must be a JSON object") }

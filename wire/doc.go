@@ -17,7 +17,11 @@
 //	                         anything unusual falls back to encoding/json
 //	cbor.go, cbor_det.go     the one DecMode/EncMode, the RFC 8949 §4.2.1
 //	                         determinism check, string-keyed CBOR (application/iicp+cbor)
-//	cbor_native*.go          integer-keyed CALL/RESPONSE/INIT/ACK/PING/CLOSE
+//	cbor_native*.go          integer-keyed CALL/RESPONSE/INIT/ACK/PING/CLOSE;
+//	                         cbor_native_fast*.go write and read the plain CALL
+//	                         and RESPONSE maps without reflection, anything
+//	                         else falls back to the reflective reference
+//	cbor_fast*.go            JSON ↔ CBOR result transcoders, same fallback rule
 //	frame.go, compress.go    12-byte header, FrameReader/FrameWriter, §9.6 checks, gzip
 //
 // Native decoders come in two flavours. The strict ones (DecodeCallNative,
