@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/httperr"
@@ -53,6 +54,11 @@ type OpenAI struct {
 	userAgnt string
 	authHdr  []string // "Bearer "+apiKey, built once; LOG-FORBIDDEN
 	uaHdr    []string
+	// endpoints is base+path for each API path, built once (endpoint).
+	endpoints map[string]*url.URL
+	// redirected: the backend answered a redirect; requests go through
+	// Client.Do from then on (send).
+	redirected atomic.Bool
 }
 
 // Option configures an OpenAI client.
@@ -139,6 +145,12 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 	}
 	if c.userAgnt != "" {
 		c.uaHdr = []string{c.userAgnt}
+	}
+	c.endpoints = make(map[string]*url.URL, len(apiPaths))
+	for _, p := range apiPaths {
+		u := *c.base
+		u.Path += p
+		c.endpoints[p] = &u
 	}
 	return c, nil
 }
@@ -247,6 +259,61 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 // X-IICP-Trace-Id (iicp-semantics.md §10.1: adapters include trace_id in
 // backend HTTP calls).
 func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, stream bool, traceID string) (*http.Response, error) {
+	h := c.requestHeader(body != nil, stream, traceID)
+	rt, direct := c.roundTripper()
+	if !direct {
+		return c.sendClient(ctx, method, path, body, h)
+	}
+	resp, err := rt.RoundTrip(c.request(ctx, method, path, body, h))
+	if err != nil || !isRedirect(resp) {
+		return resp, err
+	}
+	// Redirects are rare (an API behind a moved path): net/http's client
+	// follows them with its own rules (method rewriting, hop limit,
+	// sensitive headers dropped off-host), so the request goes again
+	// through it, and so does every later one to this backend. The
+	// redirect answer ran no inference; the resend costs one exchange.
+	drainClose(resp.Body)
+	c.redirected.Store(true)
+	return c.sendClient(ctx, method, path, body, h)
+}
+
+// roundTripper is the transport send may call directly: net/http's own,
+// behind a client with nothing Client.Do would add on a non-redirect
+// exchange (no Timeout, no cookie Jar). Calling it directly saves
+// Client.Do's per-request header copy and redirect bookkeeping; a custom
+// RoundTripper always goes through the client, and so does a backend that
+// answered with a redirect once.
+func (c *OpenAI) roundTripper() (http.RoundTripper, bool) {
+	if c.client.Timeout != 0 || c.client.Jar != nil || c.redirected.Load() {
+		return nil, false
+	}
+	switch t := c.client.Transport.(type) {
+	case nil:
+		return http.DefaultTransport, true
+	case *http.Transport:
+		return t, true
+	}
+	return nil, false
+}
+
+// request builds the request without parsing a URL: base+path was parsed
+// once (endpoint). The body reader is a *bytes.Reader behind io.NopCloser,
+// which net/http recognises as in memory (headers and body go out in one
+// write) and GetBody lets the transport resend on a stale pooled connection.
+func (c *OpenAI) request(ctx context.Context, method, path string, body []byte, h http.Header) *http.Request {
+	u := c.endpoint(path)
+	r := &http.Request{Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: u.Host}
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return r.WithContext(ctx)
+}
+
+// sendClient is send through http.Client.Do (custom clients, redirects).
+func (c *OpenAI) sendClient(ctx context.Context, method, path string, body []byte, h http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -255,11 +322,16 @@ func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, str
 	if err != nil {
 		return nil, err
 	}
-	// Canonical names and shared, never-mutated value slices: no
-	// canonicalisation or allocation per header (RoundTrippers must not
-	// modify the request, so sharing is safe).
+	hr.Header = h
+	return c.client.Do(hr)
+}
+
+// requestHeader is a request's header map. Canonical names and shared,
+// never-mutated value slices: no canonicalisation or allocation per header
+// (RoundTrippers must not modify the request, so sharing is safe).
+func (c *OpenAI) requestHeader(hasBody, stream bool, traceID string) http.Header {
 	h := make(http.Header, 6)
-	if body != nil {
+	if hasBody {
 		h["Content-Type"] = jsonMedia
 	}
 	if stream {
@@ -276,8 +348,29 @@ func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, str
 	if safeTraceID(traceID) {
 		h[canonicalTraceHeader] = []string{traceID}
 	}
-	hr.Header = h
-	return c.client.Do(hr)
+	return h
+}
+
+// endpoint is base+path as a URL: parsed once for the API paths prepare
+// uses (NewOpenAI) and shared read-only (net/http never writes to a
+// request's URL).
+func (c *OpenAI) endpoint(path string) *url.URL {
+	if u, ok := c.endpoints[path]; ok {
+		return u
+	}
+	u := *c.base
+	u.Path += path
+	return &u
+}
+
+// isRedirect reports a redirect Client.Do would follow.
+func isRedirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
 }
 
 // Shared request header values (read-only).

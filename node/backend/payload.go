@@ -72,6 +72,16 @@ func fieldSet(names ...string) map[string]bool {
 	return m
 }
 
+// The API paths, relative to the base URL.
+const (
+	pathChat        = "/chat/completions"
+	pathCompletions = "/completions"
+	pathEmbeddings  = "/embeddings"
+)
+
+// apiPaths lists them (OpenAI parses each once).
+var apiPaths = []string{pathChat, pathCompletions, pathEmbeddings}
+
 // prepared is a validated request ready to send.
 type prepared struct {
 	mode   Mode
@@ -105,17 +115,17 @@ func prepare(req Request, forceStream bool) (prepared, error) {
 	p := prepared{mode: req.Mode, stream: stream || forceStream}
 	switch req.Mode {
 	case ModeChat:
-		p.path = "/chat/completions"
+		p.path = pathChat
 		p.body, err = chatBody(obj, req)
 	case ModeCompletion:
-		p.path = "/completions"
+		p.path = pathCompletions
 		p.body, err = completionBody(obj, req)
 	case ModeEmbedding:
-		p.path = "/embeddings"
+		p.path = pathEmbeddings
 		p.stream = false // embeddings have no streaming form
 		p.body, err = embeddingBody(obj, req)
 	case ModeSummarise:
-		p.path = "/chat/completions"
+		p.path = pathChat
 		p.body, p.summaryFormat, err = summariseBody(obj, req)
 	default:
 		return prepared{}, fmt.Errorf("%w: route mode %q is not supported", ErrBackend, req.Mode)
