@@ -79,13 +79,33 @@ func FuzzEncodeResponse(f *testing.F) {
 	})
 }
 
-// TestNeedsHTMLEscapeMatchesContainsAny: the byte scan finds exactly what
-// bytes.ContainsAny(raw, "<>&\u2028\u2029") finds, invalid UTF-8 included.
-func TestNeedsHTMLEscapeMatchesContainsAny(t *testing.T) {
-	for _, s := range []string{"", "{}", `{"a":"b"}`, "<", ">", "&", "x\u2028", "\u2029y", "\u2027\u202a",
-		"\xe2\x80", "\xe2\x80\xa8", "\xe2\xe2\x80\xa9", "\x80\xa8", "\xe2\x80\xa7", "é\u00a8", "\xff\xe2\x80\xa8"} {
-		if got, want := needsHTMLEscape([]byte(s)), bytes.ContainsAny([]byte(s), "<>&\u2028\u2029"); got != want {
-			t.Errorf("%q: got %v, want %v", s, got, want)
-		}
+// FuzzCompactResult: compactResult writes what json.Compact writes for
+// every valid input json.Marshal would copy unescaped, and declines every
+// input json.Compact refuses. It may decline more (deep nesting): the
+// general encoder then runs, so declining is always safe.
+func FuzzCompactResult(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e+3,true,false,null,"x\u00e9\n"]}`, " [ ] ", "{ }", `"\ud800"`, "0", "-0.0E-0",
+		"01", "1.", "-", ".5", `{"a" 1}`, `{"a":1,}`, `[1,]`, "tru", "nul", `"\x"`, "\"a\x01\"", `"<"`, "\"\u2028\"",
+		"\"\xe2\x80\"", "\"\xff\"", strings.Repeat("[", 65) + strings.Repeat("]", 65), `{"a":{"b":[{"c":"d"}]}} x`} {
+		f.Add([]byte(s))
 	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		got, ok := compactResult([]byte("pre"), src)
+		var want bytes.Buffer
+		want.WriteString("pre")
+		err := json.Compact(&want, src)
+		escapes := bytes.ContainsAny(src, "<>&\u2028\u2029")
+		switch {
+		case ok && (err != nil || escapes):
+			t.Fatalf("%q: accepted, json.Compact err %v, HTML escapes %v", src, err, escapes)
+		case ok && !bytes.Equal(got, want.Bytes()):
+			t.Fatalf("%q:\n got %q\nwant %q", src, got, want.Bytes())
+		case !ok && !bytes.Equal(got, []byte("pre")):
+			t.Fatalf("%q: declined but changed dst to %q", src, got)
+		case !ok && err == nil && !escapes && !strings.Contains(string(src), strings.Repeat("[", maxCompactDepth)) &&
+			!strings.Contains(string(src), "{") && !strings.Contains(string(src), "["):
+			// Scalars never nest: a valid one is always taken.
+			t.Fatalf("%q: valid scalar declined", src)
+		}
+	})
 }
