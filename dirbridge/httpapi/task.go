@@ -55,8 +55,11 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller := s.prepare(w, r, call, src)
-	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
-	h.Set(hdrTraceID, call.Trace.TraceID)
+	// The CALL's own trace_id (validated by wire) is the one to echo
+	// (TRACE-02); tracing already set the header's, which is usually it.
+	if tid := call.Trace.TraceID; tid != infoOf(w, r).traceID {
+		h[hdrTraceID] = []string{tid}
+	}
 	if se, ok := s.streams(call, isCBOR); ok {
 		s.streamTask(w, r, se, call, caller, respond)
 		return
