@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/meshnode/meshnode/internal/jsonscan"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -42,7 +43,7 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	b = appendString(append(b, `,"status":`...), r.Status)
 	// Validated and compacted as json.Marshal does for a json.RawMessage;
 	// a result that needs HTML escaping goes to the general encoder.
-	b, ok := compactResult(append(b, `,"result":`...), r.Result)
+	b, ok := jsonscan.AppendCompact(append(b, `,"result":`...), r.Result)
 	if !ok {
 		return nil, false
 	}

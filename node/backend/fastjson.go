@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // The task hot path decodes the caller's payload once and the backend's
@@ -231,7 +233,7 @@ func keyMatch(key []byte, names ...string) (int, bool) {
 }
 
 // decodeGenerationFast decodes a chat/completion body in the shape every
-// conforming server sends, in one validating pass (json.Valid) and one walk
+// conforming server sends, in one validating pass (jsonscan.Valid, json.Valid's verdict) and one walk
 // that builds nothing but the result. It declines (ok=false) whatever a
 // strictly typed encoding/json decode would refuse or treat specially: a
 // non-string id, model or finish_reason, a non-integer index, a non-numeric
@@ -239,7 +241,7 @@ func keyMatch(key []byte, names ...string) (int, bool) {
 // message object (chat) or text (completion), no choices. A declined body
 // goes to decodeGeneration, whose lenient path also names the error.
 func decodeGenerationFast(body []byte, chat bool) (generation, bool) {
-	if !json.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return generation{}, false
 	}
 	var g generation

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // This file maps a CALL payload onto an OpenAI-compatible request body, per
@@ -149,7 +151,7 @@ func parseObject(payload json.RawMessage) (map[string]json.RawMessage, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, badPayload("", "payload must be a JSON object")
 	}
-	if !json.Valid(trimmed) {
+	if !jsonscan.Valid(trimmed) {
 		return nil, badPayload("", "payload is not valid JSON")
 	}
 	// What json.Unmarshal into this map would build, in one walk: values

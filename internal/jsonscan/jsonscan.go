@@ -1,32 +1,70 @@
-package httpapi
+package jsonscan
 
-// compactResult appends src to dst the way json.Marshal writes a
+import "encoding/json"
+
+// AppendCompact appends src to dst the way json.Marshal writes a
 // json.RawMessage: validated, without insignificant whitespace. It takes
 // only what that copy leaves byte for byte (no '<', '>', '&', U+2028 or
-// U+2029 to escape) and nests at most maxCompactDepth deep; ok=false for
-// anything else, invalid JSON included, and the caller then uses the
-// general encoder. One pass replaces the HTML-escape check and
-// json.Compact's state machine (issue 11 item 9); FuzzCompactResult holds
-// it to json.Compact.
-func compactResult(dst, src []byte) ([]byte, bool) {
-	c := compactor{src: src, dst: dst}
-	c.ws()
-	if !c.value(0) {
-		return dst, false
-	}
-	if c.ws(); c.i != len(src) {
+// U+2029 to escape) and nests at most maxDepth deep; ok=false for anything
+// else, invalid JSON included, with dst unchanged: the caller then uses
+// the general encoder. One pass replaces an HTML-escape check and
+// json.Compact's state machine.
+func AppendCompact(dst, src []byte) ([]byte, bool) {
+	c := compactor{src: src, dst: dst, out: true, html: true}
+	if !c.run() {
 		return dst, false
 	}
 	return c.dst, true
 }
 
-// maxCompactDepth bounds the fast path's recursion; deeper results (rare)
-// go to encoding/json, whose own limit is 10000.
-const maxCompactDepth = 64
+// Valid reports whether src is one valid JSON value, exactly as json.Valid
+// does (a value nested deeper than maxDepth is left to json.Valid).
+func Valid(src []byte) bool {
+	c := compactor{src: src}
+	if c.run() {
+		return true
+	}
+	if c.deep {
+		return json.Valid(src)
+	}
+	return false
+}
 
+// maxDepth bounds the fast path's recursion; deeper values (rare) go to
+// encoding/json, whose own limit is 10000.
+const maxDepth = 64
+
+// run scans the whole of src as one value.
+func (c *compactor) run() bool {
+	c.ws()
+	if !c.value(0) {
+		return false
+	}
+	c.ws()
+	return c.i == len(c.src)
+}
+
+// compactor walks src; with out set it appends what it took to dst, with
+// html set it declines what json.Marshal would HTML-escape.
 type compactor struct {
-	src, dst []byte
-	i        int
+	src, dst  []byte
+	i         int
+	out, html bool
+	deep      bool // declined only for nesting beyond maxDepth
+}
+
+// emit appends b when output is on.
+func (c *compactor) emit(b byte) {
+	if c.out {
+		c.dst = append(c.dst, b)
+	}
+}
+
+// emitSpan appends src[from:c.i] when output is on.
+func (c *compactor) emitSpan(from int) {
+	if c.out {
+		c.dst = append(c.dst, c.src[from:c.i]...)
+	}
 }
 
 // ws skips insignificant whitespace.
@@ -48,7 +86,11 @@ func (c *compactor) value(depth int) bool {
 	}
 	switch b := c.src[c.i]; {
 	case b == '{' || b == '[':
-		return depth < maxCompactDepth && c.container(depth)
+		if depth >= maxDepth {
+			c.deep = true
+			return false
+		}
+		return c.container(depth)
 	case b == '"':
 		return c.str()
 	case b == 't':
@@ -70,11 +112,11 @@ func (c *compactor) container(depth int) bool {
 	if open == '{' {
 		closing = '}'
 	}
-	c.dst = append(c.dst, open)
+	c.emit(open)
 	c.i++
 	c.ws()
 	if c.i < len(c.src) && c.src[c.i] == closing {
-		c.dst = append(c.dst, closing)
+		c.emit(closing)
 		c.i++
 		return true
 	}
@@ -86,7 +128,7 @@ func (c *compactor) container(depth int) bool {
 			if c.ws(); c.i >= len(c.src) || c.src[c.i] != ':' {
 				return false
 			}
-			c.dst = append(c.dst, ':')
+			c.emit(':')
 			c.i++
 			c.ws()
 		}
@@ -98,11 +140,11 @@ func (c *compactor) container(depth int) bool {
 		}
 		switch c.src[c.i] {
 		case ',':
-			c.dst = append(c.dst, ',')
+			c.emit(',')
 			c.i++
 			c.ws()
 		case closing:
-			c.dst = append(c.dst, closing)
+			c.emit(closing)
 			c.i++
 			return true
 		default:
@@ -111,21 +153,24 @@ func (c *compactor) container(depth int) bool {
 	}
 }
 
-// str copies a string literal: control characters unescaped, bad escapes
-// and anything json.Marshal would HTML-escape decline.
+// str copies a string literal: unescaped control characters and bad
+// escapes decline, and with html set anything json.Marshal would escape.
 func (c *compactor) str() bool {
 	start := c.i
 	for c.i++; c.i < len(c.src); c.i++ {
 		switch b := c.src[c.i]; {
 		case b == '"':
 			c.i++
-			c.dst = append(c.dst, c.src[start:c.i]...)
+			c.emitSpan(start)
 			return true
 		case b == '\\':
 			if !c.escape() {
 				return false
 			}
-		case b < 0x20 || b == '<' || b == '>' || b == '&':
+		case b < 0x20:
+			return false
+		case !c.html:
+		case b == '<' || b == '>' || b == '&':
 			return false
 		case b == 0xE2 && c.i+2 < len(c.src) && c.src[c.i+1] == 0x80 && (c.src[c.i+2] == 0xA8 || c.src[c.i+2] == 0xA9):
 			return false // U+2028, U+2029
@@ -164,7 +209,9 @@ func (c *compactor) lit(s string) bool {
 	if len(c.src)-c.i < len(s) || string(c.src[c.i:c.i+len(s)]) != s {
 		return false
 	}
-	c.dst = append(c.dst, s...)
+	if c.out {
+		c.dst = append(c.dst, s...)
+	}
 	c.i += len(s)
 	return true
 }
@@ -196,7 +243,7 @@ func (c *compactor) num() bool {
 			return false
 		}
 	}
-	c.dst = append(c.dst, c.src[start:c.i]...)
+	c.emitSpan(start)
 	return true
 }
 
