@@ -258,11 +258,11 @@ func decodeGenerationFast(body []byte, chat bool) (generation, bool) {
 		seen[f] = true
 		switch f {
 		case 0, 1:
-			s, ok := optString(val)
+			s, ok := optText(val)
 			if f == 0 {
-				g.ID = deref(s)
+				g.ID = s
 			} else {
-				g.Model = deref(s)
+				g.Model = s
 			}
 			return ok
 		case 2:
@@ -320,7 +320,7 @@ func fastChoice(el []byte, pos int, chat bool) (choice, bool) {
 			text, ok = optString(val)
 			return ok
 		default:
-			c.FinishReason, ok = optString(val)
+			c.FinishReason, ok = finishReason(val)
 			return ok
 		}
 		return true
@@ -343,26 +343,39 @@ func fastUsage(val []byte) (*usage, bool) {
 	if val == nil || val[0] == 'n' {
 		return nil, true
 	}
-	var n [3]*float64
+	// n[f] is the number, set[f] whether the member was a number (null and
+	// absent count as unset); seen[f] rejects a duplicate either way.
+	var n [3]float64
+	var set, seen [3]bool
 	ok := eachMember(val, func(key, v []byte) bool {
 		f, ok := keyMatch(key, "prompt_tokens", "completion_tokens", "total_tokens")
-		if !ok || f >= 0 && n[f] != nil {
+		if !ok || f >= 0 && seen[f] {
 			return false
 		}
-		if f < 0 || v[0] == 'n' {
+		if f < 0 {
+			return true
+		}
+		seen[f] = true
+		if v[0] == 'n' {
 			return true
 		}
 		x, err := strconv.ParseFloat(string(v), 64)
-		n[f] = &x
+		n[f], set[f] = x, true
 		return err == nil && isJSONNumber(v)
 	})
 	if !ok {
 		return nil, false
 	}
-	if n[0] == nil && n[1] == nil && n[2] == nil {
+	if !set[0] && !set[1] && !set[2] {
 		return nil, true
 	}
-	u := &usage{PromptTokens: nonNeg(n[0]), CompletionTokens: nonNeg(n[1]), TotalTokens: nonNeg(n[2])}
+	num := func(f int) *float64 {
+		if !set[f] {
+			return nil
+		}
+		return &n[f]
+	}
+	u := &usage{PromptTokens: nonNeg(num(0)), CompletionTokens: nonNeg(num(1)), TotalTokens: nonNeg(num(2))}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
@@ -379,11 +392,32 @@ func optString(val []byte) (*string, bool) {
 	return &s, ok
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// optText is optString for fields kept as a plain string (null: "").
+func optText(val []byte) (string, bool) {
+	if val[0] == 'n' {
+		return "", true
 	}
-	return *s
+	return decodeJSONString(val)
+}
+
+// Shared finish_reason values: the common reasons need no allocation.
+// Nothing writes through a choice's FinishReason, so sharing is safe.
+var finishReasons = func() map[string]*string {
+	m := map[string]*string{}
+	for _, r := range []string{"stop", "length", "tool_calls", "content_filter", "function_call"} {
+		m[r] = &r
+	}
+	return m
+}()
+
+// finishReason is optString with the common values shared.
+func finishReason(val []byte) (*string, bool) {
+	if len(val) >= 2 && val[0] == '"' {
+		if p, ok := finishReasons[string(val[1:len(val)-1])]; ok {
+			return p, true
+		}
+	}
+	return optString(val)
 }
 
 // appendChatResult encodes a chat or completion result like json.Marshal of
