@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/meshnode/meshnode/internal/jsonscan"
@@ -36,8 +37,8 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	if r.Error != nil || r.Lifecycle != nil || len(r.Result) == 0 {
 		return nil, false
 	}
-	if b == nil {
-		b = make([]byte, 0, 224+len(r.Result)+len(r.TaskID)+len(r.NodeID)+len(r.ModelUsed)+len(r.SessionID)+len(r.CallID))
+	if n := 224 + len(r.Result) + len(r.TaskID) + len(r.NodeID) + len(r.ModelUsed) + len(r.SessionID) + len(r.CallID); cap(b)-len(b) < n {
+		b = append(make([]byte, 0, len(b)+n), b...)
 	}
 	b = appendString(append(b, `{"task_id":`...), r.TaskID)
 	b = appendString(append(b, `,"status":`...), r.Status)
@@ -85,3 +86,9 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// responseBufs recycles RESPONSE encoding buffers (writeResponse); one
+// grown past maxPooledResponse is dropped, so a huge answer pins no memory.
+var responseBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledResponse = 64 << 10

@@ -55,6 +55,13 @@ func TestEncodeResponseMatchesWire(t *testing.T) {
 		if (gerr == nil) != (werr == nil) || !bytes.Equal(got, want) {
 			t.Errorf("case %d:\n got %s (%v)\nwant %s (%v)", i, got, gerr, want, werr)
 		}
+		// writeResponse appends into a reused buffer: the same bytes after
+		// whatever the buffer held, small or roomy.
+		for _, prefix := range [][]byte{[]byte("xy"), append(make([]byte, 0, 4096), "xy"...)} {
+			if b, ok := appendResponse(prefix, r); ok && !bytes.Equal(b, append([]byte("xy"), want...)) {
+				t.Errorf("case %d, appended to cap %d: %s", i, cap(prefix), b)
+			}
+		}
 	}
 }
 

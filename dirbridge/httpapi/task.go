@@ -37,7 +37,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	respond := encodeResponse
+	var respond func(*wire.Response) ([]byte, error) // nil: plain JSON (writeResponse)
 	var call *wire.Call
 	if isCBOR {
 		call, werr = wire.DecodeCallCBOR(body)
@@ -61,6 +61,9 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		h[hdrTraceID] = []string{tid}
 	}
 	if se, ok := s.streams(call, isCBOR); ok {
+		if respond == nil {
+			respond = encodeResponse
+		}
 		s.streamTask(w, r, se, call, caller, respond)
 		return
 	}
@@ -93,7 +96,9 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call
 }
 
 // writeResponse writes the RESPONSE: 200 on success, the error code's
-// status otherwise, always the RESPONSE body (iicp-core.md §3.2).
+// status otherwise, always the RESPONSE body (iicp-core.md §3.2). A nil
+// respond is plain JSON: encoded into a pooled buffer, which net/http has
+// copied by the time Write returns.
 func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor bool, respond func(*wire.Response) ([]byte, error)) {
 	status := http.StatusOK
 	if resp.Error != nil {
@@ -103,11 +108,23 @@ func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor 
 	var body []byte
 	var err error
 	media := mediaJSON
-	if cbor {
+	switch {
+	case cbor:
 		body, err = wire.EncodeResponseCBOR(resp)
 		media = mediaCBOR
-	} else {
+	case respond != nil:
 		body, err = respond(resp)
+	default:
+		buf := responseBufs.Get().(*[]byte)
+		if b, ok := appendResponse((*buf)[:0], resp); ok {
+			writeBody(w, status, mediaJSON, b)
+			if *buf = b[:0]; cap(b) <= maxPooledResponse {
+				responseBufs.Put(buf)
+			}
+			return
+		}
+		responseBufs.Put(buf)
+		body, err = wire.EncodeJSON(resp)
 	}
 	if err != nil {
 		s.log.Error("encoding task response failed", "task_id", resp.TaskID, "error", err)
