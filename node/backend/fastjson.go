@@ -3,7 +3,6 @@ package backend
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -15,51 +14,6 @@ import (
 // (re-validating bytes encoding/json already validated, decoding the same
 // body field by field). Every fast path returns exactly what the general
 // code would, and hands anything unusual back to it.
-
-// encodeBody writes the backend request body: keys sorted (as
-// json.Marshal sorts a map), json.RawMessage values copied verbatim. They
-// were cut from the payload by json.Unmarshal, which validated the whole
-// document, so compacting them again would only cost time.
-func encodeBody(body map[string]any) ([]byte, error) {
-	keys := make([]string, 0, len(body))
-	size := 2
-	for k, v := range body {
-		keys = append(keys, k)
-		size += len(k) + 4
-		if raw, ok := v.(json.RawMessage); ok {
-			size += len(raw)
-		} else {
-			size += 16
-		}
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		switch v := body[k].(type) {
-		case json.RawMessage:
-			b = append(b, v...)
-		case string:
-			b = appendJSONString(b, v)
-		case int64:
-			b = strconv.AppendInt(b, v, 10)
-		case bool:
-			b = strconv.AppendBool(b, v)
-		default:
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, raw...)
-		}
-	}
-	return append(b, '}'), nil
-}
 
 // appendJSONString appends s as a JSON string, escaping like encoding/json
 // (including its HTML-safe escapes); invalid UTF-8 goes through json.Marshal.
