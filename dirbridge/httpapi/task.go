@@ -136,8 +136,11 @@ func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor 
 
 // requestMedia classifies Content-Type; a missing one is taken as JSON.
 func requestMedia(ct string) (cbor, ok bool) {
-	if ct == "" {
+	switch ct {
+	case "", mediaJSON: // the common cases, without parsing
 		return false, true
+	case mediaCBOR:
+		return true, true
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
