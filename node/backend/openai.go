@@ -448,7 +448,11 @@ func readCapped(ctx context.Context, op string, body io.Reader, limit int64) ([]
 // drainClose reads a little of what is left so the connection returns to
 // the pool, then closes.
 func drainClose(rc io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxErrorDrain))
+	// An answer read to its declared end (the usual case) needs no copy:
+	// one empty read sees EOF, which is what returns the connection.
+	if _, err := rc.Read(nil); err != io.EOF {
+		_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxErrorDrain))
+	}
 	_ = rc.Close()
 }
 

@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
 	"testing"
 	"time"
 )
@@ -104,5 +106,34 @@ func TestOpenAIConfiguredClientStillUsed(t *testing.T) {
 	}
 	if _, err := c.Do(context.Background(), chatReq(`{"messages":[{"role":"user","content":"hi"}]}`)); err == nil {
 		t.Fatal("the client's Timeout did not apply")
+	}
+}
+
+// TestOpenAIReusesConnections: the direct transport path reads each answer
+// to its end and closes it, so the connection goes back to the pool and
+// sequential tasks share connections.
+func TestOpenAIReusesConnections(t *testing.T) {
+	f := newFakeOpenAI(t)
+	c := newClient(t, f)
+	var mu sync.Mutex
+	reused := 0
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i.Reused {
+			reused++
+		}
+	}})
+	const n = 10
+	for range n {
+		if _, err := c.Do(ctx, chatReq(`{"messages":[{"role":"user","content":"hi"}]}`)); err != nil {
+			t.Fatalf("Do: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The pool hand-back races the next request a little; most must reuse.
+	if reused < n/2 {
+		t.Fatalf("%d of %d requests reused a connection", reused, n)
 	}
 }
