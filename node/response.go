@@ -14,6 +14,18 @@ import (
 // 36-byte UUID; anything longer was rejected and is not worth echoing.
 const maxEchoTaskID = 64
 
+// generatedByAI holds the two values a RESPONSE's generated_by_ai points
+// to: shared, so a task allocates no bool (nothing writes through the
+// pointer).
+var generatedByAI = [2]bool{false, true}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // nullResult is the RESPONSE result on failure (iicp-core.md §3.2: result = null).
 var nullResult = json.RawMessage("null")
 
@@ -48,8 +60,7 @@ func (e *Engine) finish(call *wire.Call, caller wire.Caller, start time.Time, qo
 		}
 		r.Metrics.TokensUsed = out.res.TokensUsed
 		r.ModelUsed = out.res.Model
-		ai := out.ai
-		r.GeneratedByAI = &ai
+		r.GeneratedByAI = &generatedByAI[boolIndex(out.ai)]
 		e.observeDuration(elapsed)
 	}
 	e.record(call, caller, qos, r, elapsed)

@@ -65,9 +65,24 @@ func DecodeHeartbeatJSON(b []byte) (*Heartbeat, *Error) {
 }
 
 // DecodeResponseJSON decodes a RESPONSE body (the caller side of /v1/task).
-// It checks shape only: status enum, result/error consistency.
+// It checks shape only: status enum, result/error consistency. The common
+// successful shape is decoded by decodeResponseFast; anything else by
+// encoding/json, with the same result (FuzzDecodeResponseFast).
 func DecodeResponseJSON(b []byte) (*Response, *Error) {
-	return decodeChecked(b, MaxResponseBytes, checkResponse)
+	if err := checkJSON(b, MaxResponseBytes); err != nil {
+		return nil, err
+	}
+	r := new(Response)
+	if !decodeResponseFast(b, r) {
+		*r = Response{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return nil, jsonError(err)
+		}
+	}
+	if err := checkResponse(r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // decodeChecked is decodeJSON into a fresh T followed by check; a message

@@ -228,6 +228,15 @@ func TestNotFoundAndMethodEnvelopes(t *testing.T) {
 	if r.status != 415 || r.errCode(t) != "unsupported_media_type" {
 		t.Fatalf("415: %d %s", r.status, r.body)
 	}
+	// POST /v1/task skips the mux (routes): its neighbours still get the mux's answers.
+	r = h.do(t, http.MethodGet, "/v1/task", nil, nil)
+	if r.status != 405 || r.errCode(t) != "method_not_allowed" || !strings.Contains(r.header.Get("Allow"), "POST") {
+		t.Fatalf("GET /v1/task: %d %s allow=%q", r.status, r.body, r.header.Get("Allow"))
+	}
+	r = h.do(t, http.MethodPost, "/v1/task/", []byte(`{}`), nil)
+	if r.status != 404 || r.errCode(t) != "not_found" {
+		t.Fatalf("POST /v1/task/: %d %s", r.status, r.body)
+	}
 }
 
 func TestBodyCap413(t *testing.T) {

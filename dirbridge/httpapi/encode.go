@@ -1,11 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
+	"github.com/meshnode/meshnode/internal/jsonscan"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -33,22 +34,20 @@ var responseFields = []string{"task_id", "status", "result", "metrics", "model_u
 func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	// Lifecycle events (stream.go) are rare next to buffered answers: the
 	// general encoder writes them.
-	if r.Error != nil || r.Lifecycle != nil || len(r.Result) == 0 || needsHTMLEscape(r.Result) {
+	if r.Error != nil || r.Lifecycle != nil || len(r.Result) == 0 {
 		return nil, false
 	}
-	if b == nil {
-		b = make([]byte, 0, 224+len(r.Result)+len(r.TaskID)+len(r.NodeID)+len(r.ModelUsed)+len(r.SessionID)+len(r.CallID))
+	if n := 224 + len(r.Result) + len(r.TaskID) + len(r.NodeID) + len(r.ModelUsed) + len(r.SessionID) + len(r.CallID); cap(b)-len(b) < n {
+		b = append(make([]byte, 0, len(b)+n), b...)
 	}
 	b = appendString(append(b, `{"task_id":`...), r.TaskID)
 	b = appendString(append(b, `,"status":`...), r.Status)
-	buf := bytes.NewBuffer(append(b, `,"result":`...))
-	// Compact validates and drops insignificant whitespace, as json.Marshal
-	// does for a json.RawMessage (whose HTML escaping the check above made
-	// a no-op).
-	if json.Compact(buf, r.Result) != nil {
+	// Validated and compacted as json.Marshal does for a json.RawMessage;
+	// a result that needs HTML escaping goes to the general encoder.
+	b, ok := jsonscan.AppendCompact(append(b, `,"result":`...), r.Result)
+	if !ok {
 		return nil, false
 	}
-	b = buf.Bytes()
 	b = strconv.AppendInt(append(b, `,"metrics":{"latency_ms":`...), r.Metrics.LatencyMs, 10)
 	b = strconv.AppendInt(append(b, `,"tokens_used":`...), r.Metrics.TokensUsed, 10)
 	b = append(b, '}')
@@ -74,24 +73,6 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// needsHTMLEscape reports whether json.Marshal would rewrite any byte of
-// raw for HTML safety: <, >, & or the UTF-8 of U+2028/U+2029 (E2 80 A8/A9).
-// One byte pass (bytes.ContainsAny decodes every rune once the set holds
-// non-ASCII characters).
-func needsHTMLEscape(raw []byte) bool {
-	for i, c := range raw {
-		switch c {
-		case '<', '>', '&':
-			return true
-		case 0xE2:
-			if i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // appendString appends s as json.Marshal encodes a string (HTML-safe
 // escapes, invalid UTF-8 replaced); plain ASCII is copied as is.
 func appendString(b []byte, s string) []byte {
@@ -105,3 +86,9 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// responseBufs recycles RESPONSE encoding buffers (writeResponse); one
+// grown past maxPooledResponse is dropped, so a huge answer pins no memory.
+var responseBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledResponse = 64 << 10

@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshnode/meshnode/internal/httpx"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // newLimiter(60/min, burst 2) allows 2 requests in any 2 s: the node's
@@ -192,5 +193,23 @@ func TestRouteCacheIsTheVectorsChild(t *testing.T) {
 	}
 	if n := len(*m.byRoute.c.Load()); n != maxCachedRoutes {
 		t.Fatalf("cache holds %d, bound %d", n, maxCachedRoutes)
+	}
+}
+
+// TestRandomHexShape: request IDs are 16 and trace IDs 32 lowercase hex
+// digits, different each time, and a trace ID is one wire accepts.
+func TestRandomHexShape(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		for _, n := range []int{8, 16} {
+			id := randomHex(n)
+			if len(id) != 2*n || !lowerHex(id) || seen[id] {
+				t.Fatalf("randomHex(%d) = %q (seen before: %v)", n, id, seen[id])
+			}
+			seen[id] = true
+		}
+	}
+	if _, ok := wire.TraceIDBytes(randomHex(16)); !ok {
+		t.Fatal("a generated trace ID is not a valid trace_id")
 	}
 }

@@ -26,6 +26,16 @@ type ctxKey struct{}
 type reqInfo struct {
 	requestID string
 	traceID   string
+	// hdr backs the X-Request-Id and X-IICP-Trace-Id header values, so
+	// echoing them allocates no slice of their own.
+	hdr [2]string
+}
+
+// headerValue stores v in slot i of ri's header storage and returns it as
+// a header value (len == cap: an append elsewhere copies, never writes here).
+func (ri *reqInfo) headerValue(i int, v string) []string {
+	ri.hdr[i] = v
+	return ri.hdr[i : i+1 : i+1]
 }
 
 // infoOf returns the request's shared state: the recorder's, else the
@@ -93,12 +103,13 @@ func requestIDs(next http.Handler) http.Handler {
 		if !safeID(id, 64) {
 			id = randomHex(8)
 		}
-		w.Header()["X-Request-Id"] = []string{id}
 		if rec, ok := w.(*recorder); ok {
 			rec.info.requestID = id
+			w.Header()["X-Request-Id"] = rec.info.headerValue(0, id)
 			next.ServeHTTP(w, r)
 			return
 		}
+		w.Header()["X-Request-Id"] = []string{id}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &reqInfo{requestID: id})))
 	})
 }
@@ -151,8 +162,9 @@ func tracing(next http.Handler) http.Handler {
 		if id == "" {
 			id = randomHex(16)
 		}
-		w.Header()[hdrTraceID] = []string{id}
-		infoOf(w, r).traceID = id
+		ri := infoOf(w, r)
+		ri.traceID = id
+		w.Header()[hdrTraceID] = ri.headerValue(1, id)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -204,26 +216,31 @@ func safeID(s string, maxLen int) bool {
 // randomHex returns 2n hex digits. Request and trace IDs need uniqueness,
 // not secrecy, so the fast runtime generator (ChaCha8) is enough.
 func randomHex(n int) string {
-	b := make([]byte, 0, 16)
-	for len(b) < n {
-		b = binary.LittleEndian.AppendUint64(b, rand.Uint64())
+	var raw [16]byte
+	var out [32]byte
+	n = min(n, len(raw))
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(raw[i:], rand.Uint64())
 	}
-	return hex.EncodeToString(b[:n])
+	hex.Encode(out[:], raw[:n])
+	return string(out[:2*n])
 }
 
 // accessLog logs one line per request at debug: route (not the raw path,
 // which is caller text), status, duration, request ID.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+			next.ServeHTTP(w, r) // the production level: no line, no clock read
+			return
+		}
 		start := time.Now()
 		rec, ok := w.(*recorder)
 		if !ok {
 			rec = &recorder{ResponseWriter: w}
 		}
 		next.ServeHTTP(rec, r)
-		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.Debug("http", "method", r.Method, "route", routeLabel(r), "status", rec.status,
-				"duration_ms", time.Since(start).Milliseconds(), "request_id", rec.info.requestID)
-		}
+		s.log.Debug("http", "method", r.Method, "route", routeLabel(r), "status", rec.status,
+			"duration_ms", time.Since(start).Milliseconds(), "request_id", rec.info.requestID)
 	})
 }

@@ -44,7 +44,7 @@ func writeBody(w http.ResponseWriter, status int, contentType string, body []byt
 	default:
 		h.Set("Content-Type", contentType)
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Content-Type-Options"] = nosniffValue
 	w.WriteHeader(status)
 	w.Write(body)

@@ -56,7 +56,16 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, wire.NewError(wire.CodeNotFound, "no such endpoint"), false)
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// POST /v1/task, nearly every request a node serves, skips the
+		// mux's pattern match for the handler it would pick: the path is
+		// already clean and unescaped, and no route is host-specific.
+		if r.Method == http.MethodPost && r.URL.Path == pathTask && r.URL.RawPath == "" {
+			s.handleTask(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // methods dispatches by method; HEAD is served by GET, OPTIONS (outside a

@@ -37,7 +37,7 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, werr, replyCBOR)
 		return
 	}
-	respond := encodeResponse
+	var respond func(*wire.Response) ([]byte, error) // nil: plain JSON (writeResponse)
 	var call *wire.Call
 	if isCBOR {
 		call, werr = wire.DecodeCallCBOR(body)
@@ -55,9 +55,15 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller := s.prepare(w, r, call, src)
-	// The CALL's own trace_id (validated by wire) is the one to echo (TRACE-02).
-	h.Set(hdrTraceID, call.Trace.TraceID)
+	// The CALL's own trace_id (validated by wire) is the one to echo
+	// (TRACE-02); tracing already set the header's, which is usually it.
+	if tid := call.Trace.TraceID; tid != infoOf(w, r).traceID {
+		h[hdrTraceID] = []string{tid}
+	}
 	if se, ok := s.streams(call, isCBOR); ok {
+		if respond == nil {
+			respond = encodeResponse
+		}
 		s.streamTask(w, r, se, call, caller, respond)
 		return
 	}
@@ -90,7 +96,9 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, call *wire.Call
 }
 
 // writeResponse writes the RESPONSE: 200 on success, the error code's
-// status otherwise, always the RESPONSE body (iicp-core.md §3.2).
+// status otherwise, always the RESPONSE body (iicp-core.md §3.2). A nil
+// respond is plain JSON: encoded into a pooled buffer, which net/http has
+// copied by the time Write returns.
 func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor bool, respond func(*wire.Response) ([]byte, error)) {
 	status := http.StatusOK
 	if resp.Error != nil {
@@ -100,11 +108,23 @@ func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor 
 	var body []byte
 	var err error
 	media := mediaJSON
-	if cbor {
+	switch {
+	case cbor:
 		body, err = wire.EncodeResponseCBOR(resp)
 		media = mediaCBOR
-	} else {
+	case respond != nil:
 		body, err = respond(resp)
+	default:
+		buf := responseBufs.Get().(*[]byte)
+		if b, ok := appendResponse((*buf)[:0], resp); ok {
+			writeBody(w, status, mediaJSON, b)
+			if *buf = b[:0]; cap(b) <= maxPooledResponse {
+				responseBufs.Put(buf)
+			}
+			return
+		}
+		responseBufs.Put(buf)
+		body, err = wire.EncodeJSON(resp)
 	}
 	if err != nil {
 		s.log.Error("encoding task response failed", "task_id", resp.TaskID, "error", err)
@@ -116,8 +136,11 @@ func (s *Server) writeResponse(w http.ResponseWriter, resp *wire.Response, cbor 
 
 // requestMedia classifies Content-Type; a missing one is taken as JSON.
 func requestMedia(ct string) (cbor, ok bool) {
-	if ct == "" {
+	switch ct {
+	case "", mediaJSON: // the common cases, without parsing
 		return false, true
+	case mediaCBOR:
+		return true, true
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {

@@ -29,13 +29,13 @@ var layers = map[string]layer{
 	// nodes verify (checkTokenIsPure).
 	"wire/token":   {},
 	"node":         {may: []string{"wire", "wire/token", "node/backend"}},
-	"node/backend": {may: []string{"wire", "internal/httperr"}},
+	"node/backend": {may: []string{"wire", "internal/httperr", "internal/jsonscan"}},
 	"mesh":         {may: []string{"wire", "wire/token", "internal/retry", "internal/breaker"}},
 	"dirbridge":    {}, // doc-only parent of the HTTP side
 	// The client is the consumer side of a task: it seals payloads with
 	// IICP-CX and reads every deployed node dialect (internal/interop).
 	"dirbridge/dirclient": {may: []string{"wire", "cx", "internal/interop", "internal/httperr", "internal/retry"}},
-	"dirbridge/httpapi":   {may: []string{"wire", "cx", "internal/interop", "internal/httperr", "internal/tlsutil", "internal/httpx"}},
+	"dirbridge/httpapi":   {may: []string{"wire", "cx", "internal/interop", "internal/httperr", "internal/tlsutil", "internal/httpx", "internal/jsonscan"}},
 	"dirbridge/directory": {may: []string{"wire", "wire/token", "internal/tlsutil", "internal/httpx", "internal/paths"}},
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
@@ -64,6 +64,7 @@ var layers = map[string]layer{
 	"internal/spectest":  {}, // test helper: locates the spec files
 	"internal/interop":   {may: []string{"wire"}},
 	"internal/httperr":   {}, // log-safe net/http client errors, shared by the HTTP clients
+	"internal/jsonscan":  {}, // one-pass JSON validate/compact on the task path
 	// The HTTP servers' shared pieces: error writer, recoverer, rate
 	// limiter, per-IP connection cap, SSRF-guarded client.
 	"internal/httpx":    {may: []string{"wire"}},

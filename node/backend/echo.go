@@ -109,8 +109,8 @@ func (e *Echo) wait(ctx context.Context) error {
 	}
 }
 
-func (e *Echo) chat(obj map[string]json.RawMessage, req Request, model string) (Result, error) {
-	raw, ok := obj["messages"]
+func (e *Echo) chat(obj object, req Request, model string) (Result, error) {
+	raw, ok := obj.get("messages")
 	if !ok {
 		return Result{}, badPayload("messages", "required")
 	}
@@ -141,7 +141,7 @@ func (e *Echo) chat(obj map[string]json.RawMessage, req Request, model string) (
 	return encodeGeneration(prepared{mode: ModeChat}, g, model)
 }
 
-func (e *Echo) completion(obj map[string]json.RawMessage, req Request, model string) (Result, error) {
+func (e *Echo) completion(obj object, req Request, model string) (Result, error) {
 	prompt, err := requiredString(obj, "prompt")
 	if err != nil {
 		return Result{}, err
@@ -159,7 +159,7 @@ func (e *Echo) completion(obj map[string]json.RawMessage, req Request, model str
 	return encodeGeneration(prepared{mode: ModeCompletion}, g, model)
 }
 
-func (e *Echo) summarise(obj map[string]json.RawMessage, req Request, model string) (Result, error) {
+func (e *Echo) summarise(obj object, req Request, model string) (Result, error) {
 	in, err := parseSummarise(obj)
 	if err != nil {
 		return Result{}, err
@@ -180,12 +180,13 @@ func (e *Echo) summarise(obj map[string]json.RawMessage, req Request, model stri
 }
 
 // effectiveLimit is the payload's max_tokens capped by the route limit.
-func effectiveLimit(obj map[string]json.RawMessage, routeMax int64) (int64, error) {
-	body := map[string]any{}
-	if err := setMaxTokens(body, obj, routeMax); err != nil {
+func effectiveLimit(obj object, routeMax int64) (int64, error) {
+	var body requestBody
+	if err := setMaxTokens(&body, obj, routeMax); err != nil {
 		return 0, err
 	}
-	n, _ := body["max_tokens"].(int64)
+	v, _ := body.get("max_tokens")
+	n, _ := v.(int64)
 	return n, nil
 }
 

@@ -3,9 +3,10 @@ package backend
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // The task hot path decodes the caller's payload once and the backend's
@@ -13,51 +14,6 @@ import (
 // (re-validating bytes encoding/json already validated, decoding the same
 // body field by field). Every fast path returns exactly what the general
 // code would, and hands anything unusual back to it.
-
-// encodeBody writes the backend request body: keys sorted (as
-// json.Marshal sorts a map), json.RawMessage values copied verbatim. They
-// were cut from the payload by json.Unmarshal, which validated the whole
-// document, so compacting them again would only cost time.
-func encodeBody(body map[string]any) ([]byte, error) {
-	keys := make([]string, 0, len(body))
-	size := 2
-	for k, v := range body {
-		keys = append(keys, k)
-		size += len(k) + 4
-		if raw, ok := v.(json.RawMessage); ok {
-			size += len(raw)
-		} else {
-			size += 16
-		}
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		switch v := body[k].(type) {
-		case json.RawMessage:
-			b = append(b, v...)
-		case string:
-			b = appendJSONString(b, v)
-		case int64:
-			b = strconv.AppendInt(b, v, 10)
-		case bool:
-			b = strconv.AppendBool(b, v)
-		default:
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, raw...)
-		}
-	}
-	return append(b, '}'), nil
-}
 
 // appendJSONString appends s as a JSON string, escaping like encoding/json
 // (including its HTML-safe escapes); invalid UTF-8 goes through json.Marshal.
@@ -231,7 +187,7 @@ func keyMatch(key []byte, names ...string) (int, bool) {
 }
 
 // decodeGenerationFast decodes a chat/completion body in the shape every
-// conforming server sends, in one validating pass (json.Valid) and one walk
+// conforming server sends, in one validating pass (jsonscan.Valid, json.Valid's verdict) and one walk
 // that builds nothing but the result. It declines (ok=false) whatever a
 // strictly typed encoding/json decode would refuse or treat specially: a
 // non-string id, model or finish_reason, a non-integer index, a non-numeric
@@ -239,7 +195,7 @@ func keyMatch(key []byte, names ...string) (int, bool) {
 // message object (chat) or text (completion), no choices. A declined body
 // goes to decodeGeneration, whose lenient path also names the error.
 func decodeGenerationFast(body []byte, chat bool) (generation, bool) {
-	if !json.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return generation{}, false
 	}
 	var g generation
@@ -256,11 +212,11 @@ func decodeGenerationFast(body []byte, chat bool) (generation, bool) {
 		seen[f] = true
 		switch f {
 		case 0, 1:
-			s, ok := optString(val)
+			s, ok := optText(val)
 			if f == 0 {
-				g.ID = deref(s)
+				g.ID = s
 			} else {
-				g.Model = deref(s)
+				g.Model = s
 			}
 			return ok
 		case 2:
@@ -318,7 +274,7 @@ func fastChoice(el []byte, pos int, chat bool) (choice, bool) {
 			text, ok = optString(val)
 			return ok
 		default:
-			c.FinishReason, ok = optString(val)
+			c.FinishReason, ok = finishReason(val)
 			return ok
 		}
 		return true
@@ -341,26 +297,39 @@ func fastUsage(val []byte) (*usage, bool) {
 	if val == nil || val[0] == 'n' {
 		return nil, true
 	}
-	var n [3]*float64
+	// n[f] is the number, set[f] whether the member was a number (null and
+	// absent count as unset); seen[f] rejects a duplicate either way.
+	var n [3]float64
+	var set, seen [3]bool
 	ok := eachMember(val, func(key, v []byte) bool {
 		f, ok := keyMatch(key, "prompt_tokens", "completion_tokens", "total_tokens")
-		if !ok || f >= 0 && n[f] != nil {
+		if !ok || f >= 0 && seen[f] {
 			return false
 		}
-		if f < 0 || v[0] == 'n' {
+		if f < 0 {
+			return true
+		}
+		seen[f] = true
+		if v[0] == 'n' {
 			return true
 		}
 		x, err := strconv.ParseFloat(string(v), 64)
-		n[f] = &x
+		n[f], set[f] = x, true
 		return err == nil && isJSONNumber(v)
 	})
 	if !ok {
 		return nil, false
 	}
-	if n[0] == nil && n[1] == nil && n[2] == nil {
+	if !set[0] && !set[1] && !set[2] {
 		return nil, true
 	}
-	u := &usage{PromptTokens: nonNeg(n[0]), CompletionTokens: nonNeg(n[1]), TotalTokens: nonNeg(n[2])}
+	num := func(f int) *float64 {
+		if !set[f] {
+			return nil
+		}
+		return &n[f]
+	}
+	u := &usage{PromptTokens: nonNeg(num(0)), CompletionTokens: nonNeg(num(1)), TotalTokens: nonNeg(num(2))}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
@@ -377,11 +346,32 @@ func optString(val []byte) (*string, bool) {
 	return &s, ok
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// optText is optString for fields kept as a plain string (null: "").
+func optText(val []byte) (string, bool) {
+	if val[0] == 'n' {
+		return "", true
 	}
-	return *s
+	return decodeJSONString(val)
+}
+
+// Shared finish_reason values: the common reasons need no allocation.
+// Nothing writes through a choice's FinishReason, so sharing is safe.
+var finishReasons = func() map[string]*string {
+	m := map[string]*string{}
+	for _, r := range []string{"stop", "length", "tool_calls", "content_filter", "function_call"} {
+		m[r] = &r
+	}
+	return m
+}()
+
+// finishReason is optString with the common values shared.
+func finishReason(val []byte) (*string, bool) {
+	if len(val) >= 2 && val[0] == '"' {
+		if p, ok := finishReasons[string(val[1:len(val)-1])]; ok {
+			return p, true
+		}
+	}
+	return optString(val)
 }
 
 // appendChatResult encodes a chat or completion result like json.Marshal of

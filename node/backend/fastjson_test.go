@@ -20,7 +20,7 @@ func TestFastJSONMatchesEncodingJSON(t *testing.T) {
 		"stream_options": map[string]any{"include_usage": true},
 		"temperature":    json.RawMessage(`0.2`),
 	}
-	got, err := encodeBody(body)
+	got, err := encodeBody(bodyOf(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestFastJSONMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("encodeBody:\n got %s\nwant %s", got, want)
 	}
 	delete(body, "messages")
-	got, _ = encodeBody(body)
+	got, _ = encodeBody(bodyOf(body))
 	if want, _ = json.Marshal(body); !bytes.Equal(got, want) {
 		t.Errorf("encodeBody without raw HTML:\n got %s\nwant %s", got, want)
 	}
@@ -120,10 +120,11 @@ func FuzzParseObject(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !reflect.DeepEqual(obj, want) {
-			t.Fatalf("parseObject %q\nwant %q", obj, want)
+		if got := mapOf(obj); !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseObject %q\nwant %q", got, want)
 		}
-		for _, raw := range obj {
+		for _, m := range obj {
+			raw := m.val
 			checkNumberAndIntern(t, raw)
 			items, ok := messageItems(raw)
 			var wantItems []struct {
@@ -144,6 +145,52 @@ func FuzzParseObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bodyOf is the requestBody holding what the map body m holds, set the
+// way prepare sets each kind of value.
+func bodyOf(m map[string]any) requestBody {
+	var b requestBody
+	for k, v := range m {
+		switch v := v.(type) {
+		case json.RawMessage:
+			b.setRaw(k, v)
+		case string:
+			b.setString(k, v)
+		case int64:
+			b.setInt(k, v)
+		default:
+			b.set(k, v)
+		}
+	}
+	return b
+}
+
+// mapOf is the map json.Unmarshal builds from the payload obj came from:
+// a repeated name keeps its last value.
+func mapOf(obj object) map[string]json.RawMessage {
+	m := make(map[string]json.RawMessage, len(obj))
+	for _, mb := range obj {
+		m[mb.name] = mb.val
+	}
+	return m
+}
+
+// TestRequestBodySetReplaces: setting a name again replaces its value and
+// keeps one field, as assigning a map key did.
+func TestRequestBodySetReplaces(t *testing.T) {
+	var b requestBody
+	b.setRaw("temperature", json.RawMessage("1"))
+	b.setInt("max_tokens", 5)
+	b.setRaw("temperature", json.RawMessage("0.5"))
+	b.setInt("max_tokens", 7)
+	got, err := encodeBody(b)
+	if err != nil || string(got) != `{"max_tokens":7,"temperature":0.5}` {
+		t.Fatalf("encodeBody = %s, %v", got, err)
+	}
+	if v, ok := b.get("max_tokens"); !ok || v != int64(7) {
+		t.Fatalf("get max_tokens = %v %v", v, ok)
+	}
 }
 
 // checkNumberAndIntern: on a member of a valid payload, jsonNumber is

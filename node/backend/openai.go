@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/httperr"
@@ -53,6 +54,11 @@ type OpenAI struct {
 	userAgnt string
 	authHdr  []string // "Bearer "+apiKey, built once; LOG-FORBIDDEN
 	uaHdr    []string
+	// endpoints is base+path for each API path, built once (endpoint).
+	endpoints map[string]*url.URL
+	// redirected: the backend answered a redirect; requests go through
+	// Client.Do from then on (send).
+	redirected atomic.Bool
 }
 
 // Option configures an OpenAI client.
@@ -140,6 +146,12 @@ func NewOpenAI(baseURL string, opts ...Option) (*OpenAI, error) {
 	if c.userAgnt != "" {
 		c.uaHdr = []string{c.userAgnt}
 	}
+	c.endpoints = make(map[string]*url.URL, len(apiPaths))
+	for _, p := range apiPaths {
+		u := *c.base
+		u.Path += p
+		c.endpoints[p] = &u
+	}
 	return c, nil
 }
 
@@ -221,84 +233,43 @@ func (c *OpenAI) Do(ctx context.Context, req Request) (Result, error) {
 		return decodeEmbedding(raw, req.Model)
 	}
 	chat := p.mode != ModeCompletion
-	var g generation
-	if p.stream && isEventStream(resp) {
-		g, err = readStream(op, resp.Body, c.maxBody, chat, sink)
-		if err != nil && ctx.Err() != nil {
+	if !p.stream || !isEventStream(resp) {
+		// A server that ignores stream: true answers with plain JSON.
+		return c.plainGeneration(ctx, op, resp, p, chat, req.Model)
+	}
+	g, err := readStream(op, resp.Body, c.maxBody, chat, sink)
+	if err != nil {
+		if ctx.Err() != nil {
 			err = opError(ctx, op, ctx.Err())
 		}
-	} else {
-		// A server that ignores stream: true answers with plain JSON.
-		var raw []byte
-		if raw, err = readBody(ctx, op, resp, c.maxBody); err == nil {
-			var ok bool
-			if g, ok = decodeGenerationFast(raw, chat); !ok {
-				g, err = decodeGeneration(op, raw, chat)
-			}
-		}
-	}
-	if err != nil {
 		return Result{}, err
 	}
 	return encodeGeneration(p, g, req.Model)
 }
 
-// send issues one request to base+path. A non-empty traceID travels as
-// X-IICP-Trace-Id (iicp-semantics.md §10.1: adapters include trace_id in
-// backend HTTP calls).
-func (c *OpenAI) send(ctx context.Context, method, path string, body []byte, stream bool, traceID string) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	hr, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
+// plainGeneration reads and decodes a non-streamed chat or completion
+// answer. The body goes into a pooled buffer: the result copies what it
+// keeps (decoded strings, message bytes appended to the output), so the
+// buffer is free once encodeGeneration returns.
+func (c *OpenAI) plainGeneration(ctx context.Context, op string, resp *http.Response, p prepared, chat bool, model string) (Result, error) {
+	buf := answerBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledAnswer {
+			answerBufs.Put(buf)
+		}
+	}()
+	raw, err := readBodyInto(ctx, op, resp, c.maxBody, (*buf)[:0])
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
-	// Canonical names and shared, never-mutated value slices: no
-	// canonicalisation or allocation per header (RoundTrippers must not
-	// modify the request, so sharing is safe).
-	h := make(http.Header, 6)
-	if body != nil {
-		h["Content-Type"] = jsonMedia
-	}
-	if stream {
-		h["Accept"] = eventStreamMedia
-	} else {
-		h["Accept"] = jsonMedia
-	}
-	if c.authHdr != nil {
-		h["Authorization"] = c.authHdr
-	}
-	if c.uaHdr != nil {
-		h["User-Agent"] = c.uaHdr
-	}
-	if safeTraceID(traceID) {
-		h[canonicalTraceHeader] = []string{traceID}
-	}
-	hr.Header = h
-	return c.client.Do(hr)
-}
-
-// Shared request header values (read-only).
-var (
-	jsonMedia            = []string{"application/json"}
-	eventStreamMedia     = []string{"text/event-stream"}
-	canonicalTraceHeader = http.CanonicalHeaderKey(HeaderTraceID)
-)
-
-// safeTraceID admits the trace ID forms wire accepts (32 hex digits or a
-// UUID); anything else is not forwarded rather than failing the request.
-func safeTraceID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-') {
-			return false
+	*buf = raw[:0] // keep a grown buffer for the next answer
+	g, ok := decodeGenerationFast(raw, chat)
+	if !ok {
+		if g, err = decodeGeneration(op, raw, chat); err != nil {
+			return Result{}, err
 		}
 	}
-	return true
+	return encodeGeneration(p, g, model)
 }
 
 // Check implements Backend: GET {base}/models must answer 2xx. Servers that
@@ -435,16 +406,32 @@ func opError(ctx context.Context, op string, err error) error {
 // (net/http itself stops a body at its declared length). Zero is not
 // trusted: a hand-built response (a custom RoundTripper) may leave it unset.
 func readBody(ctx context.Context, op string, resp *http.Response, limit int64) ([]byte, error) {
+	return readBodyInto(ctx, op, resp, limit, nil)
+}
+
+// readBodyInto is readBody reusing dst's capacity for a declared length.
+func readBodyInto(ctx context.Context, op string, resp *http.Response, limit int64, dst []byte) ([]byte, error) {
 	n := resp.ContentLength
 	if n <= 0 || n > limit {
 		return readCapped(ctx, op, resp.Body, limit)
 	}
-	raw := make([]byte, n)
+	var raw []byte
+	if int64(cap(dst)) >= n {
+		raw = dst[:n]
+	} else {
+		raw = make([]byte, n)
+	}
 	if _, err := io.ReadFull(resp.Body, raw); err != nil {
 		return nil, opError(ctx, op, err)
 	}
 	return raw, nil
 }
+
+// answerBufs recycles answer buffers (plainGeneration); one grown past
+// maxPooledAnswer is dropped, so a huge answer pins no memory.
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledAnswer = 64 << 10
 
 // readCapped reads a whole body of at most limit bytes.
 func readCapped(ctx context.Context, op string, body io.Reader, limit int64) ([]byte, error) {
@@ -461,7 +448,11 @@ func readCapped(ctx context.Context, op string, body io.Reader, limit int64) ([]
 // drainClose reads a little of what is left so the connection returns to
 // the pool, then closes.
 func drainClose(rc io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxErrorDrain))
+	// An answer read to its declared end (the usual case) needs no copy:
+	// one empty read sees EOF, which is what returns the connection.
+	if _, err := rc.Read(nil); err != io.EOF {
+		_, _ = io.Copy(io.Discard, io.LimitReader(rc, maxErrorDrain))
+	}
 	_ = rc.Close()
 }
 

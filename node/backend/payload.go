@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // This file maps a CALL payload onto an OpenAI-compatible request body, per
@@ -72,11 +74,24 @@ func fieldSet(names ...string) map[string]bool {
 	return m
 }
 
+// The API paths, relative to the base URL.
+const (
+	pathChat        = "/chat/completions"
+	pathCompletions = "/completions"
+	pathEmbeddings  = "/embeddings"
+)
+
+// apiPaths lists them (OpenAI parses each once).
+var apiPaths = []string{pathChat, pathCompletions, pathEmbeddings}
+
+// streamOptions asks streamed answers for a usage chunk (shared, read-only).
+var streamOptions = map[string]any{"include_usage": true}
+
 // prepared is a validated request ready to send.
 type prepared struct {
 	mode   Mode
 	path   string // relative to the base URL, e.g. "/chat/completions"
-	body   map[string]any
+	body   requestBody
 	stream bool
 	// summary options, echoed into the summarise result.
 	summaryFormat string
@@ -105,17 +120,17 @@ func prepare(req Request, forceStream bool) (prepared, error) {
 	p := prepared{mode: req.Mode, stream: stream || forceStream}
 	switch req.Mode {
 	case ModeChat:
-		p.path = "/chat/completions"
+		p.path = pathChat
 		p.body, err = chatBody(obj, req)
 	case ModeCompletion:
-		p.path = "/completions"
+		p.path = pathCompletions
 		p.body, err = completionBody(obj, req)
 	case ModeEmbedding:
-		p.path = "/embeddings"
+		p.path = pathEmbeddings
 		p.stream = false // embeddings have no streaming form
 		p.body, err = embeddingBody(obj, req)
 	case ModeSummarise:
-		p.path = "/chat/completions"
+		p.path = pathChat
 		p.body, p.summaryFormat, err = summariseBody(obj, req)
 	default:
 		return prepared{}, fmt.Errorf("%w: route mode %q is not supported", ErrBackend, req.Mode)
@@ -123,43 +138,43 @@ func prepare(req Request, forceStream bool) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	p.body["model"] = req.Model
+	p.body.setString("model", req.Model)
 	if p.stream {
-		p.body["stream"] = true
+		p.body.set("stream", true)
 		// Usage arrives in a final chunk only when asked for (OpenAI, vLLM,
 		// Ollama ≥0.5, llama.cpp); servers that ignore it simply omit usage.
-		p.body["stream_options"] = map[string]any{"include_usage": true}
+		p.body.set("stream_options", streamOptions)
 	}
 	return p, nil
 }
 
 // parseObject decodes the payload's top level, rejecting anything but an object.
-func parseObject(payload json.RawMessage) (map[string]json.RawMessage, error) {
+func parseObject(payload json.RawMessage) (object, error) {
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, badPayload("", "payload must be a JSON object")
 	}
-	if !json.Valid(trimmed) {
+	if !jsonscan.Valid(trimmed) {
 		return nil, badPayload("", "payload is not valid JSON")
 	}
-	// What json.Unmarshal into this map would build, in one walk: values
-	// are the members' bytes (sharing the payload's array, which nothing
-	// writes to), a repeated name keeps its last value.
-	obj := make(map[string]json.RawMessage, 4)
+	// What json.Unmarshal into a map would hold, in one walk: values are
+	// the members' bytes (sharing the payload's array, which nothing
+	// writes to); object.get returns a repeated name's last value.
+	obj := make(object, 0, 4)
 	eachMember(trimmed, func(key, val []byte) bool {
 		k, ok := internJSONString(key)
 		if !ok {
 			_ = json.Unmarshal(key, &k) // a key of a valid document always decodes
 		}
-		obj[k] = val
+		obj = append(obj, member{name: k, val: val})
 		return true
 	})
 	return obj, nil
 }
 
 // chatBody validates an llm:chat:v1 payload and builds /chat/completions.
-func chatBody(obj map[string]json.RawMessage, req Request) (map[string]any, error) {
-	raw, ok := obj["messages"]
+func chatBody(obj object, req Request) (requestBody, error) {
+	raw, ok := obj.get("messages")
 	if !ok {
 		return nil, badPayload("messages", "required")
 	}
@@ -170,8 +185,8 @@ func chatBody(obj map[string]json.RawMessage, req Request) (map[string]any, erro
 		return nil, err
 	}
 	body := forward(obj, chatForward)
-	body["messages"] = raw
-	if err := setMaxTokens(body, obj, req.MaxTokens); err != nil {
+	body.setRaw("messages", raw)
+	if err := setMaxTokens(&body, obj, req.MaxTokens); err != nil {
 		return nil, err
 	}
 	return body, nil
@@ -256,7 +271,7 @@ func jsonKeyFold(key []byte, field string) bool {
 }
 
 // completionBody validates an llm:completion:v1 payload for /completions.
-func completionBody(obj map[string]json.RawMessage, req Request) (map[string]any, error) {
+func completionBody(obj object, req Request) (requestBody, error) {
 	if _, err := requiredString(obj, "prompt"); err != nil {
 		return nil, err
 	}
@@ -264,8 +279,8 @@ func completionBody(obj map[string]json.RawMessage, req Request) (map[string]any
 		return nil, err
 	}
 	body := forward(obj, completionForward)
-	body["prompt"] = obj["prompt"]
-	if err := setMaxTokens(body, obj, req.MaxTokens); err != nil {
+	body.setRaw("prompt", obj.value("prompt"))
+	if err := setMaxTokens(&body, obj, req.MaxTokens); err != nil {
 		return nil, err
 	}
 	return body, nil
@@ -273,18 +288,18 @@ func completionBody(obj map[string]json.RawMessage, req Request) (map[string]any
 
 // embeddingBody validates an llm:embedding:v1 payload: input is a string or
 // a non-empty array of strings.
-func embeddingBody(obj map[string]json.RawMessage, _ Request) (map[string]any, error) {
+func embeddingBody(obj object, _ Request) (requestBody, error) {
 	if _, err := embeddingInputs(obj); err != nil {
 		return nil, err
 	}
 	body := forward(obj, embeddingForward)
-	body["input"] = obj["input"]
+	body.setRaw("input", obj.value("input"))
 	return body, nil
 }
 
 // embeddingInputs returns the embedding input strings.
-func embeddingInputs(obj map[string]json.RawMessage) ([]string, error) {
-	raw, ok := obj["input"]
+func embeddingInputs(obj object) ([]string, error) {
+	raw, ok := obj.get("input")
 	if !ok {
 		return nil, badPayload("input", "required")
 	}
@@ -312,10 +327,10 @@ type summariseInput struct {
 
 // parseSummarise validates against llm-summarize-v1-input.json, which (unlike
 // the other LLM intents) sets additionalProperties: false.
-func parseSummarise(obj map[string]json.RawMessage) (summariseInput, error) {
+func parseSummarise(obj object) (summariseInput, error) {
 	var in summariseInput
-	for k := range obj {
-		switch k {
+	for _, m := range obj {
+		switch m.name {
 		case "text", "max_length", "format", "language", "stream":
 		default:
 			// The field name is caller data too, so it is not quoted.
@@ -346,7 +361,7 @@ func parseSummarise(obj map[string]json.RawMessage) (summariseInput, error) {
 
 // summariseBody turns a summarise payload into a chat request: a system
 // instruction plus the text as the user message.
-func summariseBody(obj map[string]json.RawMessage, req Request) (map[string]any, string, error) {
+func summariseBody(obj object, req Request) (requestBody, string, error) {
 	in, err := parseSummarise(obj)
 	if err != nil {
 		return nil, "", err
@@ -355,16 +370,15 @@ func summariseBody(obj map[string]json.RawMessage, req Request) (map[string]any,
 	if format == "" {
 		format = "paragraph"
 	}
-	body := map[string]any{
-		"messages": []map[string]string{
-			{"role": "system", "content": summaryInstruction(in, format)},
-			{"role": "user", "content": in.Text},
-		},
-		// Summaries should be faithful, not creative.
-		"temperature": 0.2,
-	}
+	body := newRequestBody(4)
+	body.set("messages", []map[string]string{
+		{"role": "system", "content": summaryInstruction(in, format)},
+		{"role": "user", "content": in.Text},
+	})
+	// Summaries should be faithful, not creative.
+	body.set("temperature", 0.2)
 	if req.MaxTokens > 0 {
-		body["max_tokens"] = req.MaxTokens
+		body.setInt("max_tokens", req.MaxTokens)
 	}
 	return body, format, nil
 }
@@ -399,11 +413,11 @@ func summaryInstruction(in summariseInput, format string) string {
 
 // checkSampling validates the typed optional fields shared by chat and
 // completion (max_tokens ≥ 1, 0 ≤ temperature ≤ 2, stop: array of strings).
-func checkSampling(obj map[string]json.RawMessage) error {
+func checkSampling(obj object) error {
 	if _, err := optionalInt(obj, "max_tokens", 1); err != nil {
 		return err
 	}
-	if raw, ok := obj["temperature"]; ok {
+	if raw, ok := obj.get("temperature"); ok {
 		t, err := jsonNumber(raw)
 		if err != nil {
 			return badPayload("temperature", "must be a number")
@@ -412,7 +426,7 @@ func checkSampling(obj map[string]json.RawMessage) error {
 			return badPayload("temperature", "must be between 0 and 2")
 		}
 	}
-	if raw, ok := obj["stop"]; ok {
+	if raw, ok := obj.get("stop"); ok {
 		var stops []string
 		if err := json.Unmarshal(raw, &stops); err != nil || stops == nil {
 			return badPayload("stop", "must be an array of strings")
@@ -424,33 +438,33 @@ func checkSampling(obj map[string]json.RawMessage) error {
 // setMaxTokens caps the payload's max_tokens at the route limit, and applies
 // the limit when the payload sets none, so one CALL never exceeds the
 // max_tokens the node advertises (node-capability-format.md §3).
-func setMaxTokens(body map[string]any, obj map[string]json.RawMessage, limit int64) error {
+func setMaxTokens(body *requestBody, obj object, limit int64) error {
 	want, err := optionalInt(obj, "max_tokens", 1)
 	if err != nil {
 		return err
 	}
 	switch {
 	case want > 0 && (limit <= 0 || want <= limit):
-		body["max_tokens"] = want
+		body.setInt("max_tokens", want)
 	case limit > 0:
-		body["max_tokens"] = limit
+		body.setInt("max_tokens", limit)
 	}
 	return nil
 }
 
 // forward copies the allowed fields of obj into a new body.
-func forward(obj map[string]json.RawMessage, allowed map[string]bool) map[string]any {
-	body := make(map[string]any, len(obj)+3)
-	for k, v := range obj {
-		if allowed[k] {
-			body[k] = v
+func forward(obj object, allowed map[string]bool) requestBody {
+	body := newRequestBody(len(obj) + 3)
+	for _, m := range obj {
+		if allowed[m.name] {
+			body.setRaw(m.name, m.val)
 		}
 	}
 	return body
 }
 
-func requiredString(obj map[string]json.RawMessage, field string) (string, error) {
-	raw, ok := obj[field]
+func requiredString(obj object, field string) (string, error) {
+	raw, ok := obj.get(field)
 	if !ok {
 		return "", badPayload(field, "required")
 	}
@@ -461,15 +475,15 @@ func requiredString(obj map[string]json.RawMessage, field string) (string, error
 	return s, nil
 }
 
-func optionalString(obj map[string]json.RawMessage, field string) (string, error) {
-	if _, ok := obj[field]; !ok {
+func optionalString(obj object, field string) (string, error) {
+	if _, ok := obj.get(field); !ok {
 		return "", nil
 	}
 	return requiredString(obj, field)
 }
 
-func optionalBool(obj map[string]json.RawMessage, field string) (bool, error) {
-	raw, ok := obj[field]
+func optionalBool(obj object, field string) (bool, error) {
+	raw, ok := obj.get(field)
 	if !ok || string(bytes.TrimSpace(raw)) == "null" {
 		return false, nil
 	}
@@ -482,8 +496,8 @@ func optionalBool(obj map[string]json.RawMessage, field string) (bool, error) {
 
 // optionalInt reads a JSON Schema "integer" (a number with no fraction,
 // so 5.0 counts) of at least min; 0 means absent.
-func optionalInt(obj map[string]json.RawMessage, field string, min int64) (int64, error) {
-	raw, ok := obj[field]
+func optionalInt(obj object, field string, min int64) (int64, error) {
+	raw, ok := obj.get(field)
 	if !ok {
 		return 0, nil
 	}
