@@ -86,15 +86,24 @@ func livenessSigningDigest(body []byte) [32]byte {
 	return sha256.Sum256([]byte("iicp:liveness:v1:" + hex.EncodeToString(h[:])))
 }
 
-// signLiveness encodes and signs d.
+// signLiveness encodes and signs d: the SignedLiveness wire form, built in
+// one buffer (the digest bytes are signed where they lie in it).
 func signLiveness(key ed25519.PrivateKey, d *LivenessDigest) ([]byte, error) {
-	body, err := json.Marshal(d)
+	out := make([]byte, 0, 256+len(d.Nodes)*livenessRowBytes)
+	out = append(out, livenessPrefix...)
+	start := len(out)
+	out, err := appendLivenessDigest(out, d)
 	if err != nil {
 		return nil, fmt.Errorf("encoding liveness digest: %w", err)
 	}
-	dg := livenessSigningDigest(body)
-	return json.Marshal(SignedLiveness{Liveness: body, Sig: hex.EncodeToString(ed25519.Sign(key, dg[:]))})
+	dg := livenessSigningDigest(out[start:])
+	out = append(out, `,"sig":"`...)
+	out = hex.AppendEncode(out, ed25519.Sign(key, dg[:]))
+	return append(out, `"}`...), nil
 }
+
+// livenessRowBytes is about what one encoded row takes (buffer sizing).
+const livenessRowBytes = 200
 
 // ErrLivenessSignature reports a digest the seed key did not sign.
 var ErrLivenessSignature = errors.New("liveness digest signature invalid")
