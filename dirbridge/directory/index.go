@@ -168,14 +168,14 @@ func (ix *index) byPrefixUnique(p string) *entry {
 
 // tokenOwner returns the node a credential index belongs to and whether the
 // index is already verified.
-func (ix *index) tokenOwner(credIndex string) (*entry, bool) {
+func (ix *index) tokenOwner(credIndex []byte) (*entry, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	id, ok := ix.byToken[credIndex]
+	id, ok := ix.byToken[string(credIndex)] // no allocation: a map index
 	if !ok {
 		return nil, false
 	}
-	_, v := ix.verified[credIndex]
+	_, v := ix.verified[string(credIndex)]
 	return ix.byID[id], v
 }
 
