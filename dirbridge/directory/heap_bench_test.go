@@ -2,14 +2,13 @@ package directory
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/meshnode/meshnode/wire"
 )
 
 // BenchmarkHeapPerNode measures what one registered, heartbeating node
@@ -39,10 +38,15 @@ func BenchmarkHeapPerNode(b *testing.B) {
 			b.Fatal(err)
 		}
 		id := newUUID()
-		rec := &NodeRecord{NodeID: id, Endpoint: fmt.Sprintf("http://127.0.0.1:40000/n%d", i), Region: []string{"eu-central", "us-west", "ap-south"}[i%3],
-			Capabilities: []wire.Capability{{Intent: intents[i%len(intents)], Models: []string{"m"}}},
-			Limits:       wire.Limits{MaxConcurrent: 1 + i%16}, CIPLevel: "CIP-None", RegisteredAt: now, UpdatedAt: now}
-		st := &nodeState{LastSeen: now, Available: true, Reputation: defaultReputation, ObservedIP: "127.0.0.1"}
+		// Decoded from JSON and built as REGISTER does: each string its own copy.
+		body := fmt.Sprintf(`{"node_id":%q,"endpoint":"http://127.0.0.1:40000/n%d","region":%q,`+
+			`"capabilities":[{"intent":%q,"models":["m"]}],"limits":{"max_concurrent":%d}}`,
+			id, i, []string{"eu-central", "us-west", "ap-south"}[i%3], intents[i%len(intents)], 1+i%16)
+		var rb registerBody
+		if err := json.Unmarshal([]byte(body), &rb); err != nil {
+			b.Fatal(err)
+		}
+		rec, st := buildRecord(&rb, nil, now, "127.0.0.1")
 		if err := s.store.apply(context.Background(), ChangeEvent{Kind: ChangeRegister, NodeID: id, Record: rec, Credential: &cred, At: now}, st); err != nil {
 			b.Fatal(err)
 		}

@@ -113,6 +113,7 @@ func (st *store) load(ctx context.Context) (int, error) {
 		if err := json.Unmarshal(stRaw, ns); err != nil {
 			return n, fmt.Errorf("decoding node state: %w", err)
 		}
+		st.idx.strs.internRecord(rec)
 		st.idx.put(rec, ns, cred, false)
 		n++
 	}
@@ -193,6 +194,7 @@ func (st *store) apply(ctx context.Context, ev ChangeEvent, state *nodeState) er
 // with state and cred, a DEREGISTER drops it and its pending heartbeat.
 func (st *store) published(ev ChangeEvent, state *nodeState, cred Credential, verified bool) {
 	if ev.Kind == ChangeRegister {
+		st.idx.strs.internRecord(ev.Record) // a new record: no reader has it yet
 		st.idx.put(ev.Record, state, cred, verified)
 	} else {
 		st.idx.remove(ev.NodeID)
