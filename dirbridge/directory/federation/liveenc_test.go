@@ -91,3 +91,57 @@ func FuzzLivenessEncoding(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyLivenessEnvelopeShapes: the exact envelope takes the split
+// path, a re-spaced one the decoder path, and both verify; an envelope
+// with a smuggled field or a swapped body fails either way.
+func TestVerifyLivenessEnvelopeShapes(t *testing.T) {
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &LivenessDigest{Schema: LivenessSchema, SeedDID: "did:web:s", TsMs: 10, Nodes: []LiveNode{{NodeID: "a", LastSeenMs: 9}}}
+	b, err := signLiveness(key, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := splitSignedLiveness(b); !ok {
+		t.Fatal("signLiveness output not split")
+	}
+	spaced := bytes.Replace(bytes.Replace(b, []byte(`{"liveness":`), []byte(`{ "liveness" : `), 1), []byte(`,"sig":`), []byte(` , "sig" : `), 1)
+	if _, ok := splitSignedLiveness(spaced); ok {
+		t.Fatal("re-spaced envelope split")
+	}
+	for name, msg := range map[string][]byte{"exact": b, "spaced": spaced} {
+		if _, err := VerifyLiveness(pub, "did:web:s", msg); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	smuggled := bytes.Replace(b, []byte(`,"sig":`), []byte(`,"extra":1,"sig":`), 1)
+	other, _ := signLiveness(key, &LivenessDigest{Schema: LivenessSchema, SeedDID: "did:web:s", TsMs: 11})
+	swapped := append(append([]byte{}, other[:bytes.Index(other, []byte(`,"sig":`))]...), b[bytes.Index(b, []byte(`,"sig":`)):]...)
+	for name, msg := range map[string][]byte{"smuggled field": smuggled, "swapped body": swapped, "truncated": b[:len(b)-3]} {
+		if _, err := VerifyLiveness(pub, "did:web:s", msg); err == nil {
+			t.Errorf("%s verified", name)
+		}
+	}
+}
+
+// FuzzVerifyLiveness: no input panics the envelope split or the decoder
+// path, and nothing verifies unless it carries the seed's signed body.
+func FuzzVerifyLiveness(f *testing.F) {
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	pub := key.Public().(ed25519.PublicKey)
+	signed, err := signLiveness(key, &LivenessDigest{Schema: LivenessSchema, SeedDID: "did:web:s", TsMs: 10,
+		Nodes: []LiveNode{{NodeID: "a", LastSeenMs: 9, Load: ptr(0.5)}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	body := signed[len(livenessPrefix):bytes.Index(signed, []byte(`,"sig":`))]
+	f.Add(signed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := VerifyLiveness(pub, "did:web:s", b); err == nil && !bytes.Contains(b, body) {
+			t.Fatalf("verified without the signed body: %q", b)
+		}
+	})
+}

@@ -111,11 +111,13 @@ var ErrLivenessSignature = errors.New("liveness digest signature invalid")
 // VerifyLiveness checks a SignedLiveness against the seed key and DID and
 // validates every row; nothing of a digest is used unless all of it passes.
 func VerifyLiveness(pub ed25519.PublicKey, did string, b []byte) (*LivenessDigest, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var sl SignedLiveness
-	if err := dec.Decode(&sl); err != nil || len(sl.Liveness) == 0 {
-		return nil, fmt.Errorf("%w: liveness envelope", ErrMalformed)
+	sl, ok := splitSignedLiveness(b)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sl); err != nil || len(sl.Liveness) == 0 {
+			return nil, fmt.Errorf("%w: liveness envelope", ErrMalformed)
+		}
 	}
 	sig, err := hex.DecodeString(sl.Sig)
 	dg := livenessSigningDigest(sl.Liveness)
@@ -137,6 +139,26 @@ func VerifyLiveness(pub ed25519.PublicKey, did string, b []byte) (*LivenessDiges
 		}
 	}
 	return &d, nil
+}
+
+// splitSignedLiveness takes the envelope apart without a JSON pass when it
+// has the exact shape signLiveness writes, {"liveness":BODY,"sig":"HEX"}:
+// a 40k-row digest is ~8 MB, and the generic decoder scanned and copied it
+// once more before the signature check and the decode of BODY. It is no
+// laxer: BODY is only used once the signature over exactly those bytes
+// verifies, and then must decode as one JSON object. Any other shape takes
+// the generic path.
+func splitSignedLiveness(b []byte) (SignedLiveness, bool) {
+	const sigField, sigLen = `,"sig":"`, 2 * ed25519.SignatureSize
+	tail := len(sigField) + sigLen + len(`"}`)
+	if len(b) < len(livenessPrefix)+2+tail || !bytes.HasPrefix(b, livenessPrefix) || !bytes.HasSuffix(b, []byte(`"}`)) {
+		return SignedLiveness{}, false
+	}
+	cut := len(b) - tail
+	if !bytes.HasPrefix(b[cut:], []byte(sigField)) {
+		return SignedLiveness{}, false
+	}
+	return SignedLiveness{Liveness: b[len(livenessPrefix):cut], Sig: string(b[cut+len(sigField) : len(b)-2])}, true
 }
 
 func unitOrNil(f *float64) bool { return f == nil || (!math.IsNaN(*f) && *f >= 0 && *f <= 1) }
