@@ -163,7 +163,9 @@ func runDirScale(ctx context.Context, env *benchEnv, rep *Report) error {
 	ds.SeedFiles, ds.ReplicaFiles = seed.dbFiles(), replica.dbFiles()
 	ds.Targets = scaleTargets(ds)
 	rep.Checks = append(rep.Checks, scaleChecks(ds)...)
-	return errors.Join(replica.stop(), seed.stop())
+	err = errors.Join(replica.stop(), seed.stop())
+	o.keepLogs(seed, replica)
+	return err
 }
 
 // load runs heartbeats, discover and the lag probe side by side for the
@@ -441,11 +443,27 @@ func fileSizes(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// profileArgs has a dirscale process write its CPU profile into
-// -profile-dir (nothing without it).
+// profileArgs has a dirscale process write its CPU profile (NAME.prof)
+// and its heap profile at SIGTERM (NAME.heap) into -profile-dir (nothing
+// without it).
 func (o *options) profileArgs(name string) []string {
 	if o.profileDir == "" {
 		return nil
 	}
-	return []string{"--cpuprofile", filepath.Join(o.profileDir, name+".prof")}
+	return []string{"--cpuprofile", filepath.Join(o.profileDir, name+".prof"),
+		"--memprofile", filepath.Join(o.profileDir, name+".heap")}
+}
+
+// keepLogs copies the processes' stderr (GODEBUG=gctrace=1 output lands
+// there) into -profile-dir as NAME.stderr.log before the work directory
+// goes.
+func (o *options) keepLogs(procs ...*dirProc) {
+	if o.profileDir == "" {
+		return
+	}
+	for _, p := range procs {
+		if b, err := os.ReadFile(filepath.Join(p.home, "stderr.log")); err == nil {
+			_ = os.WriteFile(filepath.Join(o.profileDir, p.name+".stderr.log"), b, 0o600)
+		}
+	}
 }

@@ -138,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.scaleDiscoverRate, "discover-rate", 5000, "dirscale: discover requests per second")
 	fs.DurationVar(&o.scaleDuration, "scale-duration", time.Minute, "dirscale: how long heartbeat and discover load run")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile to the file (go tool pprof); in-process scenarios profile the node or directory under test")
-	fs.StringVar(&o.profileDir, "profile-dir", "", "dirscale: the seed and replica write CPU profiles (seed.prof, replica.prof) into this existing directory")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "dirscale: the seed and replica write CPU and heap profiles (seed.prof, seed.heap, replica.*) and keep their stderr logs in this existing directory")
 	fs.StringVar(&o.meshnodeBin, "meshnode", "", "dirscale: meshnode binary to run (default: go build ./cmd/meshnode)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [-duration 5s] [-concurrency 1,64] [-only task,mesh,directory,wire,dirscale] [-json]")

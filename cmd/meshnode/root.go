@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 
@@ -81,6 +82,7 @@ type globals struct {
 	config   string
 	logLevel string
 	cpuProf  string
+	memProf  string
 }
 
 // run executes the CLI and returns the process exit code.
@@ -129,7 +131,10 @@ the command line wins over its environment twin.`,
 			if err := applyEnv(cmd, e.get); err != nil {
 				return err
 			}
-			return e.startProfile(g.cpuProf)
+			if err := e.startProfile(g.cpuProf); err != nil {
+				return err
+			}
+			return e.startHeapProfile(g.memProf)
 		},
 	}
 	root.SetIn(e.stdin)
@@ -141,6 +146,7 @@ the command line wins over its environment twin.`,
 	pf.StringVar(&g.config, "config", "", "config file (default: config.toml in the config directory)")
 	pf.StringVar(&g.logLevel, "log-level", "", "override log.level: debug, info, warn or error")
 	pf.StringVar(&g.cpuProf, "cpuprofile", "", "write a CPU profile of this process to FILE until it exits (go tool pprof; for performance reports)")
+	pf.StringVar(&g.memProf, "memprofile", "", "write a heap profile of this process to FILE on the first SIGINT/SIGTERM, before shutdown (go tool pprof)")
 	root.AddCommand(newUpCmd(e, g), newIdentityCmd(e, g), newDirectoryCmd(e, g), newCallCmd(e, g), newStatusCmd(e, g),
 		newPeersCmd(e, g), newTokenCmd(e, g), newIDCmd(e, g), newPathsCmd(e, g), newVersionCmd(e), newOperatorCmd(e, g), newAuditCmd(e, g))
 	root.InitDefaultCompletionCmd() // now, so its flags get env twins too
@@ -267,5 +273,40 @@ func (e *env) startProfile(path string) error {
 		return withCode(exitConfig, fmt.Errorf("--cpuprofile: %w", err))
 	}
 	e.stopProfile = func() error { pprof.StopCPUProfile(); return f.Close() }
+	return nil
+}
+
+// startHeapProfile arms --memprofile: the heap profile is written when the
+// shutdown signal arrives, while the command still holds its working set
+// (a profile at exit would show what shutdown left). run waits for it.
+func (e *env) startHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return withCode(exitConfig, fmt.Errorf("--memprofile: %w", err))
+	}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		select {
+		case <-e.ctx.Done():
+			runtime.GC() // the profile shows the heap as of the last GC
+			done <- errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+		case <-stop: // the command ended on its own: no signal, no profile
+			done <- f.Close()
+		}
+	}()
+	cpu := e.stopProfile
+	e.stopProfile = func() error {
+		var err error
+		if cpu != nil {
+			err = cpu()
+		}
+		if e.ctx.Err() == nil {
+			close(stop) // no signal came
+		}
+		return errors.Join(err, <-done)
+	}
 	return nil
 }

@@ -1,12 +1,14 @@
 package directory
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/meshnode/meshnode/wire"
@@ -21,14 +23,28 @@ const (
 
 // decodeBody decodes a JSON request body capped at limit into v, mapping
 // every failure to a structured error that echoes no input.
+//
+// The body is read into a pooled buffer and decoded with json.Unmarshal,
+// which accepts exactly one JSON value; only a failing body takes the
+// json.Decoder path, for the same errors as before. A heartbeat thus no
+// longer allocates a decoder and its read buffer.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *wire.Error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && mt != "text/json") {
 			return wire.NewError(wire.CodeUnsupportedMedia, "request body must be application/json")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer putBodyBuf(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		return bodyError(err)
+	}
+	if json.Unmarshal(buf.Bytes(), v) == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	if err := dec.Decode(v); err != nil {
 		return bodyError(err)
 	}
@@ -36,6 +52,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *wir
 		return wire.NewError(wire.CodeValidationError, "request body must hold exactly one JSON object")
 	}
 	return nil
+}
+
+// bodyBufs pools request body buffers; maxPooledBody keeps one large
+// REGISTER from pinning its buffer.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 64 << 10
+
+func putBodyBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBufs.Put(b)
+	}
 }
 
 func bodyError(err error) *wire.Error {

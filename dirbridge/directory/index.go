@@ -18,6 +18,11 @@ type entry struct {
 	// ranks are the intent rankings the node sits in (set before the
 	// entry is published, then read-only).
 	ranks []*ranking
+	// modBuf and rankBuf back modalities and ranks for a node of one
+	// intent (most nodes): two heap objects fewer per node to allocate
+	// and for the GC to mark.
+	modBuf  [1]intentModality
+	rankBuf [1]*ranking
 }
 
 // index is the in-memory view discover, heartbeat and auth read. It is kept
@@ -31,11 +36,15 @@ type index struct {
 	// same members as byIntent.
 	rank map[string]*ranking
 	// policy files ranking items (probation class); set before load.
-	policy  *rankPolicy
+	policy *rankPolicy
+	// strs shares the records' low-cardinality strings (intern.go).
+	strs    *strTable
 	byToken map[string]string // credential index -> node id
-	// byPrefix maps a public id prefix to the node ids sharing it (almost
-	// always one: a slice, not a map per node, at 100k nodes).
-	byPrefix map[string][]string
+	// byPrefix maps a public id prefix to its node id when one node has
+	// it (almost always); prefixShared holds the prefixes several share.
+	// No slice per node: at 100k nodes that was 100k small objects.
+	byPrefix     map[string]string
+	prefixShared map[string][]string
 	// verified holds credential indexes whose bcrypt check already passed
 	// (or that we issued ourselves), so heartbeats skip bcrypt.
 	verified map[string]struct{}
@@ -46,12 +55,14 @@ const prefixLen = 8
 
 func newIndex() *index {
 	return &index{
-		byID:     make(map[string]*entry),
-		byIntent: make(map[string]map[string]*entry),
-		rank:     make(map[string]*ranking),
-		byToken:  make(map[string]string),
-		byPrefix: make(map[string][]string),
-		verified: make(map[string]struct{}),
+		byID:         make(map[string]*entry),
+		byIntent:     make(map[string]map[string]*entry),
+		rank:         make(map[string]*ranking),
+		byToken:      make(map[string]string),
+		byPrefix:     make(map[string]string),
+		prefixShared: make(map[string][]string),
+		verified:     make(map[string]struct{}),
+		strs:         newStrTable(),
 	}
 }
 
@@ -65,7 +76,9 @@ func idPrefix(id string) string {
 // put inserts or replaces a node. st is kept from the old entry when nil.
 // A credential with an empty Index keeps the old credential.
 func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified bool) {
-	e := &entry{rec: rec, cred: cred, modalities: modalitiesByIntent(rec)}
+	e := &entry{rec: rec, cred: cred}
+	e.modalities = modalitiesByIntent(rec, e.modBuf[:0])
+	e.ranks = e.rankBuf[:0]
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if old, ok := ix.byID[rec.NodeID]; ok {
@@ -97,10 +110,7 @@ func (ix *index) put(rec *NodeRecord, st *nodeState, cred Credential, verified b
 	for _, r := range e.ranks {
 		r.put(e, ix.policy) // replaces the old entry's item where it had one
 	}
-	p := idPrefix(rec.NodeID)
-	if ids := ix.byPrefix[p]; !contains(ids, rec.NodeID) {
-		ix.byPrefix[p] = append(ids, rec.NodeID)
-	}
+	ix.addPrefixLocked(rec.NodeID)
 	if e.cred.Index != "" {
 		ix.byToken[e.cred.Index] = rec.NodeID
 		if verified {
@@ -129,15 +139,44 @@ func (ix *index) unlinkLocked(old *entry, dropToken bool, keep intentModalities)
 			delete(ix.rank, intent)
 		}
 	}
-	p := idPrefix(old.rec.NodeID)
-	if ids := slices.DeleteFunc(ix.byPrefix[p], func(id string) bool { return id == old.rec.NodeID }); len(ids) == 0 {
-		delete(ix.byPrefix, p)
-	} else {
-		ix.byPrefix[p] = ids
-	}
+	ix.dropPrefixLocked(old.rec.NodeID)
 	if dropToken && old.cred.Index != "" {
 		delete(ix.byToken, old.cred.Index)
 		delete(ix.verified, old.cred.Index)
+	}
+}
+
+func (ix *index) addPrefixLocked(id string) {
+	p := idPrefix(id)
+	if ids, ok := ix.prefixShared[p]; ok {
+		if !contains(ids, id) {
+			ix.prefixShared[p] = append(ids, id)
+		}
+	} else if cur, ok := ix.byPrefix[p]; ok && cur != id {
+		delete(ix.byPrefix, p)
+		ix.prefixShared[p] = []string{cur, id}
+	} else {
+		ix.byPrefix[p] = id
+	}
+}
+
+func (ix *index) dropPrefixLocked(id string) {
+	p := idPrefix(id)
+	ids, ok := ix.prefixShared[p]
+	if !ok {
+		if ix.byPrefix[p] == id {
+			delete(ix.byPrefix, p)
+		}
+		return
+	}
+	switch ids = slices.DeleteFunc(ids, func(x string) bool { return x == id }); len(ids) {
+	case 1:
+		delete(ix.prefixShared, p)
+		ix.byPrefix[p] = ids[0]
+	case 0:
+		delete(ix.prefixShared, p)
+	default:
+		ix.prefixShared[p] = ids
 	}
 }
 
@@ -160,22 +199,22 @@ func (ix *index) get(id string) *entry {
 func (ix *index) byPrefixUnique(p string) *entry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ids := ix.byPrefix[p]; len(ids) == 1 {
-		return ix.byID[ids[0]]
+	if id, ok := ix.byPrefix[p]; ok {
+		return ix.byID[id]
 	}
 	return nil
 }
 
 // tokenOwner returns the node a credential index belongs to and whether the
 // index is already verified.
-func (ix *index) tokenOwner(credIndex string) (*entry, bool) {
+func (ix *index) tokenOwner(credIndex []byte) (*entry, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	id, ok := ix.byToken[credIndex]
+	id, ok := ix.byToken[string(credIndex)] // no allocation: a map index
 	if !ok {
 		return nil, false
 	}
-	_, v := ix.verified[credIndex]
+	_, v := ix.verified[string(credIndex)]
 	return ix.byID[id], v
 }
 
@@ -261,8 +300,9 @@ func (im intentModalities) has(intent string) bool {
 // never appended to in place.
 var textOnly = []string{"text"}
 
-func modalitiesByIntent(rec *NodeRecord) intentModalities {
-	out := make(intentModalities, 0, len(rec.Capabilities))
+// modalitiesByIntent builds the list in out (appended to: a caller's
+// buffer serves a node of few intents without an allocation).
+func modalitiesByIntent(rec *NodeRecord, out intentModalities) intentModalities {
 	for _, c := range rec.Capabilities {
 		mods := c.InputModalities
 		if len(mods) == 0 {

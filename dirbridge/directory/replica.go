@@ -54,7 +54,10 @@ func (s *Server) LiveState(id string) (NodeLive, bool) {
 // LiveSince returns the ephemeral state of every node heard from after t
 // (a seed's liveness digest: the nodes whose heartbeats a replica lacks).
 func (s *Server) LiveSince(t time.Time) []NodeLive {
-	var out []NodeLive
+	// Sized for a steady fleet's digest (at a 30 s heartbeat a 10 s digest
+	// holds about a third of the nodes): growing from nil copied ~2x its
+	// final size every digest.
+	out := make([]NodeLive, 0, s.store.idx.count()/2)
 	s.store.idx.forAll(func(e *entry) {
 		if st := e.state.Load(); st.LastSeen.After(t) {
 			l := liveOf(e.rec.NodeID, st)

@@ -359,7 +359,7 @@ func (s *Server) loops(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			if err := s.store.flush(ctx); err != nil && ctx.Err() == nil {
+			if err := s.store.flushTick(ctx); err != nil && ctx.Err() == nil {
 				s.metrics.flushErrors.Inc()
 				s.log.Warn("heartbeat flush failed", "error", err)
 			}

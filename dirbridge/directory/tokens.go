@@ -4,10 +4,14 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -26,7 +30,14 @@ const maxTokenLen = 72
 type tokens struct {
 	secret []byte // directory secret keying the lookup index
 	cost   int
+	// macs pools keyed HMAC-SHA256 states (Reset returns one to the keyed
+	// start): every heartbeat computes an index, and hmac.New allocated
+	// three objects each time.
+	macs sync.Pool
 }
+
+// indexLen is the length of a hex HMAC-SHA256 lookup index.
+const indexLen = 2 * sha256.Size
 
 // issue returns a fresh plaintext token (returned once to the node) and its
 // stored credential.
@@ -45,9 +56,22 @@ func (t *tokens) issue() (string, Credential, error) {
 
 // index is the keyed lookup index of a token: hex HMAC-SHA256(secret, token).
 func (t *tokens) index(tok string) string {
-	m := hmac.New(sha256.New, t.secret)
-	m.Write([]byte(tok))
-	return hex.EncodeToString(m.Sum(nil))
+	var buf [indexLen]byte
+	return string(t.indexInto(&buf, tok))
+}
+
+// indexInto writes tok's index into buf without allocating.
+func (t *tokens) indexInto(buf *[indexLen]byte, tok string) []byte {
+	m, _ := t.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, t.secret)
+	}
+	m.Reset()
+	_, _ = io.WriteString(m, tok)
+	var sum [sha256.Size]byte
+	hex.Encode(buf[:], m.Sum(sum[:0]))
+	t.macs.Put(m)
+	return buf[:]
 }
 
 // verify finds the node owning tok. The first successful bcrypt check per
@@ -57,14 +81,15 @@ func (t *tokens) verify(ix *index, tok string) *entry {
 	if tok == "" || len(tok) > maxTokenLen {
 		return nil
 	}
-	credIndex := t.index(tok)
+	var buf [indexLen]byte
+	credIndex := t.indexInto(&buf, tok)
 	e, verified := ix.tokenOwner(credIndex)
 	if e == nil {
 		return nil
 	}
 	// The map hit already proves knowledge of a token with this HMAC; the
 	// constant-time compare guards against a mismatched stale entry.
-	if !hmac.Equal([]byte(e.cred.Index), []byte(credIndex)) {
+	if len(e.cred.Index) != indexLen || subtle.ConstantTimeCompare([]byte(e.cred.Index), credIndex) != 1 {
 		return nil
 	}
 	if verified {
@@ -73,7 +98,7 @@ func (t *tokens) verify(ix *index, tok string) *entry {
 	if bcrypt.CompareHashAndPassword(e.cred.Hash, []byte(tok)) != nil {
 		return nil
 	}
-	ix.markVerified(credIndex)
+	ix.markVerified(string(credIndex))
 	return e
 }
 

@@ -86,15 +86,24 @@ func livenessSigningDigest(body []byte) [32]byte {
 	return sha256.Sum256([]byte("iicp:liveness:v1:" + hex.EncodeToString(h[:])))
 }
 
-// signLiveness encodes and signs d.
+// signLiveness encodes and signs d: the SignedLiveness wire form, built in
+// one buffer (the digest bytes are signed where they lie in it).
 func signLiveness(key ed25519.PrivateKey, d *LivenessDigest) ([]byte, error) {
-	body, err := json.Marshal(d)
+	out := make([]byte, 0, 256+len(d.Nodes)*livenessRowBytes)
+	out = append(out, livenessPrefix...)
+	start := len(out)
+	out, err := appendLivenessDigest(out, d)
 	if err != nil {
 		return nil, fmt.Errorf("encoding liveness digest: %w", err)
 	}
-	dg := livenessSigningDigest(body)
-	return json.Marshal(SignedLiveness{Liveness: body, Sig: hex.EncodeToString(ed25519.Sign(key, dg[:]))})
+	dg := livenessSigningDigest(out[start:])
+	out = append(out, `,"sig":"`...)
+	out = hex.AppendEncode(out, ed25519.Sign(key, dg[:]))
+	return append(out, `"}`...), nil
 }
+
+// livenessRowBytes is about what one encoded row takes (buffer sizing).
+const livenessRowBytes = 200
 
 // ErrLivenessSignature reports a digest the seed key did not sign.
 var ErrLivenessSignature = errors.New("liveness digest signature invalid")
@@ -102,11 +111,13 @@ var ErrLivenessSignature = errors.New("liveness digest signature invalid")
 // VerifyLiveness checks a SignedLiveness against the seed key and DID and
 // validates every row; nothing of a digest is used unless all of it passes.
 func VerifyLiveness(pub ed25519.PublicKey, did string, b []byte) (*LivenessDigest, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var sl SignedLiveness
-	if err := dec.Decode(&sl); err != nil || len(sl.Liveness) == 0 {
-		return nil, fmt.Errorf("%w: liveness envelope", ErrMalformed)
+	sl, ok := splitSignedLiveness(b)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sl); err != nil || len(sl.Liveness) == 0 {
+			return nil, fmt.Errorf("%w: liveness envelope", ErrMalformed)
+		}
 	}
 	sig, err := hex.DecodeString(sl.Sig)
 	dg := livenessSigningDigest(sl.Liveness)
@@ -128,6 +139,26 @@ func VerifyLiveness(pub ed25519.PublicKey, did string, b []byte) (*LivenessDiges
 		}
 	}
 	return &d, nil
+}
+
+// splitSignedLiveness takes the envelope apart without a JSON pass when it
+// has the exact shape signLiveness writes, {"liveness":BODY,"sig":"HEX"}:
+// a 40k-row digest is ~8 MB, and the generic decoder scanned and copied it
+// once more before the signature check and the decode of BODY. It is no
+// laxer: BODY is only used once the signature over exactly those bytes
+// verifies, and then must decode as one JSON object. Any other shape takes
+// the generic path.
+func splitSignedLiveness(b []byte) (SignedLiveness, bool) {
+	const sigField, sigLen = `,"sig":"`, 2 * ed25519.SignatureSize
+	tail := len(sigField) + sigLen + len(`"}`)
+	if len(b) < len(livenessPrefix)+2+tail || !bytes.HasPrefix(b, livenessPrefix) || !bytes.HasSuffix(b, []byte(`"}`)) {
+		return SignedLiveness{}, false
+	}
+	cut := len(b) - tail
+	if !bytes.HasPrefix(b[cut:], []byte(sigField)) {
+		return SignedLiveness{}, false
+	}
+	return SignedLiveness{Liveness: b[len(livenessPrefix):cut], Sig: string(b[cut+len(sigField) : len(b)-2])}, true
 }
 
 func unitOrNil(f *float64) bool { return f == nil || (!math.IsNaN(*f) && *f >= 0 && *f <= 1) }
