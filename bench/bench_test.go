@@ -41,7 +41,7 @@ func TestRunAllScenariosShort(t *testing.T) {
 	if got := strings.Join(rep.Scenarios, ","); got != "task,mesh,directory,wire,stream" {
 		t.Errorf("scenarios run = %s", got)
 	}
-	// task: 4 paths, mesh: 4 paths, directory: 2 paths, each at 2 concurrencies.
+	// task: 4 paths, mesh: 5 paths, directory: 2 paths, each at 2 concurrencies.
 	perScenario := map[string]int{}
 	for _, r := range rep.Rows {
 		perScenario[r.Scenario]++
@@ -51,7 +51,7 @@ func TestRunAllScenariosShort(t *testing.T) {
 			t.Errorf("%s %s c=%d: vs proxy× %v", r.Scenario, r.Path, r.Concurrency, r.VsProxy)
 		}
 	}
-	for sc, want := range map[string]int{"task": 8, "mesh": 8, "directory": 4} {
+	for sc, want := range map[string]int{"task": 8, "mesh": 10, "directory": 4} {
 		if perScenario[sc] != want {
 			t.Errorf("%s: %d rows, want %d", sc, perScenario[sc], want)
 		}

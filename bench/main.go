@@ -29,6 +29,7 @@ type options struct {
 	convergeTransport string
 	convergeTimeout   time.Duration
 	meshAttempts      int
+	meshTCP           bool
 	dirNodes          int
 	dirIntents        int
 	dirPopulate       string
@@ -119,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&only, "only", defaultScenarios, "comma-separated scenarios to run (task, mesh, directory, wire, stream, dirscale)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.backendDelay, "backend-delay", 0, "simulated inference time of the test backend per request")
+	fs.BoolVar(&o.meshTCP, "mesh-tcp", true, "mesh: also measure the task path over libp2p TCP (yamux, what LAN peers use) as path mesh-tcp")
 	fs.IntVar(&o.meshAttempts, "mesh-attempts", 1, "mesh: attempts per Mesh.Call (1 measures single streams; the production default is 3, with backoff)")
 	fs.BoolVar(&o.converge, "converge", true, "mesh: measure advert convergence of -converge-nodes nodes")
 	fs.IntVar(&o.convergeNodes, "converge-nodes", 50, "mesh: nodes in the convergence measurement")
@@ -306,7 +308,8 @@ func notes(o options, ran []string) []string {
 			"vs proxy× = node-http req/s over proxy req/s in the same rounds (issue 11 item 9 asks ≥ 0.8 at c=32)")
 	}
 	if slices.Contains(ran, "mesh") {
-		n = append(n, fmt.Sprintf("mesh-quic: Mesh.Call pinned to the serving peer, %d attempt(s), native CBOR on persistent task streams (/iicp/task/1.1.0, reused per peer); "+
+		n = append(n, fmt.Sprintf("mesh-quic, mesh-tcp: Mesh.Call pinned to the serving peer over QUIC (the internet transport) or TCP (what LAN and same-machine peers dial first), "+
+			"%d attempt(s), native CBOR on persistent task streams (/iicp/task/1.1.0, reused per peer); "+
 			"the serving host's resource manager admits 256 task streams per calling peer (mesh.NewHost)", o.meshAttempts))
 	}
 	if slices.Contains(ran, "directory") {

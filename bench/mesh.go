@@ -102,6 +102,13 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 	direct, closeDirect := directPath(env.backend)
 	defer closeDirect()
 	paths := []*path{direct, plain, secure, ns.meshPath("mesh-quic", client.m, server.h.ID(), env.opts.meshAttempts)}
+	if env.opts.meshTCP {
+		p, err := tcpMeshPath(ctx, env, ns)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+	}
 	before := env.backend.calls.Load()
 	for _, c := range env.opts.concurrency {
 		rows, err := compare(ctx, "mesh", "/iicp/task/1.1.0", paths, c, env.opts.duration, env.opts.rounds)
@@ -109,7 +116,7 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 			return err
 		}
 		rep.Rows = append(rep.Rows, rows...)
-		rep.Checks = append(rep.Checks, quicTargetCheck(rows))
+		rep.Checks = append(rep.Checks, meshTargetCheck(rows))
 	}
 	rep.Checks = append(rep.Checks, pathChecks("mesh", paths, env.backend.calls.Load()-before)...)
 	if env.opts.converge {
@@ -120,6 +127,27 @@ func runMesh(ctx context.Context, env *benchEnv, rep *Report) error {
 		rep.Converge = c
 	}
 	return nil
+}
+
+// tcpMeshPath serves the same engine under the same key from a second
+// host listening on libp2p TCP (yamux), called by a consumer of its own:
+// path mesh-tcp, the mesh as a peer reachable only over TCP sees it.
+func tcpMeshPath(ctx context.Context, env *benchEnv, ns *nodeStack) (*path, error) {
+	server, err := startMesh(ctx, "tcp", mesh.Config{NodeID: ns.nodeID, Capabilities: ns.router.Capabilities(), MaxConcurrent: env.maxConc()}, ns.engine, ns.key)
+	if err != nil {
+		return nil, fmt.Errorf("serving mesh node (tcp): %w", err)
+	}
+	ns.onClose(server.stop)
+	client, err := startMesh(ctx, "tcp", mesh.Config{}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consumer mesh node (tcp): %w", err)
+	}
+	ns.onClose(client.stop)
+	client.h.Peerstore().AddAddrs(server.h.ID(), server.h.Addrs(), time.Hour)
+	if err := authoriseByMembership(server, client); err != nil {
+		return nil, err
+	}
+	return ns.meshPath("mesh-tcp", client.m, server.h.ID(), env.opts.meshAttempts), nil
 }
 
 // authoriseByMembership sets up mesh authorisation as `meshnode up` runs
@@ -168,27 +196,33 @@ func (s *nodeStack) meshPath(name string, m *mesh.Mesh, server peer.ID, attempts
 	return p
 }
 
-// quicTargetCheck records the issue 6 target: the QUIC path adds no more
-// p50 latency than the HTTP bridge as deployed (TLS; QUIC is encrypted
-// too). It is reported, not enforced: a benchmark on a shared machine is
-// evidence, not a gate.
-func quicTargetCheck(rows []Row) Check {
+// meshTargetCheck records issue 14 item 5's target: the mesh path adds
+// no more p50 latency than the HTTP bridge. The verdict is on mesh-tcp,
+// the transport two nodes on a LAN or one machine use (lanTCPDialRanker),
+// against the plaintext bridge; mesh-quic (the internet transport) is
+// reported beside the TLS bridge, both encrypted. Reported, not enforced:
+// a benchmark on a shared machine is evidence, not a gate.
+func meshTargetCheck(rows []Row) Check {
 	byPath := map[string]*Row{}
 	for i := range rows {
 		byPath[rows[i].Path] = &rows[i]
 	}
-	c := Check{Name: "mesh: QUIC adds no more than the TLS bridge (target, informational)", OK: true}
+	c := Check{Name: "mesh: the LAN mesh path adds no more than the HTTP bridge (target, informational)", OK: true}
 	quic, https, plain := byPath["mesh-quic"], byPath["node-https"], byPath["node-http"]
 	if quic == nil || https == nil || plain == nil {
 		c.Info = "not measured"
 		return c
 	}
-	verdict := "met"
-	if quic.AddedP50us > https.AddedP50us {
-		verdict = "NOT met"
+	lan, verdict := "", "mesh-tcp not measured"
+	if tcp := byPath["mesh-tcp"]; tcp != nil {
+		verdict = "met"
+		if tcp.AddedP50us > plain.AddedP50us {
+			verdict = "NOT met"
+		}
+		lan = fmt.Sprintf("tcp %+.0fµs (%.0f req/s), ", tcp.AddedP50us, tcp.PerSec)
 	}
-	c.Info = fmt.Sprintf("c=%d: %s; added p50 quic %+.0fµs, https %+.0fµs, http %+.0fµs; req/s quic %.0f, https %.0f, http %.0f",
-		quic.Concurrency, verdict, quic.AddedP50us, https.AddedP50us, plain.AddedP50us, quic.PerSec, https.PerSec, plain.PerSec)
+	c.Info = fmt.Sprintf("c=%d: %s; added p50 %shttp %+.0fµs (%.0f req/s); quic %+.0fµs (%.0f req/s), https %+.0fµs (%.0f req/s)",
+		quic.Concurrency, verdict, lan, plain.AddedP50us, plain.PerSec, quic.AddedP50us, quic.PerSec, https.AddedP50us, https.PerSec)
 	return c
 }
 

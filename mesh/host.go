@@ -102,8 +102,8 @@ func (c *HostConfig) setDefaults() {
 	}
 }
 
-// NewHost builds the production host: QUIC-v1 first (the default dial
-// ranker prefers QUIC and delays TCP), TCP as fallback, the node's Ed25519
+// NewHost builds the production host: QUIC-v1 and TCP (dialled TCP first
+// on loopback and private networks, QUIC first elsewhere: lanTCPDialRanker), the node's Ed25519
 // identity, conservative connection and resource limits, and NAT traversal
 // only when cfg.NAT is set. ctx is accepted for symmetry with other
 // constructors; the host lives until the caller closes it.
@@ -151,6 +151,7 @@ func NewHost(ctx context.Context, priv crypto.PrivKey, cfg HostConfig) (host.Hos
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("meshnode"),
+		libp2p.DialRanker(lanTCPDialRanker),
 	}
 	if cfg.NAT {
 		opts = append(opts, libp2p.NATPortMap(), libp2p.EnableRelay(), libp2p.EnableHolePunching())

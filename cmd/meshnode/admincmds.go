@@ -256,7 +256,7 @@ func peerOperator(p admin.Peer) string {
 // stderr, so stdout stays a table for scripts.
 func printPeers(w, stderr io.Writer, ps []admin.Peer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tNODE\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER\tOPERATOR")
+	fmt.Fprintln(tw, "PEER\tNODE\tVIA\tLOAD\tJOBS\tRTT\tLAST SEEN\tINTENTS\tBREAKER\tOPERATOR")
 	for _, p := range ps {
 		id := p.PeerID
 		if len(id) > 16 {
@@ -266,13 +266,36 @@ func printPeers(w, stderr io.Writer, ps []admin.Peer) {
 		if len(node) > 8 {
 			node = node[:8]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", id, node, p.Load, jobs(p), rtt(p.RTTMs),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", id, node, via(p.Conns), p.Load, jobs(p), rtt(p.RTTMs),
 			ago(p.LastSeen), shortIntents(p.Intents), p.Breaker, peerOperator(p))
 	}
 	tw.Flush()
 	if len(ps) == 0 {
 		fmt.Fprintln(stderr, "no peers yet")
 	}
+}
+
+// via names the transports of the open connections to a peer ("tcp",
+// "quic", "tcp+quic"; "-" when none is open).
+func via(conns []string) string {
+	var tcp, quic bool
+	for _, c := range conns {
+		switch {
+		case strings.Contains(c, "/quic"):
+			quic = true
+		case strings.Contains(c, "/tcp/"):
+			tcp = true
+		}
+	}
+	switch {
+	case tcp && quic:
+		return "tcp+quic"
+	case tcp:
+		return "tcp"
+	case quic:
+		return "quic"
+	}
+	return "-"
 }
 
 func newTokenCmd(e *env, g *globals) *cobra.Command {

@@ -120,6 +120,9 @@ func (a adminBackend) Peers(context.Context) []admin.Peer {
 		if raw, err := base64.StdEncoding.DecodeString(p.Operator); err == nil && len(raw) == ed25519.PublicKeySize {
 			ap.Operator = wire.OperatorFingerprint(raw)
 		}
+		for _, c := range a.d.mesh.Host().Network().ConnsToPeer(p.PeerID) {
+			ap.Conns = append(ap.Conns, c.RemoteMultiaddr().String())
+		}
 		for _, c := range p.Caps {
 			ap.Intents = append(ap.Intents, c.Intent)
 			for _, m := range c.Models {

@@ -108,20 +108,23 @@ type MeshStatus struct {
 
 // Peer is one row of GET /admin/v1/peers.
 type Peer struct {
-	PeerID        string    `json:"peer_id"`
-	NodeID        string    `json:"node_id,omitempty"`
-	Region        string    `json:"region,omitempty"`
-	Intents       []string  `json:"intents"`
-	Models        []string  `json:"models,omitempty"`
-	Load          float64   `json:"load"`
-	ActiveJobs    int       `json:"active_jobs"`
-	MaxConcurrent int       `json:"max_concurrent"`
-	Available     bool      `json:"available"`
-	Addrs         []string  `json:"addrs,omitempty"`
-	RTTMs         float64   `json:"rtt_ms,omitempty"`
-	LastSeen      time.Time `json:"last_seen,omitzero"`
-	FromDHT       bool      `json:"from_dht,omitempty"`
-	Breaker       string    `json:"breaker,omitempty"`
+	PeerID        string   `json:"peer_id"`
+	NodeID        string   `json:"node_id,omitempty"`
+	Region        string   `json:"region,omitempty"`
+	Intents       []string `json:"intents"`
+	Models        []string `json:"models,omitempty"`
+	Load          float64  `json:"load"`
+	ActiveJobs    int      `json:"active_jobs"`
+	MaxConcurrent int      `json:"max_concurrent"`
+	Available     bool     `json:"available"`
+	Addrs         []string `json:"addrs,omitempty"`
+	// Conns are the remote addresses of the open connections to the
+	// peer (tcp or quic-v1: on a LAN the node dials TCP first).
+	Conns    []string  `json:"conns,omitempty"`
+	RTTMs    float64   `json:"rtt_ms,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	FromDHT  bool      `json:"from_dht,omitempty"`
+	Breaker  string    `json:"breaker,omitempty"`
 	// Operator is the fingerprint of the operator key the peer's advert
 	// proved (a verified delegation); SameOperator: it is this node's own
 	// operator, so the node serves the peer and sends it tasks without a
