@@ -29,14 +29,23 @@ func fastCBORToJSON(item []byte) ([]byte, bool) {
 
 // head reads a definite-length head: major type, additional info, argument.
 func (p *c2j) head() (major, ai byte, arg uint64, ok bool) {
-	if p.pos >= len(p.in) {
-		return 0, 0, 0, false
+	major, ai, arg, p.pos, ok = cborHead(p.in, p.pos)
+	return major, ai, arg, ok
+}
+
+// cborHead reads the definite-length CBOR head at in[pos]: major type,
+// additional info, argument and the position after it. Reserved values
+// and indefinite lengths are not ok (the fast codecs decline them and the
+// reflective path decides).
+func cborHead(in []byte, pos int) (major, ai byte, arg uint64, next int, ok bool) {
+	if pos >= len(in) {
+		return 0, 0, 0, pos, false
 	}
-	b := p.in[p.pos]
-	p.pos++
+	b := in[pos]
+	pos++
 	major, ai = b>>5, b&0x1f
 	if ai < 24 {
-		return major, ai, uint64(ai), true
+		return major, ai, uint64(ai), pos, true
 	}
 	n := 0
 	switch ai {
@@ -49,16 +58,15 @@ func (p *c2j) head() (major, ai byte, arg uint64, ok bool) {
 	case 27:
 		n = 8
 	default:
-		return 0, 0, 0, false // reserved or indefinite length
+		return 0, 0, 0, pos, false
 	}
-	if p.pos+n > len(p.in) {
-		return 0, 0, 0, false
+	if pos+n > len(in) {
+		return 0, 0, 0, pos, false
 	}
-	for _, c := range p.in[p.pos : p.pos+n] {
+	for _, c := range in[pos : pos+n] {
 		arg = arg<<8 | uint64(c)
 	}
-	p.pos += n
-	return major, ai, arg, true
+	return major, ai, arg, pos + n, true
 }
 
 func (p *c2j) value(depth int) bool {

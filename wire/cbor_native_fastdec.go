@@ -21,38 +21,10 @@ type natReader struct {
 	pos int
 }
 
-// head reads a definite-length head, like c2j.head.
+// head reads a definite-length head (cborHead).
 func (r *natReader) head() (major, ai byte, arg uint64, ok bool) {
-	if r.pos >= len(r.in) {
-		return 0, 0, 0, false
-	}
-	b := r.in[r.pos]
-	r.pos++
-	major, ai = b>>5, b&0x1f
-	if ai < 24 {
-		return major, ai, uint64(ai), true
-	}
-	n := 0
-	switch ai {
-	case 24:
-		n = 1
-	case 25:
-		n = 2
-	case 26:
-		n = 4
-	case 27:
-		n = 8
-	default:
-		return 0, 0, 0, false
-	}
-	if r.pos+n > len(r.in) {
-		return 0, 0, 0, false
-	}
-	for _, c := range r.in[r.pos : r.pos+n] {
-		arg = arg<<8 | uint64(c)
-	}
-	r.pos += n
-	return major, ai, arg, true
+	major, ai, arg, r.pos, ok = cborHead(r.in, r.pos)
+	return major, ai, arg, ok
 }
 
 // span reads the n bytes of a string's content.
