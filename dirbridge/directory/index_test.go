@@ -1,7 +1,7 @@
 package directory
 
 import (
-	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -36,7 +36,7 @@ func TestPrefixLookupSharedPrefix(t *testing.T) {
 // TestInternSharesEqualStringsAndCaps: equal record strings come out as
 // one shared copy with unchanged values; past the cap a new value is kept
 // as given (memory bounded, values never altered).
-func TestInternSharesEqualStringsAndCaps(t *testing.T) {
+func TestInternSharesEqualStrings(t *testing.T) {
 	tab := newStrTable()
 	mk := func() *NodeRecord {
 		return &NodeRecord{Region: string([]byte("eu-central")), Capabilities: []wire.Capability{
@@ -50,10 +50,8 @@ func TestInternSharesEqualStringsAndCaps(t *testing.T) {
 		unsafe.StringData(a.Capabilities[0].Models[0]) != unsafe.StringData(b.Capabilities[0].Models[0]) {
 		t.Fatal("equal strings not shared")
 	}
-	for i := 0; len(tab.m) < maxInternedStrings; i++ {
-		tab.intern(fmt.Sprintf("v%d", i))
-	}
-	if v := tab.intern("one-more"); v != "one-more" || len(tab.m) != maxInternedStrings {
-		t.Fatalf("past the cap: %q, %d entries", v, len(tab.m))
+	long := strings.Repeat("x", 300)
+	if v := tab.intern(long); v != long || unsafe.StringData(v) != unsafe.StringData(long) {
+		t.Fatal("a long value was interned")
 	}
 }

@@ -1,47 +1,26 @@
 package directory
 
-import "sync"
+import "unique"
 
 // strTable shares one copy of the low-cardinality strings of node records
 // — regions, intents, model names, CIP levels, SDK and implementation
 // names and versions — among the nodes that carry them. Each registration
 // decodes its own copies; at 100k nodes kept for the directory's life that
 // was a handful of small heap objects per node for the GC to mark on every
-// cycle. Distinct values are capped (the fields are free text in
-// REGISTER): past the cap a string is kept as decoded, so the cap bounds
-// memory and never changes a value.
-type strTable struct {
-	mu sync.RWMutex
-	m  map[string]string
-}
+// cycle. The canonical copies are the standard library's (package unique):
+// weakly held, so a value no record uses any more is dropped and invented
+// values cannot grow a table of ours; interning never changes a value.
+type strTable struct{}
 
-// maxInternedStrings bounds the table against registrations that invent
-// values.
-const maxInternedStrings = 16384
+func newStrTable() *strTable { return &strTable{} }
 
-func newStrTable() *strTable { return &strTable{m: make(map[string]string)} }
-
-// intern returns the shared copy of s (s itself when new and there is no
-// room).
-func (t *strTable) intern(s string) string {
+// intern returns the shared copy of s (s itself when empty or longer
+// than any of these fields normally is).
+func (*strTable) intern(s string) string {
 	if s == "" || len(s) > 256 {
 		return s
 	}
-	t.mu.RLock()
-	v, ok := t.m[s]
-	t.mu.RUnlock()
-	if ok {
-		return v
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.m[s]; ok {
-		return v
-	}
-	if len(t.m) < maxInternedStrings {
-		t.m[s] = s
-	}
-	return s
+	return unique.Make(s).Value()
 }
 
 func (t *strTable) internAll(list []string) {
