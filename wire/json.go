@@ -38,11 +38,13 @@ const (
 // The common CALL shape is decoded by decodeCallFast; anything else by
 // encoding/json, with the same result (FuzzDecodeCallFast).
 func DecodeCallJSON(b []byte) (*Call, *Error) {
-	if err := checkJSON(b, MaxCallBytes); err != nil {
-		return nil, err
-	}
 	c := new(Call)
-	if !decodeCallFast(b, c) {
+	// The fast walk checks what checkJSON checks as it goes; whatever it
+	// declines takes the full path, errors included.
+	if len(b) > MaxCallBytes || !decodeCallFast(b, c) {
+		if err := checkJSON(b, MaxCallBytes); err != nil {
+			return nil, err
+		}
 		*c = Call{}
 		if err := json.Unmarshal(b, c); err != nil {
 			return nil, jsonError(err)
