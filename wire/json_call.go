@@ -20,6 +20,9 @@ import (
 // paths produce equal Calls, and that the walk never accepts what
 // scanJSON rejects.
 func decodeCallFast(b []byte, c *Call) bool {
+	if len(b) > MaxCallBytes {
+		return false
+	}
 	r := fastReader{b: b}
 	var seen uint32
 	ok := r.object(func(name []byte) bool {
@@ -226,14 +229,16 @@ type fastReader struct {
 	depth int // objects and arrays open around r.i
 	// names holds the member names (bounds in b) of the open objects at
 	// depth 1 and 2, for the repeated-member check.
-	names  [2][maxFastNames][2]int
+	// int32 bounds: a CALL is at most MaxCallBytes (4 MiB); small, as
+	// the walk runs on the request goroutine's stack.
+	names  [2][maxFastNames][2]int32
 	nNames [2]int
 }
 
 // maxFastNames bounds the members of an object at depth ≤ 2 the walk
 // checks for repeats; a larger object is left to scanJSON and
 // encoding/json.
-const maxFastNames = 32
+const maxFastNames = 16
 
 // enter opens an object or array; false beyond MaxNesting.
 func (r *fastReader) enter() bool {
@@ -250,14 +255,14 @@ func (r *fastReader) newName(start, end int) bool {
 	d := r.depth - 1
 	name := r.b[start:end]
 	for _, nb := range r.names[d][:r.nNames[d]] {
-		if bytes.Equal(r.b[nb[0]:nb[1]], name) {
+		if string(r.b[nb[0]:nb[1]]) == string(name) {
 			return false
 		}
 	}
 	if r.nNames[d] == maxFastNames {
 		return false
 	}
-	r.names[d][r.nNames[d]] = [2]int{start, end}
+	r.names[d][r.nNames[d]] = [2]int32{int32(start), int32(end)}
 	r.nNames[d]++
 	return true
 }
