@@ -315,3 +315,24 @@ func TestNodeListCount(t *testing.T) {
 		}
 	}
 }
+
+// TestCallJSONMatchesWire: the bridge callers' CALL encoding is byte for
+// byte what json.Marshal(*wire.Call) gives the same CALL (what an SDK
+// sends), so the faster caller sends the node nothing different.
+func TestCallJSONMatchesWire(t *testing.T) {
+	s := &nodeStack{token: "0123456789abcdef0123456789abcdef"}
+	for seq := int64(0); seq < 3; seq++ {
+		call, want := s.call("node-http", seq)
+		wantBody, err := json.Marshal(call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(s.callJSON(call.TaskID, want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(wantBody) {
+			t.Fatalf("bench CALL encoding differs:\n got %s\nwant %s", got, wantBody)
+		}
+	}
+}

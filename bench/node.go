@@ -154,7 +154,9 @@ func (s *nodeStack) startBridge(useTLS bool, maxConc int) (string, *http.Client,
 // call builds the CALL for request seq of a path.
 func (s *nodeStack) call(pathName string, seq int64) (*wire.Call, string) {
 	want := prompt(pathName, seq)
-	payload, _ := json.Marshal(map[string]any{"model": benchModel, "messages": []chatMessage{{Role: "user", Content: want}}})
+	// The same chat body, built the same way, as the direct and proxy
+	// callers send: what the callers do besides the CALL envelope is equal.
+	payload, _ := json.Marshal(chatRequest{Model: benchModel, Messages: []chatMessage{{Role: "user", Content: want}}})
 	return &wire.Call{
 		TaskID: newUUID(), Intent: wire.IntentChat, Payload: payload,
 		Constraints: wire.Constraints{TimeoutMs: taskTimeoutMs},
@@ -167,8 +169,8 @@ func (s *nodeStack) taskPath(name, base string, client *http.Client) *path {
 	p := &path{name: name}
 	target := base + "/v1/task"
 	p.do = func(ctx context.Context, seq int64) error {
-		call, want := s.call(p.name, seq)
-		body, err := json.Marshal(call)
+		taskID, want := newUUID(), prompt(p.name, seq)
+		body, err := json.Marshal(s.callJSON(taskID, want))
 		if err != nil {
 			return err
 		}
@@ -180,9 +182,36 @@ func (s *nodeStack) taskPath(name, base string, client *http.Client) *path {
 		if werr != nil {
 			return fmt.Errorf("HTTP %d: undecodable RESPONSE: %s", status, werr.Code)
 		}
-		return checkResponse(r, call.TaskID, want)
+		return checkResponse(r, taskID, want)
 	}
 	return p
+}
+
+// benchCallJSON is the CALL s.call builds, in the exact bytes
+// json.Marshal(*wire.Call) gives it (TestCallJSONMatchesWire), encoded in
+// one pass: the payload is a struct, as the direct and proxy callers
+// encode their chat body, not a RawMessage that encoding/json validates
+// and compacts a second time. The caller runs in the benchmark's process,
+// so its encoding cost would otherwise count against the node.
+type benchCallJSON struct {
+	TaskID      string      `json:"task_id"`
+	Intent      string      `json:"intent"`
+	Payload     chatRequest `json:"payload"`
+	Constraints struct {
+		TimeoutMs int `json:"timeout_ms"`
+	} `json:"constraints"`
+	Auth struct {
+		NodeToken string `json:"node_token"`
+	} `json:"auth"`
+}
+
+// callJSON is the CALL of task taskID asking the chat backend for want.
+func (s *nodeStack) callJSON(taskID, want string) *benchCallJSON {
+	c := &benchCallJSON{TaskID: taskID, Intent: wire.IntentChat,
+		Payload: chatRequest{Model: benchModel, Messages: []chatMessage{{Role: "user", Content: want}}}}
+	c.Constraints.TimeoutMs = taskTimeoutMs
+	c.Auth.NodeToken = s.token
+	return c
 }
 
 // checkResponse accepts only a successful RESPONSE to this very task.

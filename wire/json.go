@@ -35,14 +35,17 @@ const (
 // DecodeCallJSON decodes a JSON CALL body (POST /v1/task) and validates it
 // with ValidateCall. Errors are validation_error (422) or payload_too_large
 // (413); messages never echo the input.
-// The common CALL shape is decoded by decodeCallFast; anything else by
+// The common CALL shape is decoded by decodeCallFast in one walk that
+// also makes checkJSON's checks; anything else by checkJSON then
 // encoding/json, with the same result (FuzzDecodeCallFast).
 func DecodeCallJSON(b []byte) (*Call, *Error) {
-	if err := checkJSON(b, MaxCallBytes); err != nil {
-		return nil, err
-	}
 	c := new(Call)
-	if !decodeCallFast(b, c) {
+	// The fast walk checks what checkJSON checks as it goes; whatever it
+	// declines takes the full path, errors included.
+	if len(b) > MaxCallBytes || !decodeCallFast(b, c) {
+		if err := checkJSON(b, MaxCallBytes); err != nil {
+			return nil, err
+		}
 		*c = Call{}
 		if err := json.Unmarshal(b, c); err != nil {
 			return nil, jsonError(err)

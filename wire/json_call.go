@@ -7,24 +7,33 @@ import (
 	"unicode/utf8"
 )
 
-// decodeCallFast decodes a JSON CALL that scanJSON accepted without
+// decodeCallFast decodes a JSON CALL in one walk, without scanJSON's pass,
 // encoding/json's reflection and its second validity pass. It handles the
 // common shape only: member names exactly as declared (or names that cannot
 // match a field), strings without escapes, plain integers, no nulls in
 // typed fields, no billing, no repeated members. Anything else returns
 // ok=false and the caller decodes with encoding/json, so every unusual
-// input keeps that decoder's exact result and error. FuzzDecodeCallFast
-// proves both paths produce equal Calls.
+// input keeps that decoder's exact result and error. The walk accepts
+// only what scanJSON accepts (one object, nothing after it, nesting within
+// MaxNesting, no repeated member name at the top two levels), so the
+// caller need not run scanJSON first. FuzzDecodeCallFast proves both
+// paths produce equal Calls, and that the walk never accepts what
+// scanJSON rejects.
 func decodeCallFast(b []byte, c *Call) bool {
+	if len(b) > MaxCallBytes {
+		return false
+	}
 	r := fastReader{b: b}
 	var seen uint32
-	return r.object(func(name []byte) bool {
+	ok := r.object(func(name []byte) bool {
 		f, ok := callField(name, &seen)
 		if !ok {
 			return false
 		}
 		return r.callMember(f, c)
 	})
+	r.ws()
+	return ok && r.i == len(b)
 }
 
 // Top-level CALL members the fast path knows, as bits of the seen mask.
@@ -210,12 +219,52 @@ func memberBit(name []byte, seen *uint32, names ...string) (uint32, bool) {
 	return 0, true
 }
 
-// fastReader walks JSON that scanJSON accepted (balanced, bounded depth).
-// It re-checks what scanJSON leaves to encoding/json (literal grammar,
-// string escapes), so a value it accepts is one encoding/json accepts.
+// fastReader walks JSON strictly: what it accepts, encoding/json and
+// scanJSON accept (literal grammar, string escapes, nesting within
+// MaxNesting, no repeated member name in an object at depth ≤ 2, compared
+// as raw bytes like scanJSON does).
 type fastReader struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // objects and arrays open around r.i
+	// names holds the member names (bounds in b) of the open objects at
+	// depth 1 and 2, for the repeated-member check.
+	// int32 bounds: a CALL is at most MaxCallBytes (4 MiB); small, as
+	// the walk runs on the request goroutine's stack.
+	names  [2][maxFastNames][2]int32
+	nNames [2]int
+}
+
+// maxFastNames bounds the members of an object at depth ≤ 2 the walk
+// checks for repeats; a larger object is left to scanJSON and
+// encoding/json.
+const maxFastNames = 16
+
+// enter opens an object or array; false beyond MaxNesting.
+func (r *fastReader) enter() bool {
+	r.depth++
+	return r.depth <= MaxNesting
+}
+
+// newName records an object member's name at depth ≤ 2: false if the
+// object already has it, or more members than the walk checks.
+func (r *fastReader) newName(start, end int) bool {
+	if r.depth > 2 {
+		return true
+	}
+	d := r.depth - 1
+	name := r.b[start:end]
+	for _, nb := range r.names[d][:r.nNames[d]] {
+		if string(r.b[nb[0]:nb[1]]) == string(name) {
+			return false
+		}
+	}
+	if r.nNames[d] == maxFastNames {
+		return false
+	}
+	r.names[d][r.nNames[d]] = [2]int32{int32(start), int32(end)}
+	r.nNames[d]++
+	return true
 }
 
 func (r *fastReader) ws() {
@@ -233,19 +282,23 @@ func (r *fastReader) ws() {
 // between the quotes) positioned at the member's value.
 func (r *fastReader) object(member func(name []byte) bool) bool {
 	r.ws()
-	if r.i >= len(r.b) || r.b[r.i] != '{' {
+	if r.i >= len(r.b) || r.b[r.i] != '{' || !r.enter() {
 		return false
+	}
+	if r.depth <= 2 {
+		r.nNames[r.depth-1] = 0
 	}
 	r.i++
 	r.ws()
 	if r.i < len(r.b) && r.b[r.i] == '}' {
 		r.i++
+		r.depth--
 		return true
 	}
 	for {
 		r.ws()
 		start, end, ok := r.rawString()
-		if !ok {
+		if !ok || !r.newName(start, end) {
 			return false
 		}
 		r.ws()
@@ -266,6 +319,7 @@ func (r *fastReader) object(member func(name []byte) bool) bool {
 			r.i++
 		case '}':
 			r.i++
+			r.depth--
 			return true
 		default:
 			return false
@@ -406,8 +460,8 @@ func (r *fastReader) raw() (json.RawMessage, bool) {
 	return append(json.RawMessage(nil), r.b[start:r.i]...), true
 }
 
-// skip consumes one JSON value, checking the grammar encoding/json checks.
-// Depth is bounded by scanJSON, which ran first.
+// skip consumes one JSON value, checking the grammar encoding/json checks
+// and the nesting bound.
 func (r *fastReader) skip() bool {
 	if r.i >= len(r.b) {
 		return false
@@ -431,10 +485,14 @@ func (r *fastReader) skip() bool {
 }
 
 func (r *fastReader) array() bool {
+	if !r.enter() {
+		return false
+	}
 	r.i++ // '['
 	r.ws()
 	if r.i < len(r.b) && r.b[r.i] == ']' {
 		r.i++
+		r.depth--
 		return true
 	}
 	for {
@@ -451,6 +509,7 @@ func (r *fastReader) array() bool {
 			r.i++
 		case ']':
 			r.i++
+			r.depth--
 			return true
 		default:
 			return false

@@ -76,6 +76,35 @@ func TestDecodeCallFastDeclinesUnusual(t *testing.T) {
 	}
 }
 
+// The fast walk runs without scanJSON before it, so it declines what
+// scanJSON rejects, and DecodeCallJSON still answers scanJSON's error.
+func TestDecodeCallFastOwnsScanChecks(t *testing.T) {
+	deep := `{"payload":` + strings.Repeat("[", MaxNesting) + strings.Repeat("]", MaxNesting) + `}`
+	for _, tc := range []struct{ body, msg string }{
+		{deep, "nests deeper than 64 levels"},
+		{`{"payload":{"a":1,"a":2}}`, "repeats an object member"},
+		{`{"x":1,"x":2}`, "repeats an object member"},
+		{`{"constraints":{"x":1,"x":2}}`, "repeats an object member"},
+		{`{"task_id":"a"} {}`, "has trailing data after the JSON object"},
+		{`{"task_id":"a"}]`, "has trailing data after the JSON object"},
+		{`[]`, "must be a JSON object"},
+	} {
+		var got Call
+		if decodeCallFast([]byte(tc.body), &got) {
+			t.Errorf("fast walk accepted %.60s", tc.body)
+		}
+		if _, err := DecodeCallJSON([]byte(tc.body)); err == nil || !strings.HasSuffix(err.Message, tc.msg) {
+			t.Errorf("DecodeCallJSON(%.60s) = %v, want %q", tc.body, err, tc.msg)
+		}
+	}
+	// Repeats deeper than scanJSON looks, and 64 levels, are accepted.
+	ok := `{"payload":{"a":{"b":1,"b":2}},"x":` + strings.Repeat("[", MaxNesting-1) + strings.Repeat("]", MaxNesting-1) + `}`
+	var got Call
+	if !decodeCallFast([]byte(ok), &got) {
+		t.Fatalf("fast walk declined %s", ok)
+	}
+}
+
 // A member repeated past scanJSON's 32-name duplicate window: the fast
 // path declines and encoding/json's merge-into-existing wins.
 func TestDecodeCallFastRepeatedMember(t *testing.T) {
@@ -107,7 +136,10 @@ func FuzzDecodeCallFast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want, wantOK := decodeReflect(b)
 		var got Call
-		if checkJSON(b, MaxCallBytes) == nil && decodeCallFast(b, &got) {
+		if decodeCallFast(b, &got) {
+			if err := checkJSON(b, MaxCallBytes); err != nil && len(b) <= MaxCallBytes {
+				t.Fatalf("fast path accepted what scanJSON rejects (%s): %q", err.Message, b)
+			}
 			if !wantOK {
 				t.Fatalf("fast path accepted what encoding/json rejects: %q", b)
 			}
