@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/meshnode/meshnode/internal/jsonscan"
 	"github.com/meshnode/meshnode/wire"
@@ -40,8 +38,8 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	if n := 224 + len(r.Result) + len(r.TaskID) + len(r.NodeID) + len(r.ModelUsed) + len(r.SessionID) + len(r.CallID); cap(b)-len(b) < n {
 		b = append(make([]byte, 0, len(b)+n), b...)
 	}
-	b = appendString(append(b, `{"task_id":`...), r.TaskID)
-	b = appendString(append(b, `,"status":`...), r.Status)
+	b = jsonscan.AppendString(append(b, `{"task_id":`...), r.TaskID)
+	b = jsonscan.AppendString(append(b, `,"status":`...), r.Status)
 	// Validated and compacted as json.Marshal does for a json.RawMessage;
 	// a result that needs HTML escaping goes to the general encoder.
 	b, ok := jsonscan.AppendCompact(append(b, `,"result":`...), r.Result)
@@ -52,39 +50,25 @@ func appendResponse(b []byte, r *wire.Response) ([]byte, bool) {
 	b = strconv.AppendInt(append(b, `,"tokens_used":`...), r.Metrics.TokensUsed, 10)
 	b = append(b, '}')
 	if r.ModelUsed != "" {
-		b = appendString(append(b, `,"model_used":`...), r.ModelUsed)
+		b = jsonscan.AppendString(append(b, `,"model_used":`...), r.ModelUsed)
 	}
 	if r.GeneratedByAI != nil {
 		b = strconv.AppendBool(append(b, `,"generated_by_ai":`...), *r.GeneratedByAI)
 	}
 	if r.NodeID != "" {
-		b = appendString(append(b, `,"node_id":`...), r.NodeID)
+		b = jsonscan.AppendString(append(b, `,"node_id":`...), r.NodeID)
 	}
 	b = append(b, `,"error":null`...)
 	if r.Code != "" {
-		b = appendString(append(b, `,"code":`...), string(r.Code))
+		b = jsonscan.AppendString(append(b, `,"code":`...), string(r.Code))
 	}
 	if r.SessionID != "" {
-		b = appendString(append(b, `,"session_id":`...), r.SessionID)
+		b = jsonscan.AppendString(append(b, `,"session_id":`...), r.SessionID)
 	}
 	if r.CallID != "" {
-		b = appendString(append(b, `,"call_id":`...), r.CallID)
+		b = jsonscan.AppendString(append(b, `,"call_id":`...), r.CallID)
 	}
 	return append(b, '}'), true
-}
-
-// appendString appends s as json.Marshal encodes a string (HTML-safe
-// escapes, invalid UTF-8 replaced); plain ASCII is copied as is.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			raw, _ := json.Marshal(s) // a string always encodes
-			return append(b, raw...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // responseBufs recycles RESPONSE encoding buffers (writeResponse); one

@@ -40,7 +40,7 @@ var layers = map[string]layer{
 	// The seed wraps the directory server and mirrors its changes into the
 	// event log; replicas apply events to a directory store. federation sits
 	// above directory, never the reverse.
-	"dirbridge/directory/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/retry"}},
+	"dirbridge/directory/federation": {may: []string{"wire", "dirbridge/directory", "internal/httperr", "internal/httpx", "internal/jcs", "internal/jsonscan", "internal/retry"}},
 	// The caller side, once: finders, one attempt loop, one classifier.
 	"route": {may: []string{"wire", "wire/token", "mesh", "dirbridge/dirclient", "dirbridge/httpapi", "internal/breaker", "internal/retry"}},
 	// MCP over Streamable HTTP: tools are intents, every call goes through route.

@@ -4,7 +4,11 @@
 // RESPONSE (AppendCompact). Both agree with encoding/json byte for byte
 // (json.Valid, json.Compact; FuzzValid, FuzzAppendCompact), and
 // AppendCompact declines what it does not handle rather than guess.
+// AppendString and AppendFloat write a string and a float64 exactly as
+// json.Marshal does (FuzzAppendString, FuzzAppendFloat), for the
+// hand-written encoders of the RESPONSE, the backend request and the
+// replicas' liveness digest.
 //
 // jsonscan imports only the standard library and no module package, so
-// node/backend and dirbridge/httpapi can share it.
+// node/backend, dirbridge/httpapi and the federation can share it.
 package jsonscan

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // The payload's top level and the backend request body are small ordered
@@ -129,13 +131,13 @@ func encodeBody(body requestBody) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, f.name)
+		b = jsonscan.AppendString(b, f.name)
 		b = append(b, ':')
 		switch f.kind {
 		case fieldRaw:
 			b = append(b, f.raw...)
 		case fieldString:
-			b = appendJSONString(b, f.str)
+			b = jsonscan.AppendString(b, f.str)
 		case fieldInt:
 			b = strconv.AppendInt(b, f.num, 10)
 		default:

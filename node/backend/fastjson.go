@@ -15,23 +15,6 @@ import (
 // body field by field). Every fast path returns exactly what the general
 // code would, and hands anything unusual back to it.
 
-// appendJSONString appends s as a JSON string, escaping like encoding/json
-// (including its HTML-safe escapes); invalid UTF-8 goes through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	simple := utf8.ValidString(s)
-	for i := 0; simple && i < len(s); i++ {
-		c := s[i]
-		simple = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && c < utf8.RuneSelf
-	}
-	if simple {
-		b = append(b, '"')
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	raw, _ := json.Marshal(s) // a string always encodes
-	return append(b, raw...)
-}
-
 // simpleJSONString returns the content of a JSON string literal that has no
 // escapes and is valid UTF-8 (the common case: role names, ids, model
 // names), without a decoder pass; ok=false means "use json.Unmarshal"
@@ -390,11 +373,11 @@ func appendChatResult(b []byte, r *chatResult) []byte {
 	}
 	b = append(b, '{')
 	if r.ID != "" {
-		b = appendJSONString(append(b, `"id":`...), r.ID)
+		b = jsonscan.AppendString(append(b, `"id":`...), r.ID)
 		b = append(b, ',')
 	}
-	b = appendJSONString(append(b, `"object":`...), r.Object)
-	b = appendJSONString(append(b, `,"model":`...), r.Model)
+	b = jsonscan.AppendString(append(b, `"object":`...), r.Object)
+	b = jsonscan.AppendString(append(b, `,"model":`...), r.Model)
 	b = append(b, `,"choices":[`...)
 	for i, c := range r.Choices {
 		if i > 0 {
@@ -405,13 +388,13 @@ func appendChatResult(b []byte, r *chatResult) []byte {
 			b = append(append(b, `,"message":`...), c.Message...)
 		}
 		if c.Text != nil {
-			b = appendJSONString(append(b, `,"text":`...), *c.Text)
+			b = jsonscan.AppendString(append(b, `,"text":`...), *c.Text)
 		}
 		b = append(b, `,"finish_reason":`...)
 		if c.FinishReason == nil {
 			b = append(b, "null"...)
 		} else {
-			b = appendJSONString(b, *c.FinishReason)
+			b = jsonscan.AppendString(b, *c.FinishReason)
 		}
 		b = append(b, '}')
 	}

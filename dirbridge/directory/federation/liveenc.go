@@ -1,10 +1,10 @@
 package federation
 
 import (
-	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
+
+	"github.com/meshnode/meshnode/internal/jsonscan"
 )
 
 // A liveness digest carries tens of thousands of rows every interval (at
@@ -19,9 +19,9 @@ var errLivenessValue = errors.New("liveness digest: value is not finite")
 // appendLivenessDigest appends d exactly as json.Marshal encodes it.
 func appendLivenessDigest(b []byte, d *LivenessDigest) ([]byte, error) {
 	b = append(b, `{"schema":`...)
-	b = appendJSONString(b, d.Schema)
+	b = jsonscan.AppendString(b, d.Schema)
 	b = append(b, `,"seed_did":`...)
-	b = appendJSONString(b, d.SeedDID)
+	b = jsonscan.AppendString(b, d.SeedDID)
 	b = strconv.AppendInt(append(b, `,"ts_ms":`...), d.TsMs, 10)
 	b = strconv.AppendInt(append(b, `,"head_seq":`...), d.HeadSeq, 10)
 	b = strconv.AppendInt(append(b, `,"since_ms":`...), d.SinceMs, 10)
@@ -45,19 +45,19 @@ func appendLivenessDigest(b []byte, d *LivenessDigest) ([]byte, error) {
 // appendLiveNode appends one row in LiveNode's field order and omitempty rules.
 func appendLiveNode(b []byte, n *LiveNode) ([]byte, error) {
 	b = append(b, `{"node_id":`...)
-	b = appendJSONString(b, n.NodeID)
+	b = jsonscan.AppendString(b, n.NodeID)
 	b = strconv.AppendInt(append(b, `,"last_seen_ms":`...), n.LastSeenMs, 10)
 	b = strconv.AppendBool(append(b, `,"available":`...), n.Available)
-	var err error
+	ok := true
 	if n.Load != nil {
-		if b, err = appendJSONFloat(append(b, `,"load":`...), *n.Load); err != nil {
-			return nil, err
+		if b, ok = jsonscan.AppendFloat(append(b, `,"load":`...), *n.Load); !ok {
+			return nil, errLivenessValue
 		}
 	}
 	b = strconv.AppendInt(append(b, `,"active_jobs":`...), int64(n.ActiveJobs), 10)
 	if n.Reputation != nil {
-		if b, err = appendJSONFloat(append(b, `,"reputation_score":`...), *n.Reputation); err != nil {
-			return nil, err
+		if b, ok = jsonscan.AppendFloat(append(b, `,"reputation_score":`...), *n.Reputation); !ok {
+			return nil, errLivenessValue
 		}
 	}
 	b = strconv.AppendInt(append(b, `,"completed_tasks_count":`...), n.CompletedTasks, 10)
@@ -65,38 +65,4 @@ func appendLiveNode(b []byte, n *LiveNode) ([]byte, error) {
 		b = strconv.AppendInt(append(b, `,"sla_p95_ms":`...), *n.SLAP95Ms, 10)
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONFloat is encoding/json's float64 format: shortest 'f', or 'e'
-// with a trimmed exponent below 1e-6 and from 1e21.
-func appendJSONFloat(b []byte, f float64) ([]byte, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, errLivenessValue
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, nil
-}
-
-// appendJSONString appends s quoted; strings needing any escape (rare
-// here: node ids are UUIDs) go through encoding/json for its exact rules.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
