@@ -158,19 +158,13 @@ func (p *j2c) object(depth int) bool {
 			return false
 		}
 		spans = append(spans, span{k0, k1, len(p.out)})
-		p.ws()
-		if p.pos >= len(p.in) {
+		more, ok := p.sep('}')
+		if !ok {
 			return false
 		}
-		if p.in[p.pos] == ',' {
-			p.pos++
-			continue
+		if !more {
+			break
 		}
-		if p.in[p.pos] != '}' {
-			return false
-		}
-		p.pos++
-		break
 	}
 	if len(spans) > MaxCBORMap {
 		return false
@@ -181,6 +175,24 @@ func (p *j2c) object(depth int) bool {
 	}
 	p.out = insertHead(p.out, start, 5, uint64(len(spans)))
 	return true
+}
+
+// sep reads what follows a member or an element: ',' (more) or the
+// closing byte of its object or array; anything else is not ok.
+func (p *j2c) sep(closing byte) (more, ok bool) {
+	p.ws()
+	if p.pos >= len(p.in) {
+		return false, false
+	}
+	switch p.in[p.pos] {
+	case ',':
+		p.pos++
+		return true, true
+	case closing:
+		p.pos++
+		return false, true
+	}
+	return false, false
 }
 
 func (p *j2c) array(depth int) bool {
@@ -199,19 +211,13 @@ func (p *j2c) array(depth int) bool {
 			return false
 		}
 		n++
-		p.ws()
-		if p.pos >= len(p.in) {
+		more, ok := p.sep(']')
+		if !ok {
 			return false
 		}
-		if p.in[p.pos] == ',' {
-			p.pos++
-			continue
+		if !more {
+			break
 		}
-		if p.in[p.pos] != ']' {
-			return false
-		}
-		p.pos++
-		break
 	}
 	if n > MaxCBORArray {
 		return false
