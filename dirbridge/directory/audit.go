@@ -53,19 +53,11 @@ type auditResult struct {
 // or one beyond the per-target cap of 2 (SYB-06) is acknowledged 202 but
 // suppressed. No report changes outcome-v2 reputation (REP-08).
 func (s *Server) handleAuditReport(w http.ResponseWriter, r *http.Request) {
-	key, now := s.limitKey(r), s.now()
-	if blocked, wait := s.badTokenLimit.Blocked(key, now); blocked {
-		s.metrics.rateLimited.WithLabelValues("audit_report").Inc()
-		httpx.RateLimited(w, "too many invalid node tokens from this source address", wait)
-		return
-	}
-	tok := bearer(r)
-	reporter := s.tokens.verify(s.store.idx, tok)
+	now := s.now()
+	reporter := s.bearerHolder(w, r, now, "audit_report", "too many invalid node tokens from this source address",
+		func(tok string) *entry { return s.tokens.verify(s.store.idx, tok) },
+		wire.NewError(wire.CodeUnauthorized, "audit reports require the reporter's node token"))
 	if reporter == nil {
-		if tok != "" {
-			s.badToken(key, "audit_report", "")
-		}
-		httpx.WriteError(w, wire.NewError(wire.CodeUnauthorized, "audit reports require the reporter's node token"))
 		return
 	}
 	var b auditBody

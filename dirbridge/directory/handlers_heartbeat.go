@@ -100,6 +100,29 @@ func (s *Server) badToken(key, route, nodeID string) {
 	}
 }
 
+// bearerHolder authenticates the request's bearer token with verify
+// under the per-source bad-token lockout: a locked-out source gets 429
+// (lockedOut), a token verify refuses is counted as bad (when one was
+// sent) and gets refused. nil means the answer is written.
+func (s *Server) bearerHolder(w http.ResponseWriter, r *http.Request, now time.Time, route, lockedOut string,
+	verify func(tok string) *entry, refused *wire.Error) *entry {
+	key := s.limitKey(r)
+	if blocked, wait := s.badTokenLimit.Blocked(key, now); blocked {
+		s.metrics.rateLimited.WithLabelValues(route).Inc()
+		httpx.RateLimited(w, lockedOut, wait)
+		return nil
+	}
+	tok := bearer(r)
+	e := verify(tok)
+	if e == nil {
+		if tok != "" {
+			s.badToken(key, route, "")
+		}
+		httpx.WriteError(w, refused)
+	}
+	return e
+}
+
 func (s *Server) hbFail(w http.ResponseWriter, result string, e *wire.Error) {
 	s.metrics.heartbeats.WithLabelValues(result).Inc()
 	httpx.WriteError(w, e)

@@ -123,19 +123,10 @@ type telemetryResult struct {
 // once three independent eligible proxies reported (TEL-QUORUM-01/02,
 // REP-06) and is down-weighted as an outlier (TEL-OUTLIER-01..03).
 func (s *Server) handleTelemetry(w http.ResponseWriter, r *http.Request) {
-	key, now := s.limitKey(r), s.now()
-	if blocked, wait := s.badTokenLimit.Blocked(key, now); blocked {
-		s.metrics.rateLimited.WithLabelValues("telemetry").Inc()
-		httpx.RateLimited(w, "too many invalid tokens from this source address", wait)
-		return
-	}
-	tok := bearer(r)
-	proxy := s.verifyProxyToken(tok)
+	now := s.now()
+	proxy := s.bearerHolder(w, r, now, "telemetry", "too many invalid tokens from this source address", s.verifyProxyToken,
+		wire.NewError(wire.CodeE032, "telemetry requires the proxy_token the directory issued at registration"))
 	if proxy == nil {
-		if tok != "" {
-			s.badToken(key, "telemetry", "")
-		}
-		httpx.WriteError(w, wire.NewError(wire.CodeE032, "telemetry requires the proxy_token the directory issued at registration"))
 		return
 	}
 	var b telemetryBody
