@@ -20,6 +20,13 @@ import (
 // backend, no open mode, no allowlist): what `meshnode up` serves with.
 func startEngineNode(t *testing.T) *testNode {
 	t.Helper()
+	return startEngineNodeClock(t, nil)
+}
+
+// startEngineNodeClock is startEngineNode with the mesh reading clk (nil:
+// the wall clock).
+func startEngineNodeClock(t *testing.T, clk *testClock) *testNode {
+	t.Helper()
 	h := newTestHost(t, false)
 	own, _ := NodeIDOf(h.ID())
 	r, err := backend.NewRouter(backend.Route{Intent: testIntent, Mode: backend.ModeChat, Backend: backend.NewEcho(), Models: []string{"echo-1"}})
@@ -33,6 +40,9 @@ func startEngineNode(t *testing.T) *testNode {
 	m, err := New(h, testConfig("server", true), eng)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if clk != nil {
+		m.now = clk.now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{h: h, m: m, cancel: cancel, done: make(chan error, 1)}

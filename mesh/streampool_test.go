@@ -13,8 +13,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/meshnode/meshnode/node"
-	"github.com/meshnode/meshnode/node/backend"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -157,31 +155,6 @@ type testClock struct{ off atomic.Int64 }
 
 func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
-
-// startEngineNodeClock is startEngineNode with the mesh reading clk.
-func startEngineNodeClock(t *testing.T, clk *testClock) *testNode {
-	t.Helper()
-	h := newTestHost(t, false)
-	own, _ := NodeIDOf(h.ID())
-	r, err := backend.NewRouter(backend.Route{Intent: testIntent, Mode: backend.ModeChat, Backend: backend.NewEcho(), Models: []string{"echo-1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := node.New(node.Config{NodeID: own, MaxConcurrent: 8}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := New(h, testConfig("server", true), eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.now = clk.now
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &testNode{h: h, m: m, cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- m.Serve(ctx) }()
-	t.Cleanup(func() { n.stop(t) })
-	return n
-}
 
 // TestPersistentStream_AuthorisationPerCall: on reused streams every call
 // is authorised on its own, for the stream's authenticated peer: a member's
