@@ -102,21 +102,7 @@ func newLAN(t *testing.T, n int) *lan {
 // stderr and the exit code.
 func (l *lan) exec(t *testing.T, ns string, timeout time.Duration, bin string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, bin}, args...)...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "MESHNODE_HOME=")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		code = -1
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-	}
-	return out.String(), errb.String(), code
+	return runCommand(timeout, "ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 }
 
 // startHelper runs this test binary in namespace ns in helper mode; its

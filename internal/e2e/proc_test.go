@@ -135,9 +135,20 @@ func (p *proc) stop(sig syscall.Signal, within time.Duration) int {
 // run executes a short CLI command and returns stdout and the exit code.
 func run(t *testing.T, bin string, timeout time.Duration, args ...string) (string, int) {
 	t.Helper()
+	out, errb, code := runCommand(timeout, bin, args...)
+	if code != 0 {
+		t.Logf("meshnode %s: exit %d\nstderr: %s", strings.Join(args, " "), code, errb)
+	}
+	return out, code
+}
+
+// runCommand runs name with args (no systemd notify socket, no
+// MESHNODE_HOME from the caller's environment) for at most timeout and
+// returns stdout, stderr and the exit code (-1: it did not exit normally).
+func runCommand(timeout time.Duration, name string, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "MESHNODE_HOME=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -149,10 +160,7 @@ func run(t *testing.T, bin string, timeout time.Duration, args ...string) (strin
 			code = ee.ExitCode()
 		}
 	}
-	if code != 0 {
-		t.Logf("meshnode %s: exit %d\nstderr: %s", strings.Join(args, " "), code, errb.String())
-	}
-	return out.String(), code
+	return out.String(), errb.String(), code
 }
 
 // eventually waits up to within for cond.
